@@ -1,0 +1,63 @@
+"""The domain store: SQLAlchemy 2.0 models, one module per aggregate. Imports nothing above it."""
+
+from models.base import Base
+from models.casework import (
+    Case,
+    CaseLink,
+    Device,
+    Job,
+    JobAllowedExaminer,
+    JobCapability,
+    JobLicencePool,
+    JobPredecessor,
+    JobSkill,
+    JobWorkstationMinutes,
+    TriageFlag,
+)
+from models.lab import Lab, PriorityLevel
+from models.resources import (
+    Absence,
+    Examiner,
+    ExaminerSkill,
+    ExposureLog,
+    LicencePool,
+    MaintenanceWindow,
+    Shift,
+    Workstation,
+    WorkstationCapability,
+)
+from models.schedule import Assignment, ForecastEntry, ScheduleVersion, SolveRun, UnscheduledJob
+from models.security import ApiKey, AuditEvent
+
+__all__ = [
+    "Absence",
+    "ApiKey",
+    "Assignment",
+    "AuditEvent",
+    "Base",
+    "Case",
+    "CaseLink",
+    "Device",
+    "Examiner",
+    "ExaminerSkill",
+    "ExposureLog",
+    "ForecastEntry",
+    "Job",
+    "JobAllowedExaminer",
+    "JobCapability",
+    "JobLicencePool",
+    "JobPredecessor",
+    "JobSkill",
+    "JobWorkstationMinutes",
+    "Lab",
+    "LicencePool",
+    "MaintenanceWindow",
+    "PriorityLevel",
+    "ScheduleVersion",
+    "Shift",
+    "SolveRun",
+    "TriageFlag",
+    "UnscheduledJob",
+    "Workstation",
+    "WorkstationCapability",
+]

@@ -1,0 +1,78 @@
+"""A forensic unit, its priority scheme and its solver settings."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, Timestamps
+
+OBJECTIVES = ("weighted_tardiness", "makespan")
+
+
+class Lab(Timestamps, Base):
+    """One forensic unit. Solver settings live here so each lab tunes its own trade-offs."""
+
+    __tablename__ = "lab"
+    __table_args__ = (
+        CheckConstraint("planning_horizon_days BETWEEN 1 AND 60", name="horizon_range"),
+        CheckConstraint("slot_minutes BETWEEN 1 AND 240", name="slot_range"),
+        CheckConstraint(
+            "weight_tardiness >= 0 AND weight_change >= 0 AND weight_balance >= 0 "
+            "AND weight_continuity >= 0",
+            name="weights_nonneg",
+        ),
+        CheckConstraint("solve_time_limit_seconds BETWEEN 1 AND 3600", name="time_limit_range"),
+        CheckConstraint("frozen_working_days BETWEEN 0 AND 10", name="frozen_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    planning_horizon_days: Mapped[int] = mapped_column(default=10)
+    slot_minutes: Mapped[int] = mapped_column(default=15)
+    frozen_working_days: Mapped[int] = mapped_column(default=1)
+    solve_time_limit_seconds: Mapped[int] = mapped_column(default=60)
+    weight_tardiness: Mapped[int] = mapped_column(default=1)
+    weight_change: Mapped[int] = mapped_column(default=50)
+    weight_balance: Mapped[int] = mapped_column(default=5)
+    weight_continuity: Mapped[int] = mapped_column(default=2)
+
+    priority_levels: Mapped[list[PriorityLevel]] = relationship(
+        back_populates="lab", order_by="PriorityLevel.rank", cascade="all, delete-orphan"
+    )
+
+
+class PriorityLevel(Base):
+    """One level of a lab's triage scheme: its weight drives tardiness, its SLA the due time."""
+
+    __tablename__ = "priority_level"
+    __table_args__ = (
+        UniqueConstraint("lab_id", "code"),
+        UniqueConstraint("lab_id", "rank"),
+        CheckConstraint("weight >= 0 AND weight <= 1000000", name="weight_range"),
+        CheckConstraint("target_start_hours >= 0", name="target_nonneg"),
+        CheckConstraint("rank >= 1", name="rank_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    rank: Mapped[int]  # 1 is the most urgent
+    weight: Mapped[int]
+    target_start_hours: Mapped[int]
+    auto_publish_repair: Mapped[bool] = mapped_column(default=False)
+
+    lab: Mapped[Lab] = relationship(back_populates="priority_levels")
+
+
+# The default scheme (DESIGN.md §3), after the ICAC review-board scale and NCMEC priority 1.
+DEFAULT_PRIORITY_SCHEME: tuple[tuple[str, str, int, int, bool], ...] = (
+    ("P1", "Child at immediate risk", 1000, 24, True),
+    ("P2", "Hands-on abuse / known offender access", 300, 72, True),
+    ("P3", "Producer / distributor network", 100, 14 * 24, False),
+    ("P4", "Possession referral", 30, 60 * 24, False),
+    ("P5", "Informational", 10, 180 * 24, False),
+)

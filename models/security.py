@@ -1,0 +1,49 @@
+"""API keys and the append-only audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, CreatedAt, one_of, utcnow
+
+ROLES = ("admin", "supervisor", "integration", "examiner", "auditor")
+
+
+class ApiKey(CreatedAt, Base):
+    """A client credential. Only a hash of the secret is stored; ``prefix`` identifies the key.
+
+    ``lab_id`` NULL scopes the key to every lab. An examiner key is bound to one examiner.
+    """
+
+    __tablename__ = "api_key"
+    __table_args__ = (one_of("role", ROLES),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    lab_id: Mapped[int | None] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), index=True)
+    examiner_id: Mapped[int | None] = mapped_column(ForeignKey("examiner.id", ondelete="CASCADE"))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who changed what, when. Digests, not contents: the trail itself holds no case detail."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_lab_at", "lab_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    lab_id: Mapped[int | None] = mapped_column(ForeignKey("lab.id", ondelete="SET NULL"))
+    before_digest: Mapped[str | None] = mapped_column(String(64))
+    after_digest: Mapped[str | None] = mapped_column(String(64))

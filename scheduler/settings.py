@@ -1,0 +1,26 @@
+"""Typed settings, read from the environment (prefix ``LABQ_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABQ_", env_file=".env", extra="ignore")
+
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+    database_url: str = "sqlite:///labq.db"
+    embedded_worker: bool = True
+    worker_heartbeat_seconds: int = Field(default=5, ge=1, le=300)
+    worker_stale_after_seconds: int = Field(default=60, ge=5, le=3600)
+    max_run_attempts: int = Field(default=3, ge=1, le=20)
+    max_request_bytes: int = Field(default=5_000_000, ge=1024)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings; tests call ``get_settings.cache_clear()`` after changing the env."""
+    return Settings()
