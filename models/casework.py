@@ -50,7 +50,9 @@ class CaseLink(CreatedAt, Base):
     __tablename__ = "case_link"
     __table_args__ = (CheckConstraint("case_id <> linked_case_id", name="not_self"),)
 
-    case_id: Mapped[int] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"), primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("case.id", ondelete="CASCADE"), primary_key=True
+    )
     linked_case_id: Mapped[int] = mapped_column(
         ForeignKey("case.id", ondelete="CASCADE"), primary_key=True, index=True
     )
@@ -137,9 +139,7 @@ class Job(Timestamps, Base):
     predecessors: Mapped[list[JobPredecessor]] = relationship(
         cascade="all, delete-orphan", foreign_keys="JobPredecessor.job_id"
     )
-    allowed_examiners: Mapped[list[JobAllowedExaminer]] = relationship(
-        cascade="all, delete-orphan"
-    )
+    allowed_examiners: Mapped[list[JobAllowedExaminer]] = relationship(cascade="all, delete-orphan")
     workstation_minutes: Mapped[list[JobWorkstationMinutes]] = relationship(
         cascade="all, delete-orphan"
     )

@@ -15,7 +15,8 @@ ABSENCE_KINDS = ("leave", "training", "counselling", "sick", "court", "other")
 class Examiner(Timestamps, Base):
     """A person who examines devices, with the exposure policy that protects them.
 
-    A cap of NULL means no cap. ``max_severity`` below 3 records an opt-out of the most severe material.
+    A cap of NULL means no cap. ``max_severity`` below 3 records an opt-out of the most severe
+    material.
     """
 
     __tablename__ = "examiner"

@@ -63,7 +63,9 @@ class ScheduleVersion(CreatedAt, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), index=True)
-    solve_run_id: Mapped[int | None] = mapped_column(ForeignKey("solve_run.id", ondelete="SET NULL"))
+    solve_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("solve_run.id", ondelete="SET NULL")
+    )
     epoch: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     objective: Mapped[int | None]

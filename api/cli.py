@@ -1,0 +1,71 @@
+"""The `labq` command line: the face supervisors and operators use."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import typer
+from rich.console import Console
+
+from scheduler.errors import DomainError
+from scheduler.settings import get_settings
+
+app = typer.Typer(help="labq: forensic lab queue scheduler.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Migrate the configured database (LABQ_DATABASE_URL) to the latest schema."""
+    from scheduler.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    console.print(f"database at {revision}: {_redact(url)}")
+
+
+@app.command()
+def demo() -> None:
+    """Seed a realistic demo lab into the configured database and print what is there."""
+    from scheduler.db import session_scope
+    from scheduler.demo import seed_demo
+    from scheduler.migrate import upgrade
+
+    started = time.perf_counter()
+    url = get_settings().database_url
+    upgrade(url)
+    try:
+        with session_scope() as session:
+            summary = seed_demo(session)
+    except DomainError as exc:
+        raise fail(exc.detail) from None
+    verb = "seeded" if summary.created else "already seeded, nothing added to"
+    console.print(
+        f"[bold]labq demo[/bold]: {verb} lab [cyan]{summary.lab}[/cyan] in {_redact(url)}"
+    )
+    console.print(
+        f"  {summary.examiners} examiners, {summary.workstations} workstations, "
+        f"{summary.cases} cases, {summary.devices} devices, {summary.jobs} jobs"
+    )
+    console.print(f"  done in {time.perf_counter() - started:.1f} s")
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    app()

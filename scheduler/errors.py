@@ -1,0 +1,48 @@
+"""Typed domain errors. The API renders each as RFC 9457 problem+json; the CLI as one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error a caller can act on. ``status`` is the HTTP status it maps to."""
+
+    status = 400
+    title = "Bad request"
+    type = "about:blank"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+    type = "https://labq.dev/problems/not-found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+    type = "https://labq.dev/problems/conflict"
+
+
+class Invalid(DomainError):
+    status = 422
+    title = "Invalid value"
+    type = "https://labq.dev/problems/invalid"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    title = "Precondition failed"
+    type = "https://labq.dev/problems/precondition-failed"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+    type = "https://labq.dev/problems/forbidden"

@@ -1,0 +1,316 @@
+"""Cases, devices and jobs: the work the lab has to do. Upserts are keyed by external reference so
+a case-management system can push the same payload twice without duplicating anything."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import (
+    Case,
+    CaseLink,
+    Device,
+    Examiner,
+    Job,
+    JobAllowedExaminer,
+    JobCapability,
+    JobLicencePool,
+    JobPredecessor,
+    JobSkill,
+    JobWorkstationMinutes,
+    Lab,
+    TriageFlag,
+    Workstation,
+)
+from scheduler.errors import Conflict, Invalid, NotFound
+from scheduler.services import audit
+from scheduler.services.integrity import flush
+from scheduler.services.labs import get_level
+from scheduler.services.resources import get_examiner, get_pool, get_workstation
+
+JOB_EFFORT = ("stage", "attended_minutes", "machine_minutes", "exposure_minutes", "severity")
+
+
+def get_case(session: Session, lab: Lab, external_ref: str) -> Case:
+    case = session.scalar(
+        select(Case).where(Case.lab_id == lab.id, Case.external_ref == external_ref)
+    )
+    if case is None:
+        raise NotFound(f"case {external_ref!r} does not exist in lab {lab.code!r}")
+    return case
+
+
+def upsert_case(
+    session: Session,
+    lab: Lab,
+    *,
+    actor: str,
+    external_ref: str,
+    priority: str,
+    received_at: datetime,
+    legal_deadline_at: datetime | None = None,
+    status: str = "open",
+    note: str | None = None,
+) -> Case:
+    level = get_level(session, lab, priority)
+    case = session.scalar(
+        select(Case).where(Case.lab_id == lab.id, Case.external_ref == external_ref)
+    )
+    before = audit.state_of(case) if case is not None else None
+    if case is None:
+        case = Case(lab_id=lab.id, external_ref=external_ref)
+        session.add(case)
+    case.priority_level_id = level.id
+    case.received_at, case.legal_deadline_at = received_at, legal_deadline_at
+    case.status, case.note = status, note
+    flush(session)
+    after = audit.state_of(case)
+    if before != after:
+        audit.record(
+            session,
+            actor=actor,
+            action="case.upsert",
+            entity_type="case",
+            entity_id=case.id,
+            lab_id=lab.id,
+            before=before,
+            after=after,
+        )
+    return case
+
+
+def upsert_device(
+    session: Session,
+    case: Case,
+    *,
+    actor: str,
+    external_ref: str,
+    kind: str,
+    arrived_at: datetime,
+    size_gb: int | None = None,
+    locked: bool = False,
+) -> Device:
+    device = session.scalar(
+        select(Device).where(Device.case_id == case.id, Device.external_ref == external_ref)
+    )
+    before = audit.state_of(device) if device is not None else None
+    if device is None:
+        device = Device(case_id=case.id, external_ref=external_ref)
+        session.add(device)
+    device.kind, device.arrived_at, device.size_gb, device.locked = (
+        kind,
+        arrived_at,
+        size_gb,
+        locked,
+    )
+    flush(session)
+    after = audit.state_of(device)
+    if before != after:
+        audit.record(
+            session,
+            actor=actor,
+            action="device.upsert",
+            entity_type="device",
+            entity_id=device.id,
+            lab_id=case.lab_id,
+            before=before,
+            after=after,
+        )
+    return device
+
+
+def _reachable(session: Session, start: Iterable[int], target: int) -> bool:
+    """Whether ``target`` is among the transitive predecessors of the jobs in ``start``."""
+    seen: set[int] = set()
+    frontier = list(start)
+    while frontier:
+        job_id = frontier.pop()
+        if job_id == target:
+            return True
+        if job_id in seen:
+            continue
+        seen.add(job_id)
+        frontier.extend(
+            session.scalars(
+                select(JobPredecessor.predecessor_id).where(JobPredecessor.job_id == job_id)
+            )
+        )
+    return False
+
+
+def upsert_job(
+    session: Session,
+    device: Device,
+    *,
+    actor: str,
+    external_ref: str,
+    stage: str,
+    attended_minutes: int = 0,
+    machine_minutes: int = 0,
+    exposure_minutes: int = 0,
+    severity: int = 0,
+    skills: Iterable[str] = (),
+    capabilities: Iterable[str] = (),
+    pools: Iterable[str] = (),
+    after: Sequence[Job] = (),
+    allowed_examiners: Iterable[str] = (),
+    workstation_minutes: Mapping[str, int] | None = None,
+) -> Job:
+    """Create or update one job; ``after`` are the jobs that must finish before it starts."""
+    lab = session.get(Lab, device.case.lab_id)
+    assert lab is not None
+    job = session.scalar(
+        select(Job).where(Job.device_id == device.id, Job.external_ref == external_ref)
+    )
+    before = audit.state_of(job) if job is not None else None
+    if job is None:
+        job = Job(lab_id=lab.id, device_id=device.id, external_ref=external_ref)
+        session.add(job)
+    job.stage, job.attended_minutes, job.machine_minutes = stage, attended_minutes, machine_minutes
+    job.exposure_minutes, job.severity = exposure_minutes, severity
+    job.skills = [JobSkill(skill=s) for s in sorted(set(skills))]
+    job.capabilities = [JobCapability(capability=c) for c in sorted(set(capabilities))]
+    job.pools = [JobLicencePool(pool_id=get_pool(session, lab, p).id) for p in sorted(set(pools))]
+    job.allowed_examiners = [
+        JobAllowedExaminer(examiner_id=get_examiner(session, lab, e).id)
+        for e in sorted(set(allowed_examiners))
+    ]
+    job.workstation_minutes = [
+        JobWorkstationMinutes(
+            workstation_id=get_workstation(session, lab, ws).id, machine_minutes=minutes
+        )
+        for ws, minutes in sorted((workstation_minutes or {}).items())
+    ]
+    flush(session)
+    for predecessor in after:
+        if predecessor.lab_id != lab.id:
+            raise Invalid(f"job {external_ref!r} cannot wait for a job of another lab")
+    predecessor_ids = sorted({p.id for p in after})
+    if job.id in predecessor_ids or _reachable(session, predecessor_ids, job.id):
+        raise Invalid(f"job {external_ref!r}: predecessors would form a cycle", field="after")
+    job.predecessors = [JobPredecessor(predecessor_id=p) for p in predecessor_ids]
+    flush(session)
+    state = audit.state_of(job)
+    if before != state:
+        audit.record(
+            session,
+            actor=actor,
+            action="job.upsert",
+            entity_type="job",
+            entity_id=job.id,
+            lab_id=lab.id,
+            before=before,
+            after=state,
+        )
+    return job
+
+
+def link_cases(
+    session: Session, case: Case, other: Case, *, actor: str, reason: str | None = None
+) -> CaseLink:
+    if case.lab_id != other.lab_id:
+        raise Invalid("cases of different labs cannot be linked")
+    if case.id == other.id:
+        raise Invalid("a case cannot be linked to itself")
+    a, b = sorted((case.id, other.id))
+    if session.get(CaseLink, (a, b)) is not None:
+        raise Conflict(f"cases {case.external_ref!r} and {other.external_ref!r} are already linked")
+    link = CaseLink(case_id=a, linked_case_id=b, reason=reason)
+    session.add(link)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="case.link",
+        entity_type="case_link",
+        entity_id=f"{a}-{b}",
+        lab_id=case.lab_id,
+        after=audit.state_of(link),
+    )
+    return link
+
+
+def add_flag(
+    session: Session, case: Case, *, actor: str, kind: str, note: str | None = None
+) -> TriageFlag:
+    flag = TriageFlag(case_id=case.id, kind=kind, note=note)
+    session.add(flag)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="case.flag",
+        entity_type="triage_flag",
+        entity_id=flag.id,
+        lab_id=case.lab_id,
+        after=audit.state_of(flag),
+    )
+    return flag
+
+
+def pin_job(
+    session: Session,
+    job: Job,
+    *,
+    actor: str,
+    start: datetime,
+    examiner: Examiner | None,
+    workstation: Workstation | None,
+) -> Job:
+    """Fix a job's examiner, workstation and start: the solver keeps it exactly."""
+    for resource, what in ((examiner, "examiner"), (workstation, "workstation")):
+        if resource is not None and resource.lab_id != job.lab_id:
+            raise Invalid(f"the {what} belongs to another lab")
+    if job.status in ("done", "cancelled"):
+        raise Conflict(f"job {job.external_ref!r} is {job.status} and cannot be pinned")
+    before = audit.state_of(job)
+    job.pin_examiner_id = examiner.id if examiner else None
+    job.pin_workstation_id = workstation.id if workstation else None
+    job.pin_start_at = start
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="job.pin",
+        entity_type="job",
+        entity_id=job.id,
+        lab_id=job.lab_id,
+        before=before,
+        after=audit.state_of(job),
+    )
+    return job
+
+
+_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "pending": ("scheduled", "in_progress", "on_hold", "cancelled", "done"),
+    "scheduled": ("pending", "in_progress", "on_hold", "cancelled", "done"),
+    "in_progress": ("done", "on_hold", "cancelled"),
+    "on_hold": ("pending", "cancelled"),
+    "done": (),
+    "cancelled": (),
+}
+
+
+def set_job_status(session: Session, job: Job, *, actor: str, status: str) -> Job:
+    """Move a job through its life cycle; impossible moves are conflicts, not silent no-ops."""
+    if status not in _TRANSITIONS:
+        raise Invalid(f"unknown job status {status!r}")
+    if status != job.status and status not in _TRANSITIONS[job.status]:
+        raise Conflict(f"job {job.external_ref!r} cannot go from {job.status} to {status}")
+    before = audit.state_of(job)
+    job.status = status
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action=f"job.{status}",
+        entity_type="job",
+        entity_id=job.id,
+        lab_id=job.lab_id,
+        before=before,
+        after=audit.state_of(job),
+    )
+    return job

@@ -1,0 +1,247 @@
+"""Examiners (skills, shifts, absences, exposure), workstations and licence pools."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import (
+    Absence,
+    Examiner,
+    ExaminerSkill,
+    ExposureLog,
+    Lab,
+    LicencePool,
+    MaintenanceWindow,
+    Shift,
+    Workstation,
+    WorkstationCapability,
+)
+from scheduler.errors import Invalid, NotFound
+from scheduler.services import audit
+from scheduler.services.integrity import flush
+
+EXPOSURE_POLICY = (
+    "daily_cap_minutes",
+    "severe_daily_cap_minutes",
+    "weekly_cap_minutes",
+    "exposure_cutoff",
+    "max_severity",
+)
+EXAMINER_FIELDS = ("display_name", "active", *EXPOSURE_POLICY)
+
+
+def _labels(values: Iterable[str], what: str) -> list[str]:
+    labels = sorted({v.strip() for v in values})
+    if any(not v for v in labels):
+        raise Invalid(f"{what} must not be blank")
+    return labels
+
+
+def get_examiner(session: Session, lab: Lab, external_ref: str) -> Examiner:
+    examiner = session.scalar(
+        select(Examiner).where(Examiner.lab_id == lab.id, Examiner.external_ref == external_ref)
+    )
+    if examiner is None:
+        raise NotFound(f"examiner {external_ref!r} does not exist in lab {lab.code!r}")
+    return examiner
+
+
+def upsert_examiner(
+    session: Session,
+    lab: Lab,
+    *,
+    actor: str,
+    external_ref: str,
+    skills: Iterable[str] | None = None,
+    shifts: Iterable[tuple[int, time, time]] | None = None,
+    **fields: Any,
+) -> Examiner:
+    """Create or update an examiner by reference; ``shifts`` replaces the weekly pattern."""
+    unknown = set(fields) - set(EXAMINER_FIELDS)
+    if unknown:
+        raise Invalid(f"unknown examiner fields: {', '.join(sorted(unknown))}")
+    examiner = session.scalar(
+        select(Examiner).where(Examiner.lab_id == lab.id, Examiner.external_ref == external_ref)
+    )
+    before = audit.state_of(examiner) if examiner is not None else None
+    if examiner is None:
+        examiner = Examiner(lab_id=lab.id, external_ref=external_ref)
+        fields.setdefault("display_name", external_ref)
+        session.add(examiner)
+    for key, value in fields.items():
+        setattr(examiner, key, value)
+    if skills is not None:
+        examiner.skills = [ExaminerSkill(skill=s) for s in _labels(skills, "skill")]
+    if shifts is not None:
+        blocks = sorted(shifts)
+        for (day_a, _, end_a), (day_b, start_b, _) in zip(blocks, blocks[1:], strict=False):
+            if day_a == day_b and start_b < end_a:
+                raise Invalid(f"shifts overlap on weekday {day_a}", field="shifts")
+        examiner.shifts = [Shift(weekday=d, starts=s, ends=e) for d, s, e in blocks]
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="examiner.upsert",
+        entity_type="examiner",
+        entity_id=examiner.id,
+        lab_id=lab.id,
+        before=before,
+        after=audit.state_of(examiner),
+    )
+    return examiner
+
+
+def add_absence(
+    session: Session,
+    examiner: Examiner,
+    *,
+    actor: str,
+    kind: str,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> Absence:
+    absence = Absence(examiner_id=examiner.id, kind=kind, starts_at=starts_at, ends_at=ends_at)
+    session.add(absence)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="absence.create",
+        entity_type="absence",
+        entity_id=absence.id,
+        lab_id=examiner.lab_id,
+        after=audit.state_of(absence),
+    )
+    return absence
+
+
+def log_exposure(
+    session: Session, examiner: Examiner, *, actor: str, day: date, minutes: int, severity: int
+) -> ExposureLog:
+    entry = ExposureLog(examiner_id=examiner.id, day=day, minutes=minutes, severity=severity)
+    session.add(entry)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="exposure_log.create",
+        entity_type="exposure_log",
+        entity_id=entry.id,
+        lab_id=examiner.lab_id,
+        after=audit.state_of(entry),
+    )
+    return entry
+
+
+def get_workstation(session: Session, lab: Lab, external_ref: str) -> Workstation:
+    workstation = session.scalar(
+        select(Workstation).where(
+            Workstation.lab_id == lab.id, Workstation.external_ref == external_ref
+        )
+    )
+    if workstation is None:
+        raise NotFound(f"workstation {external_ref!r} does not exist in lab {lab.code!r}")
+    return workstation
+
+
+def upsert_workstation(
+    session: Session,
+    lab: Lab,
+    *,
+    actor: str,
+    external_ref: str,
+    capabilities: Iterable[str] | None = None,
+    **fields: Any,
+) -> Workstation:
+    unknown = set(fields) - {"name", "capacity", "active"}
+    if unknown:
+        raise Invalid(f"unknown workstation fields: {', '.join(sorted(unknown))}")
+    workstation = session.scalar(
+        select(Workstation).where(
+            Workstation.lab_id == lab.id, Workstation.external_ref == external_ref
+        )
+    )
+    before = audit.state_of(workstation) if workstation is not None else None
+    if workstation is None:
+        workstation = Workstation(lab_id=lab.id, external_ref=external_ref)
+        fields.setdefault("name", external_ref)
+        session.add(workstation)
+    for key, value in fields.items():
+        setattr(workstation, key, value)
+    if capabilities is not None:
+        workstation.capabilities = [
+            WorkstationCapability(capability=c) for c in _labels(capabilities, "capability")
+        ]
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="workstation.upsert",
+        entity_type="workstation",
+        entity_id=workstation.id,
+        lab_id=lab.id,
+        before=before,
+        after=audit.state_of(workstation),
+    )
+    return workstation
+
+
+def add_maintenance(
+    session: Session,
+    workstation: Workstation,
+    *,
+    actor: str,
+    starts_at: datetime,
+    ends_at: datetime,
+) -> MaintenanceWindow:
+    window = MaintenanceWindow(workstation_id=workstation.id, starts_at=starts_at, ends_at=ends_at)
+    session.add(window)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="maintenance.create",
+        entity_type="maintenance_window",
+        entity_id=window.id,
+        lab_id=workstation.lab_id,
+        after=audit.state_of(window),
+    )
+    return window
+
+
+def get_pool(session: Session, lab: Lab, name: str) -> LicencePool:
+    pool = session.scalar(
+        select(LicencePool).where(LicencePool.lab_id == lab.id, LicencePool.name == name)
+    )
+    if pool is None:
+        raise NotFound(f"licence pool {name!r} does not exist in lab {lab.code!r}")
+    return pool
+
+
+def upsert_pool(session: Session, lab: Lab, *, actor: str, name: str, capacity: int) -> LicencePool:
+    pool = session.scalar(
+        select(LicencePool).where(LicencePool.lab_id == lab.id, LicencePool.name == name)
+    )
+    before = audit.state_of(pool) if pool is not None else None
+    if pool is None:
+        pool = LicencePool(lab_id=lab.id, name=name, capacity=capacity)
+        session.add(pool)
+    pool.capacity = capacity
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="licence_pool.upsert",
+        entity_type="licence_pool",
+        entity_id=pool.id,
+        lab_id=lab.id,
+        before=before,
+        after=audit.state_of(pool),
+    )
+    return pool
