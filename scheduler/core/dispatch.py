@@ -1,0 +1,703 @@
+"""Dispatch baselines: the list-scheduling policies labs use today (DESIGN.md §4 construction).
+
+Each policy keeps a ready list (jobs whose present predecessors are all placed) and repeatedly takes
+the most pressing ready job by its rule, placing it at the earliest end it can get from any eligible
+examiner / workstation pair that honours every hard rule of DESIGN.md §3:
+
+- ``fifo``: release, then the order in which jobs were received (snapshot order);
+- ``priority``: weight descending, then FIFO (strict priority, as most labs run their queue);
+- ``wsjf``: weight / minimum duration descending (weighted shortest job first), then FIFO.
+
+Pins and frozen published assignments are placed first, exactly. Jobs that cannot be placed inside
+the horizon are returned as unscheduled with a reason code and a detail a supervisor understands.
+
+The plans are valid by construction (the verifier checks them in every test), fast enough to be the
+first plan of every solve, and the baselines every benchmark compares the optimizer against.
+Resources are kept as sorted free-segment lists (``calendar.FreeList``), never per-minute arrays.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .calendar import Calendar, FreeList, Lanes, normalise
+from .eligibility import caps_allow, examiner_can_take, workstation_can_take
+from .objective import plan_objective
+from .plan import (
+    EXPOSURE_CAPS,
+    FEASIBLE,
+    HORIZON_FULL,
+    NO_ELIGIBLE_EXAMINER,
+    NO_ELIGIBLE_WORKSTATION,
+    PIN_CONFLICT,
+    PREDECESSOR_UNSCHEDULED,
+    RELEASED_AFTER_HORIZON,
+    Assignment,
+    Plan,
+    Unscheduled,
+)
+from .snapshot import Examiner, Job, Snapshot, Workstation
+
+logger = logging.getLogger(__name__)
+
+POLICIES = ("fifo", "priority", "wsjf")
+
+# A ready job's sort key: smaller is dispatched first.
+PolicyKey = Callable[[Job, int], tuple[float, ...]]
+
+
+def _fifo_key(job: Job, order: int) -> tuple[float, ...]:
+    return (job.release, order)
+
+
+def _priority_key(job: Job, order: int) -> tuple[float, ...]:
+    return (-job.weight, job.release, order)
+
+
+def _wsjf_key(job: Job, order: int) -> tuple[float, ...]:
+    return (-job.weight / max(job.min_duration, 1), job.release, order)
+
+
+POLICY_KEYS: dict[str, PolicyKey] = {
+    "fifo": _fifo_key,
+    "priority": _priority_key,
+    "wsjf": _wsjf_key,
+}
+
+
+def workstation_occupancy(job: Job, workstation: str | None) -> int:
+    """Minutes a job holds its workstation from its start: its machine part (as verify reads it)."""
+    return job.machine_on(workstation)
+
+
+@dataclass
+class ExaminerState:
+    """One examiner's remaining free time and exposure budget during a dispatch."""
+
+    examiner: Examiner
+    index: int
+    free: FreeList
+    exposure_windows: FreeList
+    day_used: dict[int, int] = field(default_factory=dict)
+    severe_used: dict[int, int] = field(default_factory=dict)
+    week_used: dict[int, int] = field(default_factory=dict)
+    exposure_planned: int = 0
+
+
+@dataclass
+class WorkstationState:
+    workstation: Workstation
+    index: int
+    lanes: Lanes
+
+
+class Board:
+    """The resources of one snapshot and what has been reserved on them so far.
+
+    Shared by the dispatch policies and the recommendation call: ``earliest_examiner`` and
+    ``fit`` answer "when could this job start here", ``reserve`` commits a placement.
+    """
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        h = snapshot.horizon
+        self.days = Calendar(snapshot.days)
+        self.weeks = Calendar(snapshot.weeks)
+        self.examiners: dict[str, ExaminerState] = {}
+        for i, e in enumerate(snapshot.examiners):
+            windows = e.exposure.windows or e.available
+            self.examiners[e.id] = ExaminerState(
+                examiner=e,
+                index=i,
+                free=FreeList(normalise(e.available, 0, h)),
+                exposure_windows=FreeList(normalise(windows, 0, h)),
+                day_used=logged_by_day(e),
+                week_used=logged_by_week(snapshot, e),
+            )
+        self.workstations: dict[str, WorkstationState] = {
+            w.id: WorkstationState(w, i, Lanes(w.capacity, normalise(w.available, 0, h)))
+            for i, w in enumerate(snapshot.workstations)
+        }
+        self.pools: dict[str, Lanes] = {p.id: Lanes(p.capacity, [(0, h)]) for p in snapshot.pools}
+
+    # -- exposure ---------------------------------------------------------------------------
+
+    def exposure_block(self, st: ExaminerState, job: Job, start: int) -> int | None:
+        """None if the caps allow the job to start at ``start``; else the next time worth trying.
+
+        A job counts against the day and week in which it starts; a start outside every listed
+        day or week takes no exposure work (there is no cap to count it against safely).
+        """
+        policy = st.examiner.exposure
+        d = self.days.index(start)
+        w = self.weeks.index(start)
+        if d is None or w is None:
+            nxt = self.days.next_start(start) if d is None else self.weeks.next_start(start)
+            return nxt if nxt is not None else self.snapshot.horizon
+        x = job.exposure
+        day_end = self.snapshot.days[d][1]
+        if policy.daily_cap is not None and st.day_used.get(d, 0) + x > policy.daily_cap:
+            return day_end
+        if (
+            job.severity >= 3
+            and policy.severe_daily_cap is not None
+            and st.severe_used.get(d, 0) + x > policy.severe_daily_cap
+        ):
+            return day_end
+        if policy.weekly_cap is not None and st.week_used.get(w, 0) + x > policy.weekly_cap:
+            return self.snapshot.weeks[w][1]
+        return None
+
+    def earliest_examiner(
+        self, st: ExaminerState, job: Job, t: int, use_caps: bool = True
+    ) -> int | None:
+        """Earliest start >= t at which this examiner could do the job's attended part."""
+        length = job.attended
+        horizon = self.snapshot.horizon
+        while t < horizon:
+            s = st.free.earliest(t, length)
+            if s is None:
+                return None
+            if job.exposure <= 0:
+                return s
+            s2 = st.exposure_windows.earliest(s, length)
+            if s2 is None:
+                return None
+            if s2 != s:
+                t = s2
+                continue
+            if use_caps:
+                nxt = self.exposure_block(st, job, s)
+                if nxt is not None:
+                    t = max(nxt, s + 1)
+                    continue
+            return s
+        return None
+
+    # -- placement --------------------------------------------------------------------------
+
+    def fit(
+        self,
+        job: Job,
+        ex: ExaminerState | None,
+        ws: WorkstationState | None,
+        t: int,
+        limit: int,
+        use_caps: bool = True,
+    ) -> int | None:
+        """Earliest common start >= t on the examiner, workstation and pools, ending by ``limit``.
+
+        Each resource answers "earliest start >= s that suits me"; iterating them to a fixed point
+        gives the earliest start that suits all of them at once.
+        """
+        wid = ws.workstation.id if ws is not None else None
+        duration = job.duration_on(wid)
+        occupancy = workstation_occupancy(job, wid)
+        pools = [self.pools[p] for p in job.pools]
+        s: int | None = t
+        while s is not None:
+            if s + duration > limit:
+                return None
+            s0 = s
+            if ex is not None:
+                s = self.earliest_examiner(ex, job, s, use_caps)
+                if s is None:
+                    return None
+            if ws is not None:
+                s = ws.lanes.earliest(s, occupancy)
+                if s is None:
+                    return None
+            for pool in pools:
+                s = pool.earliest(s, duration)
+                if s is None:
+                    return None
+            if s == s0:
+                return s
+        return None
+
+    def problem(self, job: Job, examiner: str | None, workstation: str | None, start: int) -> str:
+        """Why a given placement breaks a hard rule right now ("" if it does not).
+
+        Used for pins and frozen assignments, which must be kept exactly or not at all; the
+        precedence rule is checked separately, once the predecessors are placed.
+        """
+        end = start + job.duration_on(workstation)
+        if start < job.release:
+            return f"starts at {_minutes(start)}, before its release at {_minutes(job.release)}"
+        if start < 0 or end > self.snapshot.horizon:
+            return "runs outside the horizon"
+        if job.needs_examiner:
+            st = self.examiners.get(examiner) if examiner is not None else None
+            if st is None:
+                return "needs an examiner but none (or an unknown one) is given"
+            e = st.examiner
+            if not job.skills <= e.skills:
+                return f"{e.id} lacks skills {'+'.join(sorted(job.skills - e.skills))}"
+            if job.examiners is not None and e.id not in job.examiners:
+                return f"{e.id} is not on the job's examiner list"
+            if not st.free.fits(start, job.attended):
+                return f"{e.id} is not available or already busy then"
+            if job.exposure > 0:
+                if job.severity > e.exposure.max_severity:
+                    return f"severity {job.severity} is above {e.id}'s limit"
+                if not st.exposure_windows.fits(start, job.attended):
+                    return f"outside {e.id}'s exposure window"
+                if self.exposure_block(st, job, start) is not None:
+                    return f"{e.id}'s exposure caps would be exceeded"
+        elif examiner is not None:
+            return "has no attended part but an examiner is given"
+        if job.needs_workstation:
+            ws = self.workstations.get(workstation) if workstation is not None else None
+            if ws is None:
+                return "needs a workstation but none (or an unknown one) is given"
+            if not workstation_can_take(job, ws.workstation):
+                return f"{ws.workstation.id} cannot run it"
+            occupancy = workstation_occupancy(job, workstation)
+            if ws.lanes.earliest(start, occupancy) != start:
+                return f"{ws.workstation.id} is not available or at capacity then"
+        elif workstation is not None:
+            return "has no machine part but a workstation is given"
+        for p in job.pools:
+            pool = self.pools.get(p)
+            if pool is None or pool.earliest(start, end - start) != start:
+                return f"licence pool {p} is at capacity then"
+        return ""
+
+    def reserve(self, job: Job, examiner: str | None, workstation: str | None, start: int) -> None:
+        """Commit a placement (already checked by ``fit`` or ``problem``)."""
+        end = start + job.duration_on(workstation)
+        if examiner is not None and job.needs_examiner:
+            st = self.examiners[examiner]
+            st.free.reserve(start, start + job.attended)
+            if job.exposure > 0:
+                self._charge_exposure(st, job, start)
+        if workstation is not None and job.needs_workstation:
+            occupancy = workstation_occupancy(job, workstation)
+            self.workstations[workstation].lanes.reserve(start, start + occupancy)
+        for p in job.pools:
+            self.pools[p].reserve(start, end)
+
+    def _charge_exposure(self, st: ExaminerState, job: Job, start: int) -> None:
+        d = self.days.index(start)
+        w = self.weeks.index(start)
+        if d is not None:
+            st.day_used[d] = st.day_used.get(d, 0) + job.exposure
+            if job.severity >= 3:
+                st.severe_used[d] = st.severe_used.get(d, 0) + job.exposure
+        if w is not None:
+            st.week_used[w] = st.week_used.get(w, 0) + job.exposure
+        st.exposure_planned += job.exposure
+
+
+def logged_by_day(examiner: Examiner) -> dict[int, int]:
+    """Exposure minutes already logged per day index (they count against the daily cap)."""
+    return {d: m for d, m in examiner.exposure.used_by_day.items() if m}
+
+
+def logged_by_week(snapshot: Snapshot, examiner: Examiner) -> dict[int, int]:
+    """Exposure minutes already logged per week index: ``used_this_week`` goes to the first
+    week, each ``used_by_day`` entry to the week its day starts in."""
+    weeks = Calendar(snapshot.weeks)
+    logged: dict[int, int] = {}
+    policy = examiner.exposure
+    if policy.used_this_week and snapshot.weeks:
+        logged[0] = policy.used_this_week
+    for d, m in policy.used_by_day.items():
+        if m and 0 <= d < len(snapshot.days):
+            w = weeks.index(snapshot.days[d][0])
+            if w is not None:
+                logged[w] = logged.get(w, 0) + m
+    return logged
+
+
+def fixed_placements(snapshot: Snapshot) -> dict[str, tuple[str | None, str | None, int, str]]:
+    """Placements that must be kept exactly: pins, and published assignments that start before
+    ``frozen_until`` (a pin governs when a job has both).
+
+    Returns job id -> (examiner, workstation, start, "pin" | "frozen"), pins first.
+    """
+    fixed: dict[str, tuple[str | None, str | None, int, str]] = {}
+    for job in snapshot.jobs:
+        if job.pin is not None:
+            fixed[job.id] = (job.pin.examiner, job.pin.workstation, job.pin.start, "pin")
+    present = {j.id for j in snapshot.jobs}
+    for prev in snapshot.previous:
+        if prev.job in present and prev.job not in fixed and prev.start < snapshot.frozen_until:
+            fixed[prev.job] = (prev.examiner, prev.workstation, prev.start, "frozen")
+    return fixed
+
+
+def _minutes(t: int) -> str:
+    """A time in minutes from the epoch as 'day N hh:mm' for details a supervisor can read."""
+    day, rest = divmod(t, 1440)
+    return f"day {day} +{rest // 60:02d}:{rest % 60:02d}"
+
+
+class _Dispatcher:
+    def __init__(self, snapshot: Snapshot, key: PolicyKey) -> None:
+        self.snapshot = snapshot
+        self.key = key
+        self.board = Board(snapshot)
+        self.jobs = {j.id: j for j in snapshot.jobs}
+        self.order = {j.id: i for i, j in enumerate(snapshot.jobs)}
+        self.preds: dict[str, list[str]] = {}
+        self.succs: dict[str, list[str]] = {j.id: [] for j in snapshot.jobs}
+        for j in snapshot.jobs:
+            ps = list(dict.fromkeys(p for p in j.after if p in self.jobs and p != j.id))
+            self.preds[j.id] = ps
+            for p in ps:
+                self.succs[p].append(j.id)
+        self.assigned: dict[str, Assignment] = {}
+        self.unscheduled: dict[str, Unscheduled] = {}
+        self.fixed: dict[str, Assignment] = {}
+        self.case_examiners: dict[str, set[str]] = {}
+        self.previous = {p.job: p for p in snapshot.previous}
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def place_fixed(self) -> None:
+        """Reserve pins, then frozen assignments, exactly; one that breaks a rule is left out
+        with reason ``pin_conflict`` rather than published broken."""
+        for job_id, (ex, ws, start, source) in fixed_placements(self.snapshot).items():
+            job = self.jobs[job_id]
+            problem = self.board.problem(job, ex, ws, start)
+            if problem:
+                what = "pinned" if source == "pin" else "frozen"
+                self._skip(job, PIN_CONFLICT, f"cannot keep the {what} placement: {problem}")
+                logger.warning("%s placement of %s not kept: %s", source, job_id, problem)
+                continue
+            self.board.reserve(job, ex, ws, start)
+            end = start + job.duration_on(ws)
+            self.fixed[job_id] = Assignment(job_id, ex, ws, start, end)
+
+    def deadlines(self) -> dict[str, tuple[int, str]]:
+        """Latest end for jobs that must finish before a fixed successor starts, and that job."""
+        out: dict[str, tuple[int, str]] = {}
+        for job_id in reversed(self._topological()):
+            best: tuple[int, str] | None = None
+            for s in self.succs[job_id]:
+                if s in self.fixed:
+                    cand = (self.fixed[s].start, s)
+                elif s in out:
+                    cand = (out[s][0] - self.jobs[s].min_duration, out[s][1])
+                else:
+                    continue
+                if best is None or cand < best:
+                    best = cand
+            if best is not None:
+                out[job_id] = best
+        return out
+
+    def _topological(self) -> list[str]:
+        indeg = {j: len(ps) for j, ps in self.preds.items()}
+        stack = [j.id for j in reversed(self.snapshot.jobs) if indeg[j.id] == 0]
+        out: list[str] = []
+        while stack:
+            j = stack.pop()
+            out.append(j)
+            for s in self.succs[j]:
+                indeg[s] -= 1
+                if indeg[s] == 0:
+                    stack.append(s)
+        return out
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve the ready list in policy order until every job is placed or left out.
+
+        Fixed jobs are reserved up front but only released to their successors once their own
+        predecessors are known to finish in time; otherwise they too become ``pin_conflict``.
+        """
+        deadlines = self.deadlines()
+        waiting = {j: len(ps) for j, ps in self.preds.items()}
+        heap: list[tuple[tuple[float, ...], str]] = []
+
+        def key(job_id: str) -> tuple[float, ...]:
+            job = self.jobs[job_id]
+            if job_id in self.fixed:
+                return (0, self.fixed[job_id].start, self.order[job_id])
+            if job_id in deadlines:
+                return (1, deadlines[job_id][0], *self.key(job, self.order[job_id]))
+            return (2, 0, *self.key(job, self.order[job_id]))
+
+        def push_ready(job_id: str) -> None:
+            if job_id not in self.unscheduled:
+                heapq.heappush(heap, (key(job_id), job_id))
+
+        for job in self.snapshot.jobs:
+            if waiting[job.id] == 0:
+                push_ready(job.id)
+        for job_id in list(self.unscheduled):  # fixed placements already left out
+            self._release_successors(job_id, waiting, push_ready)
+
+        while heap:
+            _, job_id = heapq.heappop(heap)
+            job = self.jobs[job_id]
+            late = self._late_predecessor(job)
+            if job_id in self.fixed:
+                if late:
+                    self._skip(job, PIN_CONFLICT, f"cannot keep the kept placement: {late}")
+                else:
+                    self._record(job, self.fixed[job_id])
+            elif late:
+                self._skip(job, PREDECESSOR_UNSCHEDULED, late)
+            else:
+                self._dispatch_one(job, deadlines.get(job_id))
+            self._release_successors(job_id, waiting, push_ready)
+
+        for job in self.snapshot.jobs:
+            if job.id not in self.assigned and job.id not in self.unscheduled:
+                self._skip(job, PREDECESSOR_UNSCHEDULED, "its predecessors form a cycle")
+
+    def _release_successors(
+        self, job_id: str, waiting: dict[str, int], push_ready: Callable[[str], None]
+    ) -> None:
+        for s in self.succs[job_id]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                push_ready(s)
+
+    def _late_predecessor(self, job: Job) -> str:
+        """Why the job cannot follow its predecessors ("" if every one is placed in time)."""
+        start = self.fixed[job.id].start if job.id in self.fixed else None
+        for p in self.preds[job.id]:
+            if p in self.unscheduled:
+                return f"waits for {p}, which is not scheduled ({self.unscheduled[p].reason})"
+            if start is not None and self.assigned[p].end > start:
+                return f"predecessor {p} ends at {_minutes(self.assigned[p].end)}, after its start"
+        return ""
+
+    def _dispatch_one(self, job: Job, deadline: tuple[int, str] | None) -> None:
+        snap = self.snapshot
+        horizon = snap.horizon
+        if job.release >= horizon:
+            self._skip(job, RELEASED_AFTER_HORIZON, f"released at {_minutes(job.release)}")
+            return
+        t0 = max(job.release, 0)
+        for p in self.preds[job.id]:
+            t0 = max(t0, self.assigned[p].end)
+        examiners: list[ExaminerState | None] = [None]
+        if job.needs_examiner:
+            skilled = [
+                st for st in self.board.examiners.values() if examiner_can_take(job, st.examiner)
+            ]
+            if not skilled:
+                self._skip(job, NO_ELIGIBLE_EXAMINER, self._no_examiner_detail(job))
+                return
+            capped = [st for st in skilled if caps_allow(job, st.examiner)]
+            if not capped:
+                self._skip(
+                    job,
+                    EXPOSURE_CAPS,
+                    f"{job.exposure} exposure minutes exceed the caps of every examiner "
+                    "who could take it",
+                )
+                return
+            examiners = list(capped)
+        stations: list[WorkstationState | None] = [None]
+        if job.needs_workstation:
+            able = [
+                ws
+                for ws in self.board.workstations.values()
+                if workstation_can_take(job, ws.workstation)
+            ]
+            if not able:
+                caps = "+".join(sorted(job.capabilities)) or "the listed workstations"
+                self._skip(job, NO_ELIGIBLE_WORKSTATION, f"no workstation offers {caps}")
+                return
+            stations = list(able)
+        limit = horizon if deadline is None else min(horizon, deadline[0])
+
+        found = self._search(job, examiners, stations, t0, limit, True)
+        if found is None:
+            if deadline is not None and deadline[0] < horizon:
+                self._skip(
+                    job,
+                    PIN_CONFLICT,
+                    f"cannot finish before {deadline[1]}, which is kept at "
+                    f"{_minutes(self.assigned[deadline[1]].start)}",
+                )
+            elif job.exposure > 0 and self._search(job, examiners, stations, t0, limit, False):
+                self._skip(
+                    job,
+                    EXPOSURE_CAPS,
+                    "every eligible examiner has reached an exposure cap on the days with room",
+                )
+            else:
+                self._skip(job, HORIZON_FULL, self._horizon_detail(job, t0))
+            return
+        ex, ws, start = found
+        self.board.reserve(job, ex, ws, start)
+        self._record(job, Assignment(job.id, ex, ws, start, start + job.duration_on(ws)))
+
+    def _search(
+        self,
+        job: Job,
+        examiners: Sequence[ExaminerState | None],
+        stations: Sequence[WorkstationState | None],
+        t0: int,
+        limit: int,
+        use_caps: bool,
+    ) -> tuple[str | None, str | None, int] | None:
+        """Best (earliest end, then earliest start, then preferred resource) placement, or None.
+
+        Each resource's own earliest start is a lower bound for any pair that uses it, so pairs are
+        tried in order of that bound and the search stops once no pair can beat the best end.
+        """
+        board = self.board
+        prev = self.previous.get(job.id)
+        on_case = self.case_examiners.get(job.case, set())
+        ex_opts: list[tuple[int, tuple[int, ...], ExaminerState | None]] = []
+        for st in examiners:
+            if st is None:
+                ex_opts.append((t0, (), None))
+                continue
+            s = board.earliest_examiner(st, job, t0, use_caps)
+            if s is None or s + job.attended > limit:
+                continue
+            pref = (
+                0 if prev is not None and prev.examiner == st.examiner.id else 1,
+                0 if st.examiner.id in on_case else 1,
+                st.exposure_planned if job.exposure > 0 else 0,
+                st.index,
+            )
+            ex_opts.append((s, pref, st))
+        if not ex_opts:
+            return None
+        ex_opts.sort(key=lambda o: (o[0], o[1]))
+        ws_opts: list[tuple[int, int, int, WorkstationState | None]] = []
+        for ws in stations:
+            if ws is None:
+                ws_opts.append((t0 + job.duration_on(None), 0, 0, None))
+                continue
+            wid = ws.workstation.id
+            s = ws.lanes.earliest(t0, workstation_occupancy(job, wid))
+            if s is None:
+                continue
+            duration = job.duration_on(wid)
+            if s + duration > limit:
+                continue
+            ws_pref = 0 if prev is not None and prev.workstation == wid else 1
+            ws_opts.append((s + duration, ws_pref, ws.index, ws))
+        if not ws_opts:
+            return None
+        ws_opts.sort(key=lambda o: (o[0], o[1], o[2]))
+        min_duration = min(job.duration_on(o[3].workstation.id if o[3] else None) for o in ws_opts)
+
+        best: tuple[int, int, ExaminerState | None, WorkstationState | None] | None = None
+        for s_e, _, st in ex_opts:
+            if best is not None and s_e + min_duration >= best[0]:
+                break
+            for ws_end, _, _, ws in ws_opts:
+                if best is not None and ws_end >= best[0]:
+                    break
+                duration = job.duration_on(ws.workstation.id if ws else None)
+                if best is not None and s_e + duration >= best[0]:
+                    continue
+                s = board.fit(job, st, ws, s_e, limit, use_caps)
+                if s is None:
+                    continue
+                end = s + duration
+                if best is None or end < best[0]:
+                    best = (end, s, st, ws)
+        if best is None:
+            return None
+        _, start, st, ws = best
+        return (
+            st.examiner.id if st is not None else None,
+            ws.workstation.id if ws is not None else None,
+            start,
+        )
+
+    # -- results ----------------------------------------------------------------------------
+
+    def _record(self, job: Job, assignment: Assignment) -> None:
+        self.assigned[job.id] = assignment
+        if assignment.examiner is not None and job.needs_examiner:
+            self.case_examiners.setdefault(job.case, set()).add(assignment.examiner)
+
+    def _skip(self, job: Job, reason: str, detail: str) -> None:
+        self.unscheduled[job.id] = Unscheduled(job.id, reason, detail)
+
+    def _no_examiner_detail(self, job: Job) -> str:
+        parts = []
+        if job.skills:
+            parts.append("skills " + "+".join(sorted(job.skills)))
+        if job.examiners is not None:
+            parts.append("the allow-list " + ", ".join(job.examiners))
+        if job.severity:
+            parts.append(f"severity {job.severity}")
+        return "no examiner combines " + (" and ".join(parts) or "what the job needs")
+
+    def _horizon_detail(self, job: Job, t0: int) -> str:
+        what = []
+        if job.skills:
+            what.append("+".join(sorted(job.skills)) + " examiner")
+        if job.needs_workstation:
+            what.append(("+".join(sorted(job.capabilities)) or "any") + " workstation")
+        need = " and ".join(what) or "its resources"
+        return (
+            f"no free {need} for {job.min_duration} min between {_minutes(t0)} "
+            "and the end of the horizon"
+        )
+
+    def plan(self, seconds: float) -> Plan:
+        order = self.order
+        assignments = tuple(sorted(self.assigned.values(), key=lambda a: order[a.job]))
+        unscheduled = tuple(sorted(self.unscheduled.values(), key=lambda u: order[u.job]))
+        objective, terms = plan_objective(self.snapshot, assignments, unscheduled)
+        return Plan(
+            status=FEASIBLE,
+            objective=objective,
+            bound=None,
+            solve_seconds=seconds,
+            assignments=assignments,
+            unscheduled=unscheduled,
+            terms=terms,
+        )
+
+
+def dispatch(snapshot: Snapshot, policy: str) -> Plan:
+    """A valid plan from one list-scheduling policy: ``"fifo"``, ``"priority"`` or ``"wsjf"``.
+
+    The plan always passes the verifier, so its status is "feasible"; a pin or frozen assignment
+    that cannot be kept (it breaks a rule or clashes with another) is left out with reason
+    ``pin_conflict`` and a detail naming the rule.
+    """
+    if policy not in POLICY_KEYS:
+        raise ValueError(f"unknown dispatch policy {policy!r}; expected one of {POLICIES}")
+    started = time.perf_counter()
+    d = _Dispatcher(snapshot, POLICY_KEYS[policy])
+    d.place_fixed()
+    d.run()
+    plan = d.plan(time.perf_counter() - started)
+    logger.debug(
+        "dispatch %s: %d assigned, %d unscheduled, objective %s in %.3f s",
+        policy,
+        len(plan.assignments),
+        len(plan.unscheduled),
+        plan.objective,
+        plan.solve_seconds,
+    )
+    return plan
+
+
+def best_dispatch(snapshot: Snapshot) -> tuple[str, Plan]:
+    """Run every policy and return the one with the lowest weighted objective (first on ties)."""
+    best: tuple[str, Plan] | None = None
+    for policy in POLICIES:
+        plan = dispatch(snapshot, policy)
+        if best is None or _rank(plan) < _rank(best[1]):
+            best = (policy, plan)
+    assert best is not None
+    return best
+
+
+def _rank(plan: Plan) -> tuple[int, int]:
+    pin_conflicts = sum(1 for u in plan.unscheduled if u.reason == PIN_CONFLICT)
+    return (pin_conflicts, plan.objective or 0)

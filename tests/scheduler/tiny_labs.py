@@ -1,0 +1,139 @@
+"""Builders for tiny labs written out by hand in tests (a day is 1440 minutes from the epoch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from scheduler.core.snapshot import (
+    Examiner,
+    ExposurePolicy,
+    Job,
+    Pin,
+    Pool,
+    PreviousAssignment,
+    Snapshot,
+    Weights,
+    Workstation,
+)
+
+DAY = 1440
+WEEK = 7 * DAY
+
+
+def examiner(
+    id: str,
+    skills: Sequence[str] = ("mobile",),
+    available: Sequence[tuple[int, int]] = ((0, 480),),
+    *,
+    daily_cap: int | None = None,
+    severe_daily_cap: int | None = None,
+    weekly_cap: int | None = None,
+    windows: Sequence[tuple[int, int]] | None = None,
+    max_severity: int = 3,
+    used_by_day: Mapping[int, int] | None = None,
+    used_this_week: int = 0,
+) -> Examiner:
+    return Examiner(
+        id=id,
+        skills=frozenset(skills),
+        available=tuple(available),
+        exposure=ExposurePolicy(
+            daily_cap=daily_cap,
+            severe_daily_cap=severe_daily_cap,
+            weekly_cap=weekly_cap,
+            windows=tuple(windows if windows is not None else available),
+            max_severity=max_severity,
+            used_by_day=dict(used_by_day or {}),
+            used_this_week=used_this_week,
+        ),
+    )
+
+
+def workstation(
+    id: str,
+    capabilities: Sequence[str] = ("ufed",),
+    capacity: int = 1,
+    available: Sequence[tuple[int, int]] | None = None,
+    horizon: int = 2 * WEEK,
+) -> Workstation:
+    return Workstation(
+        id=id,
+        capabilities=frozenset(capabilities),
+        capacity=capacity,
+        available=tuple(available if available is not None else ((0, horizon),)),
+    )
+
+
+def job(
+    id: str,
+    *,
+    case: str = "c1",
+    weight: int = 1,
+    release: int = 0,
+    due: int | None = None,
+    attended: int = 60,
+    machine: int = 0,
+    machine_by_workstation: Mapping[str, int] | None = None,
+    skills: Sequence[str] = ("mobile",),
+    capabilities: Sequence[str] = (),
+    pools: Sequence[str] = (),
+    examiners: Sequence[str] | None = None,
+    exposure: int = 0,
+    severity: int = 0,
+    after: Sequence[str] = (),
+    pin: tuple[str | None, str | None, int] | None = None,
+) -> Job:
+    return Job(
+        id=id,
+        case=case,
+        weight=weight,
+        release=release,
+        due=due,
+        attended=attended,
+        machine=machine,
+        machine_by_workstation=dict(machine_by_workstation) if machine_by_workstation else None,
+        skills=frozenset(skills),
+        capabilities=frozenset(capabilities),
+        pools=tuple(pools),
+        examiners=tuple(examiners) if examiners is not None else None,
+        exposure=exposure,
+        severity=severity,
+        after=tuple(after),
+        pin=Pin(*pin) if pin is not None else None,
+    )
+
+
+def lab(
+    examiners: Sequence[Examiner],
+    jobs: Sequence[Job],
+    workstations: Sequence[Workstation] = (),
+    pools: Sequence[Pool] = (),
+    *,
+    horizon: int = 2 * WEEK,
+    objective: str = "weighted_tardiness",
+    previous: Sequence[PreviousAssignment] = (),
+    frozen_until: int = 0,
+    weights: Weights = Weights(),
+) -> Snapshot:
+    days = tuple((d, min(d + DAY, horizon)) for d in range(0, horizon, DAY))
+    weeks = tuple((w, min(w + WEEK, horizon)) for w in range(0, horizon, WEEK))
+    return Snapshot(
+        lab="tiny",
+        epoch="2026-11-30T08:00:00+00:00",
+        horizon=horizon,
+        objective=objective,
+        days=days,
+        weeks=weeks,
+        examiners=tuple(examiners),
+        workstations=tuple(workstations),
+        pools=tuple(pools),
+        jobs=tuple(jobs),
+        previous=tuple(previous),
+        frozen_until=frozen_until,
+        weights=weights,
+    )
+
+
+def shifts(days: int, start: int = 0, end: int = 480) -> tuple[tuple[int, int], ...]:
+    """Daily shifts ``[start, end)`` minutes into each of the first ``days`` days."""
+    return tuple((d * DAY + start, d * DAY + end) for d in range(days))
