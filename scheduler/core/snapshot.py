@@ -3,14 +3,33 @@
 All times are integer minutes from the snapshot's epoch; intervals are half-open ``[start, end)``.
 The solver, the dispatch baselines and the verifier read only this; nothing here knows about the
 database or HTTP, so a production snapshot can be replayed offline.
+
+`snapshot_from_json` is the only way untrusted data becomes a `Snapshot`: it checks every field
+of DESIGN.md §4.1 and raises `SnapshotError` naming the offending field (``jobs[j3].after``), so a
+malformed file never reaches a solver and never ends in a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
 
 SNAPSHOT_FORMAT = "labq.snapshot/1"
+
+WEIGHTED_TARDINESS = "weighted_tardiness"
+MAKESPAN = "makespan"
+OBJECTIVES = (WEIGHTED_TARDINESS, MAKESPAN)
+
+# Sane bounds: keep every product the solvers form (weight x minutes x jobs) inside int64.
+MAX_MINUTES = 10**9
+MAX_WEIGHT = 10**6
+MAX_CAPACITY = 10**6
+MAX_SEVERITY = 3
+MAX_ID_LENGTH = 200
 
 Interval = tuple[int, int]
 
@@ -20,9 +39,13 @@ class ExposurePolicy:
     """Limits on an examiner's exposure to abuse material (DESIGN.md §3 rule 5).
 
     A cap of ``None`` means no cap. ``windows`` are the intervals in which exposure work may start
-    and run (before the daily cut-off); they default to the examiner's availability.
-    ``used_by_day`` maps an index into ``Snapshot.days`` to minutes already logged that day;
-    ``used_this_week`` counts against the first week.
+    and run (before the daily cut-off); left empty they take the examiner's availability (filled in
+    when the `Examiner` is built, so readers can use them as they are).
+    ``used_by_day`` maps an index into ``Snapshot.days`` to exposure minutes already logged that
+    day; they count against that day's cap and against the week the day starts in.
+    ``used_this_week`` is exposure logged earlier in the first week, before any day listed in
+    ``used_by_day``; it counts against the first week only. Logged minutes carry no severity, so
+    they do not count against ``severe_daily_cap``.
     """
 
     daily_cap: int | None = None
@@ -40,6 +63,12 @@ class Examiner:
     skills: frozenset[str]
     available: tuple[Interval, ...]
     exposure: ExposurePolicy
+
+    def __post_init__(self) -> None:
+        # Exposure windows default to availability (DESIGN.md §4.1); resolve it once, here, so
+        # that every solver and the verifier read the same windows.
+        if not self.exposure.windows and self.available:
+            object.__setattr__(self, "exposure", replace(self.exposure, windows=self.available))
 
 
 @dataclass(frozen=True)
@@ -154,3 +183,660 @@ class Snapshot:
     previous: tuple[PreviousAssignment, ...] = ()
     frozen_until: int = 0
     weights: Weights = Weights()
+
+    def day_of(self, minute: int) -> int | None:
+        """Index of the lab-local day containing ``minute``; ``None`` if no listed day does.
+
+        A job counts against the exposure caps of the day it starts in; a start outside every
+        listed day counts against no daily cap.
+        """
+        return _index_of(self.days, minute)
+
+    def week_of(self, minute: int) -> int | None:
+        """Index of the week containing ``minute``; ``None`` if no listed week does."""
+        return _index_of(self.weeks, minute)
+
+    def logged_day_exposure(self, examiner: Examiner) -> dict[int, int]:
+        """Exposure minutes already logged per day index (counts against the daily cap)."""
+        return {day: minutes for day, minutes in examiner.exposure.used_by_day.items() if minutes}
+
+    def logged_week_exposure(self, examiner: Examiner) -> dict[int, int]:
+        """Exposure minutes already logged per week index (counts against the weekly cap).
+
+        ``used_this_week`` goes to the first week; each ``used_by_day`` entry to the week its
+        day starts in.
+        """
+        logged: dict[int, int] = {}
+        policy = examiner.exposure
+        if policy.used_this_week and self.weeks:
+            logged[0] = policy.used_this_week
+        for day, minutes in policy.used_by_day.items():
+            if not minutes or not 0 <= day < len(self.days):
+                continue
+            week = self.week_of(self.days[day][0])
+            if week is not None:
+                logged[week] = logged.get(week, 0) + minutes
+        return logged
+
+
+def _index_of(intervals: Sequence[Interval], minute: int) -> int | None:
+    for index, (start, end) in enumerate(intervals):
+        if start <= minute < end:
+            return index
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# JSON contract
+# --------------------------------------------------------------------------------------------
+
+
+class SnapshotError(ValueError):
+    """A snapshot that breaks the `labq.snapshot/1` contract.
+
+    ``field`` is a JSON path such as ``jobs[j3].machine_by_workstation`` (ids in brackets where
+    the item has a readable id, list positions otherwise); empty for whole-document errors.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def _fail(path: str, message: str) -> NoReturn:
+    raise SnapshotError(path, message)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _object(
+    value: object, path: str, required: Sequence[str], optional: Sequence[str] = ()
+) -> Mapping[str, object]:
+    """An object with every ``required`` key and no key outside ``required + optional``.
+
+    Unknown keys are rejected so a misspelt field (``machine_by_workstaion``) is an error, not a
+    silently ignored restriction.
+    """
+    if not isinstance(value, dict):
+        _fail(path, f"expected an object, got {_kind(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            _fail(path, f"object keys must be strings, got {_kind(key)}")
+    for key in required:
+        if key not in value:
+            _fail(_join(path, key), "missing required field")
+    allowed = set(required) | set(optional)
+    for key in value:
+        if key not in allowed:
+            _fail(_join(path, key), "unknown field")
+    return value
+
+
+def _int(value: object, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, f"expected an integer, got {_kind(value)}")
+    if not low <= value <= high:
+        _fail(path, f"{value} is outside [{low}, {high}]")
+    return value
+
+
+def _optional_int(value: object, path: str, low: int, high: int) -> int | None:
+    return None if value is None else _int(value, path, low, high)
+
+
+def _text(value: object, path: str, max_length: int = MAX_ID_LENGTH) -> str:
+    if not isinstance(value, str):
+        _fail(path, f"expected a string, got {_kind(value)}")
+    if not value.strip():
+        _fail(path, "must not be empty")
+    if len(value) > max_length:
+        _fail(path, f"longer than {max_length} characters")
+    return value
+
+
+def _array(value: object, path: str) -> Sequence[object]:
+    if not isinstance(value, list | tuple):
+        _fail(path, f"expected an array, got {_kind(value)}")
+    return value
+
+
+def _texts(value: object, path: str) -> tuple[str, ...]:
+    return tuple(_text(item, f"{path}[{i}]") for i, item in enumerate(_array(value, path)))
+
+
+def _interval(value: object, path: str, horizon: int) -> Interval:
+    items = _array(value, path)
+    if len(items) != 2:
+        _fail(path, f"expected [start, end], got {len(items)} numbers")
+    start = _int(items[0], f"{path}[0]", -MAX_MINUTES, MAX_MINUTES)
+    end = _int(items[1], f"{path}[1]", -MAX_MINUTES, MAX_MINUTES)
+    if end < start:
+        _fail(path, f"end {end} is before start {start}")
+    if start < 0 or end > horizon:
+        _fail(path, f"[{start}, {end}] is outside [0, horizon={horizon}]")
+    return (start, end)
+
+
+def _intervals(
+    value: object, path: str, horizon: int, *, nonempty: bool = False
+) -> tuple[Interval, ...]:
+    """Intervals in time order, not overlapping (touching is fine): windows, days, weeks."""
+    result: list[Interval] = []
+    for i, item in enumerate(_array(value, path)):
+        start, end = _interval(item, f"{path}[{i}]", horizon)
+        if nonempty and end == start:
+            _fail(f"{path}[{i}]", "must not be empty")
+        if result and start < result[-1][1]:
+            _fail(f"{path}[{i}]", "overlaps or precedes the previous interval; list in time order")
+        result.append((start, end))
+    return tuple(result)
+
+
+def _ids(items: Sequence[object], path: str, what: str) -> list[str]:
+    """The ids of a list of objects, rejecting missing, malformed and duplicate ones."""
+    seen: set[str] = set()
+    ids: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            _fail(f"{path}[{i}]", f"expected an object, got {_kind(item)}")
+        if "id" not in item:
+            _fail(f"{path}[{i}].id", "missing required field")
+        ident = _text(item["id"], f"{path}[{i}].id")
+        if ident in seen:
+            _fail(f"{path}[{i}].id", f"duplicate {what} id '{ident}'")
+        seen.add(ident)
+        ids.append(ident)
+    return ids
+
+
+def _known(ident: str, known: Mapping[str, object] | set[str], path: str, what: str) -> str:
+    if ident not in known:
+        _fail(path, f"unknown {what} '{ident}'")
+    return ident
+
+
+def _exposure(
+    value: object, path: str, horizon: int, n_days: int, available: tuple[Interval, ...]
+) -> ExposurePolicy:
+    fields = _object(
+        value,
+        path,
+        (),
+        (
+            "daily_cap",
+            "severe_daily_cap",
+            "weekly_cap",
+            "windows",
+            "max_severity",
+            "used_by_day",
+            "used_this_week",
+        ),
+    )
+    windows = available
+    if fields.get("windows") is not None:
+        windows = _intervals(fields["windows"], _join(path, "windows"), horizon)
+    used_by_day: dict[int, int] = {}
+    raw_used = fields.get("used_by_day")
+    if raw_used is not None:
+        used_path = _join(path, "used_by_day")
+        if not isinstance(raw_used, dict):
+            _fail(used_path, f"expected an object, got {_kind(raw_used)}")
+        for key, minutes in raw_used.items():
+            key_path = f"{used_path}[{key}]"
+            if not isinstance(key, str) or not key.isdigit() or not key.isascii():
+                _fail(key_path, 'keys must be day indexes written as strings, e.g. "0"')
+            day = int(key)
+            if day >= n_days:
+                _fail(key_path, f"day index {day} is out of range (snapshot has {n_days} days)")
+            used_by_day[day] = _int(minutes, key_path, 0, MAX_MINUTES)
+    max_severity = fields.get("max_severity", MAX_SEVERITY)
+    return ExposurePolicy(
+        daily_cap=_optional_int(fields.get("daily_cap"), _join(path, "daily_cap"), 0, MAX_MINUTES),
+        severe_daily_cap=_optional_int(
+            fields.get("severe_daily_cap"), _join(path, "severe_daily_cap"), 0, MAX_MINUTES
+        ),
+        weekly_cap=_optional_int(
+            fields.get("weekly_cap"), _join(path, "weekly_cap"), 0, MAX_MINUTES
+        ),
+        windows=windows,
+        max_severity=_int(max_severity, _join(path, "max_severity"), 0, MAX_SEVERITY),
+        used_by_day=used_by_day,
+        used_this_week=_int(
+            fields.get("used_this_week", 0), _join(path, "used_this_week"), 0, MAX_MINUTES
+        ),
+    )
+
+
+def _examiner(value: object, path: str, ident: str, horizon: int, n_days: int) -> Examiner:
+    fields = _object(value, path, ("id", "available"), ("skills", "exposure"))
+    available = _intervals(fields["available"], _join(path, "available"), horizon)
+    exposure = ExposurePolicy(windows=available)
+    if fields.get("exposure") is not None:
+        exposure = _exposure(
+            fields["exposure"], _join(path, "exposure"), horizon, n_days, available
+        )
+    return Examiner(
+        id=ident,
+        skills=frozenset(_texts(fields.get("skills", []), _join(path, "skills"))),
+        available=available,
+        exposure=exposure,
+    )
+
+
+def _workstation(value: object, path: str, ident: str, horizon: int) -> Workstation:
+    fields = _object(value, path, ("id",), ("capabilities", "capacity", "available"))
+    available: tuple[Interval, ...] = ((0, horizon),)
+    if fields.get("available") is not None:
+        available = _intervals(fields["available"], _join(path, "available"), horizon)
+    return Workstation(
+        id=ident,
+        capabilities=frozenset(_texts(fields.get("capabilities", []), _join(path, "capabilities"))),
+        capacity=_int(fields.get("capacity", 1), _join(path, "capacity"), 1, MAX_CAPACITY),
+        available=available,
+    )
+
+
+def _pool(value: object, path: str, ident: str) -> Pool:
+    fields = _object(value, path, ("id", "capacity"))
+    return Pool(
+        id=ident, capacity=_int(fields["capacity"], _join(path, "capacity"), 1, MAX_CAPACITY)
+    )
+
+
+@dataclass(frozen=True)
+class _Known:
+    """Ids a job may refer to."""
+
+    examiners: set[str]
+    workstations: set[str]
+    pools: set[str]
+    horizon: int
+
+
+def _pin(value: object, path: str, known: _Known) -> Pin:
+    fields = _object(value, path, ("start",), ("examiner", "workstation"))
+    examiner = workstation = None
+    if fields.get("examiner") is not None:
+        examiner_path = _join(path, "examiner")
+        examiner = _known(
+            _text(fields["examiner"], examiner_path), known.examiners, examiner_path, "examiner"
+        )
+    if fields.get("workstation") is not None:
+        ws_path = _join(path, "workstation")
+        workstation = _known(
+            _text(fields["workstation"], ws_path), known.workstations, ws_path, "workstation"
+        )
+    return Pin(
+        examiner=examiner,
+        workstation=workstation,
+        start=_int(fields["start"], _join(path, "start"), 0, known.horizon),
+    )
+
+
+_JOB_REQUIRED = ("id", "case", "weight", "release", "attended", "machine")
+_JOB_OPTIONAL = (
+    "due",
+    "machine_by_workstation",
+    "skills",
+    "capabilities",
+    "pools",
+    "examiners",
+    "exposure",
+    "severity",
+    "after",
+    "pin",
+)
+
+
+def _job(value: object, path: str, ident: str, known: _Known) -> Job:
+    fields = _object(value, path, _JOB_REQUIRED, _JOB_OPTIONAL)
+    attended = _int(fields["attended"], _join(path, "attended"), 0, MAX_MINUTES)
+
+    by_ws: dict[str, int] | None = None
+    if fields.get("machine_by_workstation") is not None:
+        mbw_path = _join(path, "machine_by_workstation")
+        raw = fields["machine_by_workstation"]
+        if not isinstance(raw, dict):
+            _fail(mbw_path, f"expected an object, got {_kind(raw)}")
+        by_ws = {}
+        for ws, minutes in raw.items():
+            if not isinstance(ws, str):
+                _fail(mbw_path, "keys must be workstation ids")
+            _known(ws, known.workstations, f"{mbw_path}[{ws}]", "workstation")
+            by_ws[ws] = _int(minutes, f"{mbw_path}[{ws}]", 0, MAX_MINUTES)
+
+    pools = _texts(fields.get("pools", []), _join(path, "pools"))
+    for i, pool in enumerate(pools):
+        _known(pool, known.pools, f"{path}.pools[{i}]", "pool")
+        if pool in pools[:i]:
+            _fail(f"{path}.pools[{i}]", f"pool '{pool}' listed twice")
+
+    examiners: tuple[str, ...] | None = None
+    if fields.get("examiners") is not None:
+        examiners = _texts(fields["examiners"], _join(path, "examiners"))
+        for i, examiner in enumerate(examiners):
+            _known(examiner, known.examiners, f"{path}.examiners[{i}]", "examiner")
+
+    exposure = _int(fields.get("exposure", 0), _join(path, "exposure"), 0, MAX_MINUTES)
+    if exposure > attended:
+        _fail(
+            _join(path, "exposure"),
+            f"exposure {exposure} exceeds attended {attended}: exposure is part of attended time",
+        )
+    after = _texts(fields.get("after", []), _join(path, "after"))
+    if ident in after:
+        _fail(_join(path, "after"), f"cycle in predecessors: {ident} -> {ident}")
+    pin = None
+    if fields.get("pin") is not None:
+        pin = _pin(fields["pin"], _join(path, "pin"), known)
+
+    return Job(
+        id=ident,
+        case=_text(fields["case"], _join(path, "case")),
+        weight=_int(fields["weight"], _join(path, "weight"), 0, MAX_WEIGHT),
+        release=_int(fields["release"], _join(path, "release"), -MAX_MINUTES, MAX_MINUTES),
+        due=_optional_int(fields.get("due"), _join(path, "due"), -MAX_MINUTES, MAX_MINUTES),
+        attended=attended,
+        machine=_int(fields["machine"], _join(path, "machine"), 0, MAX_MINUTES),
+        machine_by_workstation=by_ws,
+        skills=frozenset(_texts(fields.get("skills", []), _join(path, "skills"))),
+        capabilities=frozenset(_texts(fields.get("capabilities", []), _join(path, "capabilities"))),
+        pools=pools,
+        examiners=examiners,
+        exposure=exposure,
+        severity=_int(fields.get("severity", 0), _join(path, "severity"), 0, MAX_SEVERITY),
+        after=after,
+        pin=pin,
+    )
+
+
+def _find_cycle(after: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    """A cycle of present jobs in the ``after`` graph, as ids ending where they start."""
+    state: dict[str, int] = dict.fromkeys(after, 0)  # 0 new, 1 on the current path, 2 done
+    for root in after:
+        if state[root]:
+            continue
+        state[root] = 1
+        path = [root]
+        stack = [iter(after[root])]
+        while stack:
+            for pred in stack[-1]:
+                if pred not in state:  # absent predecessor: already done
+                    continue
+                if state[pred] == 1:
+                    return [*path[path.index(pred) :], pred]
+                if state[pred] == 0:
+                    state[pred] = 1
+                    path.append(pred)
+                    stack.append(iter(after[pred]))
+                    break
+            else:
+                state[path.pop()] = 2
+                stack.pop()
+    return None
+
+
+def _previous(value: object, path: str, known: _Known) -> PreviousAssignment:
+    fields = _object(value, path, ("job", "start"), ("examiner", "workstation"))
+    examiner = workstation = None
+    if fields.get("examiner") is not None:
+        examiner_path = _join(path, "examiner")
+        examiner = _known(
+            _text(fields["examiner"], examiner_path), known.examiners, examiner_path, "examiner"
+        )
+    if fields.get("workstation") is not None:
+        ws_path = _join(path, "workstation")
+        workstation = _known(
+            _text(fields["workstation"], ws_path), known.workstations, ws_path, "workstation"
+        )
+    return PreviousAssignment(
+        job=_text(fields["job"], _join(path, "job")),
+        examiner=examiner,
+        workstation=workstation,
+        start=_int(fields["start"], _join(path, "start"), 0, MAX_MINUTES),
+    )
+
+
+def _weights(value: object, path: str) -> Weights:
+    names = ("tardiness", "change", "balance", "continuity")
+    fields = _object(value, path, (), names)
+    defaults = Weights()
+    values = {
+        name: _int(fields.get(name, getattr(defaults, name)), _join(path, name), 0, MAX_WEIGHT)
+        for name in names
+    }
+    return Weights(**values)
+
+
+_TOP_REQUIRED = (
+    "format",
+    "lab",
+    "epoch",
+    "horizon",
+    "days",
+    "weeks",
+    "examiners",
+    "workstations",
+    "jobs",
+)
+_TOP_OPTIONAL = ("objective", "pools", "previous", "frozen_until", "weights")
+
+
+def snapshot_from_json(data: object) -> Snapshot:
+    """Validate a decoded `labq.snapshot/1` document and build the `Snapshot`.
+
+    Raises `SnapshotError` naming the first offending field; never anything else.
+    """
+    try:
+        return _snapshot_from_json(data)
+    except SnapshotError:
+        raise
+    except RecursionError:
+        raise SnapshotError("", "document is nested too deeply") from None
+
+
+def _snapshot_from_json(data: object) -> Snapshot:
+    if not isinstance(data, dict):
+        _fail("", f"expected a JSON object, got {_kind(data)}")
+    if "format" not in data:
+        _fail("format", f"missing required field (expected '{SNAPSHOT_FORMAT}')")
+    if data["format"] != SNAPSHOT_FORMAT:
+        _fail("format", f"expected '{SNAPSHOT_FORMAT}', got {data['format']!r:.60}")
+    top = _object(data, "", _TOP_REQUIRED, _TOP_OPTIONAL)
+
+    lab = _text(top["lab"], "lab")
+    epoch = _text(top["epoch"], "epoch")
+    try:
+        datetime.fromisoformat(epoch)
+    except ValueError:
+        _fail("epoch", f"not an ISO 8601 date-time: {epoch!r:.60}")
+    horizon = _int(top["horizon"], "horizon", 1, MAX_MINUTES)
+    objective = top.get("objective", WEIGHTED_TARDINESS)
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        _fail("objective", f"expected one of {', '.join(OBJECTIVES)}, got {objective!r:.60}")
+    days = _intervals(top["days"], "days", horizon, nonempty=True)
+    weeks = _intervals(top["weeks"], "weeks", horizon, nonempty=True)
+
+    raw_examiners = _array(top["examiners"], "examiners")
+    examiner_ids = _ids(raw_examiners, "examiners", "examiner")
+    examiners = tuple(
+        _examiner(raw, f"examiners[{ident}]", ident, horizon, len(days))
+        for ident, raw in zip(examiner_ids, raw_examiners, strict=True)
+    )
+    raw_workstations = _array(top["workstations"], "workstations")
+    workstation_ids = _ids(raw_workstations, "workstations", "workstation")
+    workstations = tuple(
+        _workstation(raw, f"workstations[{ident}]", ident, horizon)
+        for ident, raw in zip(workstation_ids, raw_workstations, strict=True)
+    )
+    raw_pools = _array(top.get("pools", []), "pools")
+    pool_ids = _ids(raw_pools, "pools", "pool")
+    pools = tuple(
+        _pool(raw, f"pools[{ident}]", ident) for ident, raw in zip(pool_ids, raw_pools, strict=True)
+    )
+
+    known = _Known(set(examiner_ids), set(workstation_ids), set(pool_ids), horizon)
+    raw_jobs = _array(top["jobs"], "jobs")
+    job_ids = _ids(raw_jobs, "jobs", "job")
+    jobs = tuple(
+        _job(raw, f"jobs[{ident}]", ident, known)
+        for ident, raw in zip(job_ids, raw_jobs, strict=True)
+    )
+    cycle = _find_cycle({job.id: job.after for job in jobs})
+    if cycle:
+        _fail(f"jobs[{cycle[0]}].after", "cycle in predecessors: " + " -> ".join(cycle))
+
+    previous: list[PreviousAssignment] = []
+    seen_previous: set[str] = set()
+    for i, raw in enumerate(_array(top.get("previous", []), "previous")):
+        item = _previous(raw, f"previous[{i}]", known)
+        if item.job in seen_previous:
+            _fail(f"previous[{i}].job", f"job '{item.job}' has two previous assignments")
+        seen_previous.add(item.job)
+        previous.append(item)
+
+    weights = Weights()
+    if top.get("weights") is not None:
+        weights = _weights(top["weights"], "weights")
+
+    return Snapshot(
+        lab=lab,
+        epoch=epoch,
+        horizon=horizon,
+        objective=objective,
+        days=days,
+        weeks=weeks,
+        examiners=examiners,
+        workstations=workstations,
+        pools=pools,
+        jobs=jobs,
+        previous=tuple(previous),
+        frozen_until=_int(top.get("frozen_until", 0), "frozen_until", 0, MAX_MINUTES),
+        weights=weights,
+    )
+
+
+def _intervals_to_json(intervals: Sequence[Interval]) -> list[list[int]]:
+    return [[start, end] for start, end in intervals]
+
+
+def _examiner_to_json(examiner: Examiner) -> dict[str, object]:
+    policy = examiner.exposure
+    exposure: dict[str, object] = {
+        "daily_cap": policy.daily_cap,
+        "severe_daily_cap": policy.severe_daily_cap,
+        "weekly_cap": policy.weekly_cap,
+        "windows": _intervals_to_json(policy.windows),
+        "max_severity": policy.max_severity,
+        "used_by_day": {str(day): minutes for day, minutes in sorted(policy.used_by_day.items())},
+        "used_this_week": policy.used_this_week,
+    }
+    return {
+        "id": examiner.id,
+        "skills": sorted(examiner.skills),
+        "available": _intervals_to_json(examiner.available),
+        "exposure": exposure,
+    }
+
+
+def _job_to_json(job: Job) -> dict[str, object]:
+    data: dict[str, object] = {
+        "id": job.id,
+        "case": job.case,
+        "weight": job.weight,
+        "release": job.release,
+        "due": job.due,
+        "attended": job.attended,
+        "machine": job.machine,
+        "machine_by_workstation": (
+            None if job.machine_by_workstation is None else dict(job.machine_by_workstation)
+        ),
+        "skills": sorted(job.skills),
+        "capabilities": sorted(job.capabilities),
+        "pools": list(job.pools),
+        "examiners": None if job.examiners is None else list(job.examiners),
+        "exposure": job.exposure,
+        "severity": job.severity,
+        "after": list(job.after),
+    }
+    if job.pin is not None:
+        data["pin"] = {
+            "examiner": job.pin.examiner,
+            "workstation": job.pin.workstation,
+            "start": job.pin.start,
+        }
+    return data
+
+
+def snapshot_to_json(snapshot: Snapshot) -> dict[str, object]:
+    """The `labq.snapshot/1` document of ``snapshot``; `snapshot_from_json` reads it back equal."""
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "lab": snapshot.lab,
+        "epoch": snapshot.epoch,
+        "horizon": snapshot.horizon,
+        "objective": snapshot.objective,
+        "days": _intervals_to_json(snapshot.days),
+        "weeks": _intervals_to_json(snapshot.weeks),
+        "examiners": [_examiner_to_json(examiner) for examiner in snapshot.examiners],
+        "workstations": [
+            {
+                "id": ws.id,
+                "capabilities": sorted(ws.capabilities),
+                "capacity": ws.capacity,
+                "available": _intervals_to_json(ws.available),
+            }
+            for ws in snapshot.workstations
+        ],
+        "pools": [{"id": pool.id, "capacity": pool.capacity} for pool in snapshot.pools],
+        "jobs": [_job_to_json(job) for job in snapshot.jobs],
+        "previous": [
+            {"job": p.job, "examiner": p.examiner, "workstation": p.workstation, "start": p.start}
+            for p in snapshot.previous
+        ],
+        "frozen_until": snapshot.frozen_until,
+        "weights": {
+            "tardiness": snapshot.weights.tardiness,
+            "change": snapshot.weights.change,
+            "balance": snapshot.weights.balance,
+            "continuity": snapshot.weights.continuity,
+        },
+    }
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Read and validate a snapshot file; unreadable files and invalid JSON are `SnapshotError`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError("", f"cannot read snapshot file {path}: {exc}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError("", f"invalid JSON in {path}: {exc}") from None
+    return snapshot_from_json(data)
