@@ -514,15 +514,13 @@ class _Dispatcher:
         limit = horizon if deadline is None else min(horizon, deadline[0])
 
         found = self._search(job, examiners, stations, t0, limit, True)
+        if found is None and limit < horizon:
+            # It cannot finish before the kept successor starts: place it anyway (the successor's
+            # placement then gives way, reported as pin_conflict) rather than lose both.
+            found = self._search(job, examiners, stations, t0, horizon, True)
+            limit = horizon
         if found is None:
-            if deadline is not None and deadline[0] < horizon:
-                self._skip(
-                    job,
-                    PIN_CONFLICT,
-                    f"cannot finish before {deadline[1]}, which is kept at "
-                    f"{_minutes(self.assigned[deadline[1]].start)}",
-                )
-            elif job.exposure > 0 and self._search(job, examiners, stations, t0, limit, False):
+            if job.exposure > 0 and self._search(job, examiners, stations, t0, limit, False):
                 self._skip(
                     job,
                     EXPOSURE_CAPS,
@@ -589,25 +587,28 @@ class _Dispatcher:
         ws_opts.sort(key=lambda o: (o[0], o[1], o[2]))
         min_duration = min(job.duration_on(o[3].workstation.id if o[3] else None) for o in ws_opts)
 
-        best: tuple[int, int, ExaminerState | None, WorkstationState | None] | None = None
-        for s_e, _, st in ex_opts:
-            if best is not None and s_e + min_duration >= best[0]:
+        # rank: earliest end, then the preferred examiner, then the preferred workstation
+        best_rank: tuple[int, tuple[int, ...], int, int] | None = None
+        best: tuple[int, ExaminerState | None, WorkstationState | None] | None = None
+        for s_e, ex_pref, st in ex_opts:
+            if best_rank is not None and s_e + min_duration > best_rank[0]:
                 break
-            for ws_end, _, _, ws in ws_opts:
-                if best is not None and ws_end >= best[0]:
+            for ws_end, ws_pref, ws_index, ws in ws_opts:
+                if best_rank is not None and ws_end > best_rank[0]:
                     break
                 duration = job.duration_on(ws.workstation.id if ws else None)
-                if best is not None and s_e + duration >= best[0]:
+                bound = (max(s_e + duration, ws_end), ex_pref, ws_pref, ws_index)
+                if best_rank is not None and bound >= best_rank:
                     continue
                 s = board.fit(job, st, ws, s_e, limit, use_caps)
                 if s is None:
                     continue
-                end = s + duration
-                if best is None or end < best[0]:
-                    best = (end, s, st, ws)
+                rank = (s + duration, ex_pref, ws_pref, ws_index)
+                if best_rank is None or rank < best_rank:
+                    best_rank, best = rank, (s, st, ws)
         if best is None:
             return None
-        _, start, st, ws = best
+        start, st, ws = best
         return (
             st.examiner.id if st is not None else None,
             ws.workstation.id if ws is not None else None,

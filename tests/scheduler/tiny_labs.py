@@ -113,7 +113,7 @@ def lab(
     objective: str = "weighted_tardiness",
     previous: Sequence[PreviousAssignment] = (),
     frozen_until: int = 0,
-    weights: Weights = Weights(),
+    weights: Weights | None = None,
 ) -> Snapshot:
     days = tuple((d, min(d + DAY, horizon)) for d in range(0, horizon, DAY))
     weeks = tuple((w, min(w + WEEK, horizon)) for w in range(0, horizon, WEEK))
@@ -130,7 +130,7 @@ def lab(
         jobs=tuple(jobs),
         previous=tuple(previous),
         frozen_until=frozen_until,
-        weights=weights,
+        weights=weights or Weights(),
     )
 
 
