@@ -1,0 +1,350 @@
+"""Engine commands of the `labq` CLI: offline solve, synthetic labs and benchmarks.
+
+``register(app)`` adds ``solve``, ``generate`` and the ``bench`` group to the main app. They work on
+snapshot and plan files only (DESIGN.md §4.1), never on the database. Exit codes of ``solve``:
+0 with a verified plan, 2 for a malformed snapshot, 1 for anything else going wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scheduler.benchmarks.external import ShopInstance, ShopResult
+    from scheduler.benchmarks.lab import LabResult
+
+logger = logging.getLogger(__name__)
+# Lines are not wrapped: benchmark output is read from logs and compared between runs.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+EXIT_FAILURE = 1
+EXIT_MALFORMED = 2
+
+
+class Policy(StrEnum):
+    cpsat = "cpsat"
+    fifo = "fifo"
+    priority = "priority"
+    wsjf = "wsjf"
+
+
+class Size(StrEnum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp`` to the main CLI."""
+    app.command("solve")(solve)
+    app.command("generate")(generate)
+    bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
+    bench.command("lab")(bench_lab)
+    bench.command("fjsp")(bench_fjsp)
+    bench.command("jssp")(bench_jssp)
+    app.add_typer(bench, name="bench", no_args_is_help=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def _names(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+# -- solve ------------------------------------------------------------------------------------
+
+
+def solve(
+    snapshot_file: Annotated[
+        Path, typer.Argument(metavar="SNAPSHOT.json", help="A labq.snapshot/1 file.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the plan (labq.plan/1) here.")
+    ] = None,
+    time_limit: Annotated[float, typer.Option(min=0.1, help="Seconds for the optimizer.")] = 30.0,
+    workers: Annotated[int, typer.Option(min=1, help="CP-SAT worker threads.")] = 2,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    policy: Annotated[Policy, typer.Option(help="cpsat, or one dispatch baseline.")] = Policy.cpsat,
+) -> None:
+    """Solve a snapshot file offline, verify the plan and print its figures."""
+    from scheduler.benchmarks.runner import gap, solve_snapshot
+    from scheduler.core.plan import plan_to_json
+    from scheduler.core.snapshot import SnapshotError, load_snapshot
+    from scheduler.core.verify import verify
+
+    try:
+        snapshot = load_snapshot(snapshot_file)
+    except SnapshotError as exc:
+        raise _fail(f"malformed snapshot: {exc}", EXIT_MALFORMED) from None
+    try:
+        timed = solve_snapshot(
+            snapshot, time_limit=time_limit, workers=workers, seed=seed, policy=policy.value
+        )
+        plan = timed.plan
+        violations = verify(snapshot, plan)
+    except Exception as exc:  # the CLI boundary: report, never a traceback
+        logger.debug("solve failed", exc_info=True)
+        raise _fail(f"solve failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from None
+    if violations:
+        for violation in violations[:10]:
+            err_console.print(
+                f"  {escape(violation.rule)} {escape(violation.job or '')}: "
+                f"{escape(violation.detail)}"
+            )
+        raise _fail(f"the plan breaks {len(violations)} rule(s); not written", EXIT_FAILURE)
+    if output is not None:
+        try:
+            output.write_text(json.dumps(plan_to_json(plan), indent=1) + "\n")
+        except OSError as exc:
+            raise _fail(f"cannot write plan: {exc}", EXIT_FAILURE) from None
+
+    console.print(f"[bold]{escape(snapshot.lab)}[/bold]: {len(snapshot.jobs)} jobs")
+    console.print(f"  status      {plan.status}")
+    console.print(f"  objective   {_number(plan.objective)}")
+    console.print(
+        f"  bound       {_number(plan.bound)}   gap {_percent(gap(plan.objective, plan.bound))}"
+    )
+    console.print(f"  scheduled   {len(plan.assignments)}   unscheduled {len(plan.unscheduled)}")
+    if plan.unscheduled:
+        reasons = Counter(u.reason for u in plan.unscheduled)
+        console.print("  reasons     " + ", ".join(f"{r} {n}" for r, n in reasons.most_common()))
+    if plan.terms:
+        console.print("  terms       " + ", ".join(f"{k} {v:,}" for k, v in plan.terms.items()))
+    console.print(
+        f"  time        {timed.seconds:.2f} s "
+        f"(policy {policy.value}, {workers} workers, seed {seed})"
+    )
+    if output is not None:
+        console.print(f"  plan        {escape(str(output))}")
+
+
+# -- generate ---------------------------------------------------------------------------------
+
+
+def generate(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Snapshot file to write.")],
+    size: Annotated[Size, typer.Option(help="small ~8 examiners, medium ~30, large ~60.")] = (
+        Size.small
+    ),
+    seed: Annotated[int, typer.Option(help="The same seed gives the same lab.")] = 1,
+) -> None:
+    """Write a realistic synthetic lab as a snapshot file."""
+    from scheduler.core.snapshot import snapshot_to_json
+    from scheduler.generate import generate_lab
+
+    snapshot = generate_lab(size.value, seed)
+    try:
+        output.write_text(json.dumps(snapshot_to_json(snapshot), indent=1) + "\n")
+    except OSError as exc:
+        raise _fail(f"cannot write snapshot: {exc}", EXIT_FAILURE) from None
+    cases = len({job.case for job in snapshot.jobs})
+    console.print(
+        f"{escape(snapshot.lab)}: {len(snapshot.examiners)} examiners, "
+        f"{len(snapshot.workstations)} workstations, {cases} cases, {len(snapshot.jobs)} jobs "
+        f"-> {escape(str(output))}"
+    )
+
+
+# -- bench ------------------------------------------------------------------------------------
+
+
+def _header(workers: int, seed: int, time_limit: float) -> None:
+    from scheduler.benchmarks.runner import ortools_version
+
+    console.print(
+        f"ortools {ortools_version()}, {workers} workers, seed {seed}, time limit {time_limit:g} s"
+    )
+
+
+def bench_lab(
+    sizes: Annotated[str, typer.Option(help="Comma-separated: small, medium, large.")] = "small",
+    seeds: Annotated[str, typer.Option(help="Comma-separated generator seeds.")] = "1",
+    time_limit: Annotated[float, typer.Option(min=0.1)] = 30.0,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+) -> None:
+    """Optimizer vs the dispatch baselines on generated labs (weighted tardiness)."""
+    from scheduler.benchmarks.lab import run_lab
+    from scheduler.generate import SIZES
+
+    chosen = _names(sizes)
+    if unknown := [s for s in chosen if s not in SIZES]:
+        raise _fail(f"unknown size(s): {', '.join(unknown)}", EXIT_MALFORMED)
+    try:
+        lab_seeds = [int(s) for s in _names(seeds)]
+    except ValueError:
+        raise _fail(f"seeds must be integers: {seeds}", EXIT_MALFORMED) from None
+    _header(workers, seed, time_limit)
+    results = []
+    for size in chosen:
+        for lab_seed in lab_seeds:
+            result = run_lab(
+                size, lab_seed, time_limit=time_limit, workers=workers, solver_seed=seed
+            )
+            _print_lab(result)
+            results.append(result)
+    if any(r.violations for r in results):
+        raise _fail("some plans broke the rules (see above)", EXIT_FAILURE)
+
+
+def _print_lab(r: LabResult) -> None:
+    console.print(
+        f"[bold]{r.size} seed {r.seed}[/bold]: {r.examiners} examiners, {r.jobs} jobs, "
+        f"status {r.status}, {r.scheduled} scheduled"
+    )
+    console.print(
+        "  weighted tardiness  "
+        + "  ".join(f"{p} {_number(v)}" for p, v in r.baselines.items())
+        + f"  optimizer {_number(r.tardiness)}"
+    )
+    console.print(
+        f"  avoidable           optimizer {_number(r.avoidable)} vs {r.best_baseline} "
+        f"{_number(r.baseline_avoidable)}: ratio {_number(r.ratio, 3)} "
+        f"(critical path {_number(r.critical_path)})"
+    )
+    console.print(
+        f"  bound               {_number(r.bound)}  gap {_percent(r.gap)}  "
+        f"first plan {_number(r.first_plan_seconds, 2)} s  total {r.seconds:.1f} s  "
+        f"peak RSS {r.peak_rss_mb:.0f} MiB"
+    )
+    if r.violations:
+        err_console.print(f"  [red]{r.violations} verifier violation(s)[/red]")
+
+
+def _shop_line(r: ShopResult | None, peer: bool) -> str:
+    """One fixed-width row of the summary; the header when ``r`` is None."""
+    if r is None:
+        cells = ["instance", "ops", "makespan", "best known", "gap", "time s"]
+        cells += ["PyJobShop", "gap"] if peer else []
+        cells.append("status")
+    else:
+        known = _number(r.best_known)
+        if r.lower_bound is not None and r.lower_bound != r.best_known:
+            known = f"{r.lower_bound}-{r.best_known}"
+        cells = [
+            r.name,
+            str(r.operations),
+            _number(r.makespan),
+            known,
+            _percent(r.gap),
+            f"{r.seconds:.1f}",
+        ]
+        if peer:
+            cells += [_number(r.peer.makespan if r.peer else None), _percent(r.peer_gap)]
+        cells.append(r.status + (f", {r.violations} VIOLATIONS" if r.violations else ""))
+    widths = [9, 5, 9, 11, 8, 7] + ([10, 8] if peer else [])
+    line = cells[0].ljust(widths[0]) + "".join(
+        cell.rjust(width) for cell, width in zip(cells[1:-1], widths[1:], strict=True)
+    )
+    return f"{line}  {cells[-1]}"
+
+
+def _run_shops(
+    title: str, instances: Iterable[ShopInstance], time_limit: float, workers: int, seed: int
+) -> None:
+    from scheduler.benchmarks.external import mean, run_suite
+    from scheduler.benchmarks.peer import pyjobshop_available
+
+    peer = pyjobshop_available()
+    _header(workers, seed, time_limit)
+    if not peer:
+        console.print("PyJobShop is not installed (pip install 'labq[bench]'); labq only")
+
+    def report(result: ShopResult) -> None:
+        console.print(
+            f"  {result.name}: makespan {_number(result.makespan)} "
+            f"(best known {_number(result.best_known)}, gap {_percent(result.gap)})"
+            + (f", PyJobShop {_number(result.peer.makespan)}" if result.peer else "")
+        )
+
+    results = run_suite(
+        instances,
+        time_limit=time_limit,
+        workers=workers,
+        seed=seed,
+        with_peer=peer,
+        report=report,
+    )
+    console.print(f"[bold]{title}[/bold]")
+    console.print(escape(_shop_line(None, peer)))
+    for result in results:
+        console.print(escape(_shop_line(result, peer)))
+    console.print(f"mean gap to best known: labq {_percent(mean([r.gap for r in results]))}")
+    if peer:
+        console.print(
+            f"mean gap to best known: PyJobShop {_percent(mean([r.peer_gap for r in results]))}"
+        )
+    if any(r.violations for r in results):
+        raise _fail("some plans broke the rules", EXIT_FAILURE)
+
+
+def bench_fjsp(
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Folder of .fjs files with a bks.json.")
+    ],
+    time_limit: Annotated[float, typer.Option(min=0.1)] = 30.0,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    instances: Annotated[str, typer.Option(help="Comma-separated names; default all.")] = "",
+) -> None:
+    """Brandimarte FJSP (mk01-mk10) through the engine: makespan vs best known."""
+    from scheduler.benchmarks.external import fjsp_instances
+
+    if not directory.is_dir():
+        raise _fail(f"not a folder: {directory}", EXIT_MALFORMED)
+    names = _names(instances)
+    if missing := [n for n in names if not (directory / f"{n}.fjs").exists()]:
+        raise _fail(f"no such instance(s) in {directory}: {', '.join(missing)}", EXIT_MALFORMED)
+    suite = fjsp_instances(directory, names)
+    _run_shops("Brandimarte FJSP", suite, time_limit, workers, seed)
+
+
+def bench_jssp(
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="benchmark_instances.json, or the folder holding it."),
+    ],
+    instances: Annotated[str, typer.Option(help="Comma-separated instance names.")] = (
+        "ft06,ft10,la01,la16,la21,abz5,orb01,ta01"
+    ),
+    time_limit: Annotated[float, typer.Option(min=0.1)] = 30.0,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+) -> None:
+    """Classic job shop instances through the engine: makespan vs optimum or best known."""
+    from scheduler.benchmarks.external import jssp_instances
+    from scheduler.benchmarks.jssp import load_instances
+
+    if path.is_dir():
+        path = path / "benchmark_instances.json"
+    if not path.is_file():
+        raise _fail(f"no such file: {path}", EXIT_MALFORMED)
+    names = _names(instances)
+    if missing := [n for n in names if n not in load_instances(path)]:
+        raise _fail(f"no such instance(s) in {path}: {', '.join(missing)}", EXIT_MALFORMED)
+    _run_shops("Job shop", jssp_instances(path, names), time_limit, workers, seed)

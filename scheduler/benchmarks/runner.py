@@ -1,0 +1,73 @@
+"""What every benchmark shares: one way to call the engine, and the figures recorded with a run."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+
+from scheduler.core.dispatch import POLICIES, best_dispatch, dispatch
+from scheduler.core.plan import Plan
+from scheduler.core.snapshot import Snapshot
+
+ENGINE_POLICIES = ("cpsat", *POLICIES)
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A plan and how long the engine took, with the time its first valid plan was known."""
+
+    plan: Plan
+    seconds: float
+    first_plan_seconds: float | None
+
+
+def solve_snapshot(
+    snapshot: Snapshot,
+    *,
+    time_limit: float = 30.0,
+    workers: int = 2,
+    seed: int = 0,
+    policy: str = "cpsat",
+) -> Timed:
+    """Run the engine the way the service and the CLI do, timing it from the caller's side."""
+    if policy not in ENGINE_POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(ENGINE_POLICIES)}")
+    started = time.perf_counter()
+    first: list[float] = []
+
+    def progress(*_: object) -> None:
+        if not first:
+            first.append(time.perf_counter() - started)
+
+    try:
+        from scheduler.core.solve import SolveConfig, solve
+    except ImportError:  # the optimizer is not installed yet: fall back to the baselines
+        plan = best_dispatch(snapshot)[1] if policy == "cpsat" else dispatch(snapshot, policy)
+    else:
+        config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
+        plan = solve(snapshot, config, progress)
+    seconds = time.perf_counter() - started
+    return Timed(plan, seconds, first[0] if first else None)
+
+
+def gap(objective: int | None, bound: int | None) -> float | None:
+    """Relative distance from a plan's objective down to a lower bound (0.0 = proven optimal)."""
+    if objective is None or bound is None:
+        return None
+    if objective <= 0:
+        return 0.0
+    return max(0, objective - bound) / objective
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def ortools_version() -> str:
+    from ortools import __version__
+
+    return str(__version__)

@@ -1,0 +1,180 @@
+"""The engine commands of the CLI: exit codes, files written, figures printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from api import cli_engine
+from scheduler.core.plan import plan_from_json
+from scheduler.core.snapshot import load_snapshot
+from scheduler.core.verify import verify
+
+BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "bench"
+
+app = typer.Typer()
+cli_engine.register(app)
+runner = CliRunner()
+
+
+def tiny_snapshot() -> dict[str, Any]:
+    """One examiner, one imager: acquire then review, both fit on day one."""
+    return {
+        "format": "labq.snapshot/1",
+        "lab": "tiny",
+        "epoch": "2026-11-30T08:00:00+00:00",
+        "horizon": 2880,
+        "days": [[0, 1440], [1440, 2880]],
+        "weeks": [[0, 2880]],
+        "examiners": [
+            {"id": "e1", "skills": ["computer", "review"], "available": [[0, 510], [1440, 1950]]}
+        ],
+        "workstations": [{"id": "w1", "capabilities": ["imager"], "capacity": 1}],
+        "jobs": [
+            {
+                "id": "j1",
+                "case": "c1",
+                "weight": 100,
+                "release": 0,
+                "due": 600,
+                "attended": 30,
+                "machine": 120,
+                "skills": ["computer"],
+                "capabilities": ["imager"],
+            },
+            {
+                "id": "j2",
+                "case": "c1",
+                "weight": 100,
+                "release": 0,
+                "due": 480,
+                "attended": 60,
+                "machine": 0,
+                "skills": ["review"],
+                "after": ["j1"],
+            },
+        ],
+    }
+
+
+def write(tmp_path: Path, data: object, name: str = "snapshot.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("policy", ["cpsat", "fifo", "wsjf"])
+def test_solve_writes_a_verified_plan(tmp_path: Path, policy: str) -> None:
+    source = write(tmp_path, tiny_snapshot())
+    out = tmp_path / "plan.json"
+    result = runner.invoke(
+        app, ["solve", str(source), "-o", str(out), "--policy", policy, "--time-limit", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    plan = plan_from_json(json.loads(out.read_text()))
+    assert verify(load_snapshot(source), plan) == []
+    ends = {a.job: a.end for a in plan.assignments}
+    assert ends == {"j1": 120, "j2": 180}
+    assert plan.terms["tardiness"] == 0
+    for label in ("status", "objective", "bound", "gap", "scheduled   2", "unscheduled 0", "time"):
+        assert label in result.stdout
+
+
+def test_solve_malformed_snapshot_names_the_field(tmp_path: Path) -> None:
+    data = tiny_snapshot()
+    data["jobs"][0]["machine_by_workstation"] = {"w9": 60}
+    result = runner.invoke(app, ["solve", str(write(tmp_path, data))])
+    assert result.exit_code == 2
+    assert "jobs[j1].machine_by_workstation" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"format": "labq.snapshot/1"}'])
+def test_solve_refuses_what_is_not_a_snapshot(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    result = runner.invoke(app, ["solve", str(path)])
+    assert result.exit_code == 2
+    assert "malformed snapshot" in result.stderr
+
+
+def test_solve_missing_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["solve", str(tmp_path / "absent.json")])
+    assert result.exit_code == 2
+    assert "absent.json" in result.stderr
+
+
+def test_solve_internal_failure_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("solver exploded")
+
+    monkeypatch.setattr("scheduler.benchmarks.runner.solve_snapshot", broken)
+    result = runner.invoke(app, ["solve", str(write(tmp_path, tiny_snapshot()))])
+    assert result.exit_code == 1
+    assert "solver exploded" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_solve_refuses_to_write_an_invalid_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scheduler.benchmarks import runner as engine
+    from scheduler.core.plan import Plan
+
+    monkeypatch.setattr(
+        engine,
+        "solve_snapshot",
+        lambda *_, **__: engine.Timed(Plan("feasible", 0, 0, 0.0, ()), 0.0, None),
+    )
+    out = tmp_path / "plan.json"
+    result = runner.invoke(app, ["solve", str(write(tmp_path, tiny_snapshot())), "-o", str(out)])
+    assert result.exit_code == 1
+    assert "breaks" in result.stderr
+    assert not out.exists()
+
+
+def test_generate_writes_a_valid_snapshot(tmp_path: Path) -> None:
+    out = tmp_path / "lab.json"
+    result = runner.invoke(app, ["generate", "--size", "small", "--seed", "3", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    snapshot = load_snapshot(out)
+    assert snapshot.lab == "synthetic-small-3"
+    assert f"{len(snapshot.jobs)} jobs" in result.stdout
+
+
+def test_generate_refuses_unknown_size(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--size", "huge", "-o", str(tmp_path / "x.json")])
+    assert result.exit_code == 2
+
+
+def test_bench_fjsp_on_a_tiny_instance(tmp_path: Path) -> None:
+    (tmp_path / "tiny.fjs").write_text("2 2 1.5\n2 2 1 3 2 5 1 2 4\n1 1 1 2\n")
+    (tmp_path / "bks.json").write_text(
+        json.dumps({"instances": {"tiny": {"lower_bound": 7, "upper_bound": 7}}})
+    )
+    result = runner.invoke(app, ["bench", "fjsp", str(tmp_path), "--time-limit", "2"])
+    assert result.exit_code == 0, result.output
+    assert "tiny: makespan 7 (best known 7, gap 0.0 %)" in result.stdout
+    assert "mean gap to best known: labq 0.0 %" in result.stdout
+    assert "ortools" in result.stdout
+
+
+def test_bench_fjsp_unknown_instance(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["bench", "fjsp", str(tmp_path), "--instances", "mk99"])
+    assert result.exit_code == 2
+    assert "mk99" in result.stderr
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="shared benchmark data not present")
+def test_bench_jssp_ft06() -> None:
+    result = runner.invoke(
+        app, ["bench", "jssp", str(BENCH / "jssp"), "--instances", "ft06", "--time-limit", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ft06: makespan" in result.stdout
+    assert "best known 55" in result.stdout
