@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 
 import pytest
 
-from scheduler.core.snapshot import Snapshot
+from scheduler.core.dispatch import POLICIES, dispatch
+from scheduler.core.snapshot import Snapshot, snapshot_from_json, snapshot_to_json
+from scheduler.core.verify import verify
 from scheduler.generate import DEFAULT_EPOCH, SIZES, generate_lab
 
 WEIGHTS = {1000, 300, 100, 30, 10}
@@ -149,21 +150,21 @@ def test_lab_shape_matches_the_design() -> None:
     assert any(j.due == 0 for j in lab.jobs), "long-waiting backlog is already overdue"
 
 
-def test_round_trips_through_the_contract(small: Snapshot) -> None:
-    snapshot = importlib.import_module("scheduler.core.snapshot")
-    if not hasattr(snapshot, "snapshot_from_json"):
-        pytest.skip("snapshot_from_json not available yet")
-    assert snapshot.snapshot_from_json(snapshot.snapshot_to_json(small)) == small
+@pytest.mark.parametrize(("size", "seed"), [("small", s) for s in range(1, 6)] + [("medium", 2)])
+def test_round_trips_through_the_contract(size: str, seed: int) -> None:
+    lab = generate_lab(size, seed)
+    assert snapshot_from_json(snapshot_to_json(lab)) == lab
 
 
-@pytest.mark.parametrize("policy", ["fifo", "priority", "wsjf"])
-def test_dispatch_plans_pass_the_verifier(small: Snapshot, policy: str) -> None:
-    dispatch = pytest.importorskip("scheduler.core.dispatch")
-    verify = pytest.importorskip("scheduler.core.verify")
-    plan = dispatch.dispatch(small, policy)
-    assert verify.verify(small, plan) == []
-    assert len(plan.assignments) + len(plan.unscheduled) == len(small.jobs)
-    assert plan.assignments, "a lab with free examiners schedules something"
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("size", ["small", "medium"])
+def test_dispatch_plans_pass_the_verifier(size: str, policy: str) -> None:
+    lab = generate_lab(size, 1)
+    plan = dispatch(lab, policy)
+    assert verify(lab, plan) == []
+    assert len(plan.assignments) + len(plan.unscheduled) == len(lab.jobs)
+    weights = {j.id: j.weight for j in lab.jobs}
+    assert any(weights[a.job] == 1000 for a in plan.assignments), "urgent work gets done"
 
 
 def test_sizes_table_is_ordered() -> None:
