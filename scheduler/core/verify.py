@@ -21,6 +21,9 @@ Decisions the design leaves open, fixed here so every solver builds to the same 
 - A pinned job, and a job with a ``previous`` assignment starting before ``frozen_until``, must
   be assigned exactly there, or be unscheduled with reason ``pin_conflict`` (a pinned set that
   cannot all be kept is reported, not silently broken). When a job has both, its pin governs.
+  ``pin_conflict`` is accepted only when keeping the placement really breaks a rule: a present
+  predecessor does not end by its start in this plan, or the placement clashes with the job's
+  own requirements or with the other placements the plan keeps.
 """
 
 from __future__ import annotations
@@ -519,6 +522,62 @@ def _exposure_weekly_cap(ctx: _Context) -> Iterator[Violation]:
 # ---- kept placements ----------------------------------------------------------------------------
 
 
+def _kept_targets(snapshot: Snapshot) -> dict[str, tuple[str, str | None, str | None, int]]:
+    """Placements the plan must keep, by job: (rule, examiner, workstation, start).
+
+    A pin governs over a published assignment of the same job.
+    """
+    targets: dict[str, tuple[str, str | None, str | None, int]] = {}
+    present = {job.id for job in snapshot.jobs}
+    for prev in snapshot.previous:
+        if prev.job in present and prev.start < snapshot.frozen_until:
+            targets[prev.job] = ("frozen", prev.examiner, prev.workstation, prev.start)
+    for job in snapshot.jobs:
+        if job.pin is not None:
+            targets[job.id] = ("pin", job.pin.examiner, job.pin.workstation, job.pin.start)
+    return targets
+
+
+# The rules a kept placement is tried against when a plan leaves it out as a pin conflict.
+_TRIAL_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})
+
+
+def _conflict_is_real(
+    ctx: _Context, job: Job, examiner: str | None, ws: str | None, start: int
+) -> bool:
+    """Whether keeping ``job`` at its kept placement really breaks a rule.
+
+    It does if a present predecessor is not scheduled to end by ``start`` in this plan, or if the
+    placement, added to the other placements the plan keeps, breaks a rule they do not already
+    break on their own. Conflicts with freely placed jobs do not count: those could have moved.
+    """
+    for pred_id in job.after:
+        if pred_id in ctx.jobs:
+            pred = ctx.placed.get(pred_id)
+            if pred is None or pred.end > start:
+                return True
+    targets = _kept_targets(ctx.snapshot)
+    kept = [
+        p.assignment
+        for job_id, p in ctx.placed.items()
+        if job_id in targets
+        and targets[job_id][1:] == (p.assignment.examiner, p.assignment.workstation, p.start)
+    ]
+    probe = _Placed(job, Assignment(job.id, examiner, ws, start, start), None, None)
+    candidate = Assignment(job.id, examiner, ws, start, probe.end)
+
+    def broken(assignments: list[Assignment]) -> set[tuple[str, str | None]]:
+        trial = _Context(ctx.snapshot, Plan("unknown", None, None, 0.0, tuple(assignments)))
+        return {
+            (v.rule, v.job)
+            for check in _CHECKS
+            if check.__name__.lstrip("_") not in _TRIAL_EXCLUDED
+            for v in check(trial)
+        }
+
+    return bool(broken([*kept, candidate]) - broken(kept))
+
+
 def _kept(
     ctx: _Context,
     rule: str,
@@ -531,12 +590,22 @@ def _kept(
     placed = ctx.placed.get(job.id)
     if placed is None:
         left = ctx.unscheduled.get(job.id)
-        if left is not None and left.reason != PIN_CONFLICT:
+        if left is None:
+            return  # reported by the coverage rule
+        if left.reason != PIN_CONFLICT:
             yield Violation(
                 rule,
                 job.id,
                 f"{what} job is unscheduled with reason {left.reason}; "
                 f"only {PIN_CONFLICT} may leave it out",
+            )
+        elif not _conflict_is_real(ctx, job, examiner, workstation, start):
+            yield Violation(
+                rule,
+                job.id,
+                f"{what} job is left out as a {PIN_CONFLICT}, but its placement (examiner "
+                f"{examiner}, workstation {workstation}, start {start}) fits with every other "
+                "kept placement",
             )
         return
     a = placed.assignment
@@ -559,11 +628,9 @@ def _pin(ctx: _Context) -> Iterator[Violation]:
 
 def _frozen(ctx: _Context) -> Iterator[Violation]:
     """A published assignment starting before frozen_until is kept exactly."""
-    for prev in ctx.snapshot.previous:
-        job = ctx.jobs.get(prev.job)
-        if job is None or job.pin is not None or prev.start >= ctx.snapshot.frozen_until:
-            continue
-        yield from _kept(ctx, "frozen", job, prev.examiner, prev.workstation, prev.start, "frozen")
+    for job_id, (rule, examiner, ws, start) in _kept_targets(ctx.snapshot).items():
+        if rule == "frozen":
+            yield from _kept(ctx, rule, ctx.jobs[job_id], examiner, ws, start, "frozen")
 
 
 _CHECKS: tuple[Check, ...] = (

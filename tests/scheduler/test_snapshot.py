@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from strategies import random_snapshots
 
 from scheduler.core.snapshot import (
@@ -91,7 +92,7 @@ def test_round_trip_tiny_lab() -> None:
     assert snapshot_from_json(json.loads(json.dumps(document))) == lab
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_snapshots())
 def test_round_trip_random_snapshots(lab: Snapshot) -> None:
     document = json.loads(json.dumps(snapshot_to_json(lab)))
@@ -464,3 +465,47 @@ def test_rejection_does_not_modify_the_input() -> None:
 
 def test_snapshot_error_is_a_value_error() -> None:
     assert issubclass(SnapshotError, ValueError)
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=5)
+    | st.sampled_from(["e0", "w0", "j0", "p0", "0", ""]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots(), st.data())
+def test_any_mutation_is_accepted_or_a_snapshot_error(lab: Snapshot, data: st.DataObject) -> None:
+    """Never a traceback: whatever one field becomes, the parser answers or names the field."""
+    document: Any = json.loads(json.dumps(snapshot_to_json(lab)))
+    path = data.draw(st.sampled_from(_paths(document)[1:]))
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if isinstance(parent, dict) and data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(_json_values)
+    try:
+        snapshot_from_json(document)
+    except SnapshotError as error:
+        assert error.field is not None

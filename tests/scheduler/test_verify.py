@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import random_snapshots
 
 from scheduler.core.plan import (
     HORIZON_FULL,
@@ -226,13 +229,40 @@ def test_successors_of_an_unscheduled_predecessor_may_be_unscheduled(
 
 
 def test_pinned_job_may_only_be_left_out_as_a_pin_conflict(lab: Snapshot, plan: Plan) -> None:
-    assert verify(lab, unscheduled(plan, "j6", PIN_CONFLICT)) == []
     assert caught(verify(lab, unscheduled(plan, "j6", HORIZON_FULL))) == {("pin", "j6")}
 
 
 def test_frozen_job_may_only_be_left_out_as_a_pin_conflict(lab: Snapshot, plan: Plan) -> None:
-    assert verify(lab, unscheduled(plan, "j4", PIN_CONFLICT)) == []
     assert caught(verify(lab, unscheduled(plan, "j4", HORIZON_FULL))) == {("frozen", "j4")}
+
+
+def test_a_pin_conflict_must_be_real(lab: Snapshot, plan: Plan) -> None:
+    """A placement that fits is kept: calling it a conflict is no way out of rule 6."""
+    assert caught(verify(lab, unscheduled(plan, "j6", PIN_CONFLICT))) == {("pin", "j6")}
+    assert caught(verify(lab, unscheduled(plan, "j4", PIN_CONFLICT))) == {("frozen", "j4")}
+
+
+def test_an_absence_makes_kept_placements_real_conflicts(lab: Snapshot, plan: Plan) -> None:
+    examiners = (lab.examiners[0], replace(lab.examiners[1], available=((100, 480),)))
+    absent = replace(lab, examiners=examiners)
+    left_out = unscheduled(unscheduled(plan, "j4", PIN_CONFLICT), "j6", PIN_CONFLICT)
+    assert verify(absent, left_out) == []
+
+
+def test_clashing_kept_placements_drop_only_what_they_must(lab: Snapshot, plan: Plan) -> None:
+    """A pin overlapping a frozen job on one examiner: one of them goes, not both."""
+    assert lab.jobs[5].pin is not None
+    clash = with_job(lab, "j6", pin=replace(lab.jobs[5].pin, start=10))
+    keep_pin = unscheduled(moved(plan, "j6", start=10), "j4", PIN_CONFLICT)
+    assert verify(clash, keep_pin) == []
+    both = unscheduled(keep_pin, "j6", PIN_CONFLICT)
+    assert caught(verify(clash, both)) == {("pin", "j6"), ("frozen", "j4")}
+
+
+def test_a_pin_before_its_predecessor_ends_is_a_real_conflict(lab: Snapshot, plan: Plan) -> None:
+    waiting = with_job(lab, "j6", after=("j1",))
+    assert caught(verify(waiting, plan)) == {("precedence", "j6")}
+    assert verify(waiting, unscheduled(plan, "j6", PIN_CONFLICT)) == []
 
 
 def test_previous_after_frozen_until_may_move(lab: Snapshot, plan: Plan) -> None:
@@ -291,3 +321,45 @@ def test_logged_minutes_count_against_their_week() -> None:
     e1 = lab.examiners[0]
     assert lab.logged_day_exposure(e1) == {0: 60}
     assert lab.logged_week_exposure(e1) == {0: 360}
+
+
+def _kept_pins_only(lab: Snapshot) -> Plan:
+    """The plan that keeps every pin and leaves everything else out."""
+    assignments = []
+    left = []
+    for job in lab.jobs:
+        if job.pin is not None:
+            end = job.pin.start + job.duration_on(job.pin.workstation)
+            assignments.append(
+                Assignment(job.id, job.pin.examiner, job.pin.workstation, job.pin.start, end)
+            )
+        else:
+            left.append(Unscheduled(job.id, HORIZON_FULL))
+    return Plan("feasible", None, None, 0.0, tuple(assignments), tuple(left))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots())
+def test_random_labs_pins_are_individually_valid(lab: Snapshot) -> None:
+    """The strategy's promise to property tests: keeping every pin is always a valid plan."""
+    assert verify(lab, _kept_pins_only(lab)) == []
+
+
+_times = st.integers(-100, 5000)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots(), st.data())
+def test_verify_never_crashes_on_random_plans(lab: Snapshot, data: st.DataObject) -> None:
+    job_ids = st.sampled_from([j.id for j in lab.jobs] + ["ghost"])
+    examiners = st.none() | st.sampled_from([e.id for e in lab.examiners] + ["nobody"])
+    workstations = st.none() | st.sampled_from([w.id for w in lab.workstations] + ["nothing"])
+    assignments = data.draw(
+        st.lists(st.builds(Assignment, job_ids, examiners, workstations, _times, _times))
+    )
+    left = data.draw(
+        st.lists(st.builds(Unscheduled, job_ids, st.sampled_from([HORIZON_FULL, PIN_CONFLICT])))
+    )
+    plan = Plan("feasible", None, None, 0.0, tuple(assignments), tuple(left))
+    for violation in verify(lab, plan):
+        assert violation.rule in RULES
