@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from hypothesis import strategies as st
+
 from scheduler.core.snapshot import (
     Examiner,
     ExposurePolicy,
@@ -137,3 +139,62 @@ def lab(
 def shifts(days: int, start: int = 0, end: int = 480) -> tuple[tuple[int, int], ...]:
     """Daily shifts ``[start, end)`` minutes into each of the first ``days`` days."""
     return tuple((d * DAY + start, d * DAY + end) for d in range(days))
+
+
+@st.composite
+def small_labs(draw: st.DrawFn) -> Snapshot:
+    """Random tiny labs with chains, workstations, pools, exposure and the odd pin."""
+    days = draw(st.integers(1, 3))
+    skills = ["mobile", "review"]
+    examiners = [
+        examiner(
+            f"e{i}",
+            draw(st.lists(st.sampled_from(skills), min_size=1, max_size=2, unique=True)),
+            shifts(days, draw(st.integers(0, 120)), draw(st.integers(240, 600))),
+            daily_cap=draw(st.sampled_from([None, 60, 120])),
+            severe_daily_cap=draw(st.sampled_from([None, 30, 60])),
+            weekly_cap=draw(st.sampled_from([None, 100, 200])),
+            max_severity=draw(st.integers(0, 3)),
+            used_by_day={0: draw(st.integers(0, 60))},
+        )
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    stations = [
+        workstation(f"w{i}", ["ufed"], draw(st.integers(1, 2)), horizon=days * DAY)
+        for i in range(draw(st.integers(0, 2)))
+    ]
+    jobs = []
+    n = draw(st.integers(1, 10))
+    for i in range(n):
+        machine = draw(st.sampled_from([0, 0, 30, 300]))
+        exposure = draw(st.sampled_from([0, 0, 30, 60]))
+        after = draw(st.lists(st.sampled_from([f"j{k}" for k in range(i)] or ["gone"]), max_size=2))
+        jobs.append(
+            job(
+                f"j{i}",
+                case=f"c{i % 3}",
+                weight=draw(st.integers(1, 100)),
+                release=draw(st.integers(0, 300)),
+                due=draw(st.one_of(st.none(), st.integers(0, days * DAY))),
+                attended=draw(st.sampled_from([0, 15, 60, 200]))
+                if machine
+                else draw(st.sampled_from([15, 60, 200])),
+                machine=machine,
+                skills=[draw(st.sampled_from(skills))],
+                capabilities=["ufed"] if machine else [],
+                pools=["lic"] if machine and draw(st.booleans()) else [],
+                exposure=exposure,
+                severity=draw(st.integers(1, 3)) if exposure else 0,
+                after=after,
+                pin=("e0", None, draw(st.integers(0, 200)))
+                if not machine and draw(st.integers(0, 9)) == 0
+                else None,
+            )
+        )
+    return lab(
+        examiners,
+        [j for j in jobs if not (j.exposure and not j.attended)],
+        stations,
+        [Pool("lic", 1)],
+        horizon=days * DAY,
+    )

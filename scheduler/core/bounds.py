@@ -1,0 +1,425 @@
+"""Lower bounds on the main term, so every solve can report its gap (DESIGN.md §4 Bounds).
+
+CP-SAT's own bound is near zero on these models, so we compute ours from relaxations that every
+valid plan satisfies (the verifier's rules, loosened):
+
+1. **Critical path** (``critical_path_bound``): each job, ignoring every other job, can end no
+   earlier than its release plus its chain of predecessors, each placed at the first time some
+   eligible examiner and workstation window could hold it. A job that cannot end inside the horizon
+   this way is charged as unscheduled (horizon + its minimum duration), exactly as the objective
+   charges it; so is a job nobody may take.
+2. **Capacity** (per group of interchangeable resources): the attended minutes of all jobs that
+   only a set S of examiners may take cannot exceed S's available minutes in the horizon (likewise
+   machine minutes on workstations, exposure minutes against the caps, severity-3 minutes against
+   the severe caps). When they do, some jobs must be left out; the cheapest way to drop enough
+   minutes, as a fractional knapsack, adds to the critical-path charge.
+
+``lower_bound`` is the best of these, multiplied by ``weights.tardiness`` so it bounds the weighted
+objective of any valid plan (the other terms are never negative). With ``objective: "makespan"``
+the same relaxations bound the latest end instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .calendar import FreeList, normalise
+from .dispatch import fixed_placements, logged_by_day, logged_by_week
+from .eligibility import caps_allow
+from .snapshot import Examiner, Job, Snapshot, Workstation
+
+
+def may_take(job: Job, examiner: Examiner) -> bool:
+    """The verifier's examiner rules that hold whatever the time: skills, allow-list, severity
+    and a job's exposure fitting the caps at all."""
+    if not job.skills <= examiner.skills:
+        return False
+    if job.examiners is not None and examiner.id not in job.examiners:
+        return False
+    if job.exposure > 0:
+        return job.severity <= examiner.exposure.max_severity and caps_allow(job, examiner)
+    return True
+
+
+def may_run(job: Job, workstation: Workstation) -> bool:
+    if job.machine_by_workstation is not None and workstation.id not in job.machine_by_workstation:
+        return False
+    return job.capabilities <= workstation.capabilities
+
+
+def _intersect(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Pairwise intersections of two window lists: where a part lies inside one window of each."""
+    out = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if lo < hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+@dataclass
+class _Relaxed:
+    """Per job, what the relaxations need."""
+
+    job: Job
+    examiners: list[str]
+    workstations: list[str]
+    earliest_end: int | None  # None: cannot be scheduled at all
+    charged: int  # lower bound on the end the objective charges
+
+
+class _Windows:
+    """Each resource's windows as free lists, never cut (other jobs are relaxed away)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        h = snapshot.horizon
+        self.available: dict[str, FreeList] = {}
+        self.exposure: dict[str, FreeList] = {}
+        for e in snapshot.examiners:
+            avail = normalise(e.available, 0, h)
+            self.available[e.id] = FreeList(avail)
+            windows = normalise(e.exposure.windows or e.available, 0, h)
+            self.exposure[e.id] = FreeList(_intersect(avail, windows))
+        self.workstations = {
+            w.id: FreeList(normalise(w.available, 0, h)) for w in snapshot.workstations
+        }
+
+    def examiner_start(self, job: Job, examiners: Iterable[str], t: int) -> int | None:
+        lists = self.exposure if job.exposure > 0 else self.available
+        best: int | None = None
+        for e in examiners:
+            s = lists[e].earliest(t, job.attended)
+            if s is not None and (best is None or s < best):
+                best = s
+                if s == t:
+                    break
+        return best
+
+
+def relax(snapshot: Snapshot) -> dict[str, _Relaxed]:
+    """Earliest possible end of every job with all other jobs relaxed away (critical path)."""
+    h = snapshot.horizon
+    jobs = {j.id: j for j in snapshot.jobs}
+    fixed = fixed_placements(snapshot)
+    windows = _Windows(snapshot)
+    out: dict[str, _Relaxed] = {}
+    for job in _topological(snapshot):
+        examiners = (
+            [e.id for e in snapshot.examiners if may_take(job, e)] if job.needs_examiner else []
+        )
+        stations = (
+            [w.id for w in snapshot.workstations if may_run(job, w)]
+            if job.needs_workstation
+            else []
+        )
+        unscheduled_end = h + job.min_duration
+        earliest: int | None
+        if job.id in fixed:
+            ex, ws, start, _ = fixed[job.id]
+            earliest = start + job.duration_on(ws)  # if kept at all, kept exactly
+        else:
+            t = max(job.release, 0)
+            blocked = False
+            for p in job.after:
+                if p in jobs and p != job.id:
+                    pred = out.get(p)
+                    if pred is None or pred.earliest_end is None:
+                        blocked = True
+                        break
+                    t = max(t, pred.earliest_end)
+            if blocked:
+                earliest = None
+            else:
+                earliest = _earliest_end(job, examiners, stations, t, h, windows)
+        if earliest is not None and earliest > h:
+            earliest = None
+        charged = unscheduled_end if earliest is None else min(earliest, unscheduled_end)
+        out[job.id] = _Relaxed(job, examiners, stations, earliest, charged)
+    return out
+
+
+def _earliest_end(
+    job: Job,
+    examiners: Sequence[str],
+    stations: Sequence[str],
+    t: int,
+    horizon: int,
+    windows: _Windows,
+) -> int | None:
+    if job.needs_examiner and not examiners:
+        return None
+    if job.needs_workstation and not stations:
+        return None
+    options: Sequence[str | None] = stations if job.needs_workstation else [None]
+    best: int | None = None
+    for w in options:
+        machine = job.machine_on(w)
+        duration = job.duration_on(w)
+        s: int | None = t
+        while s is not None and s + duration <= horizon:
+            s0 = s
+            if job.needs_examiner:
+                s = windows.examiner_start(job, examiners, s)
+                if s is None:
+                    break
+            if w is not None:
+                s = windows.workstations[w].earliest(s, machine)
+                if s is None:
+                    break
+            if s == s0:
+                if best is None or s + duration < best:
+                    best = s + duration
+                break
+    return best
+
+
+def _topological(snapshot: Snapshot) -> list[Job]:
+    jobs = {j.id: j for j in snapshot.jobs}
+    done: set[str] = set()
+    order: list[Job] = []
+    for root in snapshot.jobs:
+        stack: list[tuple[Job, int]] = [(root, 0)]
+        while stack:
+            job, i = stack.pop()
+            if job.id in done:
+                continue
+            preds = [p for p in job.after if p in jobs and p != job.id and p not in done]
+            if i < len(preds):
+                stack.append((job, i + 1))
+                if all(s[0].id != preds[i] for s in stack):  # ignore cycles
+                    stack.append((jobs[preds[i]], 0))
+                continue
+            done.add(job.id)
+            order.append(job)
+    return order
+
+
+def _tardiness(job: Job, end: int) -> int:
+    if job.due is None or end <= job.due:
+        return 0
+    return job.weight * (end - job.due)
+
+
+def _critical(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> int:
+    """Raw main term under the critical-path relaxation."""
+    if snapshot.objective == "makespan":
+        return max((r.charged for r in relaxed.values()), default=0)
+    return sum(_tardiness(r.job, r.charged) for r in relaxed.values())
+
+
+def critical_path_bound(snapshot: Snapshot) -> int:
+    """Resource-free bound (times ``weights.tardiness``): the tardiness no schedule can avoid.
+
+    Benchmarks subtract it to report *avoidable* tardiness.
+    """
+    return snapshot.weights.tardiness * _critical(snapshot, relax(snapshot))
+
+
+# -- capacity relaxations ---------------------------------------------------------------------
+
+Members = Callable[[_Relaxed], frozenset[str] | None]
+Minutes = Callable[[_Relaxed], int]
+Capacity = Callable[[frozenset[str]], int | None]
+
+
+@dataclass(frozen=True)
+class _Demand:
+    """One kind of work: which resources may serve a job, how many minutes it asks of them,
+    and what a set of those resources can supply over the horizon (None: no limit)."""
+
+    members_of: Members
+    minutes_of: Minutes
+    capacity_of: Capacity
+
+
+def _knapsack_extra(items: list[tuple[int, int]], excess: int) -> int:
+    """Least extra cost to drop at least ``excess`` minutes, items (minutes, extra cost),
+    fractional: a valid lower bound on the integer choice."""
+    if excess <= 0:
+        return 0
+    total = 0.0
+    for minutes, extra in sorted((i for i in items if i[0] > 0), key=lambda i: i[1] / i[0]):
+        if minutes >= excess:
+            return int(total + extra * excess / minutes)  # floor keeps it a lower bound
+        total += extra
+        excess -= minutes
+    return 0  # the group's jobs cannot all be dropped enough: stay sound
+
+
+def _available_minutes(windows: Iterable[tuple[int, int]], horizon: int) -> int:
+    return sum(b - a for a, b in normalise(windows, 0, horizon))
+
+
+def _exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None:
+    """Most exposure minutes an examiner can be planned in the horizon (None: no limit).
+
+    A cap only limits starts inside a listed day (week), so it bounds the total only when the
+    days (weeks) cover the whole horizon.
+    """
+    h = snapshot.horizon
+    policy = e.exposure
+    days_cover = _available_minutes(snapshot.days, h) >= h
+    weeks_cover = _available_minutes(snapshot.weeks, h) >= h
+    day_ids = [d for d, (a, _) in enumerate(snapshot.days) if a < h]
+    budgets: list[int] = []
+    if severe:
+        if policy.severe_daily_cap is not None and days_cover:
+            budgets.append(policy.severe_daily_cap * len(day_ids))
+        return min(budgets) if budgets else None
+    if policy.daily_cap is not None and days_cover:
+        logged = logged_by_day(e)
+        budgets.append(sum(max(0, policy.daily_cap - logged.get(d, 0)) for d in day_ids))
+    if policy.weekly_cap is not None and weeks_cover:
+        logged_w = logged_by_week(snapshot, e)
+        week_ids = [w for w, (a, _) in enumerate(snapshot.weeks) if a < h]
+        budgets.append(sum(max(0, policy.weekly_cap - logged_w.get(w, 0)) for w in week_ids))
+    return min(budgets) if budgets else None
+
+
+def _demands(snapshot: Snapshot) -> list[_Demand]:
+    h = snapshot.horizon
+    examiners = {e.id: e for e in snapshot.examiners}
+    avail = {e.id: _available_minutes(e.available, h) for e in snapshot.examiners}
+    ws_avail = {
+        w.id: w.capacity * _available_minutes(w.available, h) for w in snapshot.workstations
+    }
+
+    def exposure_set(r: _Relaxed) -> frozenset[str] | None:
+        return frozenset(r.examiners) if r.job.exposure > 0 and r.job.needs_examiner else None
+
+    def budget(severe: bool) -> Capacity:
+        def cap(members: frozenset[str]) -> int | None:
+            total = 0
+            for m in members:
+                b = _exposure_budget(snapshot, examiners[m], severe)
+                if b is None:
+                    return None
+                total += b
+            return total
+
+        return cap
+
+    return [
+        _Demand(  # attended minutes on examiners
+            lambda r: frozenset(r.examiners) if r.job.needs_examiner else None,
+            lambda r: r.job.attended,
+            lambda m: sum(avail[x] for x in m),
+        ),
+        _Demand(  # machine minutes on workstations (the fastest eligible box)
+            lambda r: frozenset(r.workstations) if r.job.needs_workstation else None,
+            lambda r: min((r.job.machine_on(w) for w in r.workstations), default=0),
+            lambda m: sum(ws_avail[x] for x in m),
+        ),
+        _Demand(exposure_set, lambda r: r.job.exposure, budget(False)),  # exposure caps
+        _Demand(  # severity-3 minutes against the severe caps
+            lambda r: exposure_set(r) if r.job.severity >= 3 else None,
+            lambda r: r.job.exposure,
+            budget(True),
+        ),
+    ]
+
+
+def _capacity_bounds(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> list[int]:
+    """Critical-path charge plus the least cost of leaving out what a group cannot hold.
+
+    Groups are the distinct eligible sets S; a group holds every job whose eligible set lies
+    inside S (they can only use S), so its demand is a true lower bound on S's load.
+    """
+    h = snapshot.horizon
+    base = _critical(snapshot, relaxed)
+    live = [r for r in relaxed.values() if r.earliest_end is not None]
+    makespan = snapshot.objective == "makespan"
+    bounds: list[int] = []
+    for demand in _demands(snapshot):
+        tagged = [(m, r) for r in live if (m := demand.members_of(r))]
+        for members in {m for m, _ in tagged}:
+            capacity = demand.capacity_of(members)
+            if capacity is None:
+                continue
+            inside = [r for m, r in tagged if m <= members]
+            load = sum(demand.minutes_of(r) for r in inside)
+            if load <= capacity:
+                continue
+            if makespan:
+                # some job of the group is left out: it is charged horizon + its duration
+                bounds.append(min(h + r.job.min_duration for r in inside))
+                continue
+            items = [
+                (
+                    demand.minutes_of(r),
+                    _tardiness(r.job, h + r.job.min_duration) - _tardiness(r.job, r.charged),
+                )
+                for r in inside
+            ]
+            bounds.append(base + _knapsack_extra(items, load - capacity))
+    return bounds
+
+
+def _makespan_energy(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> int:
+    """Latest end is at least the time by which a group's resources could finish its work."""
+    h = snapshot.horizon
+    live = [r for r in relaxed.values() if r.earliest_end is not None]
+    ws_windows = {w.id: (w.capacity, normalise(w.available, 0, h)) for w in snapshot.workstations}
+    ex_windows = {e.id: (1, normalise(e.available, 0, h)) for e in snapshot.examiners}
+    demands = _demands(snapshot)[:2]  # attended and machine minutes
+    best = 0
+    for demand, windows in zip(demands, (ex_windows, ws_windows), strict=True):
+        tagged = [(m, r) for r in live if (m := demand.members_of(r))]
+        for members in {m for m, _ in tagged}:
+            inside = [r for m, r in tagged if m <= members]
+            load = sum(demand.minutes_of(r) for r in inside)
+            if load <= 0:
+                continue
+            earliest = min(max(r.job.release, 0) for r in inside)
+            t = _time_to_supply([windows[m] for m in members], load, earliest)
+            best = max(best, t if t is not None else min(h + r.job.min_duration for r in inside))
+    return best
+
+
+def _time_to_supply(
+    resources: Sequence[tuple[int, list[tuple[int, int]]]], demand: int, start: int
+) -> int | None:
+    """Least T with ``demand`` capacity-minutes available in ``[start, T)``, or None."""
+    events: list[tuple[int, int]] = []
+    for capacity, windows in resources:
+        for a, b in windows:
+            a = max(a, start)
+            if a < b:
+                events.append((a, capacity))
+                events.append((b, -capacity))
+    events.sort()
+    rate = 0
+    supplied = 0
+    last = start
+    for t, delta in events:
+        if rate > 0 and t > last:
+            gain = rate * (t - last)
+            if supplied + gain >= demand:
+                need = demand - supplied
+                return last + -(-need // rate)
+            supplied += gain
+        last = max(last, t)
+        rate += delta
+    return None
+
+
+def lower_bound(snapshot: Snapshot) -> int:
+    """A lower bound on the weighted objective of every valid plan of ``snapshot``.
+
+    ``weights.tardiness`` times the best relaxation bound of the main term (weighted tardiness, or
+    the latest end for ``objective: "makespan"``).
+    """
+    relaxed = relax(snapshot)
+    best = _critical(snapshot, relaxed)
+    bounds = _capacity_bounds(snapshot, relaxed)
+    if bounds:
+        best = max(best, *bounds)
+    if snapshot.objective == "makespan":
+        best = max(best, _makespan_energy(snapshot, relaxed))
+    return snapshot.weights.tardiness * best

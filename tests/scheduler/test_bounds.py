@@ -1,0 +1,139 @@
+"""Lower bounds: exact values on tiny labs, and never above any valid plan's objective."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import random_snapshots
+from tiny_labs import DAY, examiner, job, lab, shifts, small_labs, workstation
+
+from scheduler.core.bounds import critical_path_bound, lower_bound
+from scheduler.core.dispatch import POLICIES, dispatch
+from scheduler.core.snapshot import Snapshot, Weights
+from scheduler.core.verify import verify
+
+
+def test_critical_path_follows_release_chain_and_windows() -> None:
+    """acquire 20-120, review cannot start before the next shift (120 + 400 > 480)."""
+    snap = lab(
+        [examiner("e1", available=shifts(2))],
+        [
+            job("acquire", release=20, attended=100, due=0),
+            job("review", attended=400, due=DAY, weight=2, after=["acquire"]),
+        ],
+        horizon=2 * DAY,
+    )
+    # acquire ends at 120 (120 late); review ends at DAY + 400 (400 late, weight 2)
+    assert critical_path_bound(snap) == 120 + 2 * 400
+    assert lower_bound(snap) == 920
+    plan = dispatch(snap, "fifo")
+    assert verify(snap, plan) == [] and plan.objective == 920
+
+
+def test_job_nobody_can_take_is_charged_as_unscheduled() -> None:
+    snap = lab([examiner("e1")], [job("a", skills=["cloud"], due=0, attended=60)], horizon=DAY)
+    assert critical_path_bound(snap) == DAY + 60
+
+
+def test_bound_scales_with_the_tardiness_weight() -> None:
+    snap = lab(
+        [examiner("e1")], [job("a", due=0, attended=60)], weights=Weights(tardiness=3), horizon=DAY
+    )
+    assert lower_bound(snap) == critical_path_bound(snap) == 180
+
+
+def test_capacity_forces_some_work_out_of_the_horizon() -> None:
+    """Three 200-minute jobs, one 480-minute shift: at least 120 minutes must go.
+
+    Cheapest per minute is c (weight 1): dropping 120 of its 200 minutes costs 120/200 of its
+    extra charge, (DAY + 200) * 1, on top of the critical path (each ends at 200 at the earliest).
+    """
+    snap = lab(
+        [examiner("e1", available=[(0, 480)])],
+        [
+            job("a", weight=10, due=0, attended=200),
+            job("b", weight=10, due=0, attended=200),
+            job("c", weight=1, due=0, attended=200),
+        ],
+        horizon=DAY,
+    )
+    critical = 200 * 21
+    assert critical_path_bound(snap) == critical
+    extra = (DAY + 200) * 1 - 200 * 1
+    assert lower_bound(snap) == critical + extra * 120 // 200
+    plan = dispatch(snap, "priority")
+    assert verify(snap, plan) == [] and lower_bound(snap) <= (plan.objective or 0)
+
+
+def test_exposure_caps_limit_the_work_in_the_horizon() -> None:
+    snap = lab(
+        [examiner("e1", ["review"], shifts(1), daily_cap=60)],
+        [
+            job("r1", skills=["review"], attended=60, exposure=60, severity=1, due=0),
+            job("r2", skills=["review"], attended=60, exposure=60, severity=1, due=0),
+        ],
+        horizon=DAY,
+    )
+    # one of them must be left out: (DAY + 60) instead of 60 for it
+    assert lower_bound(snap) == 60 + (DAY + 60)
+    plan = dispatch(snap, "fifo")
+    assert plan.objective == lower_bound(snap)
+
+
+def test_makespan_bound_from_machine_load() -> None:
+    snap = lab(
+        [],
+        [
+            job(f"o{i}", attended=0, skills=(), machine_by_workstation={"m1": 10, "m2": 10})
+            for i in range(5)
+        ],
+        [workstation("m1", ()), workstation("m2", ())],
+        objective="makespan",
+        horizon=DAY,
+    )
+    assert critical_path_bound(snap) == 10
+    assert lower_bound(snap) == 25  # 50 machine minutes on two machines
+    plan = dispatch(snap, "fifo")
+    assert verify(snap, plan) == [] and plan.terms["makespan"] == 30
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_labs(), st.sampled_from(POLICIES))
+def test_bound_never_exceeds_a_dispatch_plan(snapshot: Snapshot, policy: str) -> None:
+    plan = dispatch(snapshot, policy)
+    assert verify(snapshot, plan) == []
+    bound = lower_bound(snapshot)
+    assert critical_path_bound(snapshot) <= bound <= (plan.objective or 0)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots(), st.sampled_from(POLICIES))
+def test_bound_never_exceeds_a_plan_on_shared_random_labs(snapshot: Snapshot, policy: str) -> None:
+    plan = dispatch(snapshot, policy)
+    assert verify(snapshot, plan) == []
+    assert lower_bound(snapshot) <= (plan.objective or 0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots())
+def test_makespan_bound_never_exceeds_a_plan(snapshot: Snapshot) -> None:
+    snapshot = replace(snapshot, objective="makespan")
+    plan = dispatch(snapshot, "fifo")
+    assert lower_bound(snapshot) <= (plan.objective or 0)
+
+
+FJSP = Path(__file__).resolve().parents[2].parent / "shared" / "bench" / "fjsp"
+
+
+@pytest.mark.skipif(not FJSP.exists(), reason="shared benchmark data not present")
+def test_fjsp_bounds_stay_below_the_best_known() -> None:
+    from scheduler.benchmarks.fjsp import read_fjs
+
+    bks = json.loads((FJSP / "bks.json").read_text())["instances"]
+    for name in ("mk01", "mk03", "mk08"):
+        assert lower_bound(read_fjs(FJSP / f"{name}.fjs")) <= bks[name]["lower_bound"]
