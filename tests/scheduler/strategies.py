@@ -188,7 +188,7 @@ def _free_job(
     after = _subset(draw, [j.id for j in earlier[-4:]])[:2]
     if draw(st.integers(0, 5)) == 0:
         after.append("done0")  # a predecessor already done: absent from the snapshot
-    release = draw(st.sampled_from((0, 0, 0, 60, DAY, horizon + 60)))
+    release = draw(st.sampled_from((0, 0, 0, 0, 0, 60, 60, DAY, DAY, horizon + 60)))
     return Job(
         id=ident,
         case=case,

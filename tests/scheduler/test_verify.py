@@ -363,3 +363,11 @@ def test_verify_never_crashes_on_random_plans(lab: Snapshot, data: st.DataObject
     plan = Plan("feasible", None, None, 0.0, tuple(assignments), tuple(left))
     for violation in verify(lab, plan):
         assert violation.rule in RULES
+
+
+def test_design_example_and_its_plan() -> None:
+    """The documents of DESIGN.md §4.1, with the elided days written out, agree with each other."""
+    lab = load_snapshot(DATA / "design_example.json")
+    plan = load_plan(DATA / "design_example_plan.json")
+    assert verify(lab, plan) == []
+    assert caught(verify(lab, moved(plan, "j1", start=15))) == {("pin", "j1")}
