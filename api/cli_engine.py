@@ -68,6 +68,10 @@ def _number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
@@ -229,7 +233,7 @@ def _print_lab(r: LabResult) -> None:
     )
     console.print(
         f"  bound               {_number(r.bound)}  gap {_percent(r.gap)}  "
-        f"first plan {_number(r.first_plan_seconds, 2)} s  total {r.seconds:.1f} s  "
+        f"first plan {_seconds(r.first_plan_seconds)}  total {r.seconds:.1f} s  "
         f"peak RSS {r.peak_rss_mb:.0f} MiB"
     )
     if r.violations:

@@ -178,3 +178,22 @@ def test_bench_jssp_ft06() -> None:
     assert result.exit_code == 0, result.output
     assert "ft06: makespan" in result.stdout
     assert "best known 55" in result.stdout
+
+
+def test_bench_lab_small() -> None:
+    result = runner.invoke(
+        app, ["bench", "lab", "--sizes", "small", "--seeds", "1", "--time-limit", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "small seed 1: 8 examiners" in out
+    for label in ("fifo", "priority", "wsjf", "optimizer", "avoidable", "ratio", "bound", "gap"):
+        assert label in out
+    assert "first plan" in out and "peak RSS" in out and "ortools" in out
+
+
+@pytest.mark.parametrize(("option", "value"), [("--sizes", "huge"), ("--seeds", "one")])
+def test_bench_lab_refuses_bad_lists(option: str, value: str) -> None:
+    result = runner.invoke(app, ["bench", "lab", option, value])
+    assert result.exit_code == 2
+    assert value in result.stderr

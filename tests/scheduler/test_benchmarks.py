@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.benchmarks.external import plan_makespan
 from scheduler.benchmarks.fjsp import read_fjs
 from scheduler.benchmarks.jssp import jssp_snapshot, load_instances, read_jssp, reference
+from scheduler.benchmarks.lab import LabResult
+from scheduler.benchmarks.runner import gap
+from scheduler.core.plan import Assignment, Plan, Unscheduled
 from scheduler.core.snapshot import Snapshot, snapshot_from_json, snapshot_to_json
 
 # The shared benchmark data sits beside the repository checkout.
@@ -108,3 +112,36 @@ def test_taillard_bounds_prefer_the_newer_file() -> None:
 def test_unknown_jssp_instance() -> None:
     with pytest.raises(ValueError, match="nope"):
         read_jssp(JSSP, "nope")
+
+
+def test_lab_result_compares_avoidable_tardiness() -> None:
+    result = LabResult(
+        size="small",
+        seed=1,
+        examiners=8,
+        jobs=300,
+        baselines={"fifo": 900, "priority": 500, "wsjf": 600},
+        tardiness=300,
+        critical_path=100,
+        bound=200,
+        status="feasible",
+        scheduled=250,
+        first_plan_seconds=0.2,
+        seconds=3.0,
+        peak_rss_mb=100.0,
+        violations=0,
+    )
+    assert result.best_baseline == "priority"
+    assert (result.avoidable, result.baseline_avoidable) == (200, 400)
+    assert result.ratio == 0.5
+    assert result.gap == pytest.approx(1 / 3)
+
+
+def test_gap_and_makespan() -> None:
+    assert gap(100, 90) == pytest.approx(0.1)
+    assert gap(0, 0) == 0.0
+    assert gap(None, 5) is None and gap(5, None) is None
+    plan = Plan("feasible", 9, None, 0.0, (Assignment("a", None, "m1", 0, 9),))
+    assert plan_makespan(plan) == 9
+    incomplete = Plan("feasible", 9, None, 0.0, plan.assignments, (Unscheduled("b", "x"),))
+    assert plan_makespan(incomplete) is None
