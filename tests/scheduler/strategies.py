@@ -2,7 +2,8 @@
 
 `random_snapshots()` draws 1-4 examiners, 0-3 workstations, 0-2 licence pools and 1-12 jobs over
 1-3 days, with predecessor chains (including done predecessors absent from the snapshot), exposure
-work, allow-lists, per-workstation machine times and, sometimes, pins and a published schedule.
+work, allow-lists, per-workstation machine times, back-to-back (touching) availability windows and,
+sometimes, pins and a published schedule.
 Every pin is an individually valid placement (skills, capabilities, windows, release, horizon) on
 its own examiner and workstation, so a plan that keeps all pins always exists; requirements are
 drawn from what some examiner or workstation offers, so most jobs can be scheduled.
@@ -49,8 +50,15 @@ def _examiner(draw: st.DrawFn, ident: str, n_days: int) -> Examiner:
             continue  # a day off
         start = day * DAY + draw(st.sampled_from((0, 60, 120)))
         length = draw(st.sampled_from((240, 480, 510)))
-        available.append((start, start + length))
-        windows.append((start, start + min(length, 420)))  # exposure cut-off before the shift ends
+        cut_off = start + min(length, 420)  # exposure ends before the shift does
+        if length > 240 and draw(st.integers(0, 3)) == 0:
+            # Two back-to-back windows (a mid-day booking boundary): touching, never merged.
+            middle = start + 240
+            available += [(start, middle), (middle, start + length)]
+            windows += [(start, middle), (middle, cut_off)]
+        else:
+            available.append((start, start + length))
+            windows.append((start, cut_off))
     used_by_day = draw(st.dictionaries(st.integers(0, n_days - 1), st.integers(0, 120), max_size=2))
     caps = st.none() | st.sampled_from((0, 60, 120, 240))
     exposure = ExposurePolicy(
