@@ -126,30 +126,35 @@ class Board:
 
     # -- exposure ---------------------------------------------------------------------------
 
-    def exposure_block(self, st: ExaminerState, job: Job, start: int) -> int | None:
+    def exposure_block(
+        self, st: ExaminerState, job: Job, start: int, listed_only: bool = True
+    ) -> int | None:
         """None if the caps allow the job to start at ``start``; else the next time worth trying.
 
-        A job counts against the day and week in which it starts; a start outside every listed
-        day or week takes no exposure work (there is no cap to count it against safely).
+        A job counts against the day and week in which it starts. The verifier applies no cap to
+        a start outside every listed day (week); with ``listed_only`` (the dispatch search) such
+        starts are simply not used for exposure work, which is always safe.
         """
         policy = st.examiner.exposure
         d = self.days.index(start)
         w = self.weeks.index(start)
-        if d is None or w is None:
+        if listed_only and (d is None or w is None):
             nxt = self.days.next_start(start) if d is None else self.weeks.next_start(start)
             return nxt if nxt is not None else self.snapshot.horizon
         x = job.exposure
-        day_end = self.snapshot.days[d][1]
-        if policy.daily_cap is not None and st.day_used.get(d, 0) + x > policy.daily_cap:
-            return day_end
-        if (
-            job.severity >= 3
-            and policy.severe_daily_cap is not None
-            and st.severe_used.get(d, 0) + x > policy.severe_daily_cap
-        ):
-            return day_end
-        if policy.weekly_cap is not None and st.week_used.get(w, 0) + x > policy.weekly_cap:
-            return self.snapshot.weeks[w][1]
+        if d is not None:
+            day_end = self.snapshot.days[d][1]
+            if policy.daily_cap is not None and st.day_used.get(d, 0) + x > policy.daily_cap:
+                return day_end
+            if (
+                job.severity >= 3
+                and policy.severe_daily_cap is not None
+                and st.severe_used.get(d, 0) + x > policy.severe_daily_cap
+            ):
+                return day_end
+        if w is not None:
+            if policy.weekly_cap is not None and st.week_used.get(w, 0) + x > policy.weekly_cap:
+                return self.snapshot.weeks[w][1]
         return None
 
     def earliest_examiner(
@@ -246,7 +251,7 @@ class Board:
                     return f"severity {job.severity} is above {e.id}'s limit"
                 if not st.exposure_windows.fits(start, job.attended):
                     return f"outside {e.id}'s exposure window"
-                if self.exposure_block(st, job, start) is not None:
+                if self.exposure_block(st, job, start, listed_only=False) is not None:
                     return f"{e.id}'s exposure caps would be exceeded"
         elif examiner is not None:
             return "has no attended part but an examiner is given"
