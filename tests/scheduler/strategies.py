@@ -183,7 +183,8 @@ def _free_job(
     machine = 0
     capabilities: list[str] = []
     by_ws: dict[str, int] | None = None
-    if workstations and draw(st.booleans()):
+    with_machine: bool = draw(st.booleans())
+    if workstations and with_machine:
         chosen_ws = draw(st.sampled_from(workstations))
         machine = draw(st.sampled_from((30, 120, 300, 600)))
         capabilities = _subset(draw, sorted(chosen_ws.capabilities))
@@ -238,7 +239,8 @@ def _pinned_job(
     ws_id: str | None = None
     by_ws: dict[str, int] | None = None
     fitting = [w for w in workstations_left if any(a <= start < b for a, b in w.available)]
-    if fitting and draw(st.booleans()):
+    with_machine: bool = draw(st.booleans())
+    if fitting and with_machine:
         ws = draw(st.sampled_from(fitting))
         workstations_left.remove(ws)
         ws_end = next(b for a, b in ws.available if a <= start < b)
