@@ -1,0 +1,193 @@
+"""Key figures of a plan, stored with its schedule version and shown to supervisors.
+
+Computed from the snapshot the plan was solved on, so they describe exactly what was decided:
+
+- ``scheduled`` / ``unscheduled`` (by reason) / ``jobs``;
+- ``on_time_by_level``: per priority level, jobs whose planned end (or, beyond the horizon, their
+  forecast end) meets the due time; ``p1_on_time`` / ``p2_on_time`` are the rates of the two most
+  urgent levels (``None`` when the level has no work);
+- ``weighted_tardiness`` (the plan's tardiness term), ``objective``, ``bound`` and the relative
+  ``gap`` between them;
+- ``exposure``: per examiner, planned and logged exposure per lab-local day and week against the
+  daily, severe and weekly caps;
+- ``utilization``: attended minutes over available minutes per examiner, machine minutes over
+  available capacity per workstation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from scheduler.core.plan import Assignment, Plan
+from scheduler.core.snapshot import Snapshot
+from scheduler.planning.loader import IdMap
+
+MAX_WARNINGS = 50
+
+
+def _length(intervals: tuple[tuple[int, int], ...]) -> int:
+    return sum(b - a for a, b in intervals)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]:
+    tl = idmap.timeline
+    assigned: dict[str, Assignment] = {a.job: a for a in plan.assignments}
+    forecast = {f.job: f for f in plan.forecast}
+    reasons = Counter(u.reason for u in plan.unscheduled)
+    reasons.update(e.reason for e in idmap.excluded)
+
+    levels: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"jobs": 0, "scheduled": 0, "on_time": 0}
+    )
+    for job in snapshot.jobs:
+        level = levels[idmap.job_level.get(job.id, "?")]
+        level["jobs"] += 1
+        end: int | None = None
+        if job.id in assigned:
+            level["scheduled"] += 1
+            end = assigned[job.id].end
+        elif job.id in forecast:
+            end = forecast[job.id].end
+        if end is not None and (job.due is None or end <= job.due):
+            level["on_time"] += 1
+    on_time = {
+        code: {**figures, "rate": _rate(figures["on_time"], figures["jobs"])}
+        for code, figures in sorted(levels.items(), key=lambda kv: idmap.level_rank.get(kv[0], 99))
+    }
+    by_rank = {rank: code for code, rank in idmap.level_rank.items()}
+
+    def level_rate(rank: int) -> float | None:
+        code = by_rank.get(rank)
+        return on_time[code]["rate"] if code in on_time else None
+
+    objective, bound = plan.objective, plan.bound
+    gap = None
+    if objective is not None and bound is not None:
+        gap = round((objective - bound) / objective, 4) if objective > 0 else 0.0
+    return {
+        "epoch": tl.epoch.isoformat(),
+        "horizon_end": tl.at(tl.horizon).isoformat(),
+        "frozen_until": tl.at(tl.frozen_until).isoformat(),
+        "jobs": len(snapshot.jobs) + len(idmap.excluded),
+        "scheduled": len(plan.assignments),
+        "unscheduled": len(plan.unscheduled) + len(idmap.excluded),
+        "unscheduled_by_reason": dict(sorted(reasons.items())),
+        "weighted_tardiness": plan.terms.get("tardiness"),
+        "objective": objective,
+        "bound": bound,
+        "gap": gap,
+        "solve_seconds": round(plan.solve_seconds, 3),
+        "on_time_by_level": on_time,
+        "p1_on_time": level_rate(1),
+        "p2_on_time": level_rate(2),
+        "exposure": exposure_figures(snapshot, plan, idmap),
+        "utilization": utilization(snapshot, plan),
+        "warnings": idmap.warnings[:MAX_WARNINGS],
+        "mode": idmap.mode,
+    }
+
+
+def exposure_figures(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]:
+    """Per examiner: planned + logged exposure per day and week against the caps."""
+    tl = idmap.timeline
+    jobs = {job.id: job for job in snapshot.jobs}
+    planned: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    severe: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for a in plan.assignments:
+        job = jobs.get(a.job)
+        if job is None or a.examiner is None or job.exposure <= 0:
+            continue
+        day_index = snapshot.day_of(a.start)
+        if day_index is None:
+            continue
+        planned[a.examiner][day_index] += job.exposure
+        if job.severity >= 3:
+            severe[a.examiner][day_index] += job.exposure
+    out: dict[str, Any] = {}
+    for examiner in snapshot.examiners:
+        policy = examiner.exposure
+        days: list[dict[str, Any]] = []
+        max_day = 0
+        for index, day in enumerate(tl.day_dates):
+            p = planned[examiner.id].get(index, 0)
+            logged = policy.used_by_day.get(index, 0)
+            max_day = max(max_day, p + logged)
+            if p or logged:
+                days.append(
+                    {
+                        "day": day.isoformat(),
+                        "planned": p,
+                        "severe": severe[examiner.id].get(index, 0),
+                        "logged": logged,
+                    }
+                )
+        weeks = []
+        logged_weeks = snapshot.logged_week_exposure(examiner)
+        for w, (start, end) in enumerate(snapshot.weeks):
+            p = sum(
+                minutes
+                for index, minutes in planned[examiner.id].items()
+                if start <= snapshot.days[index][0] < end
+            )
+            weeks.append(
+                {
+                    "week_of": tl.at(start).astimezone(tl.tz).date().isoformat(),
+                    "planned": p,
+                    "logged": logged_weeks.get(w, 0),
+                    "cap": policy.weekly_cap,
+                }
+            )
+        out[examiner.id] = {
+            "daily_cap": policy.daily_cap,
+            "severe_daily_cap": policy.severe_daily_cap,
+            "weekly_cap": policy.weekly_cap,
+            "max_severity": policy.max_severity,
+            "planned_total": sum(planned[examiner.id].values()),
+            "max_day": max_day,
+            "max_day_share": _rate(max_day, policy.daily_cap) if policy.daily_cap else None,
+            "days": days,
+            "weeks": weeks,
+        }
+    return out
+
+
+def utilization(snapshot: Snapshot, plan: Plan) -> dict[str, Any]:
+    """Attended minutes / available minutes per examiner; machine load per workstation."""
+    jobs = {job.id: job for job in snapshot.jobs}
+    attended: dict[str, int] = defaultdict(int)
+    machine: dict[str, int] = defaultdict(int)
+    for a in plan.assignments:
+        job = jobs.get(a.job)
+        if job is None:
+            continue
+        if a.examiner is not None:
+            attended[a.examiner] += job.attended
+        if a.workstation is not None:
+            machine[a.workstation] += job.machine_on(a.workstation)
+    examiners = {
+        e.id: {
+            "available": _length(e.available),
+            "attended": attended[e.id],
+            "share": _rate(attended[e.id], _length(e.available)),
+        }
+        for e in snapshot.examiners
+    }
+    workstations = {
+        w.id: {
+            "available": _length(w.available) * w.capacity,
+            "machine": machine[w.id],
+            "share": _rate(machine[w.id], _length(w.available) * w.capacity),
+        }
+        for w in snapshot.workstations
+    }
+    total_available = sum(_length(e.available) for e in snapshot.examiners)
+    return {
+        "examiners": examiners,
+        "workstations": workstations,
+        "examiner_share": _rate(sum(attended.values()), total_available),
+    }

@@ -1,0 +1,946 @@
+"""Database -> `Snapshot`: one lab's planning problem, as the engine reads it (DESIGN.md §4.1).
+
+Times
+    The epoch is ``now`` rounded up to the lab's slot (in lab-local wall-clock time). The horizon
+    runs to the end (local midnight) of the lab's ``planning_horizon_days``-th *working day*; a
+    working day is a weekday on which some active examiner has a shift (Monday to Friday if no one
+    has any), and today counts only while a shift is still running. ``days`` are lab-local days
+    (the first one starts at the epoch; DST days are 23 or 25 hours long) and ``weeks`` start on
+    local Mondays. All arithmetic is done on UTC instants, so a DST change never shifts a shift.
+
+Examiners
+    Availability is the weekly shift pattern minus absences; exposure windows are the available
+    time before the examiner's cut-off on each day. Logged exposure of earlier days this week is
+    ``used_this_week``, logged exposure on a day of the horizon is ``used_by_day``.
+
+Jobs
+    Pending, scheduled and in-progress jobs of open cases. ``weight`` is the case's priority
+    weight; ``release`` the device's arrival (clamped to 0); ``due`` the earlier of
+    ``received_at + target_start_hours + STAGE_ALLOWANCE_HOURS x position`` and the legal deadline,
+    where ``position`` is the number of stages before the job on the longest predecessor chain
+    (done ones included, so a due time does not move as work finishes). Done and cancelled
+    predecessors are omitted (absent = done). A job waiting for one that is not planned (on hold,
+    case closed) is left out of the snapshot and reported as ``predecessor_unscheduled``.
+
+Pins
+    A pinned job keeps its pin; an in-progress job without one is pinned to its published
+    placement. A placement in the past is moved to the earliest time from the epoch where its
+    remaining work fits the pinned examiner's and workstation's windows (an in-progress job keeps
+    only the minutes not yet elapsed); if none does the pin is dropped and a warning recorded.
+
+Published schedule
+    ``previous`` is the current published version. A frozen assignment (starting before
+    ``frozen_until``, the end of the ``frozen_working_days``-th working day after today) that no
+    longer fits (absence, skills, maintenance) is dropped with a warning, so it is re-planned rather
+    than reported as a conflict. In ``repair`` mode, every assignment that starts after the repair
+    window (two working days past the frozen horizon) and whose job and case have not changed since
+    publication is pinned, so only the window and the changed jobs are re-solved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased, selectinload
+
+from models import Assignment as PublishedAssignment
+from models import (
+    Case,
+    Device,
+    Examiner,
+    ExposureLog,
+    Job,
+    JobPredecessor,
+    Lab,
+    LicencePool,
+    PriorityLevel,
+    ScheduleVersion,
+    Workstation,
+)
+from models.schedule import RUN_MODES
+from scheduler.core import snapshot as core
+from scheduler.core.eligibility import examiner_can_take, workstation_can_take
+from scheduler.core.plan import NOT_A_CANDIDATE, PIN_CONFLICT, PREDECESSOR_UNSCHEDULED
+from scheduler.core.snapshot import SnapshotError, snapshot_from_json, snapshot_to_json
+from scheduler.errors import Invalid
+
+Interval = tuple[int, int]
+
+STAGE_ALLOWANCE_HOURS = 4
+"""Hours added to a job's due time per stage before it on its chain (acquire 0, process 4, ...)."""
+
+ACTIVE_JOB_STATUSES = ("pending", "scheduled", "in_progress")
+DONE_STATUSES = ("done", "cancelled")
+DEFAULT_WORKING_WEEKDAYS = frozenset(range(5))
+REPAIR_WINDOW_WORKING_DAYS = 2
+_MAX_SCAN_DAYS = 400
+
+
+# ---- time -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The snapshot's clock: minutes from ``epoch`` (UTC) and the lab-local days of the horizon."""
+
+    epoch: datetime
+    tz: ZoneInfo
+    horizon: int
+    day_dates: tuple[date, ...]
+    days: tuple[Interval, ...]
+    weeks: tuple[Interval, ...]
+    frozen_until: int
+    working: Mapping[int, time] = field(default_factory=dict)
+
+    def exact(self, instant: datetime) -> float:
+        return (instant.astimezone(UTC) - self.epoch).total_seconds() / 60
+
+    def floor(self, instant: datetime) -> int:
+        return math.floor(self.exact(instant))
+
+    def ceil(self, instant: datetime) -> int:
+        return math.ceil(self.exact(instant))
+
+    def at(self, minute: int) -> datetime:
+        """The UTC instant ``minute`` minutes after the epoch."""
+        return self.epoch + timedelta(minutes=minute)
+
+    def local(self, day: date, clock: time) -> datetime:
+        """The UTC instant of wall-clock ``clock`` on lab-local ``day``."""
+        return datetime.combine(day, clock, tzinfo=self.tz).astimezone(UTC)
+
+    def end_of_working_day(self, after: date, n: int) -> int:
+        """Minutes to the end of the ``n``-th working day after ``after``, within the horizon."""
+        day = _nth_working_day(after + timedelta(days=1), n, dict(self.working), today=None)
+        end = local_midnight(day + timedelta(days=1), self.tz)
+        return min(self.horizon, round((end - self.epoch).total_seconds() / 60))
+
+    def day_index(self, minute: int) -> int | None:
+        for index, (start, end) in enumerate(self.days):
+            if start <= minute < end:
+                return index
+        return None
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+
+
+def round_up_to_slot(now: datetime, tz: ZoneInfo, slot_minutes: int) -> datetime:
+    """``now`` rounded up to the next multiple of the slot, counted from local midnight."""
+    offset = now.astimezone(tz).utcoffset() or timedelta(0)
+    wall = now.astimezone(UTC).replace(tzinfo=None) + offset
+    midnight = wall.replace(hour=0, minute=0, second=0, microsecond=0)
+    step = slot_minutes * 60
+    seconds = math.ceil((wall - midnight).total_seconds() / step) * step
+    return (midnight + timedelta(seconds=seconds) - offset).replace(tzinfo=UTC)
+
+
+def _working_calendar(examiners: Sequence[Examiner]) -> dict[int, time]:
+    """Weekday -> the latest shift end that day, over active examiners (Mon-Fri if no shifts)."""
+    latest: dict[int, time] = {}
+    for examiner in examiners:
+        for shift in examiner.shifts:
+            if shift.weekday not in latest or shift.ends > latest[shift.weekday]:
+                latest[shift.weekday] = shift.ends
+    if not latest:
+        latest = {weekday: time(23, 59) for weekday in DEFAULT_WORKING_WEEKDAYS}
+    return latest
+
+
+def _nth_working_day(start: date, n: int, working: dict[int, time], *, today: time | None) -> date:
+    """The date of the ``n``-th working day counting from ``start`` (``n`` >= 1).
+
+    ``today``, when given, is the wall-clock time on ``start``: that day counts only if a shift
+    still runs after it.
+    """
+    day, count = start, 0
+    for _ in range(_MAX_SCAN_DAYS):
+        latest = working.get(day.weekday())
+        if latest is not None and (today is None or day != start or today < latest):
+            count += 1
+            if count >= n:
+                return day
+        day += timedelta(days=1)
+    return day
+
+
+def build_timeline(lab: Lab, now: datetime, examiners: Sequence[Examiner]) -> Timeline:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise Invalid("the planning time must be timezone-aware")
+    tz = ZoneInfo(lab.timezone)
+    epoch = round_up_to_slot(now, tz, lab.slot_minutes)
+    epoch_local = epoch.astimezone(tz)
+    today = epoch_local.date()
+    working = _working_calendar(examiners)
+    last_day = _nth_working_day(today, lab.planning_horizon_days, working, today=epoch_local.time())
+
+    def minutes(instant: datetime) -> int:
+        return round((instant - epoch).total_seconds() / 60)
+
+    horizon = minutes(local_midnight(last_day + timedelta(days=1), tz))
+    day_dates: list[date] = []
+    days: list[Interval] = []
+    weeks: list[Interval] = []
+    day, day_start, week_start = today, 0, 0
+    while day_start < horizon:
+        day_end = min(horizon, minutes(local_midnight(day + timedelta(days=1), tz)))
+        if day_end > day_start:
+            day_dates.append(day)
+            days.append((day_start, day_end))
+        next_day = day + timedelta(days=1)
+        if next_day.weekday() == 0 or day_end >= horizon:
+            weeks.append((week_start, day_end))
+            week_start = day_end
+        day, day_start = next_day, day_end
+
+    timeline = Timeline(
+        epoch=epoch,
+        tz=tz,
+        horizon=horizon,
+        day_dates=tuple(day_dates),
+        days=tuple(days),
+        weeks=tuple(weeks),
+        frozen_until=0,
+        working=working,
+    )
+    if lab.frozen_working_days > 0:
+        frozen = timeline.end_of_working_day(today, lab.frozen_working_days)
+        timeline = replace(timeline, frozen_until=frozen)
+    return timeline
+
+
+# ---- intervals ------------------------------------------------------------------------------
+
+
+def _subtract(windows: Iterable[Interval], busy: Sequence[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for start, end in windows:
+        pieces = [(start, end)]
+        for b_start, b_end in busy:
+            nxt: list[Interval] = []
+            for a, b in pieces:
+                if b_end <= a or b <= b_start:
+                    nxt.append((a, b))
+                    continue
+                if a < b_start:
+                    nxt.append((a, b_start))
+                if b_end < b:
+                    nxt.append((b_end, b))
+            pieces = nxt
+        out.extend(pieces)
+    return out
+
+
+def _tidy(intervals: Iterable[Interval], horizon: int) -> tuple[Interval, ...]:
+    """Clipped to [0, horizon], empty ones dropped, sorted, overlapping ones merged."""
+    clipped = sorted((max(0, a), min(horizon, b)) for a, b in intervals)
+    merged: list[Interval] = []
+    for a, b in clipped:
+        if a >= b:
+            continue
+        if merged and a < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def _inside_one(start: int, end: int, windows: Sequence[Interval]) -> bool:
+    return any(a <= start and end <= b for a, b in windows)
+
+
+# ---- id map ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A planned-for job the loader left out of the snapshot, reported in the version."""
+
+    job_id: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class IdMap:
+    """Snapshot ids (readable strings) <-> database ids, plus what the loader had to report.
+
+    Examiners and workstations are known by their external references, pools by name, cases by
+    their reference and jobs by ``case/device/job`` references.
+    """
+
+    timeline: Timeline
+    mode: str = "full"
+    examiners: dict[str, int] = field(default_factory=dict)
+    workstations: dict[str, int] = field(default_factory=dict)
+    pools: dict[str, int] = field(default_factory=dict)
+    cases: dict[str, int] = field(default_factory=dict)
+    jobs: dict[str, int] = field(default_factory=dict)
+    job_level: dict[str, str] = field(default_factory=dict)
+    job_case: dict[int, int] = field(default_factory=dict)
+    level_rank: dict[str, int] = field(default_factory=dict)
+    excluded: list[Excluded] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    current_version_id: int | None = None
+
+    def job_sid(self, job_id: int) -> str:
+        return self._reverse("jobs")[job_id]
+
+    def examiner_sid(self, examiner_id: int) -> str:
+        return self._reverse("examiners")[examiner_id]
+
+    def workstation_sid(self, workstation_id: int) -> str:
+        return self._reverse("workstations")[workstation_id]
+
+    def _reverse(self, name: str) -> dict[int, str]:
+        cache: dict[str, dict[int, str]] = self.__dict__.setdefault("_reverse_cache", {})
+        forward: dict[str, int] = getattr(self, name)
+        if name not in cache or len(cache[name]) != len(forward):
+            cache[name] = {db_id: sid for sid, db_id in forward.items()}
+        return cache[name]
+
+
+def job_ref(case: Case, device: Device, job: Job) -> str:
+    return f"{case.external_ref}/{device.external_ref}/{job.external_ref}"
+
+
+# ---- the loader -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    job: Job
+    device: Device
+    case: Case
+    level: PriorityLevel
+    sid: str
+
+
+def load_snapshot(
+    session: Session, lab: Lab, now: datetime, *, mode: str = "full"
+) -> tuple[core.Snapshot, IdMap]:
+    """Build the lab's snapshot at ``now`` and the map back to database ids.
+
+    The snapshot has passed `snapshot_from_json(snapshot_to_json(...))`; data that cannot make
+    a valid one raises `Invalid` naming the field.
+    """
+    if mode not in RUN_MODES:
+        raise Invalid(f"unknown run mode {mode!r}; expected one of {', '.join(RUN_MODES)}")
+    examiners = list(
+        session.scalars(
+            select(Examiner)
+            .where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
+            .order_by(Examiner.external_ref)
+            .options(
+                selectinload(Examiner.skills),
+                selectinload(Examiner.shifts),
+                selectinload(Examiner.absences),
+            )
+        )
+    )
+    workstations = list(
+        session.scalars(
+            select(Workstation)
+            .where(Workstation.lab_id == lab.id, Workstation.active.is_(True))
+            .order_by(Workstation.external_ref)
+            .options(selectinload(Workstation.capabilities), selectinload(Workstation.maintenance))
+        )
+    )
+    pools = list(
+        session.scalars(
+            select(LicencePool).where(LicencePool.lab_id == lab.id).order_by(LicencePool.name)
+        )
+    )
+    timeline = build_timeline(lab, now, examiners)
+    idmap = IdMap(timeline=timeline, mode=mode)
+    idmap.level_rank = {level.code: level.rank for level in lab.priority_levels}
+
+    snap_examiners = [_examiner(session, ex, timeline, idmap) for ex in examiners]
+    snap_workstations = [_workstation(ws, timeline, idmap) for ws in workstations]
+    snap_pools = []
+    for pool in pools:
+        idmap.pools[pool.name] = pool.id
+        snap_pools.append(core.Pool(id=pool.name, capacity=pool.capacity))
+
+    current = session.scalar(
+        select(ScheduleVersion)
+        .where(ScheduleVersion.lab_id == lab.id, ScheduleVersion.is_current.is_(True))
+        .options(selectinload(ScheduleVersion.assignments))
+    )
+    idmap.current_version_id = current.id if current is not None else None
+    published = {a.job_id: a for a in current.assignments} if current is not None else {}
+
+    builder = _JobBuilder(
+        session,
+        lab,
+        timeline,
+        idmap,
+        {e.id: e for e in snap_examiners},
+        {w.id: w for w in snap_workstations},
+        published,
+    )
+    jobs = builder.build()
+    previous = builder.previous(jobs)
+    if mode == "repair" and current is not None:
+        jobs = builder.repair_pins(jobs, previous, current)
+
+    snapshot = core.Snapshot(
+        lab=lab.code,
+        epoch=timeline.epoch.isoformat(),
+        horizon=timeline.horizon,
+        objective="weighted_tardiness",
+        days=timeline.days,
+        weeks=timeline.weeks,
+        examiners=tuple(snap_examiners),
+        workstations=tuple(snap_workstations),
+        pools=tuple(snap_pools),
+        jobs=tuple(jobs),
+        previous=tuple(previous),
+        frozen_until=timeline.frozen_until,
+        weights=core.Weights(
+            tardiness=lab.weight_tardiness,
+            change=lab.weight_change,
+            balance=lab.weight_balance,
+            continuity=lab.weight_continuity,
+        ),
+    )
+    try:
+        checked = snapshot_from_json(snapshot_to_json(snapshot))
+    except SnapshotError as exc:
+        raise Invalid(
+            f"lab {lab.code!r} does not make a valid snapshot: {exc}", field=exc.field
+        ) from None
+    return checked, idmap
+
+
+def _examiner(
+    session: Session, examiner: Examiner, timeline: Timeline, idmap: IdMap
+) -> core.Examiner:
+    horizon = timeline.horizon
+    absences = [(timeline.floor(a.starts_at), timeline.ceil(a.ends_at)) for a in examiner.absences]
+    available: list[Interval] = []
+    windows: list[Interval] = []
+    for index, day in enumerate(timeline.day_dates):
+        blocks = [s for s in examiner.shifts if s.weekday == day.weekday()]
+        if not blocks:
+            continue
+        cutoff = None
+        if examiner.exposure_cutoff is not None:
+            cutoff = timeline.floor(timeline.local(day, examiner.exposure_cutoff))
+        day_start, day_end = timeline.days[index]
+        for shift in blocks:
+            start = max(day_start, timeline.ceil(timeline.local(day, shift.starts)))
+            end = min(day_end, timeline.floor(timeline.local(day, shift.ends)))
+            for a, b in _subtract([(start, end)], absences):
+                available.append((a, b))
+                b_exposed = b if cutoff is None else min(b, cutoff)
+                if a < b_exposed:
+                    windows.append((a, b_exposed))
+    available_t = _tidy(available, horizon)
+    windows_t = _tidy(windows, horizon)
+    if available_t and not windows_t:
+        # An empty window list would default to the availability; an empty interval says "none".
+        windows_t = ((0, 0),)
+
+    used_by_day: dict[int, int] = defaultdict(int)
+    used_this_week = 0
+    if timeline.day_dates:
+        first = timeline.day_dates[0]
+        monday = first - timedelta(days=first.weekday())
+        index_of = {day: i for i, day in enumerate(timeline.day_dates)}
+        logs = session.scalars(
+            select(ExposureLog).where(
+                ExposureLog.examiner_id == examiner.id,
+                ExposureLog.day >= monday,
+                ExposureLog.day <= timeline.day_dates[-1],
+            )
+        )
+        for log in logs:
+            if log.day < first:
+                used_this_week += log.minutes
+            elif log.day in index_of:
+                used_by_day[index_of[log.day]] += log.minutes
+
+    idmap.examiners[examiner.external_ref] = examiner.id
+    return core.Examiner(
+        id=examiner.external_ref,
+        skills=frozenset(examiner.skill_names),
+        available=available_t,
+        exposure=core.ExposurePolicy(
+            daily_cap=examiner.daily_cap_minutes,
+            severe_daily_cap=examiner.severe_daily_cap_minutes,
+            weekly_cap=examiner.weekly_cap_minutes,
+            windows=windows_t,
+            max_severity=examiner.max_severity,
+            used_by_day=dict(used_by_day),
+            used_this_week=used_this_week,
+        ),
+    )
+
+
+def _workstation(ws: Workstation, timeline: Timeline, idmap: IdMap) -> core.Workstation:
+    busy = [(timeline.floor(m.starts_at), timeline.ceil(m.ends_at)) for m in ws.maintenance]
+    idmap.workstations[ws.external_ref] = ws.id
+    return core.Workstation(
+        id=ws.external_ref,
+        capabilities=frozenset(ws.capability_names),
+        capacity=ws.capacity,
+        available=_tidy(_subtract([(0, timeline.horizon)], busy), timeline.horizon),
+    )
+
+
+class _JobBuilder:
+    """Turns the lab's open work into snapshot jobs, pins and the published ``previous``."""
+
+    def __init__(
+        self,
+        session: Session,
+        lab: Lab,
+        timeline: Timeline,
+        idmap: IdMap,
+        examiners: dict[str, core.Examiner],
+        workstations: dict[str, core.Workstation],
+        published: Mapping[int, PublishedAssignment],
+    ) -> None:
+        self.session = session
+        self.lab = lab
+        self.timeline = timeline
+        self.idmap = idmap
+        self.examiners = examiners
+        self.workstations = workstations
+        self.published = published  # job id -> assignment of the current version
+        self.rows: dict[int, _Row] = {}
+        self.preds: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        self.changed_since: dict[int, datetime] = {}
+        self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
+        self.dropped: set[str] = set()  # jobs whose published placement was dropped
+
+    # -- loading --
+
+    def _load(self) -> None:
+        rows = self.session.execute(
+            select(Job, Device, Case, PriorityLevel)
+            .join(Device, Job.device_id == Device.id)
+            .join(Case, Device.case_id == Case.id)
+            .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
+            .where(
+                Job.lab_id == self.lab.id,
+                Case.status == "open",
+                Job.status.in_(ACTIVE_JOB_STATUSES),
+            )
+            .order_by(Case.received_at, Case.id, Device.id, Job.id)
+            .options(
+                selectinload(Job.skills),
+                selectinload(Job.capabilities),
+                selectinload(Job.pools),
+                selectinload(Job.allowed_examiners),
+                selectinload(Job.workstation_minutes),
+            )
+        ).all()
+        for job, device, case, level in rows:
+            sid = job_ref(case, device, job)
+            self.rows[job.id] = _Row(job, device, case, level, sid)
+            self.changed_since[job.id] = max(job.updated_at, case.updated_at)
+        pred_job = aliased(Job)
+        open_jobs = (
+            select(Job.id)
+            .join(Device, Job.device_id == Device.id)
+            .join(Case, Device.case_id == Case.id)
+            .where(Job.lab_id == self.lab.id, Case.status == "open")
+        )
+        edges = self.session.execute(
+            select(JobPredecessor.job_id, JobPredecessor.predecessor_id, pred_job.status)
+            .join(pred_job, pred_job.id == JobPredecessor.predecessor_id)
+            .where(JobPredecessor.job_id.in_(open_jobs))
+        ).all()
+        for job_id, pred_id, status in edges:
+            self.preds[job_id].append((pred_id, status))
+
+    def _describe_outside(self) -> dict[int, str]:
+        """Predecessors that are neither done nor planned: on hold, or in a case not open."""
+        missing = {
+            pred_id
+            for edges in self.preds.values()
+            for pred_id, status in edges
+            if status not in DONE_STATUSES and pred_id not in self.rows
+        }
+        if not missing:
+            return {}
+        rows = self.session.execute(
+            select(Job, Device, Case)
+            .join(Device, Job.device_id == Device.id)
+            .join(Case, Device.case_id == Case.id)
+            .where(Job.id.in_(missing))
+        ).all()
+        out = {}
+        for job, device, case in rows:
+            state = f"case {case.status}" if case.status != "open" else job.status
+            out[job.id] = f"job {job_ref(case, device, job)}, which is {state.replace('_', ' ')}"
+        return out
+
+    def _depth(self) -> dict[int, int]:
+        """Stages before each job on its longest predecessor chain (done ones included)."""
+        depth: dict[int, int] = {}
+        for root in self.preds:
+            stack = [(root, False)]
+            while stack:
+                node, expanded = stack.pop()
+                if node in depth:
+                    continue
+                parents = [p for p, _ in self.preds.get(node, ())]
+                if expanded or not parents:
+                    depth[node] = 1 + max((depth.get(p, 0) for p in parents), default=-1)
+                    continue
+                stack.append((node, True))
+                stack.extend((p, False) for p in parents if p not in depth)
+        return depth
+
+    # -- jobs --
+
+    def build(self) -> list[core.Job]:
+        self._load()
+        idmap = self.idmap
+        pins: dict[int, core.Pin] = {}
+        excluded: dict[int, Excluded] = {}
+        for job_id, row in self.rows.items():
+            result = self._pin(row)
+            if isinstance(result, Excluded):
+                excluded[job_id] = result
+            elif result is not None:
+                pins[job_id] = result
+        # A job waiting for one that is not planned for stays out (absent would mean done).
+        outside = self._describe_outside()
+        changed = True
+        while changed:
+            changed = False
+            for job_id, row in self.rows.items():
+                if job_id in excluded or row.job.status == "in_progress":
+                    continue
+                for pred_id, status in self.preds.get(job_id, ()):
+                    if status in DONE_STATUSES:
+                        continue
+                    if pred_id in self.rows and pred_id not in excluded:
+                        continue
+                    if pred_id in self.rows:
+                        why = f"job {self.rows[pred_id].sid}, which is left out"
+                    else:
+                        why = outside.get(pred_id, f"job #{pred_id}, which is not planned")
+                    excluded[job_id] = Excluded(job_id, PREDECESSOR_UNSCHEDULED, f"waits for {why}")
+                    changed = True
+                    break
+        idmap.excluded.extend(excluded.values())
+
+        depth = self._depth()
+        jobs: list[core.Job] = []
+        for job_id, row in self.rows.items():
+            if job_id in excluded:
+                continue
+            jobs.append(self._job(row, depth.get(job_id, 0), pins.get(job_id), excluded))
+            idmap.jobs[row.sid] = job_id
+            idmap.cases[row.case.external_ref] = row.case.id
+            idmap.job_level[row.sid] = row.level.code
+            idmap.job_case[job_id] = row.case.id
+        return jobs
+
+    def _job(
+        self, row: _Row, depth: int, pin: core.Pin | None, excluded: dict[int, Excluded]
+    ) -> core.Job:
+        job, tl = row.job, self.timeline
+        level, case = row.level, row.case
+        target = case.received_at + timedelta(
+            hours=level.target_start_hours + STAGE_ALLOWANCE_HOURS * depth
+        )
+        if case.legal_deadline_at is not None:
+            target = min(target, case.legal_deadline_at)
+        due = min(core.MAX_MINUTES, max(0, tl.floor(target)))
+        release = min(core.MAX_MINUTES, max(0, tl.ceil(row.device.arrived_at)))
+
+        attended, machine, exposure = (
+            job.attended_minutes,
+            job.machine_minutes,
+            job.exposure_minutes,
+        )
+        by_ws: dict[str, int] | None = None
+        if job.workstation_minutes:
+            ids = {w.workstation_id: w.machine_minutes for w in job.workstation_minutes}
+            by_ws = {
+                ref: ids[db_id] for ref, db_id in self.idmap.workstations.items() if db_id in ids
+            }
+        if exposure > attended:
+            self.idmap.warnings.append(
+                f"job {row.sid}: exposure {exposure} min exceeds attended {attended} min; "
+                "planned with exposure = attended"
+            )
+            exposure = attended
+        allowed: tuple[str, ...] | None = None
+        if job.allowed_examiners:
+            allowed_ids = {a.examiner_id for a in job.allowed_examiners}
+            allowed = tuple(
+                ref for ref, db_id in self.idmap.examiners.items() if db_id in allowed_ids
+            )
+        after: list[str] = []
+        if job.status != "in_progress":  # a started job no longer waits for anything
+            for pred_id, status in self.preds.get(job.id, ()):
+                if status not in DONE_STATUSES and pred_id in self.rows:
+                    after.append(self.rows[pred_id].sid)
+        if pin is not None:
+            release = min(release, pin.start)
+            attended, machine, exposure, by_ws = self._remaining(row, pin, by_ws)
+        pool_names = {db_id: name for name, db_id in self.idmap.pools.items()}
+        return core.Job(
+            id=row.sid,
+            case=case.external_ref,
+            weight=level.weight,
+            release=release,
+            due=due,
+            attended=attended,
+            machine=machine,
+            machine_by_workstation=by_ws,
+            skills=frozenset(s.skill for s in job.skills),
+            capabilities=frozenset(c.capability for c in job.capabilities),
+            pools=tuple(sorted(pool_names[p.pool_id] for p in job.pools)),
+            examiners=allowed,
+            exposure=exposure,
+            severity=job.severity,
+            after=tuple(sorted(after)),
+            pin=pin,
+        )
+
+    # -- pins --
+
+    def _pin_source(self, row: _Row) -> tuple[int | None, int | None, datetime, str] | None:
+        job = row.job
+        if job.pin_start_at is not None:
+            return job.pin_examiner_id, job.pin_workstation_id, job.pin_start_at, "pinned"
+        if job.status == "in_progress":
+            placed = self.published.get(job.id)
+            if placed is None:
+                self.idmap.warnings.append(
+                    f"job {row.sid} is in progress without a pin or a published placement; "
+                    "planned like a pending job"
+                )
+                return None
+            return placed.examiner_id, placed.workstation_id, placed.starts_at, "in progress"
+        return None
+
+    def _pin(self, row: _Row) -> core.Pin | Excluded | None:
+        source = self._pin_source(row)
+        if source is None:
+            return None
+        examiner_id, ws_id, start_at, what = source
+        idmap, tl = self.idmap, self.timeline
+        examiner = workstation = None
+        if examiner_id is not None:
+            refs = {db_id: ref for ref, db_id in idmap.examiners.items()}
+            if examiner_id not in refs:
+                return Excluded(
+                    row.job.id, PIN_CONFLICT, f"{what} with an examiner who is not active"
+                )
+            examiner = refs[examiner_id]
+        if ws_id is not None:
+            refs = {db_id: ref for ref, db_id in idmap.workstations.items()}
+            if ws_id not in refs:
+                return Excluded(
+                    row.job.id, PIN_CONFLICT, f"{what} on a workstation that is not active"
+                )
+            workstation = refs[ws_id]
+        start = tl.floor(start_at)
+        if start >= tl.horizon:
+            local = start_at.astimezone(tl.tz).strftime("%Y-%m-%d %H:%M")
+            return Excluded(
+                row.job.id, NOT_A_CANDIDATE, f"{what} to start {local}, after the planning horizon"
+            )
+        if start >= 0:
+            return core.Pin(examiner=examiner, workstation=workstation, start=start)
+        pin = core.Pin(examiner=examiner, workstation=workstation, start=0)
+        attended, machine, exposure, _ = self._remaining(row, pin, None, elapsed=-start)
+        moved = self._earliest_fit(examiner, workstation, attended, machine, exposure)
+        if moved is None:
+            idmap.warnings.append(
+                f"job {row.sid}: {what} placement is in the past and its remaining work fits "
+                "nowhere on the pinned examiner/workstation; planned without the pin"
+            )
+            return None
+        if row.job.status == "in_progress":
+            self.elapsed[row.job.id] = -start
+        return core.Pin(examiner=examiner, workstation=workstation, start=moved)
+
+    def _remaining(
+        self,
+        row: _Row,
+        pin: core.Pin,
+        by_ws: dict[str, int] | None,
+        *,
+        elapsed: int | None = None,
+    ) -> tuple[int, int, int, dict[str, int] | None]:
+        """Attended, machine and exposure minutes still to do, and the workstation restriction.
+
+        Only an in-progress job whose start lies in the past has done part of its work; one that
+        overran keeps a slot of each part it has.
+        """
+        job = row.job
+        machine = job.machine_minutes
+        if pin.workstation is not None and job.workstation_minutes:
+            ws_id = self.idmap.workstations[pin.workstation]
+            for w in job.workstation_minutes:
+                if w.workstation_id == ws_id:
+                    machine = w.machine_minutes
+        attended, exposure = job.attended_minutes, min(job.exposure_minutes, job.attended_minutes)
+        if elapsed is None:
+            elapsed = self.elapsed.get(job.id, 0)
+        if elapsed <= 0 or job.status != "in_progress":
+            return attended, job.machine_minutes, exposure, by_ws
+        slot = self.lab.slot_minutes
+        left_attended = max(0, attended - elapsed)
+        left_machine = max(0, machine - elapsed)
+        if left_attended == 0 and left_machine == 0:
+            left_attended = slot if attended > 0 else 0
+            left_machine = slot if machine > 0 else 0
+        left_exposure = min(exposure, left_attended)
+        new_by_ws = None
+        if by_ws is not None and pin.workstation is not None:
+            new_by_ws = {pin.workstation: left_machine}
+        elif by_ws is not None:
+            new_by_ws = by_ws
+        return left_attended, left_machine, left_exposure, new_by_ws
+
+    def _earliest_fit(
+        self,
+        examiner: str | None,
+        workstation: str | None,
+        attended: int,
+        machine: int,
+        exposure: int,
+    ) -> int | None:
+        ex = self.examiners.get(examiner) if examiner is not None else None
+        ws = self.workstations.get(workstation) if workstation is not None else None
+        ex_windows: Sequence[Interval] = ()
+        if ex is not None:
+            ex_windows = ex.exposure.windows if exposure > 0 else ex.available
+        ws_windows: Sequence[Interval] = ws.available if ws is not None else ()
+        candidates = sorted({0, *(a for a, _ in ex_windows), *(a for a, _ in ws_windows)})
+        horizon = self.timeline.horizon
+        for t in candidates:
+            if t + max(attended, machine) > horizon:
+                break
+            if ex is not None and attended > 0 and not _inside_one(t, t + attended, ex_windows):
+                continue
+            if ws is not None and machine > 0 and not _inside_one(t, t + machine, ws_windows):
+                continue
+            return t
+        return None
+
+    # -- the published schedule --
+
+    def previous(self, jobs: Sequence[core.Job]) -> list[core.PreviousAssignment]:
+        tl, idmap = self.timeline, self.idmap
+        examiner_refs = {db_id: ref for ref, db_id in idmap.examiners.items()}
+        ws_refs = {db_id: ref for ref, db_id in idmap.workstations.items()}
+        by_sid = {job.id: job for job in jobs}
+        out: list[core.PreviousAssignment] = []
+        for job_id, placed in self.published.items():
+            row = self.rows.get(job_id)
+            if row is None or row.sid not in by_sid:
+                continue
+            start = tl.floor(placed.starts_at)
+            if start < 0:
+                continue  # in the past: re-planned (or pinned if it started)
+            ex_id, ws_id = placed.examiner_id, placed.workstation_id
+            if (ex_id is not None and ex_id not in examiner_refs) or (
+                ws_id is not None and ws_id not in ws_refs
+            ):
+                self.dropped.add(row.sid)
+                continue
+            prev = core.PreviousAssignment(
+                job=row.sid,
+                examiner=examiner_refs.get(ex_id) if ex_id is not None else None,
+                workstation=ws_refs.get(ws_id) if ws_id is not None else None,
+                start=start,
+            )
+            job = by_sid[row.sid]
+            if start < tl.frozen_until and job.pin is None and not self._still_fits(job, prev):
+                self.dropped.add(row.sid)
+                idmap.warnings.append(
+                    f"job {row.sid}: its published placement no longer fits "
+                    "(availability, skills or workstation changed); re-planned"
+                )
+                continue
+            out.append(prev)
+        out.sort(key=lambda p: (p.start, p.job))
+        return out
+
+    def _still_fits(self, job: core.Job, prev: core.PreviousAssignment) -> bool:
+        end_attended = prev.start + job.attended
+        ex = self.examiners.get(prev.examiner) if prev.examiner is not None else None
+        ws = self.workstations.get(prev.workstation) if prev.workstation is not None else None
+        if job.needs_examiner:
+            if ex is None or not examiner_can_take(job, ex):
+                return False
+            windows = ex.exposure.windows if job.exposure > 0 else ex.available
+            if not _inside_one(prev.start, end_attended, windows):
+                return False
+        elif ex is not None:
+            return False
+        if job.needs_workstation:
+            if ws is None or not workstation_can_take(job, ws):
+                return False
+            end_machine = prev.start + job.machine_on(ws.id)
+            if job.machine_on(ws.id) > 0 and not _inside_one(prev.start, end_machine, ws.available):
+                return False
+        elif ws is not None:
+            return False
+        if prev.start < job.release:
+            return False
+        return prev.start + job.duration_on(prev.workstation) <= self.timeline.horizon
+
+    def repair_pins(
+        self,
+        jobs: list[core.Job],
+        previous: Sequence[core.PreviousAssignment],
+        current: ScheduleVersion,
+    ) -> list[core.Job]:
+        """Pin unchanged published work beyond the repair window; re-solve the rest."""
+        tl = self.timeline
+        window_end = tl.horizon
+        if tl.day_dates:
+            window_end = tl.end_of_working_day(
+                tl.day_dates[0], self.lab.frozen_working_days + REPAIR_WINDOW_WORKING_DAYS
+            )
+        published_at = current.published_at or current.created_at
+        keep: dict[str, core.PreviousAssignment] = {}
+        by_sid = {job.id: job for job in jobs}
+        for prev in previous:
+            job_id = self.idmap.jobs[prev.job]
+            if prev.start < window_end or prev.job in self.dropped:
+                continue
+            if self.changed_since.get(job_id, published_at) > published_at:
+                continue
+            if by_sid[prev.job].pin is not None:
+                continue
+            keep[prev.job] = prev
+        # A successor is kept only if each present predecessor is kept too (or pinned).
+        pinned = {job.id for job in jobs if job.pin is not None}
+        changed = True
+        while changed:
+            changed = False
+            for sid in list(keep):
+                job = by_sid[sid]
+                if any(p in by_sid and p not in keep and p not in pinned for p in job.after):
+                    del keep[sid]
+                    changed = True
+        out = []
+        for job in jobs:
+            kept = keep.get(job.id)
+            if kept is None:
+                out.append(job)
+                continue
+            pin = core.Pin(examiner=kept.examiner, workstation=kept.workstation, start=kept.start)
+            out.append(replace(job, pin=pin, release=min(job.release, kept.start)))
+        return out

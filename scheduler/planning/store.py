@@ -1,0 +1,153 @@
+"""Plan -> `ScheduleVersion`: a verified plan, with everything a supervisor asks about it.
+
+A plan that fails the independent verifier is never stored (DESIGN.md §4: every plan passes the
+verifier before it is stored or published). The version keeps the assignments, every job left out
+with its reason (including the jobs the loader could not put in the snapshot), the forecast beyond
+the horizon, the objective's terms and the KPIs, all written in one flush.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models import Assignment, ForecastEntry, Lab, ScheduleVersion, SolveRun, UnscheduledJob
+from scheduler.core.plan import Plan
+from scheduler.core.snapshot import Snapshot
+from scheduler.core.verify import Violation, verify
+from scheduler.errors import Invalid
+from scheduler.planning.kpis import compute_kpis
+from scheduler.planning.loader import IdMap
+from scheduler.services import audit
+from scheduler.services.integrity import flush, integrity_error
+
+MAX_DETAIL = 500
+MAX_REASON = 64
+# Forecasts far beyond any realistic backlog are clamped (datetimes stop at year 9999).
+MAX_FORECAST_MINUTES = 20 * 366 * 24 * 60
+MAX_REPORTED_VIOLATIONS = 20
+
+
+class PlanRejected(Invalid):
+    """The plan breaks a hard rule; ``extra["violations"]`` lists the first few."""
+
+    type = "https://labq.dev/problems/plan-rejected"
+    title = "Plan rejected by the verifier"
+
+
+def _violation(v: Violation) -> dict[str, Any]:
+    return {"rule": v.rule, "job": v.job, "detail": v.detail}
+
+
+def store_plan(
+    session: Session,
+    lab: Lab,
+    run: SolveRun | None,
+    snapshot: Snapshot,
+    plan: Plan,
+    idmap: IdMap,
+) -> ScheduleVersion:
+    """Store ``plan`` (solved on ``snapshot``) as a new, unpublished version of ``lab``."""
+    if snapshot.lab != lab.code:
+        raise Invalid(f"the snapshot is of lab {snapshot.lab!r}, not {lab.code!r}")
+    violations = verify(snapshot, plan)
+    if violations:
+        first = violations[0]
+        raise PlanRejected(
+            f"the plan breaks {len(violations)} hard rule(s) and is not stored; first: "
+            f"{first.rule} (job {first.job}): {first.detail}",
+            violations=[_violation(v) for v in violations[:MAX_REPORTED_VIOLATIONS]],
+        )
+    tl = idmap.timeline
+    version = ScheduleVersion(
+        lab_id=lab.id,
+        solve_run_id=run.id if run is not None else None,
+        epoch=tl.epoch,
+        status=plan.status,
+        objective=plan.objective,
+        bound=plan.bound,
+        is_current=False,
+        terms=dict(plan.terms),
+        kpis=compute_kpis(snapshot, plan, idmap),
+        diff=None,
+    )
+    session.add(version)
+    flush(session)
+
+    def ref(table: dict[str, int], sid: str | None) -> int | None:
+        return None if sid is None else table[sid]
+
+    assignments = [
+        {
+            "schedule_version_id": version.id,
+            "job_id": idmap.jobs[a.job],
+            "examiner_id": ref(idmap.examiners, a.examiner),
+            "workstation_id": ref(idmap.workstations, a.workstation),
+            "starts_at": tl.at(a.start),
+            "ends_at": tl.at(a.end),
+        }
+        for a in plan.assignments
+    ]
+    unscheduled = [
+        {
+            "schedule_version_id": version.id,
+            "job_id": idmap.jobs[u.job],
+            "reason": u.reason[:MAX_REASON],
+            "detail": u.detail[:MAX_DETAIL],
+        }
+        for u in plan.unscheduled
+    ]
+    unscheduled.extend(
+        {
+            "schedule_version_id": version.id,
+            "job_id": e.job_id,
+            "reason": e.reason[:MAX_REASON],
+            "detail": e.detail[:MAX_DETAIL],
+        }
+        for e in idmap.excluded
+    )
+
+    def clamp(minute: int) -> int:
+        return max(0, min(MAX_FORECAST_MINUTES, minute))
+
+    forecast = [
+        {
+            "schedule_version_id": version.id,
+            "job_id": idmap.jobs[f.job],
+            "starts_at": tl.at(clamp(f.start)),
+            "ends_at": tl.at(clamp(max(f.start, f.end))),
+        }
+        for f in plan.forecast
+        if f.job in idmap.jobs
+    ]
+    for model, rows in (
+        (Assignment, assignments),
+        (UnscheduledJob, unscheduled),
+        (ForecastEntry, forecast),
+    ):
+        if rows:
+            try:
+                session.execute(insert(model), rows)
+            except IntegrityError as exc:
+                raise integrity_error(exc) from None
+    session.expire(version, ["assignments", "unscheduled", "forecast"])
+    audit.record(
+        session,
+        actor=run.requested_by if run is not None else "planning",
+        action="schedule_version.create",
+        entity_type="schedule_version",
+        entity_id=version.id,
+        lab_id=lab.id,
+        after={
+            "id": version.id,
+            "run": version.solve_run_id,
+            "status": version.status,
+            "objective": version.objective,
+            "assignments": len(assignments),
+            "unscheduled": len(unscheduled),
+        },
+    )
+    return version
