@@ -256,7 +256,7 @@ def _available_minutes(windows: Iterable[tuple[int, int]], horizon: int) -> int:
     return sum(b - a for a, b in normalise(windows, 0, horizon))
 
 
-def _exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None:
+def exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None:
     """Most exposure minutes an examiner can be planned in the horizon (None: no limit).
 
     A cap only limits starts inside a listed day (week), so it bounds the total only when the
@@ -297,7 +297,7 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
         def cap(members: frozenset[str]) -> int | None:
             total = 0
             for m in members:
-                b = _exposure_budget(snapshot, examiners[m], severe)
+                b = exposure_budget(snapshot, examiners[m], severe)
                 if b is None:
                     return None
                 total += b
