@@ -22,6 +22,7 @@ from models import (
     JobSkill,
     JobWorkstationMinutes,
     Lab,
+    PriorityLevel,
     TriageFlag,
     Workstation,
 )
@@ -314,3 +315,154 @@ def set_job_status(session: Session, job: Job, *, actor: str, status: str) -> Jo
         after=audit.state_of(job),
     )
     return job
+
+
+def escalate_case(
+    session: Session,
+    lab: Lab,
+    case: Case,
+    level_code: str,
+    actor: str,
+    reason: str | None = None,
+) -> Case:
+    """Raise a case's priority level (a new link, a triage flag, a manual decision).
+
+    Escalation only raises: a level that is not more urgent is a conflict. ``reason`` is a short,
+    non-identifying note for whoever acts on the escalation (e.g. a repair run); it is not stored
+    here.
+    """
+    level = get_level(session, lab, level_code)
+    current = session.get(PriorityLevel, case.priority_level_id)
+    if current is not None and level.rank >= current.rank:
+        raise Conflict(
+            f"case {case.external_ref!r} is {current.code}; escalating must raise the level "
+            f"and {level.code} is not more urgent",
+            field="priority",
+        )
+    before = audit.state_of(case)
+    case.priority_level_id = level.id
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="case.escalate",
+        entity_type="case",
+        entity_id=case.id,
+        lab_id=lab.id,
+        before=before,
+        after=audit.state_of(case),
+    )
+    return case
+
+
+def unpin_job(session: Session, job: Job, *, actor: str) -> Job:
+    """Release a pin so the solver may move the job again; unpinning twice changes nothing."""
+    if job.pin_start_at is None and job.pin_examiner_id is None and job.pin_workstation_id is None:
+        return job
+    before = audit.state_of(job)
+    job.pin_examiner_id = job.pin_workstation_id = None
+    job.pin_start_at = None
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="job.unpin",
+        entity_type="job",
+        entity_id=job.id,
+        lab_id=job.lab_id,
+        before=before,
+        after=audit.state_of(job),
+    )
+    return job
+
+
+def get_job(session: Session, lab: Lab, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.lab_id != lab.id:
+        raise NotFound(f"job {job_id} does not exist in lab {lab.code!r}")
+    return job
+
+
+def get_device(session: Session, case: Case, external_ref: str) -> Device:
+    device = session.scalar(
+        select(Device).where(Device.case_id == case.id, Device.external_ref == external_ref)
+    )
+    if device is None:
+        raise NotFound(f"device {external_ref!r} does not exist in case {case.external_ref!r}")
+    return device
+
+
+def find_job(session: Session, case: Case, device_ref: str, job_ref: str) -> Job | None:
+    return session.scalar(
+        select(Job)
+        .join(Device, Job.device_id == Device.id)
+        .where(
+            Device.case_id == case.id,
+            Device.external_ref == device_ref,
+            Job.external_ref == job_ref,
+        )
+    )
+
+
+def resolve_predecessors(
+    session: Session, case: Case, device_ref: str, refs: Sequence[str]
+) -> list[Job]:
+    """Jobs named ``"D1/acquire"`` (device/job, within the case) or ``"acquire"`` (same device)."""
+    jobs = []
+    for index, ref in enumerate(refs):
+        dev, _, name = ref.rpartition("/")
+        job = find_job(session, case, dev or device_ref, name)
+        if job is None:
+            raise Invalid(
+                f"predecessor {ref!r} is not a job of case {case.external_ref!r}",
+                field=f"after[{index}]",
+            )
+        jobs.append(job)
+    return jobs
+
+
+def unlink_cases(session: Session, case: Case, other: Case, *, actor: str) -> None:
+    a, b = sorted((case.id, other.id))
+    link = session.get(CaseLink, (a, b))
+    if link is None:
+        raise NotFound(f"cases {case.external_ref!r} and {other.external_ref!r} are not linked")
+    before = audit.state_of(link)
+    session.delete(link)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="case.unlink",
+        entity_type="case_link",
+        entity_id=f"{a}-{b}",
+        lab_id=case.lab_id,
+        before=before,
+    )
+
+
+def delete_case(session: Session, case: Case, *, actor: str) -> None:
+    """Delete a case entered in error. Work that has started is history: close the case instead."""
+    started = session.scalar(
+        select(Job.external_ref)
+        .join(Device, Job.device_id == Device.id)
+        .where(Device.case_id == case.id, Job.status.in_(("in_progress", "done")))
+        .limit(1)
+    )
+    if started is not None:
+        raise Conflict(
+            f"case {case.external_ref!r} has started work ({started!r}); set its status to "
+            "closed instead of deleting it"
+        )
+    before = audit.state_of(case)
+    case_id, lab_id = case.id, case.lab_id
+    session.delete(case)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="case.delete",
+        entity_type="case",
+        entity_id=case_id,
+        lab_id=lab_id,
+        before=before,
+    )

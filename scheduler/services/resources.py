@@ -245,3 +245,44 @@ def upsert_pool(session: Session, lab: Lab, *, actor: str, name: str, capacity: 
         after=audit.state_of(pool),
     )
     return pool
+
+
+def remove_absence(session: Session, examiner: Examiner, *, actor: str, absence_id: int) -> None:
+    absence = session.get(Absence, absence_id)
+    if absence is None or absence.examiner_id != examiner.id:
+        raise NotFound(f"absence {absence_id} of examiner {examiner.external_ref!r} does not exist")
+    before = audit.state_of(absence)
+    session.delete(absence)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="absence.delete",
+        entity_type="absence",
+        entity_id=absence_id,
+        lab_id=examiner.lab_id,
+        before=before,
+    )
+
+
+def remove_maintenance(
+    session: Session, workstation: Workstation, *, actor: str, window_id: int
+) -> None:
+    window = session.get(MaintenanceWindow, window_id)
+    if window is None or window.workstation_id != workstation.id:
+        raise NotFound(
+            f"maintenance window {window_id} of workstation {workstation.external_ref!r} "
+            "does not exist"
+        )
+    before = audit.state_of(window)
+    session.delete(window)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="maintenance.delete",
+        entity_type="maintenance_window",
+        entity_id=window_id,
+        lab_id=workstation.lab_id,
+        before=before,
+    )

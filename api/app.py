@@ -1,0 +1,199 @@
+"""The HTTP API: ``create_app(settings)`` builds the FastAPI application (OpenAPI at /docs).
+
+Every error is RFC 9457 problem+json (api/problems.py); every route but /health needs an API key
+(api/deps.py); request bodies are capped at ``settings.max_request_bytes`` (413); request counts and
+latencies per route are exported at /metrics for Prometheus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import problems
+from api.routers import audit, cases, jobs, keys, labs, resources, system
+from scheduler.db import make_engine, session_factory
+from scheduler.settings import Settings, get_settings
+
+API_VERSION = "1"
+DESCRIPTION = """\
+Schedules device examinations in forensic labs. Authenticate with an API key in `X-API-Key` (or
+`Authorization: Bearer`). Errors are RFC 9457 `application/problem+json`. Lists are cursor-paginated
+(`limit`, `cursor` -> `next_cursor`). Mutable resources carry an `ETag`; send it back in `If-Match`
+to change them safely (412 when stale). Free-text notes must be short and non-identifying.
+"""
+
+
+class Metrics:
+    """Prometheus metrics of one app, in their own registry (several apps may share a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "labq_http_requests",
+            "HTTP requests by route template, method and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "labq_http_request_duration_seconds",
+            "HTTP request latency by route template and method.",
+            ("method", "route"),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    """Counts and times every request, labelled by route template (bounded cardinality)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``limit`` bytes with 413 problem+json before any route runs.
+
+    The declared Content-Length is checked first; a body without one (chunked) is read as it
+    arrives, up to the limit, and replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+        if declared is not None and declared > self.limit:
+            await problems.body_too_large(self.limit, scope["path"])(scope, receive, send)
+            return
+        if declared is not None:  # the server holds the client to its declared length
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await problems.body_too_large(self.limit, scope["path"])(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with every error response published as application/problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content")
+                if status[:1] in ("4", "5") and content and "application/json" in content:
+                    content[problems.PROBLEM_JSON] = content.pop("application/json")
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """Build the API. ``engine`` overrides the one made from ``settings.database_url`` (tests)."""
+    settings = settings or get_settings()
+    owned = engine is None
+    bound = engine if engine is not None else make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            bound.dispose()
+
+    app = FastAPI(
+        title="labq",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.engine = bound
+    app.state.sessionmaker = session_factory(bound)
+    app.state.key_touched = {}
+    app.state.metrics = Metrics()
+    problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+
+    app.include_router(system.router)
+    app.include_router(labs.router)
+    app.include_router(labs.lab_router)
+    app.include_router(resources.router)
+    app.include_router(cases.router)
+    app.include_router(jobs.router)
+    app.include_router(audit.router)
+    app.include_router(keys.router)
+
+    def openapi() -> dict[str, Any]:
+        return _openapi(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,275 @@
+"""Request dependencies: the unit of work, authentication, and who may call what.
+
+- ``SessionDep``: one session per request; commits when the route returns, rolls back on any error
+  (services only flush). It ends before the response is sent, so a failed commit is never reported
+  as a success.
+- ``authenticate``: the API key from ``X-API-Key`` or ``Authorization: Bearer``.
+- ``allow(*roles)``: the declarative role check every route but health states. It also enforces
+  the key's lab scope for paths under ``/labs/{lab}`` and loads that lab. ``role_table(app)`` reads
+  the declarations back, so tests can enumerate every route and its allowed roles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import BackgroundTasks, Depends, FastAPI, Path, Request, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import Examiner, Lab
+from models.security import ROLES
+from scheduler.errors import DomainError, Forbidden, NotFound
+from scheduler.services import keys
+from scheduler.services.integrity import integrity_error
+from scheduler.services.labs import get_lab
+
+API_KEY_HEADER = "X-API-Key"
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+# Role groups used across the routers (DESIGN.md §5).
+ADMIN = ("admin",)
+MANAGE = ("admin", "supervisor")
+READ = ("admin", "supervisor", "auditor")
+CASE_WRITE = ("admin", "supervisor", "integration")
+CASE_READ = ("admin", "supervisor", "integration", "auditor")
+LAB_READ = ("admin", "supervisor", "integration", "auditor")
+OPERATE = ("admin", "auditor")
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Unauthorized"
+    type = "https://labq.dev/problems/unauthorized"
+    headers = {"WWW-Authenticate": f'Bearer realm="labq", ApiKey header="{API_KEY_HEADER}"'}
+
+
+# --- the unit of work ----------------------------------------------------------------------------
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    session = factory()
+    try:
+        yield session
+        try:
+            session.commit()
+        except IntegrityError as exc:  # a deferred constraint caught only at commit
+            raise integrity_error(exc) from None
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+_api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key (`labq keys create`), e.g. `labq_1a2b3c4d_...`.",
+)
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="Bearer",
+    description="The same API key as a bearer token.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's role and scope. ``prefix`` is the actor in the audit trail."""
+
+    key_id: int
+    prefix: str
+    role: str
+    lab_id: int | None
+    lab_code: str | None
+    examiner_id: int | None
+
+    @property
+    def actor(self) -> str:
+        return self.prefix
+
+    @property
+    def all_labs(self) -> bool:
+        return self.lab_id is None
+
+    def may_see_lab(self, lab_id: int | None) -> bool:
+        return self.lab_id is None or self.lab_id == lab_id
+
+
+def _touch_later(request: Request, background: BackgroundTasks, key_id: int) -> None:
+    """Update last_used_at after the response, at most once a minute per key and process."""
+    touched: dict[int, float] = request.app.state.key_touched
+    now = time.monotonic()
+    if now - touched.get(key_id, -1e9) < keys.TOUCH_EVERY.total_seconds():
+        return
+    touched[key_id] = now
+    background.add_task(keys.touch, request.app.state.engine, key_id)
+
+
+def authenticate(
+    request: Request,
+    session: SessionDep,
+    background: BackgroundTasks,
+    api_key: Annotated[str | None, Security(_api_key_scheme)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)] = None,
+) -> Principal:
+    token = api_key or (bearer.credentials if bearer is not None else None)
+    if not token:
+        raise Unauthorized(
+            f"an API key is required: send it in {API_KEY_HEADER} or as Authorization: Bearer"
+        )
+    key = keys.verify_token(session, token)
+    if key is None:
+        raise Unauthorized("the API key is unknown, malformed or revoked")
+    lab_code = session.scalar(select(Lab.code).where(Lab.id == key.lab_id)) if key.lab_id else None
+    _touch_later(request, background, key.id)
+    return Principal(
+        key_id=key.id,
+        prefix=key.prefix,
+        role=key.role,
+        lab_id=key.lab_id,
+        lab_code=lab_code,
+        examiner_id=key.examiner_id,
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+# --- authorization -------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What a route works with: the session, the caller, and the lab named in the path."""
+
+    session: Session
+    principal: Principal
+    lab_or_none: Lab | None
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor
+
+    @property
+    def lab(self) -> Lab:
+        if self.lab_or_none is None:  # pragma: no cover - a route outside /labs/{lab} asked
+            raise NotFound("this route has no lab")
+        return self.lab_or_none
+
+
+class Allow:
+    """A route's role declaration: ``ctx: Annotated[Context, Depends(allow("admin"))]``.
+
+    Checks the role (403), then, when the path names a lab, the key's scope (403 for another lab,
+    whether or not it exists) and the lab itself (404).
+    """
+
+    def __init__(self, *roles: str) -> None:
+        unknown = set(roles) - set(ROLES)
+        if unknown or not roles:
+            raise ValueError(f"unknown roles: {sorted(unknown)}")
+        self.roles = frozenset(roles)
+
+    def __repr__(self) -> str:
+        return f"allow({', '.join(sorted(self.roles))})"
+
+    def __call__(self, request: Request, session: SessionDep, principal: PrincipalDep) -> Context:
+        if principal.role not in self.roles:
+            raise Forbidden(
+                f"a {principal.role} key may not {request.method} {_route_path(request)}",
+                role=principal.role,
+            )
+        lab_code = request.path_params.get("lab")
+        lab = None
+        if lab_code is not None:
+            if principal.lab_code is not None and principal.lab_code != lab_code:
+                raise Forbidden(f"this key is scoped to lab {principal.lab_code!r}")
+            lab = get_lab(session, lab_code)
+        return Context(session=session, principal=principal, lab_or_none=lab)
+
+
+def allow(*roles: str) -> Allow:
+    return Allow(*roles)
+
+
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", request.url.path))
+
+
+def require_examiner_self(ctx: Context, examiner: Examiner) -> None:
+    """An examiner key sees only its own examiner's data; other roles pass."""
+    if ctx.principal.role == "examiner" and ctx.principal.examiner_id != examiner.id:
+        raise Forbidden("an examiner key sees only its own examiner's schedule")
+
+
+def require_all_labs(ctx: Context, what: str) -> None:
+    if not ctx.principal.all_labs:
+        raise Forbidden(f"{what} needs a key scoped to all labs")
+
+
+AdminCtx = Annotated[Context, Depends(allow(*ADMIN))]
+ManageCtx = Annotated[Context, Depends(allow(*MANAGE))]
+ReadCtx = Annotated[Context, Depends(allow(*READ))]
+CaseWriteCtx = Annotated[Context, Depends(allow(*CASE_WRITE))]
+CaseReadCtx = Annotated[Context, Depends(allow(*CASE_READ))]
+LabReadCtx = Annotated[Context, Depends(allow(*LAB_READ))]
+OperateCtx = Annotated[Context, Depends(allow(*OPERATE))]
+
+LabPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=REF_PATTERN,
+        description="The lab's code.",
+        examples=["north"],
+    ),
+]
+
+
+def lab_path(lab: LabPath) -> str:
+    """Declares ``{lab}`` once for a router (``dependencies=[Depends(lab_path)]``)."""
+    return lab
+
+
+def _roles_of(dependant: Any) -> frozenset[str] | None:
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, Allow):
+            return sub.call.roles
+        found = _roles_of(sub)
+        if found is not None:
+            return found
+    return None
+
+
+def role_table(app: FastAPI) -> dict[tuple[str, str], frozenset[str] | None]:
+    """``(METHOD, path) -> allowed roles`` for every API route; None marks a public route."""
+    table: dict[tuple[str, str], frozenset[str] | None] = {}
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        roles = _roles_of(route.dependant)
+        for method in route.methods or ():
+            table[(method, route.path)] = roles
+    return table

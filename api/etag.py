@@ -1,0 +1,85 @@
+"""ETags for mutable single resources and If-Match / If-None-Match on their changes.
+
+The tag is a digest of the resource's JSON representation, so it changes whenever anything a
+client can see changes; a write with a stale ``If-Match`` gets 412 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import Header, Response
+from pydantic import BaseModel
+
+from scheduler.errors import PreconditionFailed
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=2000,
+        description="The ETag you last read; the change is refused (412) if it is stale.",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=2000,
+        description='On PUT, "*" creates only (412 if it exists).',
+    ),
+]
+
+
+def etag_of(representation: BaseModel) -> str:
+    digest = hashlib.sha256(representation.model_dump_json().encode()).hexdigest()
+    return f'"{digest[:32]}"'
+
+
+def _tags(header: str) -> list[str]:
+    return [t.strip() for t in header.split(",") if t.strip()]
+
+
+def check_if_match(if_match: str | None, current: str | None) -> None:
+    """Refuse a change when ``If-Match`` is given and does not name the current state.
+
+    ``current`` is None when the resource does not exist. Weak tags never match (RFC 9110 13.1.1).
+    """
+    if if_match is None:
+        return
+    tags = _tags(if_match)
+    if tags == ["*"]:
+        if current is None:
+            raise PreconditionFailed("If-Match: * but the resource does not exist")
+        return
+    if current is None:
+        raise PreconditionFailed("If-Match was given but the resource does not exist")
+    if current not in tags:
+        raise PreconditionFailed(
+            f"the resource has changed: its ETag is {current}, If-Match was {if_match}",
+            etag=current,
+        )
+
+
+def check_if_none_match(if_none_match: str | None, current: str | None) -> None:
+    """On a write, ``If-None-Match: *`` means create only."""
+    if if_none_match is None:
+        return
+    tags = _tags(if_none_match)
+    if current is not None and (tags == ["*"] or current in tags):
+        raise PreconditionFailed("the resource already exists (If-None-Match)", etag=current)
+
+
+def not_modified(if_none_match: str | None, current: str) -> bool:
+    """On a read, whether the client's copy is current (answer 304)."""
+    if if_none_match is None:
+        return False
+    tags = [t.removeprefix("W/") for t in _tags(if_none_match)]
+    return "*" in tags or current in tags
+
+
+def set_etag(response: Response, representation: BaseModel) -> str:
+    tag = etag_of(representation)
+    response.headers["ETag"] = tag
+    return tag

@@ -1,0 +1,242 @@
+"""RFC 9457 problem details: every error the API returns has one shape and one media type.
+
+Domain errors (``scheduler.errors.DomainError``) are rendered by one handler; request validation
+errors become 422 with the offending fields listed; routing errors (404 unknown route, 405) and the
+body size limit (413) use the same shape. Routes declare the problems they can return with
+``responses=problems(...)`` so they appear in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from scheduler.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://labq.dev/problems/"
+MAX_LISTED_ERRORS = 50
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem. Extension members (``field``, ``rule``, ...) may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(default="about:blank", description="A URI naming the kind of problem.")
+    title: str = Field(description="Short summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What went wrong with this request.")
+    instance: str | None = Field(default=None, description="The request path.")
+
+
+class FieldError(BaseModel):
+    """One invalid part of a request."""
+
+    location: str = Field(description="body, query, path or header.")
+    field: str = Field(description="Where in that part, e.g. cases[3].devices[0].kind.")
+    message: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError] = Field(description="Every invalid field (at most 50 listed).")
+
+
+_DESCRIPTIONS: dict[int, str] = {
+    400: "Bad request.",
+    401: "No API key, or an unknown or revoked one.",
+    403: "The key's role or lab scope does not allow this.",
+    404: "The resource (or a resource the request names) does not exist.",
+    405: "Method not allowed on this path.",
+    409: "Conflicts with the current state (duplicate, impossible transition).",
+    412: "If-Match does not match the resource's current ETag.",
+    413: "The request body is larger than the configured limit.",
+    422: "The payload is invalid; every bad field is listed.",
+    503: "The service or its database is unavailable.",
+}
+
+
+def problems(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the problems a route can return.
+
+    ``auth`` adds 401 and 403 (every route but health). The app's OpenAPI hook publishes them as
+    application/problem+json.
+    """
+    if auth:
+        statuses = (401, 403, *statuses)
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        }
+        for status in statuses
+    }
+
+
+def problem_response(
+    status: int,
+    *,
+    title: str | None = None,
+    detail: str | None = None,
+    type_: str = "about:blank",
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail is not None:
+        body["detail"] = detail
+    if instance is not None:
+        body["instance"] = instance
+    for key, value in extra.items():
+        if key not in body:
+            body[key] = jsonable_encoder(value)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """``("cases", 3, "devices", 0, "kind")`` -> ``cases[3].devices[0].kind``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    listed = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        location = str(loc[0]) if loc else "body"
+        rest = loc[1:]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        kind = str(error.get("type", "invalid"))
+        if kind == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "")
+            at = rest[0] if rest else "?"
+            message = f"the body is not valid JSON ({reason} at character {at})"
+            rest = ()
+        # Pydantic names the branch of an Annotated/union type in the location; drop the noise.
+        rest = tuple(p for p in rest if not (isinstance(p, str) and p.startswith("function-")))
+        listed.append(
+            {"location": location, "field": field_path(rest), "message": message, "type": kind}
+        )
+    return listed
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = getattr(exc, "headers", None)
+    return problem_response(
+        exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        type_=exc.type,
+        instance=request.url.path,
+        headers=headers,
+        **exc.extra,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _field_errors(exc.errors())
+    shown = errors[:MAX_LISTED_ERRORS]
+    first = shown[0] if shown else None
+    if first is None:
+        detail = "the request is invalid"
+    else:
+        where = f"{first['location']} {first['field']}".strip()
+        detail = f"{where}: {first['message']}"
+        if len(errors) > 1:
+            detail += f" (and {len(errors) - 1} more invalid field(s))"
+    return problem_response(
+        422,
+        title="Invalid request",
+        detail=detail,
+        type_=PROBLEM_BASE + "invalid-request",
+        instance=request.url.path,
+        errors=shown,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    phrase = HTTPStatus(status).phrase
+    detail = exc.detail if exc.detail and exc.detail != phrase else None
+    if status == 404 and detail is None:
+        detail = f"no route {request.url.path}"
+    headers = dict(exc.headers) if exc.headers else {}
+    if status == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = allowed
+        detail = detail or f"{request.method} is not allowed on {request.url.path}"
+        if allowed:
+            detail += f" (allowed: {allowed})"
+    return problem_response(
+        status,
+        title=phrase,
+        detail=detail,
+        instance=request.url.path,
+        headers=headers or None,
+    )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Bugs stay loud: this renders the 500 for the client, then Starlette re-raises to the server.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500,
+        detail="internal error; it has been logged",
+        instance=request.url.path,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that render every error as problem+json."""
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def body_too_large(limit: int, path: str) -> JSONResponse:
+    return problem_response(
+        413,
+        title="Content too large",
+        detail=f"the request body exceeds the limit of {limit} bytes",
+        type_=PROBLEM_BASE + "too-large",
+        instance=path,
+        limit=limit,
+    )

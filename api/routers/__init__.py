@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource. Routers are thin: they call services and shape output."""

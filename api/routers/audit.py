@@ -1,0 +1,93 @@
+"""The audit trail: every mutation, with actor (the key's prefix) and digests, never contents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from api.deps import ReadCtx, lab_path
+from api.pagination import Page, PageDep, paginate
+from api.problems import problems
+from api.schemas.audit import AuditEventOut
+from models import AuditEvent, Lab
+
+router = APIRouter(tags=["audit"])
+
+Filter = Annotated[str | None, Query(max_length=64)]
+
+
+def _filtered(
+    stmt: Select[Any],
+    entity_type: str | None,
+    entity_id: str | None,
+    action: str | None,
+    actor: str | None,
+) -> Select[Any]:
+    if entity_type:
+        stmt = stmt.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    return stmt
+
+
+def _out(session: Session, events: list[AuditEvent]) -> list[AuditEventOut]:
+    ids = {e.lab_id for e in events if e.lab_id is not None}
+    codes = dict(session.execute(select(Lab.id, Lab.code).where(Lab.id.in_(ids))).tuples().all())
+    return [
+        AuditEventOut(
+            id=e.id,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            entity_type=e.entity_type,
+            entity_id=e.entity_id,
+            lab=codes.get(e.lab_id) if e.lab_id is not None else None,
+            before_digest=e.before_digest,
+            after_digest=e.after_digest,
+        )
+        for e in events
+    ]
+
+
+@router.get("/audit-events", responses=problems(422))
+def list_audit_events(
+    ctx: ReadCtx,
+    page: PageDep,
+    entity_type: Filter = None,
+    entity_id: Filter = None,
+    action: Filter = None,
+    actor: Filter = None,
+) -> Page[AuditEventOut]:
+    """Audit events of every lab this key may see (and, for all-lab keys, events of no lab)."""
+    stmt = select(AuditEvent)
+    if not ctx.principal.all_labs:
+        stmt = stmt.where(AuditEvent.lab_id == ctx.principal.lab_id)
+    stmt = _filtered(stmt, entity_type, entity_id, action, actor)
+    rows, cursor = paginate(ctx.session, stmt, AuditEvent.id, page)
+    return Page[AuditEventOut](items=_out(ctx.session, list(rows)), next_cursor=cursor)
+
+
+@router.get(
+    "/labs/{lab}/audit-events",
+    dependencies=[Depends(lab_path)],
+    responses=problems(404, 422),
+)
+def list_lab_audit_events(
+    ctx: ReadCtx,
+    page: PageDep,
+    entity_type: Filter = None,
+    entity_id: Filter = None,
+    action: Filter = None,
+    actor: Filter = None,
+) -> Page[AuditEventOut]:
+    stmt = select(AuditEvent).where(AuditEvent.lab_id == ctx.lab.id)
+    stmt = _filtered(stmt, entity_type, entity_id, action, actor)
+    rows, cursor = paginate(ctx.session, stmt, AuditEvent.id, page)
+    return Page[AuditEventOut](items=_out(ctx.session, list(rows)), next_cursor=cursor)

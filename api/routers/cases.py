@@ -1,0 +1,277 @@
+"""Cases: single upserts, the bulk import, links, triage flags and escalation.
+
+Integrations (case-management systems) and supervisors write; auditors read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from api.deps import REF_PATTERN, CaseReadCtx, CaseWriteCtx, Context, ManageCtx, lab_path
+from api.etag import (
+    IfMatch,
+    IfNoneMatch,
+    check_if_match,
+    check_if_none_match,
+    etag_of,
+    not_modified,
+    set_etag,
+)
+from api.pagination import Page, PageDep, encode_cursor
+from api.problems import problems
+from api.schemas.cases import (
+    CaseIn,
+    CaseOut,
+    CasePatch,
+    CaseStatus,
+    CaseSummary,
+    EscalateIn,
+    FlagIn,
+    FlagOut,
+    ImportIn,
+    ImportOut,
+    LinkIn,
+    LinkOut,
+)
+from models import Case, CaseLink, Device, PriorityLevel, TriageFlag
+from scheduler.errors import Invalid
+from scheduler.services import casework
+from scheduler.services.case_import import import_cases
+from scheduler.services.labs import get_level
+
+router = APIRouter(prefix="/labs/{lab}", tags=["cases"], dependencies=[Depends(lab_path)])
+
+RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
+
+
+def _links(session: Session, case: Case) -> list[LinkOut]:
+    links = session.scalars(
+        select(CaseLink)
+        .where(or_(CaseLink.case_id == case.id, CaseLink.linked_case_id == case.id))
+        .order_by(CaseLink.case_id, CaseLink.linked_case_id)
+    ).all()
+    other_ids = {ln.linked_case_id if ln.case_id == case.id else ln.case_id for ln in links}
+    refs = dict(
+        session.execute(select(Case.id, Case.external_ref).where(Case.id.in_(other_ids)))
+        .tuples()
+        .all()
+    )
+    return [
+        LinkOut(
+            case=refs[ln.linked_case_id if ln.case_id == case.id else ln.case_id],
+            reason=ln.reason,
+            created_at=ln.created_at,
+        )
+        for ln in links
+    ]
+
+
+def case_out(session: Session, case: Case) -> CaseOut:
+    level = session.get(PriorityLevel, case.priority_level_id)
+    devices = session.scalars(
+        select(Device.external_ref).where(Device.case_id == case.id).order_by(Device.id)
+    ).all()
+    flags = session.scalars(
+        select(TriageFlag).where(TriageFlag.case_id == case.id).order_by(TriageFlag.id)
+    ).all()
+    return CaseOut(
+        external_ref=case.external_ref,
+        priority=level.code if level else "?",
+        received_at=case.received_at,
+        legal_deadline_at=case.legal_deadline_at,
+        status=case.status,
+        note=case.note,
+        devices=list(devices),
+        flags=[FlagOut.model_validate(f) for f in flags],
+        links=_links(session, case),
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+    )
+
+
+def _find_case(ctx: Context, ref: str) -> Case | None:
+    return ctx.session.scalar(
+        select(Case).where(Case.lab_id == ctx.lab.id, Case.external_ref == ref)
+    )
+
+
+@router.get("/cases", responses=problems(404, 422))
+def list_cases(
+    ctx: CaseReadCtx,
+    page: PageDep,
+    status: Annotated[CaseStatus | None, Query()] = None,
+    priority: Annotated[str | None, Query(max_length=16)] = None,
+) -> Page[CaseSummary]:
+    """Cases of the lab, oldest first; filter by status or priority level."""
+    stmt = (
+        select(Case, PriorityLevel.code)
+        .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
+        .where(Case.lab_id == ctx.lab.id)
+    )
+    if status is not None:
+        stmt = stmt.where(Case.status == status)
+    if priority is not None:
+        stmt = stmt.where(PriorityLevel.code == priority)
+    if page.after_id is not None:
+        stmt = stmt.where(Case.id > page.after_id)
+    rows = ctx.session.execute(stmt.order_by(Case.id).limit(page.limit + 1)).tuples().all()
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page[CaseSummary](
+        items=[
+            CaseSummary(
+                external_ref=c.external_ref,
+                priority=code,
+                received_at=c.received_at,
+                legal_deadline_at=c.legal_deadline_at,
+                status=c.status,
+            )
+            for c, code in rows
+        ],
+        next_cursor=encode_cursor(rows[-1][0].id) if more and rows else None,
+    )
+
+
+@router.post("/cases:import", responses=problems(404, 409, 413, 422))
+def import_cases_route(body: ImportIn, ctx: CaseWriteCtx) -> ImportOut:
+    """Create or update many cases with their devices and jobs, keyed by external reference.
+
+    Idempotent: the same payload twice changes nothing the second time (all ``unchanged``). One
+    transaction: a bad item is reported by index and field, and nothing of the batch is stored.
+    Jobs name predecessors of the same case as ``"D1/acquire"`` (or ``"acquire"`` on the same
+    device).
+    """
+    result = import_cases(
+        ctx.session,
+        ctx.lab,
+        [c.model_dump() for c in body.cases],  # type: ignore[misc]
+        actor=ctx.actor,
+    )
+    return ImportOut(created=result.created, updated=result.updated, unchanged=result.unchanged)
+
+
+@router.get("/cases/{ref}", responses={**problems(404, 422), **NOT_MODIFIED})
+def get_case(
+    ref: RefPath, ctx: CaseReadCtx, response: Response, if_none_match: IfNoneMatch = None
+) -> CaseOut:
+    out = case_out(ctx.session, casework.get_case(ctx.session, ctx.lab, ref))
+    tag = etag_of(out)
+    if not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+    response.headers["ETag"] = tag
+    return out
+
+
+@router.put("/cases/{ref}", responses=problems(404, 409, 412, 422))
+def put_case(
+    ref: RefPath,
+    body: CaseIn,
+    ctx: CaseWriteCtx,
+    response: Response,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
+) -> CaseOut:
+    """Create or replace a case's own fields (devices and jobs have their own routes)."""
+    existing = _find_case(ctx, ref)
+    current = etag_of(case_out(ctx.session, existing)) if existing is not None else None
+    check_if_match(if_match, current)
+    check_if_none_match(if_none_match, current)
+    case = casework.upsert_case(
+        ctx.session, ctx.lab, actor=ctx.actor, external_ref=ref, **body.model_dump()
+    )
+    if existing is None:
+        response.status_code = 201
+    out = case_out(ctx.session, case)
+    set_etag(response, out)
+    return out
+
+
+@router.patch("/cases/{ref}", responses=problems(404, 412, 422))
+def patch_case(
+    ref: RefPath, body: CasePatch, ctx: CaseWriteCtx, response: Response, if_match: IfMatch = None
+) -> CaseOut:
+    """Change status, note, received time or legal deadline. Raise priority with ``:escalate``."""
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    check_if_match(if_match, etag_of(case_out(ctx.session, case)))
+    level = ctx.session.get(PriorityLevel, case.priority_level_id)
+    fields: dict[str, Any] = {
+        "priority": level.code if level else "",
+        "received_at": case.received_at,
+        "legal_deadline_at": case.legal_deadline_at,
+        "status": case.status,
+        "note": case.note,
+    }
+    fields.update(body.model_dump(exclude_unset=True))
+    if fields["received_at"] is None:
+        raise Invalid("received_at cannot be removed", field="received_at")
+    case = casework.upsert_case(ctx.session, ctx.lab, actor=ctx.actor, external_ref=ref, **fields)
+    out = case_out(ctx.session, case)
+    set_etag(response, out)
+    return out
+
+
+@router.delete("/cases/{ref}", status_code=204, responses=problems(404, 409, 412, 422))
+def delete_case(ref: RefPath, ctx: ManageCtx, if_match: IfMatch = None) -> Response:
+    """Delete a case entered in error (409 once work has started: close it instead)."""
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    check_if_match(if_match, etag_of(case_out(ctx.session, case)))
+    casework.delete_case(ctx.session, case, actor=ctx.actor)
+    return Response(status_code=204)
+
+
+@router.post("/cases/{ref}:escalate", responses=problems(404, 409, 412, 422))
+def escalate_case(
+    ref: RefPath, body: EscalateIn, ctx: ManageCtx, response: Response, if_match: IfMatch = None
+) -> CaseOut:
+    """Raise the case's priority level (a lower or equal level is a conflict)."""
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    check_if_match(if_match, etag_of(case_out(ctx.session, case)))
+    get_level(ctx.session, ctx.lab, body.priority)
+    case = casework.escalate_case(ctx.session, ctx.lab, case, body.priority, ctx.actor, body.reason)
+    out = case_out(ctx.session, case)
+    set_etag(response, out)
+    return out
+
+
+@router.get("/cases/{ref}/links", responses=problems(404, 422))
+def list_links(ref: RefPath, ctx: CaseReadCtx) -> list[LinkOut]:
+    return _links(ctx.session, casework.get_case(ctx.session, ctx.lab, ref))
+
+
+@router.post("/cases/{ref}/links", status_code=201, responses=problems(404, 409, 422))
+def link_case(ref: RefPath, body: LinkIn, ctx: CaseWriteCtx) -> LinkOut:
+    """Link two cases of the lab (same suspect, same report, shared hashes)."""
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    other = casework.get_case(ctx.session, ctx.lab, body.case)
+    link = casework.link_cases(ctx.session, case, other, actor=ctx.actor, reason=body.reason)
+    return LinkOut(case=other.external_ref, reason=link.reason, created_at=link.created_at)
+
+
+@router.delete("/cases/{ref}/links/{other}", status_code=204, responses=problems(404, 422))
+def unlink_case(ref: RefPath, other: RefPath, ctx: CaseWriteCtx) -> Response:
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    linked = casework.get_case(ctx.session, ctx.lab, other)
+    casework.unlink_cases(ctx.session, case, linked, actor=ctx.actor)
+    return Response(status_code=204)
+
+
+@router.get("/cases/{ref}/flags", responses=problems(404, 422))
+def list_flags(ref: RefPath, ctx: CaseReadCtx) -> list[FlagOut]:
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    flags = ctx.session.scalars(
+        select(TriageFlag).where(TriageFlag.case_id == case.id).order_by(TriageFlag.id)
+    ).all()
+    return [FlagOut.model_validate(f) for f in flags]
+
+
+@router.post("/cases/{ref}/flags", status_code=201, responses=problems(404, 422))
+def add_flag(ref: RefPath, body: FlagIn, ctx: CaseWriteCtx) -> FlagOut:
+    """Record a triage signal (hash-set hit, classifier, linked report, manual)."""
+    case = casework.get_case(ctx.session, ctx.lab, ref)
+    flag = casework.add_flag(ctx.session, case, actor=ctx.actor, kind=body.kind, note=body.note)
+    return FlagOut.model_validate(flag)

@@ -1,0 +1,94 @@
+"""Labs and their priority schemes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+from sqlalchemy import select
+
+from api.deps import (
+    AdminCtx,
+    LabReadCtx,
+    ManageCtx,
+    lab_path,
+    require_all_labs,
+)
+from api.etag import IfMatch, IfNoneMatch, check_if_match, etag_of, not_modified, set_etag
+from api.pagination import Page, PageDep, paginate
+from api.problems import problems
+from api.schemas.common import Code
+from api.schemas.labs import LabCreate, LabOut, LabPatch, PriorityLevelIn, PriorityLevelOut
+from models import Lab, PriorityLevel
+from scheduler.services import labs
+
+router = APIRouter(tags=["labs"])
+lab_router = APIRouter(prefix="/labs/{lab}", tags=["labs"], dependencies=[Depends(lab_path)])
+
+LevelCode = Annotated[str, Path(min_length=1, max_length=16, description="e.g. P1")]
+
+
+@router.post("/labs", status_code=201, responses=problems(409, 422))
+def create_lab(body: LabCreate, ctx: AdminCtx, response: Response) -> LabOut:
+    """Create a lab (with the default P1..P5 scheme unless told otherwise). Admin, all labs."""
+    require_all_labs(ctx, "creating a lab")
+    lab = labs.create_lab(ctx.session, actor=ctx.actor, **body.model_dump())
+    out = LabOut.model_validate(lab)
+    set_etag(response, out)
+    response.headers["Location"] = f"/labs/{lab.code}"
+    return out
+
+
+@router.get("/labs", responses=problems(422))
+def list_labs(ctx: LabReadCtx, page: PageDep) -> Page[LabOut]:
+    """The labs this key may see: all of them, or the one it is scoped to."""
+    stmt = select(Lab)
+    if ctx.principal.lab_id is not None:
+        stmt = stmt.where(Lab.id == ctx.principal.lab_id)
+    rows, cursor = paginate(ctx.session, stmt, Lab.id, page)
+    return Page[LabOut](items=[LabOut.model_validate(r) for r in rows], next_cursor=cursor)
+
+
+@lab_router.get("", responses={**problems(404), 304: {"description": "Not modified."}})
+def get_lab(ctx: LabReadCtx, response: Response, if_none_match: IfNoneMatch = None) -> LabOut:
+    out = LabOut.model_validate(ctx.lab)
+    tag = etag_of(out)
+    if not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+    response.headers["ETag"] = tag
+    return out
+
+
+@lab_router.patch("", responses=problems(404, 412, 422))
+def update_lab(
+    body: LabPatch, ctx: ManageCtx, response: Response, if_match: IfMatch = None
+) -> LabOut:
+    """Change a lab's name, timezone or solver settings."""
+    check_if_match(if_match, etag_of(LabOut.model_validate(ctx.lab)))
+    lab = labs.update_lab(
+        ctx.session, ctx.lab, actor=ctx.actor, **body.model_dump(exclude_unset=True)
+    )
+    out = LabOut.model_validate(lab)
+    set_etag(response, out)
+    return out
+
+
+@lab_router.get("/priority-levels", tags=["priority levels"], responses=problems(404, 422))
+def list_priority_levels(ctx: LabReadCtx, page: PageDep) -> Page[PriorityLevelOut]:
+    stmt = select(PriorityLevel).where(PriorityLevel.lab_id == ctx.lab.id)
+    rows, cursor = paginate(ctx.session, stmt, PriorityLevel.id, page)
+    return Page[PriorityLevelOut](
+        items=[PriorityLevelOut.model_validate(r) for r in rows], next_cursor=cursor
+    )
+
+
+@lab_router.put(
+    "/priority-levels/{code}", tags=["priority levels"], responses=problems(404, 409, 422)
+)
+def put_priority_level(code: LevelCode, body: PriorityLevelIn, ctx: ManageCtx) -> PriorityLevelOut:
+    """Create or change one level of the lab's scheme (ranks are unique within a lab)."""
+    level = labs.upsert_level(ctx.session, ctx.lab, actor=ctx.actor, code=code, **body.model_dump())
+    return PriorityLevelOut.model_validate(level)
+
+
+__all__ = ["Code", "lab_router", "router"]

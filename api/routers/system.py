@@ -1,0 +1,51 @@
+"""Health (public) and Prometheus metrics (admin or auditor key)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.deps import OperateCtx, get_engine
+from api.problems import problems
+from scheduler.errors import DomainError
+
+router = APIRouter(tags=["operations"])
+
+
+class Unavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+    type = "https://labq.dev/problems/unavailable"
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+@router.get("/health", responses=problems(503, auth=False))
+def health(request: Request) -> Health:
+    """Liveness and database reachability. Needs no key."""
+    try:
+        with get_engine(request).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        raise Unavailable("the database does not answer") from None
+    return Health(status="ok", database="ok")
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+        **problems(),
+    },
+)
+def metrics(ctx: OperateCtx, request: Request) -> Response:
+    """Request counts and latency histograms by route, in Prometheus text format."""
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,211 @@
+"""Cases, devices, jobs and the bulk import of the three.
+
+labq stores references, priorities and effort estimates, never content or identities: notes are
+short and non-identifying.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+
+from api.deps import REF_PATTERN
+from api.schemas.common import (
+    Body,
+    Code,
+    Flag,
+    IntegerOnly,
+    Label,
+    Minutes,
+    Note,
+    Out,
+    Ref,
+    Severity,
+)
+
+CaseStatus = Literal["open", "on_hold", "closed"]
+DeviceKind = Literal["phone", "computer", "storage", "cloud_return", "other"]
+Stage = Literal["unlock", "acquire", "process", "review", "report"]
+FlagKind = Literal["hash_match", "classifier", "linked_report", "manual"]
+JobStatus = Literal["pending", "scheduled", "in_progress", "done", "on_hold", "cancelled"]
+SizeGb = Annotated[int, Field(ge=0, le=10_000_000, description="Capacity in GB."), IntegerOnly]
+JOB_PATH_PATTERN = REF_PATTERN.removesuffix("$") + r"(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"
+JobPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=129,
+        pattern=JOB_PATH_PATTERN,
+        description='A job of the same case: "D1/acquire" (device/job) or "acquire" (same device).',
+    ),
+]
+Labels = Annotated[list[Label], Field(max_length=64)]
+Refs = Annotated[list[Ref], Field(max_length=64)]
+
+
+# --- cases ---------------------------------------------------------------------------------------
+
+
+class CaseIn(Body):
+    priority: Code = Field(description="A priority level code of the lab, e.g. P2.")
+    received_at: AwareDatetime
+    legal_deadline_at: AwareDatetime | None = Field(
+        default=None, description="A court or legal deadline."
+    )
+    status: CaseStatus = "open"
+    note: Note | None = None
+
+
+class CasePatch(Body):
+    """Only the fields given change. Raise the priority with ``:escalate``."""
+
+    received_at: AwareDatetime | None = None
+    legal_deadline_at: AwareDatetime | None = None
+    status: CaseStatus | None = None
+    note: Note | None = None
+
+
+class FlagIn(Body):
+    kind: FlagKind
+    note: Note | None = None
+
+
+class FlagOut(Out):
+    id: int
+    kind: str
+    note: str | None
+    created_at: datetime
+
+
+class LinkIn(Body):
+    case: Ref = Field(description="The other case's reference (same lab).")
+    reason: Note | None = None
+
+
+class LinkOut(Out):
+    case: str
+    reason: str | None
+    created_at: datetime
+
+
+class EscalateIn(Body):
+    priority: Code = Field(description="The new, more urgent level.")
+    reason: Note | None = None
+
+
+class CaseSummary(Out):
+    external_ref: str
+    priority: str
+    received_at: datetime
+    legal_deadline_at: datetime | None
+    status: str
+
+
+class CaseOut(CaseSummary):
+    note: str | None
+    devices: list[str]
+    flags: list[FlagOut]
+    links: list[LinkOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- devices and jobs ----------------------------------------------------------------------------
+
+
+class DeviceIn(Body):
+    kind: DeviceKind
+    arrived_at: AwareDatetime
+    size_gb: SizeGb | None = None
+    locked: Flag = False
+
+
+class JobIn(Body):
+    stage: Stage
+    attended_minutes: Minutes = Field(default=0, description="Needs an examiner from the start.")
+    machine_minutes: Minutes = Field(default=0, description="Occupies a workstation.")
+    exposure_minutes: Minutes = 0
+    severity: Severity = 0
+    skills: Labels = []
+    capabilities: Labels = []
+    pools: Refs = Field(default=[], description="Licence pools held while the job runs.")
+    after: Annotated[list[JobPath], Field(max_length=200)] = Field(
+        default=[], description="Jobs of the same case that finish before this one starts."
+    )
+    allowed_examiners: Refs = Field(default=[], description="If given, only these examiners.")
+    workstation_minutes: Annotated[dict[Ref, Minutes], Field(max_length=64)] = Field(
+        default={}, description="Machine minutes per workstation; if given, only these."
+    )
+
+
+class PinOut(Out):
+    examiner: str | None
+    workstation: str | None
+    start: datetime
+
+
+class JobOut(Out):
+    id: int
+    external_ref: str
+    case: str
+    device: str
+    stage: str
+    status: str
+    attended_minutes: int
+    machine_minutes: int
+    exposure_minutes: int
+    severity: int
+    skills: list[str]
+    capabilities: list[str]
+    pools: list[str]
+    after: list[str]
+    allowed_examiners: list[str]
+    workstation_minutes: dict[str, int]
+    pin: PinOut | None
+    updated_at: datetime
+
+
+class DeviceOut(Out):
+    external_ref: str
+    case: str
+    kind: str
+    arrived_at: datetime
+    size_gb: int | None
+    locked: bool
+    jobs: list[JobOut]
+    updated_at: datetime
+
+
+class PinIn(Body):
+    start: AwareDatetime
+    examiner: Ref | None = Field(default=None, description="Needed if the job is attended.")
+    workstation: Ref | None = Field(default=None, description="Needed if it uses a machine.")
+
+
+# --- import --------------------------------------------------------------------------------------
+
+
+class ImportJob(JobIn):
+    external_ref: Ref
+
+
+class ImportDevice(DeviceIn):
+    external_ref: Ref
+    jobs: Annotated[list[ImportJob], Field(max_length=200)] = []
+
+
+class ImportCase(CaseIn):
+    external_ref: Ref
+    devices: Annotated[list[ImportDevice], Field(max_length=200)] = []
+
+
+class ImportIn(Body):
+    cases: Annotated[list[ImportCase], Field(min_length=1, max_length=10_000)]
+
+
+class ImportOut(Out):
+    created: int = Field(description="Cases that did not exist.")
+    updated: int = Field(description="Cases where anything (case, device or job) changed.")
+    unchanged: int = Field(description="Cases the payload left exactly as they were.")

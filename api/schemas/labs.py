@@ -1,0 +1,88 @@
+"""Labs and priority levels."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from api.schemas.common import Body, Flag, IntegerOnly, Name, Out, Ref, Weight
+
+Timezone = Annotated[
+    str, Field(min_length=1, max_length=64, description="IANA name, e.g. Europe/London.")
+]
+HorizonDays = Annotated[int, Field(ge=1, le=60, description="Working days planned."), IntegerOnly]
+SlotMinutes = Annotated[int, Field(ge=1, le=240), IntegerOnly]
+FrozenDays = Annotated[int, Field(ge=0, le=10), IntegerOnly]
+TimeLimit = Annotated[int, Field(ge=1, le=3600, description="Seconds per solve."), IntegerOnly]
+Rank = Annotated[int, Field(ge=1, le=100, description="1 is the most urgent."), IntegerOnly]
+TargetHours = Annotated[
+    int, Field(ge=0, le=100_000, description="SLA: start within this many hours."), IntegerOnly
+]
+
+
+class LabSettings(Body):
+    planning_horizon_days: HorizonDays = 10
+    slot_minutes: SlotMinutes = 15
+    frozen_working_days: FrozenDays = 1
+    solve_time_limit_seconds: TimeLimit = 60
+    weight_tardiness: Weight = 1
+    weight_change: Weight = 50
+    weight_balance: Weight = 5
+    weight_continuity: Weight = 2
+
+
+class LabCreate(LabSettings):
+    code: Ref
+    name: Name
+    timezone: Timezone
+    default_scheme: Flag = Field(
+        default=True, description="Create the default P1..P5 priority scheme."
+    )
+
+
+class LabPatch(Body):
+    name: Name | None = None
+    timezone: Timezone | None = None
+    planning_horizon_days: HorizonDays | None = None
+    slot_minutes: SlotMinutes | None = None
+    frozen_working_days: FrozenDays | None = None
+    solve_time_limit_seconds: TimeLimit | None = None
+    weight_tardiness: Weight | None = None
+    weight_change: Weight | None = None
+    weight_balance: Weight | None = None
+    weight_continuity: Weight | None = None
+
+
+class LabOut(Out):
+    code: str
+    name: str
+    timezone: str
+    planning_horizon_days: int
+    slot_minutes: int
+    frozen_working_days: int
+    solve_time_limit_seconds: int
+    weight_tardiness: int
+    weight_change: int
+    weight_balance: int
+    weight_continuity: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PriorityLevelIn(Body):
+    name: Name
+    rank: Rank
+    weight: Weight
+    target_start_hours: TargetHours
+    auto_publish_repair: Flag = False
+
+
+class PriorityLevelOut(Out):
+    code: str
+    name: str
+    rank: int
+    weight: int
+    target_start_hours: int
+    auto_publish_repair: bool

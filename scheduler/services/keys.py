@@ -1,0 +1,174 @@
+"""API keys: random secrets shown once, stored hashed, identified by a public prefix.
+
+A key reads ``labq_<prefix>_<secret>``. The prefix (8 hex characters) is public: it names the key in
+the audit trail and in ``labq keys revoke``. The secret has 256 bits of entropy, so a plain SHA-256
+of it is enough at rest (a slow password hash buys nothing against a random 32-byte secret); it is
+compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.orm import Session
+
+from models import ApiKey, Examiner, Lab
+from models.base import utcnow
+from models.security import ROLES
+from scheduler.errors import Conflict, Invalid, NotFound
+from scheduler.services import audit
+from scheduler.services.integrity import flush
+
+TOKEN_PREFIX = "labq"
+PREFIX_BYTES = 4
+SECRET_BYTES = 32
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created key; ``token`` is the only time the secret is ever available."""
+
+    key: ApiKey
+    token: str
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """``labq_<prefix>_<secret>`` -> (prefix, secret); None if it is not shaped like a key."""
+    parts = token.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def create_key(
+    session: Session,
+    *,
+    actor: str,
+    role: str,
+    name: str,
+    lab: Lab | None = None,
+    examiner: Examiner | None = None,
+) -> NewKey:
+    """Create a key. An examiner key is bound to one examiner and scoped to that examiner's lab."""
+    if role not in ROLES:
+        raise Invalid(f"unknown role {role!r}; one of {', '.join(ROLES)}", field="role")
+    if role == "examiner":
+        if examiner is None:
+            raise Invalid("an examiner key must name its examiner", field="examiner")
+        if lab is not None and lab.id != examiner.lab_id:
+            raise Invalid("the examiner belongs to another lab", field="examiner")
+        lab_id: int | None = examiner.lab_id
+    else:
+        if examiner is not None:
+            raise Invalid("only an examiner key is bound to an examiner", field="examiner")
+        lab_id = lab.id if lab is not None else None
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid("a key name is 1 to 200 characters", field="name")
+    for _ in range(5):
+        prefix = secrets.token_hex(PREFIX_BYTES)
+        if session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)) is None:
+            break
+    else:  # pragma: no cover - 2**32 prefixes; five collisions in a row mean something is broken
+        raise Conflict("could not find a free key prefix")
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    key = ApiKey(
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        name=name,
+        role=role,
+        lab_id=lab_id,
+        examiner_id=examiner.id if examiner is not None else None,
+    )
+    session.add(key)
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="api_key.create",
+        entity_type="api_key",
+        entity_id=prefix,
+        lab_id=lab_id,
+        after=_public_state(key),
+    )
+    return NewKey(key=key, token=f"{TOKEN_PREFIX}_{prefix}_{secret}")
+
+
+def _public_state(key: ApiKey) -> dict[str, object]:
+    state = audit.state_of(key)
+    state.pop("secret_hash", None)
+    return state
+
+
+def get_key(session: Session, prefix: str) -> ApiKey:
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None:
+        raise NotFound(f"API key {prefix!r} does not exist")
+    return key
+
+
+def revoke_key(session: Session, *, actor: str, prefix: str) -> ApiKey:
+    """Revoke a key; it stops working at once. Revoking twice is a conflict, not a no-op."""
+    key = get_key(session, prefix)
+    if key.revoked_at is not None:
+        raise Conflict(f"API key {prefix!r} was already revoked at {key.revoked_at.isoformat()}")
+    before = _public_state(key)
+    key.revoked_at = utcnow()
+    flush(session)
+    audit.record(
+        session,
+        actor=actor,
+        action="api_key.revoke",
+        entity_type="api_key",
+        entity_id=prefix,
+        lab_id=key.lab_id,
+        before=before,
+        after=_public_state(key),
+    )
+    return key
+
+
+def verify_token(session: Session, token: str) -> ApiKey | None:
+    """The live key this token belongs to, or None (unknown, malformed, wrong secret, revoked)."""
+    parts = split_token(token)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None:
+        hmac.compare_digest(hash_secret(secret), hash_secret(""))  # same work either way
+        return None
+    if not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
+        return None
+    if key.revoked_at is not None:
+        return None
+    return key
+
+
+def touch(engine: Engine, key_id: int, now: datetime | None = None) -> bool:
+    """Record that a key was used, at most once per ``TOUCH_EVERY`` (one indexed UPDATE).
+
+    Runs in its own short transaction, off the request's unit of work, so a read request never
+    becomes a writer. Returns whether the row was updated.
+    """
+    now = now or utcnow()
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY),
+            )
+            .values(last_used_at=now)
+        )
+    return bool(result.rowcount)
