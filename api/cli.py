@@ -8,12 +8,14 @@ import time
 import typer
 from rich.console import Console
 
+from api import cli_api
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
 app = typer.Typer(help="labq: forensic lab queue scheduler.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+cli_api.register(app)
 console = Console()
 err_console = Console(stderr=True)
 
