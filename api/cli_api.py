@@ -124,7 +124,7 @@ def list_keys() -> None:
 
     table = Table("prefix", "role", "lab", "name", "created", "last used", "revoked")
     with session_scope() as session:
-        labs = dict(session.execute(select(Lab.id, Lab.code)).tuples().all())
+        labs = dict(session.execute(select(Lab.id, Lab.code)).all())
         for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
             table.add_row(
                 key.prefix,

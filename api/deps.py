@@ -196,7 +196,7 @@ class Allow:
     def __call__(self, request: Request, session: SessionDep, principal: PrincipalDep) -> Context:
         if principal.role not in self.roles:
             raise Forbidden(
-                f"a {principal.role} key may not {request.method} {_route_path(request)}",
+                f"the {principal.role} role may not {request.method} {_route_path(request)}",
                 role=principal.role,
             )
         lab_code = request.path_params.get("lab")
@@ -263,13 +263,26 @@ def _roles_of(dependant: Any) -> frozenset[str] | None:
     return None
 
 
+def api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], Any]]:
+    """``(path, methods, dependant)`` of every API route, through included routers."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before included routers were kept lazily
+        for route in app.routes:
+            if isinstance(route, APIRoute):
+                yield route.path_format, set(route.methods or ()), route.dependant
+        return
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            yield str(context.path_format), set(context.methods or ()), route.dependant
+
+
 def role_table(app: FastAPI) -> dict[tuple[str, str], frozenset[str] | None]:
     """``(METHOD, path) -> allowed roles`` for every API route; None marks a public route."""
     table: dict[tuple[str, str], frozenset[str] | None] = {}
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        roles = _roles_of(route.dependant)
-        for method in route.methods or ():
-            table[(method, route.path)] = roles
+    for path, methods, dependant in api_routes(app):
+        roles = _roles_of(dependant)
+        for method in methods:
+            table[(method, path)] = roles
     return table

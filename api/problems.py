@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from scheduler.errors import DomainError
 
@@ -205,11 +205,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _allowed_methods(request: Request) -> str:
     """Every method some route accepts on this path (Starlette names only the first route's)."""
+    from api.deps import api_routes
+
+    path = request.url.path
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    for template, route_methods, _ in api_routes(request.app):
+        if compile_path(template)[0].fullmatch(path):
+            methods |= route_methods
     return ", ".join(sorted(methods))
 
 

@@ -39,7 +39,7 @@ def _filtered(
 
 def _out(session: Session, events: list[AuditEvent]) -> list[AuditEventOut]:
     ids = {e.lab_id for e in events if e.lab_id is not None}
-    codes = dict(session.execute(select(Lab.id, Lab.code).where(Lab.id.in_(ids))).tuples().all())
+    codes = dict(session.execute(select(Lab.id, Lab.code).where(Lab.id.in_(ids))).all())
     return [
         AuditEventOut(
             id=e.id,

@@ -57,9 +57,7 @@ def _links(session: Session, case: Case) -> list[LinkOut]:
     ).all()
     other_ids = {ln.linked_case_id if ln.case_id == case.id else ln.case_id for ln in links}
     refs = dict(
-        session.execute(select(Case.id, Case.external_ref).where(Case.id.in_(other_ids)))
-        .tuples()
-        .all()
+        session.execute(select(Case.id, Case.external_ref).where(Case.id.in_(other_ids))).all()
     )
     return [
         LinkOut(
@@ -119,7 +117,7 @@ def list_cases(
         stmt = stmt.where(PriorityLevel.code == priority)
     if page.after_id is not None:
         stmt = stmt.where(Case.id > page.after_id)
-    rows = ctx.session.execute(stmt.order_by(Case.id).limit(page.limit + 1)).tuples().all()
+    rows = ctx.session.execute(stmt.order_by(Case.id).limit(page.limit + 1)).all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return Page[CaseSummary](

@@ -59,28 +59,28 @@ def job_views(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
             .join(Device, Job.device_id == Device.id)
             .join(Case, Device.case_id == Case.id)
             .where(Job.id.in_(ids))
-        ).tuples()
+        )
     }
     sets: dict[str, dict[int, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for job_id, skill in session.execute(
         select(JobSkill.job_id, JobSkill.skill).where(JobSkill.job_id.in_(ids))
-    ).tuples():
+    ):
         sets["skills"][job_id].append(skill)
     for job_id, cap in session.execute(
         select(JobCapability.job_id, JobCapability.capability).where(JobCapability.job_id.in_(ids))
-    ).tuples():
+    ):
         sets["capabilities"][job_id].append(cap)
     for job_id, name in session.execute(
         select(JobLicencePool.job_id, LicencePool.name)
         .join(LicencePool, JobLicencePool.pool_id == LicencePool.id)
         .where(JobLicencePool.job_id.in_(ids))
-    ).tuples():
+    ):
         sets["pools"][job_id].append(name)
     for job_id, ref in session.execute(
         select(JobAllowedExaminer.job_id, Examiner.external_ref)
         .join(Examiner, JobAllowedExaminer.examiner_id == Examiner.id)
         .where(JobAllowedExaminer.job_id.in_(ids))
-    ).tuples():
+    ):
         sets["allowed_examiners"][job_id].append(ref)
     for job_id, ref, minutes in session.execute(
         select(
@@ -90,32 +90,28 @@ def job_views(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
         )
         .join(Workstation, JobWorkstationMinutes.workstation_id == Workstation.id)
         .where(JobWorkstationMinutes.job_id.in_(ids))
-    ).tuples():
+    ):
         sets["workstation_minutes"][job_id].append((ref, minutes))
     for job_id, device_ref, job_ref in session.execute(
         select(JobPredecessor.job_id, Device.external_ref, Job.external_ref)
         .join(Job, JobPredecessor.predecessor_id == Job.id)
         .join(Device, Job.device_id == Device.id)
         .where(JobPredecessor.job_id.in_(ids))
-    ).tuples():
+    ):
         sets["after"][job_id].append(f"{device_ref}/{job_ref}")
     pin_examiners = {j.pin_examiner_id for j in jobs if j.pin_examiner_id}
     pin_workstations = {j.pin_workstation_id for j in jobs if j.pin_workstation_id}
     examiner_refs = dict(
         session.execute(
             select(Examiner.id, Examiner.external_ref).where(Examiner.id.in_(pin_examiners))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     workstation_refs = dict(
         session.execute(
             select(Workstation.id, Workstation.external_ref).where(
                 Workstation.id.in_(pin_workstations)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     out = []
     for job in jobs:

@@ -129,7 +129,7 @@ class _Lookups:
     @classmethod
     def load(cls, session: Session, lab: Lab) -> _Lookups:
         def pairs(stmt: Any) -> dict[Any, Any]:
-            return dict(session.execute(stmt).tuples().all())
+            return dict(session.execute(stmt).all())
 
         levels = pairs(
             select(PriorityLevel.code, PriorityLevel.id).where(PriorityLevel.lab_id == lab.id)
@@ -301,25 +301,25 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
     for job_chunk in _chunks(job_list):
         for job_id, skill in session.execute(
             select(JobSkill.job_id, JobSkill.skill).where(JobSkill.job_id.in_(job_chunk))
-        ).tuples():
+        ):
             jobs[job_id]["skills"].append(skill)
         for job_id, capability in session.execute(
             select(JobCapability.job_id, JobCapability.capability).where(
                 JobCapability.job_id.in_(job_chunk)
             )
-        ).tuples():
+        ):
             jobs[job_id]["capabilities"].append(capability)
         for job_id, pool_id in session.execute(
             select(JobLicencePool.job_id, JobLicencePool.pool_id).where(
                 JobLicencePool.job_id.in_(job_chunk)
             )
-        ).tuples():
+        ):
             jobs[job_id]["pools"].append(lookups.pool_names.get(pool_id, f"#{pool_id}"))
         for job_id, examiner_id in session.execute(
             select(JobAllowedExaminer.job_id, JobAllowedExaminer.examiner_id).where(
                 JobAllowedExaminer.job_id.in_(job_chunk)
             )
-        ).tuples():
+        ):
             jobs[job_id]["allowed_examiners"].append(
                 lookups.examiner_refs.get(examiner_id, f"#{examiner_id}")
             )
@@ -329,7 +329,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
                 JobWorkstationMinutes.workstation_id,
                 JobWorkstationMinutes.machine_minutes,
             ).where(JobWorkstationMinutes.job_id.in_(job_chunk))
-        ).tuples():
+        ):
             jobs[job_id]["workstation_minutes"][
                 lookups.workstation_refs.get(ws_id, f"#{ws_id}")
             ] = minutes
@@ -338,7 +338,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
             select(JobPredecessor.job_id, JobPredecessor.predecessor_id).where(
                 JobPredecessor.job_id.in_(job_chunk)
             )
-        ).tuples():
+        ):
             place = job_place.get(pred_id)
             if place is None or place[0] != job_place[job_id][0]:
                 continue  # a link outside the case is not part of the comparison
@@ -442,7 +442,7 @@ def _insert_returning(
         return ids
     for chunk in _chunks(rows, 1000):
         result = session.execute(insert(model).returning(model.id, *key), list(chunk))
-        for row in result.tuples():
+        for row in result:
             ids[tuple(row[1:])] = row[0]
     return ids
 

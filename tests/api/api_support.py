@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 
 def make_lab(client: TestClient, admin: dict[str, str], code: str, **extra: Any) -> dict[str, Any]:
     response = client.post(
-        "/labs", json={"code": code, "name": code.title(), "timezone": "UTC", **extra}, headers=admin
+        "/labs",
+        json={"code": code, "name": code.title(), "timezone": "UTC", **extra},
+        headers=admin,
     )
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()

@@ -65,7 +65,9 @@ class KeyMaker:
                 session, actor="test", role=role, name=name, lab=lab_row, examiner=examiner_row
             ).token
 
-    def headers(self, role: str, lab: str | None = None, examiner: str | None = None) -> dict[str, str]:
+    def headers(
+        self, role: str, lab: str | None = None, examiner: str | None = None
+    ) -> dict[str, str]:
         return {"X-API-Key": self.token(role, lab, examiner)}
 
 
