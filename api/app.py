@@ -145,14 +145,32 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
+    validation_ref = "#/components/schemas/ValidationProblem"
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "ValidationProblem" not in components:
+        components.update(_problem_schemas())
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content")
                 if status[:1] in ("4", "5") and content and "application/json" in content:
                     content[problems.PROBLEM_JSON] = content.pop("application/json")
+                if status == "422" and content:
+                    # FastAPI's default 422 (HTTPValidationError) is not what the handler returns.
+                    content[problems.PROBLEM_JSON] = {"schema": {"$ref": validation_ref}}
+                    response["description"] = problems.describe(422)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
     app.openapi_schema = schema
     return schema
+
+
+def _problem_schemas() -> dict[str, Any]:
+    document = problems.ValidationProblem.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    definitions: dict[str, Any] = document.pop("$defs", {})
+    return {"ValidationProblem": document, **definitions}
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:

@@ -80,10 +80,14 @@ def problems(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any
     return {
         status: {
             "model": ValidationProblem if status == 422 else Problem,
-            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "description": describe(status),
         }
         for status in statuses
     }
+
+
+def describe(status: int) -> str:
+    return _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)
 
 
 def problem_response(

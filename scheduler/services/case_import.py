@@ -200,11 +200,13 @@ def _validate(items: Sequence[CaseItem], refs: _Lookups) -> None:
                     ("allowed_examiners", refs.examiners, "examiner"),
                     ("workstation_minutes", refs.workstations, "workstation"),
                 ):
-                    for m, name in enumerate(job[key]):  # type: ignore[literal-required]
+                    values = job[key]  # type: ignore[literal-required]
+                    for m, name in enumerate(values):
                         if name not in known:
+                            where = f".{name}" if isinstance(values, dict) else f"[{m}]"
                             raise Invalid(
                                 f"{j_at}: {what} {name!r} does not exist in this lab",
-                                field=f"{j_at}.{key}[{m}]",
+                                field=f"{j_at}.{key}{where}",
                                 index=i,
                             )
 

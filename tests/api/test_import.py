@@ -1,0 +1,224 @@
+"""The bulk case import: idempotent by reference, one transaction, errors that name the item."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from api_support import case_payload, make_lab
+from sqlalchemy import func, select
+
+from models import AuditEvent, Case, Device, Job, JobPredecessor
+
+LAB = "imports"
+
+
+@pytest.fixture(scope="module")
+def lab(client, admin):
+    make_lab(client, admin, LAB)
+    for ref, skills in (("E1", ["mobile", "review"]), ("E2", ["review"])):
+        response = client.put(
+            f"/labs/{LAB}/examiners/{ref}", json={"skills": skills}, headers=admin
+        )
+        assert response.status_code == 201
+    assert client.put(f"/labs/{LAB}/workstations/W1", json={}, headers=admin).status_code == 201
+    pool = client.put(f"/labs/{LAB}/licence-pools/axiom", json={"capacity": 2}, headers=admin)
+    assert pool.status_code == 200
+    return LAB
+
+
+@pytest.fixture
+def integration(keymaker, lab):
+    return keymaker.headers("integration", lab=lab)
+
+
+def counts(app, prefix: str) -> dict[str, int]:
+    """Rows under cases whose reference starts with ``prefix``."""
+    with app.state.engine.connect() as conn:
+        case_ids = select(Case.id).where(Case.external_ref.like(f"{prefix}%"))
+        device_ids = select(Device.id).where(Device.case_id.in_(case_ids))
+        job_ids = select(Job.id).where(Job.device_id.in_(device_ids))
+        return {
+            "cases": conn.scalar(select(func.count()).where(Case.id.in_(case_ids))),
+            "devices": conn.scalar(select(func.count()).where(Device.id.in_(device_ids))),
+            "jobs": conn.scalar(select(func.count()).where(Job.id.in_(job_ids))),
+            "edges": conn.scalar(select(func.count()).where(JobPredecessor.job_id.in_(job_ids))),
+        }
+
+
+def audit_count(app, actor: str, action: str = "case.import") -> int:
+    with app.state.engine.connect() as conn:
+        return conn.scalar(
+            select(func.count()).where(AuditEvent.actor == actor, AuditEvent.action == action)
+        )
+
+
+def post(client, headers, cases):
+    return client.post(f"/labs/{LAB}/cases:import", json={"cases": cases}, headers=headers)
+
+
+def test_same_payload_twice_duplicates_nothing(app, client, integration):
+    cases = [case_payload(f"IDEM-{i}", devices=2) for i in range(5)]
+    first = post(client, integration, cases)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"created": 5, "updated": 0, "unchanged": 0}
+    stored = counts(app, "IDEM-")
+    assert stored == {"cases": 5, "devices": 10, "jobs": 30, "edges": 20}
+    actor = integration["X-API-Key"].split("_")[1]
+    assert audit_count(app, actor) == 5
+
+    second = post(client, integration, cases)
+    assert second.json() == {"created": 0, "updated": 0, "unchanged": 5}
+    assert counts(app, "IDEM-") == stored
+    assert audit_count(app, actor) == 5  # nothing changed, nothing audited
+
+
+def test_a_changed_job_updates_only_its_case(app, client, integration, admin):
+    cases = [case_payload(f"UPD-{i}") for i in range(3)]
+    assert post(client, integration, cases).json()["created"] == 3
+    changed = copy.deepcopy(cases)
+    changed[1]["devices"][0]["jobs"][2]["attended_minutes"] = 180
+    changed[1]["devices"][0]["jobs"][2]["skills"] = ["review", "mobile"]
+    result = post(client, integration, changed).json()
+    assert result == {"created": 0, "updated": 1, "unchanged": 2}
+    jobs = client.get(f"/labs/{LAB}/jobs?case=UPD-1", headers=admin).json()["items"]
+    review = next(j for j in jobs if j["external_ref"] == "review")
+    assert review["attended_minutes"] == 180
+    assert review["skills"] == ["mobile", "review"]
+    assert review["after"] == ["D1/process"]
+    assert counts(app, "UPD-")["jobs"] == 9
+
+
+def test_predecessors_and_requirements_are_stored_by_reference(client, integration, admin):
+    case = case_payload("REQ-1", devices=2)
+    case["devices"][1]["jobs"].append(
+        {
+            "external_ref": "report",
+            "stage": "report",
+            "attended_minutes": 240,
+            "after": ["D1/review", "review"],
+            "pools": ["axiom"],
+            "allowed_examiners": ["E1"],
+            "workstation_minutes": {"W1": 30},
+        }
+    )
+    assert post(client, integration, [case]).json()["created"] == 1
+    jobs = client.get(f"/labs/{LAB}/jobs?case=REQ-1", headers=admin).json()["items"]
+    report = next(j for j in jobs if j["external_ref"] == "report")
+    assert report["after"] == ["D1/review", "D2/review"]
+    assert report["pools"] == ["axiom"]
+    assert report["allowed_examiners"] == ["E1"]
+    assert report["workstation_minutes"] == {"W1": 30}
+    assert report["status"] == "pending"
+    assert post(client, integration, [case]).json()["unchanged"] == 1
+
+
+def test_new_devices_join_an_existing_case_and_old_ones_stay(app, client, integration):
+    assert post(client, integration, [case_payload("GROW-1")]).json()["created"] == 1
+    grown = case_payload("GROW-1", devices=2)
+    grown["devices"] = grown["devices"][1:]  # only the new device D2
+    assert post(client, integration, [grown]).json() == {"created": 0, "updated": 1, "unchanged": 0}
+    assert counts(app, "GROW-") == {"cases": 1, "devices": 2, "jobs": 6, "edges": 4}
+
+
+def test_reimport_keeps_job_status(client, integration, admin):
+    assert post(client, integration, [case_payload("STAT-1")]).json()["created"] == 1
+    jobs = client.get(f"/labs/{LAB}/jobs?case=STAT-1", headers=admin).json()["items"]
+    acquire = next(j for j in jobs if j["external_ref"] == "acquire")
+    assert client.post(f"/labs/{LAB}/jobs/{acquire['id']}:done", headers=admin).status_code == 200
+    assert post(client, integration, [case_payload("STAT-1")]).json()["unchanged"] == 1
+    again = client.get(f"/labs/{LAB}/jobs/{acquire['id']}", headers=admin).json()
+    assert again["status"] == "done"
+
+
+def _bad(mutate):
+    cases = [case_payload(f"BAD-{i}") for i in range(3)]
+    mutate(cases)
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status", "field"),
+    [
+        (lambda c: c[1]["devices"][0].update(kind="toaster"), 422, "cases[1].devices[0].kind"),
+        (
+            lambda c: c[2]["devices"][0]["jobs"][0].update(attended_minutes=True),
+            422,
+            "cases[2].devices[0].jobs[0].attended_minutes",
+        ),
+        (
+            lambda c: c[0]["devices"][0]["jobs"][1].update(severity=4),
+            422,
+            "cases[0].devices[0].jobs[1].severity",
+        ),
+        (
+            lambda c: c[1].update(received_at="2026-11-02T09:00:00"),
+            422,
+            "cases[1].received_at",
+        ),
+        (lambda c: c[2].update(priority="P9"), 422, "cases[2].priority"),
+        (
+            lambda c: c[1]["devices"][0]["jobs"][2].update(after=["D7/acquire"]),
+            422,
+            "cases[1].devices[0].jobs[2].after[0]",
+        ),
+        (
+            lambda c: c[0]["devices"][0]["jobs"][0].update(after=["review"]),
+            422,
+            "cases[0].devices[0].jobs[0].after",
+        ),
+        (
+            lambda c: c[2]["devices"][0]["jobs"][0].update(pools=["nope"]),
+            422,
+            "cases[2].devices[0].jobs[0].pools[0]",
+        ),
+        (
+            lambda c: c[2]["devices"][0]["jobs"][0].update(workstation_minutes={"W9": 5}),
+            422,
+            "cases[2].devices[0].jobs[0].workstation_minutes.W9",
+        ),
+        (lambda c: c[2].update(external_ref="BAD-0"), 422, "cases[2].external_ref"),
+        (
+            lambda c: c[0]["devices"][0]["jobs"].append(c[0]["devices"][0]["jobs"][0]),
+            422,
+            "cases[0].devices[0].jobs[3].external_ref",
+        ),
+        (lambda c: c[1].update(note="n" * 201), 422, "cases[1].note"),
+    ],
+    ids=[
+        "enum",
+        "bool-as-int",
+        "bound",
+        "naive-instant",
+        "unknown-level",
+        "unknown-predecessor",
+        "cycle",
+        "unknown-pool",
+        "unknown-workstation",
+        "duplicate-case",
+        "duplicate-job",
+        "long-note",
+    ],
+)
+def test_a_bad_item_names_index_and_field_and_stores_nothing(
+    app, client, integration, mutate, status, field
+):
+    response = post(client, integration, _bad(mutate))
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    fields = [e["field"] for e in problem.get("errors", [])] or [problem.get("field")]
+    assert field in fields, problem
+    assert field.split(".")[0] in problem["detail"]
+    assert counts(app, "BAD-") == {"cases": 0, "devices": 0, "jobs": 0, "edges": 0}
+
+
+def test_an_empty_import_is_422(client, integration):
+    assert post(client, integration, []).status_code == 422
+
+
+def test_supervisor_may_import_but_auditor_may_not(client, keymaker, lab):
+    supervisor = keymaker.headers("supervisor", lab=lab)
+    auditor = keymaker.headers("auditor", lab=lab)
+    assert post(client, supervisor, [case_payload("ROLE-1")]).status_code == 200
+    assert post(client, auditor, [case_payload("ROLE-2")]).status_code == 403

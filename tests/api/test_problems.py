@@ -1,0 +1,278 @@
+"""Every error is RFC 9457 problem+json with the right status; bad input never stores anything."""
+
+from __future__ import annotations
+
+import pytest
+from api_support import case_payload, make_lab
+
+from api.app import create_app
+from scheduler.settings import Settings
+
+PROBLEM = "application/problem+json"
+CASE = {"priority": "P3", "received_at": "2026-11-02T09:00:00+00:00"}
+
+
+@pytest.fixture(scope="module")
+def lab(client, admin):
+    return make_lab(client, admin, "north")["code"]
+
+
+def assert_problem(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["type"]
+    assert "Traceback" not in response.text
+    return body
+
+
+# --- authentication ------------------------------------------------------------------------------
+
+
+def test_missing_key_is_401_with_a_challenge(client):
+    body = assert_problem(client.get("/labs"), 401)
+    assert "X-API-Key" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "labq__x", "labq_deadbeef_notthesecret", "Bearer", "labq_" + "a" * 300],
+)
+def test_bad_keys_are_401(client, token):
+    response = client.get("/labs", headers={"X-API-Key": token})
+    assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_wrong_secret_with_a_real_prefix_is_401(client, keymaker):
+    token = keymaker.token("admin")
+    prefix = token.split("_")[1]
+    assert_problem(client.get("/labs", headers={"X-API-Key": f"labq_{prefix}_wrong"}), 401)
+
+
+def test_bearer_authorization_is_accepted(client, keymaker):
+    token = keymaker.token("auditor")
+    assert client.get("/labs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+# --- routing -------------------------------------------------------------------------------------
+
+
+def test_unknown_route_is_404(client, admin):
+    body = assert_problem(client.get("/no/such/route", headers=admin), 404)
+    assert body["instance"] == "/no/such/route"
+
+
+def test_wrong_method_is_405_naming_the_allowed_ones(client, admin):
+    response = client.delete("/labs", headers=admin)
+    body = assert_problem(response, 405)
+    assert response.headers["Allow"] == "GET, POST"
+    assert "GET, POST" in body["detail"]
+
+
+def test_unknown_lab_is_404(client, admin):
+    body = assert_problem(client.get("/labs/atlantis/cases", headers=admin), 404)
+    assert "atlantis" in body["detail"]
+
+
+# --- 422: bad payloads ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"slot_minutes": True}, "slot_minutes"),  # a boolean is not an integer
+        ({"slot_minutes": "15"}, "slot_minutes"),  # nor is a string
+        ({"slot_minutes": 1.5}, "slot_minutes"),
+        ({"slot_minutes": 0}, "slot_minutes"),  # below the bound
+        ({"slot_minutes": 241}, "slot_minutes"),  # above it
+        ({"weight_change": 10**12}, "weight_change"),  # solver-safe bound
+        ({"code": "has space"}, "code"),
+        ({"code": "x" * 65}, "code"),
+        ({"default_scheme": "yes"}, "default_scheme"),
+        ({"colour": "blue"}, "colour"),  # unknown fields are errors, not dropped
+    ],
+)
+def test_bad_lab_fields_are_422_naming_the_field(client, admin, payload, field):
+    lab = {"code": "ok", "name": "Ok", "timezone": "UTC", **payload}
+    body = assert_problem(client.post("/labs", json=lab, headers=admin), 422)
+    assert [e["field"] for e in body["errors"]] == [field]
+    assert body["errors"][0]["location"] == "body"
+    assert field in body["detail"]
+
+
+def test_nothing_is_stored_after_a_422(client, admin):
+    assert_problem(
+        client.post(
+            "/labs",
+            json={"code": "never", "name": "N", "timezone": "UTC", "slot_minutes": True},
+            headers=admin,
+        ),
+        422,
+    )
+    assert_problem(client.get("/labs/never", headers=admin), 404)
+
+
+def test_an_unknown_timezone_is_422_from_the_service(client, admin):
+    lab = {"code": "tz", "name": "Tz", "timezone": "Mars/Olympus"}
+    body = assert_problem(client.post("/labs", json=lab, headers=admin), 422)
+    assert body["field"] == "timezone"
+    assert_problem(client.get("/labs/tz", headers=admin), 404)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**CASE, "received_at": "2026-11-02T09:00:00"}, "received_at"),  # naive instant
+        ({**CASE, "status": "archived"}, "status"),
+        ({**CASE, "note": "x" * 201}, "note"),
+        ({**CASE, "priority": True}, "priority"),
+        ({"received_at": CASE["received_at"]}, "priority"),  # missing
+    ],
+)
+def test_bad_case_fields_are_422(client, admin, lab, payload, field):
+    body = assert_problem(client.put(f"/labs/{lab}/cases/C-1", json=payload, headers=admin), 422)
+    assert field in [e["field"] for e in body["errors"]]
+    assert_problem(client.get(f"/labs/{lab}/cases/C-1", headers=admin), 404)
+
+
+def test_invalid_json_is_422(client, admin):
+    response = client.post(
+        "/labs", content=b'{"code": ', headers={**admin, "content-type": "application/json"}
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=true", "limit=ten"])
+def test_page_limit_is_bounded(client, admin, query):
+    body = assert_problem(client.get(f"/labs?{query}", headers=admin), 422)
+    assert body["errors"][0]["location"] == "query"
+    assert body["errors"][0]["field"] == "limit"
+
+
+def test_a_forged_cursor_is_422(client, admin):
+    body = assert_problem(client.get("/labs?cursor=%%%", headers=admin), 422)
+    assert body["field"] == "cursor"
+
+
+def test_a_bad_path_reference_is_422(client, admin, lab):
+    assert_problem(client.get(f"/labs/{lab}/jobs/not-a-number", headers=admin), 422)
+    assert_problem(client.get(f"/labs/{lab}/jobs/0", headers=admin), 422)
+
+
+# --- 404 / 409 -----------------------------------------------------------------------------------
+
+
+def test_duplicate_lab_is_409(client, admin, lab):
+    body = assert_problem(
+        client.post("/labs", json={"code": lab, "name": "x", "timezone": "UTC"}, headers=admin),
+        409,
+    )
+    assert "lab.code" in body["detail"] or "uq_lab_code" in body["detail"]
+
+
+def test_unknown_priority_level_is_404(client, admin, lab):
+    case = {**CASE, "priority": "P9"}
+    body = assert_problem(client.put(f"/labs/{lab}/cases/C-2", json=case, headers=admin), 404)
+    assert "P9" in body["detail"]
+
+
+def test_impossible_job_transition_is_409(client, admin, lab):
+    imported = client.post(
+        f"/labs/{lab}/cases:import", json={"cases": [case_payload("C-3")]}, headers=admin
+    )
+    assert imported.status_code == 200
+    jobs = client.get(f"/labs/{lab}/jobs?case=C-3", headers=admin).json()["items"]
+    job_id = jobs[0]["id"]
+    assert client.post(f"/labs/{lab}/jobs/{job_id}:done", headers=admin).status_code == 200
+    body = assert_problem(client.post(f"/labs/{lab}/jobs/{job_id}:start", headers=admin), 409)
+    assert "done" in body["detail"]
+
+
+def test_duplicate_link_is_409(client, admin, lab):
+    for ref in ("L-1", "L-2"):
+        assert client.put(f"/labs/{lab}/cases/{ref}", json=CASE, headers=admin).status_code == 201
+    link = {"case": "L-2", "reason": "same report"}
+    assert client.post(f"/labs/{lab}/cases/L-1/links", json=link, headers=admin).status_code == 201
+    assert_problem(client.post(f"/labs/{lab}/cases/L-1/links", json=link, headers=admin), 409)
+    back = {"case": "L-1"}
+    assert_problem(client.post(f"/labs/{lab}/cases/L-2/links", json=back, headers=admin), 409)
+
+
+# --- 413 -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_client(api_url):
+    from fastapi.testclient import TestClient
+
+    settings = Settings(database_url=api_url, max_request_bytes=2048, embedded_worker=False)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield client
+    app.state.engine.dispose()
+
+
+def test_a_body_over_the_limit_is_413_and_nothing_is_stored(small_client, admin, lab):
+    cases = {"cases": [case_payload(f"BIG-{i}") for i in range(10)]}
+    response = small_client.post(f"/labs/{lab}/cases:import", json=cases, headers=admin)
+    body = assert_problem(response, 413)
+    assert body["limit"] == 2048
+    assert_problem(small_client.get(f"/labs/{lab}/cases/BIG-0", headers=admin), 404)
+
+
+def test_a_chunked_body_over_the_limit_is_413(small_client, admin, lab):
+    def chunks():
+        for _ in range(10):
+            yield b" " * 500
+
+    response = small_client.post(
+        f"/labs/{lab}/cases:import",
+        content=chunks(),
+        headers={**admin, "content-type": "application/json"},
+    )
+    assert_problem(response, 413)
+
+
+def test_a_chunked_body_under_the_limit_is_read(small_client, admin, lab):
+    def chunks():
+        yield b'{"priority": "P3", '
+        yield b'"received_at": "2026-11-02T09:00:00+00:00"}'
+
+    response = small_client.put(
+        f"/labs/{lab}/cases/CHUNKED",
+        content=chunks(),
+        headers={**admin, "content-type": "application/json"},
+    )
+    assert response.status_code == 201, response.text
+
+
+# --- the OpenAPI document ------------------------------------------------------------------------
+
+
+def test_openapi_declares_problem_json_for_every_error(app):
+    document = app.openapi()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            errors = {s: r for s, r in responses.items() if s[0] in "45"}
+            assert errors, f"{method} {path} declares no errors"
+            if path != "/health":
+                assert {"401", "403"} <= set(errors), f"{method} {path}"
+            for status, response in errors.items():
+                assert list(response["content"]) == [PROBLEM], f"{method} {path} {status}"
+            if "422" in errors:
+                schema = errors["422"]["content"][PROBLEM]["schema"]["$ref"]
+                assert schema.endswith("/ValidationProblem")
+
+
+def test_openapi_bounds_reach_the_schema(app):
+    schemas = app.openapi()["components"]["schemas"]
+    slot = schemas["LabCreate"]["properties"]["slot_minutes"]
+    assert (slot["minimum"], slot["maximum"]) == (1, 240)
+    job = schemas["JobIn"]["properties"]["severity"]
+    assert (job["minimum"], job["maximum"]) == (0, 3)
+    assert "ApiKey" in app.openapi()["components"]["securitySchemes"]
