@@ -212,8 +212,15 @@ def select_candidates(
     for job in sorted(snapshot.jobs, key=urgency):
         if job.id in chosen or job.id in left:
             continue
+        ids = closure(job.id)
+        blocked = next((left[j] for j in ids if j in left), None)
+        if blocked is not None:
+            left[job.id] = Unscheduled(
+                job.id, HORIZON_FULL, f"waits for {blocked.job}, which is not in this horizon"
+            )
+            continue
         if not _Budgets.demand(snapshot, job):
-            chosen.update(closure(job.id))  # nobody may take it: reported with its true reason
+            chosen.update(ids)  # nobody may take it: reported with its true reason
             continue
         if job.release >= snapshot.horizon:
             left[job.id] = Unscheduled(
@@ -226,13 +233,6 @@ def select_candidates(
                 HORIZON_FULL,
                 "cannot be finished inside this horizon even on idle resources "
                 "(release, predecessors and shifts)",
-            )
-            continue
-        ids = closure(job.id)
-        blocked = next((left[j] for j in ids if j in left), None)
-        if blocked is not None:
-            left[job.id] = Unscheduled(
-                job.id, HORIZON_FULL, f"waits for {blocked.job}, which is not in this horizon"
             )
             continue
         spent = budgets.take(items(ids))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .calendar import Calendar, FreeList, Lanes, normalise
@@ -359,21 +359,33 @@ class _Dispatcher:
         self.assigned: dict[str, Assignment] = {}
         self.unscheduled: dict[str, Unscheduled] = {}
         self.fixed: dict[str, Assignment] = {}
+        self.set_aside: dict[str, tuple[str | None, str | None, int]] = {}
+        self.dropped: dict[str, str] = {}  # kept placements given up during the run
+        self.clashes = 0  # kept placements refused because they clash with another
         self.case_examiners: dict[str, set[str]] = {}
         self.previous = {p.job: p for p in snapshot.previous}
 
     # -- set-up -----------------------------------------------------------------------------
 
-    def place_fixed(self) -> None:
+    def place_fixed(self, set_aside: Mapping[str, str]) -> None:
         """Reserve pins, then frozen assignments, exactly; one that breaks a rule is left out
-        with reason ``pin_conflict`` rather than published broken."""
+        with reason ``pin_conflict`` rather than published broken.
+
+        ``set_aside`` are kept placements an earlier pass had to drop (a predecessor could not
+        finish in time); they reserve nothing, so they cannot crowd out other kept placements.
+        """
         for job_id, (ex, ws, start, source) in fixed_placements(self.snapshot).items():
             job = self.jobs[job_id]
+            if job_id in set_aside:
+                self._skip(job, PIN_CONFLICT, set_aside[job_id])
+                self.set_aside[job_id] = (ex, ws, start)
+                continue
             problem = self.board.problem(job, ex, ws, start)
             if problem:
                 what = "pinned" if source == "pin" else "frozen"
                 self._skip(job, PIN_CONFLICT, f"cannot keep the {what} placement: {problem}")
                 logger.warning("%s placement of %s not kept: %s", source, job_id, problem)
+                self.clashes += 1
                 continue
             self.board.reserve(job, ex, ws, start)
             end = start + job.duration_on(ws)
@@ -446,7 +458,9 @@ class _Dispatcher:
             late = self._late_predecessor(job)
             if job_id in self.fixed:
                 if late:
-                    self._skip(job, PIN_CONFLICT, f"cannot keep the kept placement: {late}")
+                    detail = f"cannot keep the kept placement: {late}"
+                    self._skip(job, PIN_CONFLICT, detail)
+                    self.dropped[job_id] = detail
                 else:
                     self._record(job, self.fixed[job_id])
             elif late:
@@ -458,6 +472,21 @@ class _Dispatcher:
         for job in self.snapshot.jobs:
             if job.id not in self.assigned and job.id not in self.unscheduled:
                 self._skip(job, PREDECESSOR_UNSCHEDULED, "its predecessors form a cycle")
+
+    def settle(self) -> None:
+        """Put back set-aside kept placements that fit after all (predecessors in time, room)."""
+        for job_id in self._topological():
+            if job_id not in self.set_aside:
+                continue
+            ex, ws, start = self.set_aside[job_id]
+            job = self.jobs[job_id]
+            preds_ok = all(
+                p in self.assigned and self.assigned[p].end <= start for p in self.preds[job_id]
+            )
+            if preds_ok and not self.board.problem(job, ex, ws, start):
+                self.board.reserve(job, ex, ws, start)
+                del self.unscheduled[job_id]
+                self._record(job, Assignment(job_id, ex, ws, start, start + job.duration_on(ws)))
 
     def _release_successors(
         self, job_id: str, waiting: dict[str, int], push_ready: Callable[[str], None]
@@ -553,6 +582,13 @@ class _Dispatcher:
         tried in order of that bound and the search stops once no pair can beat the best end.
         """
         board = self.board
+        # a full licence pool rules out every pair at once: move the start past it first
+        shortest = min(job.duration_on(ws.workstation.id if ws else None) for ws in stations)
+        for p in job.pools:
+            s_pool = board.pools[p].earliest(t0, shortest)
+            if s_pool is None or s_pool + shortest > limit:
+                return None
+            t0 = max(t0, s_pool)
         prev = self.previous.get(job.id)
         on_case = self.case_examiners.get(job.case, set())
         ex_opts: list[tuple[int, tuple[int, ...], ExaminerState | None]] = []
@@ -592,23 +628,25 @@ class _Dispatcher:
         ws_opts.sort(key=lambda o: (o[0], o[1], o[2]))
         min_duration = min(job.duration_on(o[3].workstation.id if o[3] else None) for o in ws_opts)
 
-        # rank: earliest end, then the preferred examiner, then the preferred workstation
-        best_rank: tuple[int, tuple[int, ...], int, int] | None = None
+        # rank: earliest end, then the preferred examiner; for one examiner the first workstation
+        # (by its own earliest end, the published one first) that reaches that end is taken
+        best_rank: tuple[int, tuple[int, ...]] | None = None
         best: tuple[int, ExaminerState | None, WorkstationState | None] | None = None
         for s_e, ex_pref, st in ex_opts:
-            if best_rank is not None and s_e + min_duration > best_rank[0]:
-                break
-            for ws_end, ws_pref, ws_index, ws in ws_opts:
+            if best_rank is not None and (s_e + min_duration, ex_pref) >= best_rank:
+                if s_e + min_duration > best_rank[0]:
+                    break
+                continue
+            for ws_end, _, _, ws in ws_opts:
                 if best_rank is not None and ws_end > best_rank[0]:
                     break
                 duration = job.duration_on(ws.workstation.id if ws else None)
-                bound = (max(s_e + duration, ws_end), ex_pref, ws_pref, ws_index)
-                if best_rank is not None and bound >= best_rank:
+                if best_rank is not None and (max(s_e + duration, ws_end), ex_pref) >= best_rank:
                     continue
                 s = board.fit(job, st, ws, s_e, limit, use_caps)
                 if s is None:
                     continue
-                rank = (s + duration, ex_pref, ws_pref, ws_index)
+                rank = (s + duration, ex_pref)
                 if best_rank is None or rank < best_rank:
                     best_rank, best = rank, (s, st, ws)
         if best is None:
@@ -678,9 +716,17 @@ def dispatch(snapshot: Snapshot, policy: str) -> Plan:
     if policy not in POLICY_KEYS:
         raise ValueError(f"unknown dispatch policy {policy!r}; expected one of {POLICIES}")
     started = time.perf_counter()
-    d = _Dispatcher(snapshot, POLICY_KEYS[policy])
-    d.place_fixed()
-    d.run()
+    set_aside: dict[str, str] = {}
+    for _ in range(3):
+        d = _Dispatcher(snapshot, POLICY_KEYS[policy])
+        d.place_fixed(set_aside)
+        d.run()
+        # a kept placement refused for clashing with one that was later dropped would be a
+        # false conflict: run again without the dropped ones
+        if not (d.dropped and d.clashes):
+            break
+        set_aside.update(d.dropped)
+    d.settle()
     plan = d.plan(time.perf_counter() - started)
     logger.debug(
         "dispatch %s: %d assigned, %d unscheduled, objective %s in %.3f s",
