@@ -4,7 +4,8 @@ Each policy keeps a ready list (jobs whose present predecessors are all placed) 
 the most pressing ready job by its rule, placing it at the earliest end it can get from any eligible
 examiner / workstation pair that honours every hard rule of DESIGN.md §3:
 
-- ``fifo``: release, then the order in which jobs were received (snapshot order);
+- ``fifo``: the time a job joined the queue (its release, or when its last predecessor ends),
+  then the order in which jobs were received (snapshot order);
 - ``priority``: weight descending, then FIFO (strict priority, as most labs run their queue);
 - ``wsjf``: weight / minimum duration descending (weighted shortest job first), then FIFO.
 
@@ -46,20 +47,21 @@ logger = logging.getLogger(__name__)
 
 POLICIES = ("fifo", "priority", "wsjf")
 
-# A ready job's sort key: smaller is dispatched first.
-PolicyKey = Callable[[Job, int], tuple[float, ...]]
+# A ready job's sort key from the job, its received order and the time it joined the queue
+# (release, or its last predecessor's end): smaller is dispatched first.
+PolicyKey = Callable[[Job, int, int], tuple[float, ...]]
 
 
-def _fifo_key(job: Job, order: int) -> tuple[float, ...]:
-    return (job.release, order)
+def _fifo_key(job: Job, order: int, queued: int) -> tuple[float, ...]:
+    return (queued, order)
 
 
-def _priority_key(job: Job, order: int) -> tuple[float, ...]:
-    return (-job.weight, job.release, order)
+def _priority_key(job: Job, order: int, queued: int) -> tuple[float, ...]:
+    return (-job.weight, queued, order)
 
 
-def _wsjf_key(job: Job, order: int) -> tuple[float, ...]:
-    return (-job.weight / max(job.min_duration, 1), job.release, order)
+def _wsjf_key(job: Job, order: int, queued: int) -> tuple[float, ...]:
+    return (-job.weight / max(job.min_duration, 1), queued, order)
 
 
 POLICY_KEYS: dict[str, PolicyKey] = {
@@ -438,9 +440,14 @@ class _Dispatcher:
             job = self.jobs[job_id]
             if job_id in self.fixed:
                 return (0, self.fixed[job_id].start, self.order[job_id])
+            queued = max(
+                [job.release]
+                + [self.assigned[p].end for p in self.preds[job_id] if p in self.assigned]
+            )
+            policy = self.key(job, self.order[job_id], queued)
             if job_id in deadlines:
-                return (1, deadlines[job_id][0], *self.key(job, self.order[job_id]))
-            return (2, 0, *self.key(job, self.order[job_id]))
+                return (1, deadlines[job_id][0], *policy)
+            return (2, 0, *policy)
 
         def push_ready(job_id: str) -> None:
             if job_id not in self.unscheduled:
