@@ -1,0 +1,444 @@
+"""Why a job is not in the plan: reason codes and details a supervisor can act on.
+
+Two kinds of explanation (DESIGN.md §4 "Explanations"):
+
+- :func:`unscheduled_reasons` gives every job left out of a valid plan one reason code
+  (``plan.py``) and a short detail: nobody may take it, a predecessor is not scheduled, the
+  exposure caps leave no room, it is released too late, or the horizon is simply full.
+- :func:`pin_conflicts` explains pinned or frozen placements that cannot all be kept. It builds a
+  small CP-SAT model over the kept placements in which every placement and every rule instance is
+  an assumption literal; CP-SAT's ``SufficientAssumptionsForInfeasibility`` then names the
+  placements and rules that clash (shrunk to a minimal set by deletion).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from scheduler.core.eligibility import caps_allow, eligible_examiners, eligible_workstations
+from scheduler.core.plan import (
+    EXPOSURE_CAPS,
+    HORIZON_FULL,
+    NO_ELIGIBLE_EXAMINER,
+    NO_ELIGIBLE_WORKSTATION,
+    PIN_CONFLICT,
+    PREDECESSOR_UNSCHEDULED,
+    RELEASED_AFTER_HORIZON,
+    Assignment,
+    Plan,
+    Unscheduled,
+)
+from scheduler.core.snapshot import Job, Snapshot
+from scheduler.core.verify import verify
+
+log = logging.getLogger(__name__)
+
+SEVERE = 3
+
+
+def _clock(t: int) -> str:
+    day, rest = divmod(t, 1440)
+    return f"day {day} {rest // 60:02d}:{rest % 60:02d}"
+
+
+# -- reasons for jobs left out of a valid plan ----------------------------------------------------
+
+
+def _exposure_room(snapshot: Snapshot, assignments: Iterable[Assignment]) -> dict[str, object]:
+    """Planned exposure per (examiner, day), (examiner, severe day) and (examiner, week)."""
+    jobs = {j.id: j for j in snapshot.jobs}
+    day: dict[tuple[str, int], int] = defaultdict(int)
+    severe: dict[tuple[str, int], int] = defaultdict(int)
+    week: dict[tuple[str, int], int] = defaultdict(int)
+    for a in assignments:
+        job = jobs.get(a.job)
+        if job is None or a.examiner is None or job.exposure <= 0:
+            continue
+        d = snapshot.day_of(a.start)
+        k = snapshot.week_of(a.start)
+        if d is not None:
+            day[a.examiner, d] += job.exposure
+            if job.severity >= SEVERE:
+                severe[a.examiner, d] += job.exposure
+        if k is not None:
+            week[a.examiner, k] += job.exposure
+    return {"day": day, "severe": severe, "week": week}
+
+
+def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> bool:
+    """True if, for every eligible examiner and every day from the job's release, a cap is full."""
+    day = planned["day"]
+    severe = planned["severe"]
+    week = planned["week"]
+    assert isinstance(day, dict) and isinstance(severe, dict) and isinstance(week, dict)
+    for e in eligible_examiners(snapshot, job):
+        if not caps_allow(job, e):
+            continue
+        policy = e.exposure
+        logged_day = snapshot.logged_day_exposure(e)
+        logged_week = snapshot.logged_week_exposure(e)
+        for d, (a, b) in enumerate(snapshot.days):
+            if b <= job.release or a >= snapshot.horizon:
+                continue
+            if policy.daily_cap is not None:
+                if logged_day.get(d, 0) + day.get((e.id, d), 0) + job.exposure > policy.daily_cap:
+                    continue
+            if policy.severe_daily_cap is not None and job.severity >= SEVERE:
+                if severe.get((e.id, d), 0) + job.exposure > policy.severe_daily_cap:
+                    continue
+            k = snapshot.week_of(a)
+            if policy.weekly_cap is not None and k is not None:
+                if logged_week.get(k, 0) + week.get((e.id, k), 0) + job.exposure > (
+                    policy.weekly_cap
+                ):
+                    continue
+            return False
+    return True
+
+
+def unscheduled_reasons(
+    snapshot: Snapshot,
+    assignments: Sequence[Assignment],
+    left_out: Iterable[str],
+    known: Mapping[str, Unscheduled] | None = None,
+) -> tuple[Unscheduled, ...]:
+    """A reason and a detail for every job of ``left_out``, in snapshot order.
+
+    ``known`` reasons (candidate selection, pin conflicts) are kept as given.
+    """
+    known = dict(known or {})
+    jobs = {j.id: j for j in snapshot.jobs}
+    placed = {a.job for a in assignments}
+    wanted = set(left_out)
+    planned = _exposure_room(snapshot, assignments)
+    reasons: dict[str, Unscheduled] = {}
+
+    def reason(job_id: str) -> Unscheduled:
+        if job_id in reasons:
+            return reasons[job_id]
+        if job_id in known:
+            reasons[job_id] = known[job_id]
+            return known[job_id]
+        job = jobs[job_id]
+        reasons[job_id] = Unscheduled(job_id, HORIZON_FULL, "")  # guards against cycles
+        reasons[job_id] = _reason(snapshot, job, placed, planned, jobs, reason)
+        return reasons[job_id]
+
+    return tuple(reason(j.id) for j in snapshot.jobs if j.id in wanted and j.id not in placed)
+
+
+def _reason(
+    snapshot: Snapshot,
+    job: Job,
+    placed: set[str],
+    planned: Mapping[str, object],
+    jobs: Mapping[str, Job],
+    reason_of: object,
+) -> Unscheduled:
+    if job.release >= snapshot.horizon or job.release + job.min_duration > snapshot.horizon:
+        return Unscheduled(
+            job.id,
+            RELEASED_AFTER_HORIZON,
+            f"released at {_clock(job.release)}; {job.min_duration} min do not fit before the "
+            f"horizon ends at {_clock(snapshot.horizon)}",
+        )
+    if job.needs_examiner and not [
+        e for e in eligible_examiners(snapshot, job) if caps_allow(job, e)
+    ]:
+        need = "+".join(sorted(job.skills)) or "any"
+        extra = f", severity {job.severity}" if job.severity else ""
+        return Unscheduled(
+            job.id,
+            NO_ELIGIBLE_EXAMINER,
+            f"no examiner holds skills {need}{extra} within the job's allow-list and caps",
+        )
+    if job.needs_workstation and not eligible_workstations(snapshot, job):
+        need = "+".join(sorted(job.capabilities)) or "any"
+        return Unscheduled(
+            job.id, NO_ELIGIBLE_WORKSTATION, f"no workstation offers capabilities {need}"
+        )
+    for pred in job.after:
+        if pred in jobs and pred not in placed:
+            assert callable(reason_of)
+            why = reason_of(pred)
+            return Unscheduled(
+                job.id,
+                PREDECESSOR_UNSCHEDULED,
+                f"waits for {pred}, which is not scheduled ({why.reason})",
+            )
+    if job.exposure > 0 and job.needs_examiner and _caps_block(snapshot, job, planned):
+        return Unscheduled(
+            job.id,
+            EXPOSURE_CAPS,
+            f"{job.exposure} exposure minutes: every eligible examiner's daily, severe or weekly "
+            "cap is full on the days left in the horizon",
+        )
+    who = "+".join(sorted(job.skills)) if job.needs_examiner else ""
+    what = "+".join(sorted(job.capabilities)) if job.needs_workstation else ""
+    need = " and ".join(
+        x for x in (f"{who} examiner" if who else "", f"{what} workstation" if what else "") if x
+    )
+    return Unscheduled(
+        job.id,
+        HORIZON_FULL,
+        f"no {job.min_duration}-minute slot left for {need or 'its resources'} between "
+        f"{_clock(job.release)} and the end of the horizon; more urgent work fills it",
+    )
+
+
+# -- pinned and frozen placements that cannot all be kept -----------------------------------------
+
+
+@dataclass(frozen=True)
+class KeptPlacement:
+    """A pinned or frozen placement that a plan must keep (``kind`` is "pin" or "frozen")."""
+
+    job: str
+    examiner: str | None
+    workstation: str | None
+    start: int
+    kind: str
+
+
+def kept_placements(snapshot: Snapshot) -> dict[str, KeptPlacement]:
+    """Pins and published assignments starting before ``frozen_until`` (a pin governs)."""
+    out: dict[str, KeptPlacement] = {}
+    present = {j.id for j in snapshot.jobs}
+    for prev in snapshot.previous:
+        if prev.job in present and prev.start < snapshot.frozen_until:
+            out[prev.job] = KeptPlacement(
+                prev.job, prev.examiner, prev.workstation, prev.start, "frozen"
+            )
+    for job in snapshot.jobs:
+        if job.pin is not None:
+            out[job.id] = KeptPlacement(
+                job.id, job.pin.examiner, job.pin.workstation, job.pin.start, "pin"
+            )
+    return out
+
+
+_OWN_RULES_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})
+
+
+def _own_violations(snapshot: Snapshot, job: Job, k: KeptPlacement) -> list[str]:
+    """Rules the placement breaks on its own (skills, windows, caps...), from the verifier."""
+    a = Assignment(job.id, k.examiner, k.workstation, k.start, k.start + _duration(job, k))
+    trial = Plan("unknown", None, None, 0.0, (a,))
+    return sorted(
+        {
+            f"{v.rule} ({v.detail})"
+            for v in verify(snapshot, trial)
+            if v.job == job.id and v.rule not in _OWN_RULES_EXCLUDED
+        }
+    )
+
+
+def _duration(job: Job, k: KeptPlacement) -> int:
+    if k.workstation is not None and job.machine_by_workstation is not None:
+        if k.workstation not in job.machine_by_workstation:
+            return max(job.attended, job.machine)
+    return job.duration_on(k.workstation)
+
+
+class _ConflictModel:
+    """Kept placements as assumption literals, every rule instance as another assumption."""
+
+    def __init__(self, snapshot: Snapshot, placements: Mapping[str, KeptPlacement]) -> None:
+        self.snapshot = snapshot
+        self.model = cp_model.CpModel()
+        self.jobs = {j.id: j for j in snapshot.jobs}
+        self.keep = {j: self.model.new_bool_var(f"keep[j={j}]") for j in placements}
+        self.rules: dict[str, cp_model.IntVar] = {}
+        self.names: dict[int, str] = {}
+        for j, lit in self.keep.items():
+            self.names[lit.index] = f"job:{j}"
+        self.placements = placements
+        self._add_rules()
+
+    def rule(self, name: str) -> cp_model.IntVar:
+        lit = self.rules.get(name)
+        if lit is None:
+            lit = self.model.new_bool_var(name)
+            self.rules[name] = lit
+            self.names[lit.index] = f"rule:{name}"
+        return lit
+
+    def _spans(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per job: start, attended end, machine end, end."""
+        out = {}
+        for j, k in self.placements.items():
+            job = self.jobs[j]
+            m = job.machine_on(k.workstation) if k.workstation is not None else job.machine
+            if job.machine_by_workstation is not None and k.workstation not in (
+                job.machine_by_workstation
+            ):
+                m = job.machine
+            out[j] = (k.start, k.start + job.attended, k.start + m, k.start + _duration(job, k))
+        return out
+
+    def _capacity(self, rule: str, items: list[tuple[int, int, str]], capacity: int) -> None:
+        """At every start, the placements running then fit ``capacity`` (if the rule holds)."""
+        for s, _, _ in items:
+            active = [j for a, b, j in items if a <= s < b]
+            if len(active) > capacity:
+                self.model.add(sum(self.keep[j] for j in active) <= capacity).only_enforce_if(
+                    self.rule(rule)
+                )
+
+    def _add_rules(self) -> None:
+        snap = self.snapshot
+        spans = self._spans()
+        by_examiner: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        by_ws: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        by_pool: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        for j, k in self.placements.items():
+            job = self.jobs[j]
+            s, att_end, m_end, end = spans[j]
+            if k.examiner is not None and job.attended > 0:
+                by_examiner[k.examiner].append((s, att_end, j))
+            if k.workstation is not None and m_end > s:
+                by_ws[k.workstation].append((s, m_end, j))
+            for p in job.pools:
+                if end > s:
+                    by_pool[p].append((s, end, j))
+        for e, items in by_examiner.items():
+            self._capacity(f"examiner_overlap[e={e}]", items, 1)
+        ws_capacity = {w.id: w.capacity for w in snap.workstations}
+        for w, items in by_ws.items():
+            self._capacity(f"workstation_capacity[w={w}]", items, ws_capacity.get(w, 1))
+        pool_capacity = {p.id: p.capacity for p in snap.pools}
+        for p, items in by_pool.items():
+            self._capacity(f"pool_capacity[p={p}]", items, pool_capacity.get(p, 0))
+        # Precedence among kept placements.
+        for j in self.placements:
+            for pred in self.jobs[j].after:
+                if pred not in self.jobs:
+                    continue
+                lit = self.rule(f"precedence[j={j}]")
+                if pred not in self.placements:
+                    continue  # a free predecessor: the solver places it (or reports it)
+                if spans[pred][3] > spans[j][0]:
+                    self.model.add_bool_or([self.keep[pred].Not(), self.keep[j].Not(), lit.Not()])
+                self.model.add_bool_or([self.keep[j].Not(), self.keep[pred], lit.Not()])
+        # Exposure caps.
+        examiners = {e.id: e for e in snap.examiners}
+        day: dict[tuple[str, int], list[str]] = defaultdict(list)
+        week: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for j, k in self.placements.items():
+            job = self.jobs[j]
+            if k.examiner is None or job.exposure <= 0 or k.examiner not in examiners:
+                continue
+            d = snap.day_of(k.start)
+            wk = snap.week_of(k.start)
+            if d is not None:
+                day[k.examiner, d].append(j)
+            if wk is not None:
+                week[k.examiner, wk].append(j)
+        for (eid, d), ids in day.items():
+            policy = examiners[eid].exposure
+            if policy.daily_cap is not None:
+                room = policy.daily_cap - snap.logged_day_exposure(examiners[eid]).get(d, 0)
+                self._cap(f"exposure_daily_cap[e={eid},d={d}]", ids, room)
+            if policy.severe_daily_cap is not None:
+                severe = [j for j in ids if self.jobs[j].severity >= SEVERE]
+                rule = f"exposure_severe_daily_cap[e={eid},d={d}]"
+                self._cap(rule, severe, policy.severe_daily_cap)
+        for (eid, wk), ids in week.items():
+            policy = examiners[eid].exposure
+            if policy.weekly_cap is not None:
+                room = policy.weekly_cap - snap.logged_week_exposure(examiners[eid]).get(wk, 0)
+                self._cap(f"exposure_weekly_cap[e={eid},w={wk}]", ids, room)
+
+    def _cap(self, rule: str, items: list[str], room: int) -> None:
+        if items and sum(self.jobs[j].exposure for j in items) > room:
+            self.model.add(
+                sum(self.jobs[j].exposure * self.keep[j] for j in items) <= max(room, 0)
+            ).only_enforce_if(self.rule(rule))
+
+    def feasible(self, assumptions: Sequence[cp_model.IntVar]) -> tuple[bool, list[str]]:
+        """Solve under ``assumptions``; on infeasibility also the names of a sufficient core."""
+        self.model.clear_assumptions()
+        self.model.add_assumptions(assumptions)
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        solver.parameters.max_time_in_seconds = 5.0
+        status = solver.solve(self.model)
+        if status != cp_model.INFEASIBLE:
+            return True, []
+        core = solver.sufficient_assumptions_for_infeasibility()
+        return False, [self.names[i] for i in core if i in self.names]
+
+
+def pin_conflicts(
+    snapshot: Snapshot, kept: Iterable[str], dropped: Iterable[str]
+) -> dict[str, str]:
+    """A detail for every dropped pinned/frozen job naming what it clashes with and which rules.
+
+    ``kept`` are the pinned/frozen jobs the plan keeps; each dropped one is tried on top of them.
+    """
+    targets = kept_placements(snapshot)
+    jobs = {j.id: j for j in snapshot.jobs}
+    kept_ids = [j for j in kept if j in targets]
+    out: dict[str, str] = {}
+    for job_id in dropped:
+        k = targets.get(job_id)
+        if k is None:
+            continue
+        job = jobs[job_id]
+        where = (
+            f"{k.kind} at {_clock(k.start)} (examiner {k.examiner}, workstation {k.workstation})"
+        )
+        own = _own_violations(snapshot, job, k)
+        if own:
+            out[job_id] = f"{where} breaks {'; '.join(own)}"
+            continue
+        model = _ConflictModel(snapshot, {j: targets[j] for j in [*kept_ids, job_id]})
+        assumptions = [*model.keep.values(), *model.rules.values()]
+        ok, core = model.feasible(assumptions)
+        if ok:
+            preds = [p for p in job.after if p in jobs and p not in targets]
+            out[job_id] = (
+                f"{where} cannot be kept: predecessor {', '.join(preds)} cannot end before it"
+                if preds
+                else f"{where} cannot be kept with the other kept placements"
+            )
+            continue
+        core = _minimise(model, core)
+        others = sorted(n[4:] for n in core if n.startswith("job:") and n[4:] != job_id)
+        rules = sorted(n[5:] for n in core if n.startswith("rule:"))
+        out[job_id] = (
+            f"{where} clashes with kept {', '.join(others) or 'placements'} "
+            f"under {', '.join(rules) or 'the hard rules'}"
+        )
+    return out
+
+
+def _minimise(model: _ConflictModel, core: list[str], limit: int = 40) -> list[str]:
+    """Shrink a sufficient core by deletion to a minimal one (small sets only)."""
+    if len(core) > limit:
+        return core
+    by_name = {
+        **{f"job:{j}": lit for j, lit in model.keep.items()},
+        **{f"rule:{r}": lit for r, lit in model.rules.items()},
+    }
+    current = list(core)
+    for name in list(current):
+        trial = [n for n in current if n != name]
+        ok, _ = model.feasible([by_name[n] for n in trial])
+        if not ok:
+            current = trial
+    return current
+
+
+__all__ = [
+    "KeptPlacement",
+    "PIN_CONFLICT",
+    "kept_placements",
+    "pin_conflicts",
+    "unscheduled_reasons",
+]

@@ -1,0 +1,280 @@
+"""The one entry point that turns a snapshot into a verified plan: ``solve(snapshot, config)``.
+
+The service, the CLI and the benchmarks all call this function; it never raises on a valid
+snapshot and never returns a plan the verifier rejects. The pipeline (DESIGN.md §4):
+
+1. dispatch baselines — the best of FIFO, strict priority and WSJF is the first valid plan and the
+   fallback (with ``policy`` other than "cpsat" the named baseline is the answer);
+2. candidate selection — which left-out jobs are worth trying to fit (the rest get a forecast);
+3. CP-SAT — a full model when the candidate set is small (proves optimality on small labs), then
+   large-neighbourhood search warm-started from the incumbent until the time limit;
+4. verify — an optimized plan that fails the verifier is logged and replaced by the best valid one;
+5. explanations, lower bound, forecast and the soft terms.
+
+Pinned and frozen placements that cannot all be kept make the status "infeasible": the plan keeps
+the ones that fit, and each dropped one is listed as ``pin_conflict`` with the jobs and rules it
+clashes with (found with CP-SAT assumptions, see ``explain.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from scheduler.core import explain
+from scheduler.core.bounds import lower_bound
+from scheduler.core.candidates import select_candidates
+from scheduler.core.cpsat import add_hint, build_model, read_solution
+from scheduler.core.dispatch import POLICIES, best_dispatch, dispatch
+from scheduler.core.eligibility import exposure_examiners
+from scheduler.core.forecast import forecast
+from scheduler.core.lns import (
+    DETERMINISTIC_UNITS_PER_SECOND,
+    LIGHT_PRESOLVE,
+    SearchSettings,
+    improve,
+)
+from scheduler.core.objective import plan_objective
+from scheduler.core.plan import (
+    FEASIBLE,
+    INFEASIBLE,
+    OPTIMAL,
+    PIN_CONFLICT,
+    UNKNOWN,
+    Assignment,
+    Plan,
+    Unscheduled,
+)
+from scheduler.core.snapshot import Snapshot
+from scheduler.core.verify import verify
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, int], None]
+
+CPSAT = "cpsat"
+
+#: Up to this many free jobs the whole problem is first given to CP-SAT as one model; larger
+#: problems go straight to the neighbourhood search (a monolithic model stalls there).
+FULL_MODEL_MAX_JOBS = 120
+
+#: Share of the time limit the full model may take before the neighbourhood search continues.
+FULL_MODEL_SHARE = 0.5
+
+
+@dataclass
+class SolveConfig:
+    """Limits and choices of one solve.
+
+    ``time_limit`` is in seconds for the whole call; ``workers`` is the number of CP-SAT threads;
+    with ``workers=1`` the result depends only on the snapshot and ``seed``. ``policy`` is
+    "cpsat" (optimize) or a dispatch baseline: "fifo", "priority", "wsjf".
+    """
+
+    time_limit: float = 30
+    workers: int = 2
+    seed: int = 0
+    policy: str = CPSAT
+
+
+def solve(
+    snapshot: Snapshot, config: SolveConfig | None = None, progress: Progress | None = None
+) -> Plan:
+    """Solve ``snapshot`` and return a plan that passes ``verify`` (see the module docstring).
+
+    ``progress(fraction, objective)`` is called with the fraction of the time limit used and the
+    best objective so far, at least once at the start and once at the end.
+    """
+    config = config or SolveConfig()
+    if config.policy != CPSAT and config.policy not in POLICIES:
+        raise ValueError(f"unknown policy {config.policy!r}; expected cpsat or one of {POLICIES}")
+    started = time.monotonic()
+    limit = max(0.1, float(config.time_limit))
+
+    def report(objective: int | None, fraction: float | None = None) -> None:
+        if progress is not None and objective is not None:
+            used = (time.monotonic() - started) / limit if fraction is None else fraction
+            progress(min(1.0, max(0.0, used)), objective)
+
+    if config.policy != CPSAT:
+        base = dispatch(snapshot, config.policy)
+        plan = _finish(snapshot, base, base, FEASIBLE, started, proven=False)
+        report(plan.objective, 1.0)
+        return plan
+
+    _, base = best_dispatch(snapshot)
+    report(base.objective)
+    placements: dict[str, Assignment | None] = {j.id: None for j in snapshot.jobs}
+    for a in base.assignments:
+        placements[a.job] = a
+    dropped = {u.job for u in base.unscheduled if u.reason == PIN_CONFLICT}
+    kept_targets = explain.kept_placements(snapshot)
+    locked = frozenset(kept_targets) | dropped
+    objective = base.objective if base.objective is not None else 0
+
+    candidates, _ = select_candidates(snapshot, plan=base)
+    candidate_ids = {j.id for j in candidates.jobs}
+    scope = [e.id for e in exposure_examiners(snapshot)]
+    proven = False  # optimal over every job
+    closed = False  # optimal over the jobs the search may touch: nothing left to improve
+    free = [
+        j.id
+        for j in snapshot.jobs
+        if j.id not in locked and (j.id in candidate_ids or placements[j.id] is not None)
+    ]
+    reserve = min(2.0, 0.1 * limit)  # explanations, bound, forecast, verify
+    if len(free) <= FULL_MODEL_MAX_JOBS:
+        budget = min(limit * FULL_MODEL_SHARE, limit - reserve - (time.monotonic() - started))
+        result = _full_model(snapshot, free, placements, scope, config, budget)
+        if result is not None:
+            better, value, optimal = result
+            if value < objective:
+                placements.update(better)
+                objective = value
+                report(objective)
+            everything = len(free) + len(locked) == len(snapshot.jobs)
+            proven = optimal and everything
+            closed = optimal
+    remaining = limit - reserve - (time.monotonic() - started)
+    if not closed and remaining > 0.2 and free:
+        settings = SearchSettings(time_limit=remaining, workers=config.workers, seed=config.seed)
+        insertable = candidate_ids | {j for j, a in placements.items() if a is not None}
+        outcome = improve(
+            snapshot,
+            placements,
+            objective,
+            settings,
+            locked=locked | frozenset(j.id for j in snapshot.jobs if j.id not in insertable),
+            balance_scope=scope,
+            progress=lambda f, v: report(v),
+        )
+        if outcome.objective < objective:
+            placements = outcome.placements
+            objective = outcome.objective
+        log.info(
+            "lns: %d neighbourhoods, %d improvements, objective %d",
+            outcome.iterations,
+            outcome.improvements,
+            objective,
+        )
+    optimized = _plan_from(snapshot, placements, base)
+    status = INFEASIBLE if dropped else FEASIBLE
+    plan = _finish(snapshot, optimized, base, status, started, proven=proven)
+    report(plan.objective, 1.0)
+    return plan
+
+
+def _full_model(
+    snapshot: Snapshot,
+    free: list[str],
+    placements: Mapping[str, Assignment | None],
+    scope: list[str],
+    config: SolveConfig,
+    budget: float,
+) -> tuple[dict[str, Assignment | None], int, bool] | None:
+    """Solve all free jobs in one model, warm-started; (placements, objective, proven optimal)."""
+    if budget <= 0.05:
+        return None
+    free_set = set(free)
+    fixed = {j: a for j, a in placements.items() if j not in free_set}
+    ctx = build_model(snapshot, free, fixed, balance_scope=scope)
+    add_hint(ctx, {j: a for j in free if (a := placements[j]) is not None})
+    solver = cp_model.CpSolver()
+    params = solver.parameters
+    params.num_workers = max(1, config.workers)
+    params.random_seed = config.seed
+    if config.workers <= 1:
+        params.max_deterministic_time = budget * DETERMINISTIC_UNITS_PER_SECOND
+    else:
+        params.max_time_in_seconds = budget
+    if len(free) > 40:
+        for key, value in LIGHT_PRESOLVE.items():
+            setattr(params, key, value)
+    status = solver.solve(ctx.model)
+    log.info("full model on %d jobs: %s", len(free), solver.status_name(status))
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return read_solution(ctx, solver), round(solver.objective_value), status == cp_model.OPTIMAL
+
+
+def _plan_from(snapshot: Snapshot, placements: Mapping[str, Assignment | None], base: Plan) -> Plan:
+    """A plan (no reasons yet) from placements; pin conflicts keep the baseline's entries."""
+    order = {j.id: i for i, j in enumerate(snapshot.jobs)}
+    assignments = tuple(
+        sorted((a for a in placements.values() if a is not None), key=lambda a: order[a.job])
+    )
+    conflicts = tuple(u for u in base.unscheduled if u.reason == PIN_CONFLICT)
+    return Plan(UNKNOWN, None, None, 0.0, assignments, conflicts)
+
+
+def _finish(
+    snapshot: Snapshot,
+    plan: Plan,
+    fallback: Plan,
+    status: str,
+    started: float,
+    *,
+    proven: bool,
+) -> Plan:
+    """Reasons, verification (with fallback), objective, bound, status and forecast."""
+    complete = _explained(snapshot, plan)
+    violations = verify(snapshot, complete)
+    if violations:
+        log.error(
+            "optimized plan breaks %d rules (first: %s); falling back to the baseline",
+            len(violations),
+            violations[0],
+        )
+        complete = _explained(snapshot, fallback)
+        proven = False
+        if verify(snapshot, complete):
+            log.error("baseline plan is not valid either; returning an empty plan")
+            complete = _explained(snapshot, Plan(UNKNOWN, None, None, 0.0, ()))
+            status = UNKNOWN
+    objective, terms = plan_objective(snapshot, complete.assignments, complete.unscheduled)
+    bound = lower_bound(snapshot)
+    bound = min(bound, objective)
+    if status == FEASIBLE and (proven or bound == objective):
+        status = OPTIMAL
+    if any(u.reason == PIN_CONFLICT for u in complete.unscheduled):
+        status = INFEASIBLE
+    draft = Plan(
+        status=status,
+        objective=objective,
+        bound=bound,
+        solve_seconds=round(time.monotonic() - started, 3),
+        assignments=complete.assignments,
+        unscheduled=complete.unscheduled,
+        terms=terms,
+    )
+    return Plan(
+        status=draft.status,
+        objective=draft.objective,
+        bound=draft.bound,
+        solve_seconds=round(time.monotonic() - started, 3),
+        assignments=draft.assignments,
+        unscheduled=draft.unscheduled,
+        forecast=forecast(snapshot, draft),
+        terms=draft.terms,
+    )
+
+
+def _explained(snapshot: Snapshot, plan: Plan) -> Plan:
+    """The plan with every left-out job given a reason (pin conflicts with what they clash with)."""
+    placed = {a.job for a in plan.assignments}
+    conflicts = [u.job for u in plan.unscheduled if u.reason == PIN_CONFLICT]
+    known: dict[str, Unscheduled] = {}
+    if conflicts:
+        kept = [j for j in explain.kept_placements(snapshot) if j in placed]
+        details = explain.pin_conflicts(snapshot, kept, conflicts)
+        for job_id in conflicts:
+            known[job_id] = Unscheduled(job_id, PIN_CONFLICT, details.get(job_id, ""))
+    left = [j.id for j in snapshot.jobs if j.id not in placed]
+    unscheduled = explain.unscheduled_reasons(snapshot, plan.assignments, left, known)
+    return Plan(
+        plan.status, plan.objective, plan.bound, plan.solve_seconds, plan.assignments, unscheduled
+    )

@@ -1,0 +1,122 @@
+"""solve(): the pipeline around the optimizer — baselines, fallback, progress, determinism."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from strategies import random_snapshots
+from tiny_labs import examiner, job, lab
+
+import scheduler.core.solve as solve_module
+from scheduler.core.dispatch import dispatch
+from scheduler.core.objective import plan_objective
+from scheduler.core.plan import FEASIBLE, INFEASIBLE, OPTIMAL, Assignment, Plan
+from scheduler.core.snapshot import Snapshot
+from scheduler.core.solve import SolveConfig, solve
+from scheduler.core.verify import verify
+from scheduler.generate import generate_lab
+
+
+def check(snapshot: Snapshot, plan: Plan) -> None:
+    assert verify(snapshot, plan) == []
+    assert plan.objective == plan_objective(snapshot, plan.assignments)[0]
+    assert plan.bound is not None and plan.bound <= plan.objective
+    listed = [a.job for a in plan.assignments] + [u.job for u in plan.unscheduled]
+    assert sorted(listed) == sorted(j.id for j in snapshot.jobs)
+    assert all(u.detail for u in plan.unscheduled)
+
+
+def test_a_dispatch_policy_returns_that_baseline() -> None:
+    snap = lab([examiner("e1")], [job("j1", due=0), job("j2", case="b", weight=5, due=0)])
+    plan = solve(snap, SolveConfig(policy="fifo"))
+    check(snap, plan)
+    assert plan.status == FEASIBLE
+    assert plan.assignments == dispatch(snap, "fifo").assignments
+
+
+def test_unknown_policy_is_refused() -> None:
+    snap = lab([examiner("e1")], [job("j1")])
+    with pytest.raises(ValueError, match="policy"):
+        solve(snap, SolveConfig(policy="random"))
+
+
+def test_small_lab_is_solved_to_optimality_and_beats_fifo() -> None:
+    snap = lab(
+        [examiner("e1")],
+        [
+            job("j1", case="a", weight=1, due=0, attended=120),
+            job("j2", case="b", weight=10, due=0, attended=60),
+            job("j3", case="c", weight=5, due=0, attended=30),
+        ],
+    )
+    plan = solve(snap, SolveConfig(time_limit=5, workers=1))
+    check(snap, plan)
+    assert plan.status == OPTIMAL
+    # Weighted shortest processing time: j3 (5/30), j2 (10/60), j1 (1/120).
+    assert plan.objective == 5 * 30 + 10 * 90 + 1 * 210
+    assert plan.objective <= (dispatch(snap, "fifo").objective or 0)
+
+
+def test_progress_is_reported_from_start_to_end() -> None:
+    seen: list[tuple[float, int]] = []
+    snap = lab([examiner("e1")], [job("j1", due=0), job("j2", case="b", due=0)])
+    plan = solve(
+        snap, SolveConfig(time_limit=2, workers=1), progress=lambda f, v: seen.append((f, v))
+    )
+    assert seen and seen[-1] == (1.0, plan.objective)
+    assert all(0.0 <= f <= 1.0 for f, _ in seen)
+    assert [v for _, v in seen] == sorted((v for _, v in seen), reverse=True)
+
+
+def test_an_invalid_optimized_plan_falls_back_to_the_baseline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    snap = lab([examiner("e1")], [job("j1", due=0), job("j2", case="b", due=0)])
+
+    def broken(*args: object, **kwargs: object) -> dict[str, Assignment | None]:
+        # Both jobs on the same examiner at the same time: the verifier must catch it.
+        return {
+            "j1": Assignment("j1", "e1", None, 0, 60),
+            "j2": Assignment("j2", "e1", None, 0, 60),
+        }
+
+    monkeypatch.setattr(solve_module, "read_solution", broken)
+    monkeypatch.setattr(solve_module, "_full_model", lambda *a, **k: (broken(), -1, True))
+    plan = solve(snap, SolveConfig(time_limit=2, workers=1))
+    check(snap, plan)
+    assert plan.assignments == dispatch(snap, "priority").assignments
+
+
+def test_pin_conflict_status_is_infeasible_but_the_plan_is_valid() -> None:
+    snap = lab(
+        [examiner("e1")],
+        [
+            job("j1", case="a", due=0, pin=("e1", None, 0)),
+            job("j2", case="b", due=0, pin=("e1", None, 30)),
+            job("j3", case="c", due=0),
+        ],
+    )
+    plan = solve(snap, SolveConfig(time_limit=2, workers=1))
+    check(snap, plan)
+    assert plan.status == INFEASIBLE
+    assert any(a.job == "j3" for a in plan.assignments)
+
+
+def test_generated_lab_is_improved_and_deterministic_with_one_worker() -> None:
+    snap = generate_lab("small", 3)
+    config = SolveConfig(time_limit=2, workers=1, seed=7)
+    first = solve(snap, config)
+    second = solve(snap, config)
+    check(snap, first)
+    assert first.assignments == second.assignments
+    assert first.objective == second.objective
+    baseline = min(dispatch(snap, p).objective or 0 for p in ("fifo", "priority", "wsjf"))
+    assert first.objective is not None and first.objective <= baseline
+    assert first.forecast  # a generated lab has a backlog beyond the horizon
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots())
+def test_every_solved_random_lab_passes_the_verifier(snapshot: Snapshot) -> None:
+    plan = solve(snapshot, SolveConfig(time_limit=1, workers=1))
+    check(snapshot, plan)
