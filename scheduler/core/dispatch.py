@@ -321,6 +321,45 @@ def logged_by_week(snapshot: Snapshot, examiner: Examiner) -> dict[int, int]:
     return logged
 
 
+# (earliest start, latest end, size, exposure caps were the only obstacle) of a failed search
+_Failure = tuple[int, int, tuple[int, ...], bool]
+
+
+def _family(job: Job) -> tuple[object, ...]:
+    """Jobs that compete for exactly the same resources under the same rules."""
+    mbw = tuple(sorted(job.machine_by_workstation)) if job.machine_by_workstation else None
+    return (
+        job.skills,
+        job.capabilities,
+        job.pools,
+        job.examiners,
+        job.severity,
+        job.exposure > 0,
+        job.needs_examiner,
+        job.needs_workstation,
+        mbw,
+    )
+
+
+def _size(job: Job) -> tuple[int, ...]:
+    """Attended, exposure and machine minutes (per workstation when they differ)."""
+    if job.machine_by_workstation:
+        machine = tuple(job.machine_by_workstation[w] for w in sorted(job.machine_by_workstation))
+    else:
+        machine = (job.machine,)
+    return (job.attended, job.exposure, *machine)
+
+
+def _dominates(failure: _Failure, t0: int, limit: int, size: tuple[int, ...]) -> bool:
+    f_t0, f_limit, f_size, _ = failure
+    return (
+        f_t0 <= t0
+        and f_limit >= limit
+        and len(f_size) == len(size)
+        and all(a <= b for a, b in zip(f_size, size, strict=True))
+    )
+
+
 def fixed_placements(snapshot: Snapshot) -> dict[str, tuple[str | None, str | None, int, str]]:
     """Placements that must be kept exactly: pins, and published assignments that start before
     ``frozen_until`` (a pin governs when a job has both).
@@ -366,6 +405,10 @@ class _Dispatcher:
         self.clashes = 0  # kept placements refused because they clash with another
         self.case_examiners: dict[str, set[str]] = {}
         self.previous = {p.job: p for p in snapshot.previous}
+        # searches that found no room, per job family: free time only shrinks during a dispatch,
+        # so a job of the same family that is no smaller, no earlier and no less constrained in
+        # time cannot fit either (it would cost a full, fruitless search again)
+        self._failed: dict[tuple[object, ...], list[_Failure]] = {}
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -554,14 +597,22 @@ class _Dispatcher:
             stations = list(able)
         limit = horizon if deadline is None else min(horizon, deadline[0])
 
-        found = self._search(job, examiners, stations, t0, limit, True)
+        family, size = _family(job), _size(job)
+        failed = self._failed.get(family, [])
+        known = next((f for f in failed if _dominates(f, t0, limit, size)), None)
+        found = None
+        if known is None:
+            found = self._search(job, examiners, stations, t0, limit, True)
         if found is None and limit < horizon:
             # It cannot finish before the kept successor starts: place it anyway (the successor's
             # placement then gives way, reported as pin_conflict) rather than lose both.
             found = self._search(job, examiners, stations, t0, horizon, True)
             limit = horizon
         if found is None:
-            if job.exposure > 0 and self._search(job, examiners, stations, t0, limit, False):
+            caps_only = False
+            if job.exposure > 0 and (known is None or known[3]):
+                caps_only = self._search(job, examiners, stations, t0, limit, False) is not None
+            if caps_only:
                 self._skip(
                     job,
                     EXPOSURE_CAPS,
@@ -569,6 +620,9 @@ class _Dispatcher:
                 )
             else:
                 self._skip(job, HORIZON_FULL, self._horizon_detail(job, t0))
+            if known is None:
+                failed.append((t0, limit, size, caps_only))
+                self._failed[family] = failed[-16:]
             return
         ex, ws, start = found
         self.board.reserve(job, ex, ws, start)
@@ -604,7 +658,7 @@ class _Dispatcher:
                 ex_opts.append((t0, (), None))
                 continue
             s = board.earliest_examiner(st, job, t0, use_caps)
-            if s is None or s + job.attended > limit:
+            if s is None or s + shortest > limit:
                 continue
             pref = (
                 0 if prev is not None and prev.examiner == st.examiner.id else 1,
