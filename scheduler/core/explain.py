@@ -71,11 +71,12 @@ def _exposure_room(snapshot: Snapshot, assignments: Iterable[Assignment]) -> dic
 
 
 def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> bool:
-    """True if, for every eligible examiner and every day from the job's release, a cap is full."""
+    """True if every eligible examiner's caps are full on every day they could do the work."""
     day = planned["day"]
     severe = planned["severe"]
     week = planned["week"]
     assert isinstance(day, dict) and isinstance(severe, dict) and isinstance(week, dict)
+    capped = False  # some day had a window but a full cap
     for e in eligible_examiners(snapshot, job):
         if not caps_allow(job, e):
             continue
@@ -85,6 +86,11 @@ def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> 
         for d, (a, b) in enumerate(snapshot.days):
             if b <= job.release or a >= snapshot.horizon:
                 continue
+            if not any(
+                min(b, w1) - max(a, w0, job.release) >= job.attended for w0, w1 in policy.windows
+            ):
+                continue  # no exposure window that day: not the caps' doing
+            capped = True
             if policy.daily_cap is not None:
                 if logged_day.get(d, 0) + day.get((e.id, d), 0) + job.exposure > policy.daily_cap:
                     continue
@@ -98,7 +104,7 @@ def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> 
                 ):
                     continue
             return False
-    return True
+    return capped
 
 
 def unscheduled_reasons(
