@@ -6,10 +6,12 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 
-from scheduler.core.dispatch import POLICIES, best_dispatch, dispatch
+from scheduler.core.dispatch import POLICIES
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
+from scheduler.core.solve import SolveConfig, solve
 
 ENGINE_POLICIES = ("cpsat", *POLICIES)
 
@@ -37,17 +39,13 @@ def solve_snapshot(
     started = time.perf_counter()
     first: list[float] = []
 
-    def progress(*_: object) -> None:
+    def progress(fraction: float, objective: int) -> None:
+        # solve() reports first right after its construction step: that plan is valid.
         if not first:
             first.append(time.perf_counter() - started)
 
-    try:
-        from scheduler.core.solve import SolveConfig, solve
-    except ImportError:  # the optimizer is not installed yet: fall back to the baselines
-        plan = best_dispatch(snapshot)[1] if policy == "cpsat" else dispatch(snapshot, policy)
-    else:
-        config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
-        plan = solve(snapshot, config, progress)
+    config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
+    plan = solve(snapshot, config, progress)
     seconds = time.perf_counter() - started
     return Timed(plan, seconds, first[0] if first else None)
 
@@ -68,6 +66,4 @@ def peak_rss_mb() -> float:
 
 
 def ortools_version() -> str:
-    from ortools import __version__
-
-    return str(__version__)
+    return version("ortools")
