@@ -588,6 +588,7 @@ class _JobBuilder:
     def _depth(self) -> dict[int, int]:
         """Stages before each job on its longest predecessor chain (done ones included)."""
         depth: dict[int, int] = {}
+        visiting: set[int] = set()  # on the current path: a cycle (bad data) is cut there
         for root in self.preds:
             stack = [(root, False)]
             while stack:
@@ -596,10 +597,12 @@ class _JobBuilder:
                     continue
                 parents = [p for p, _ in self.preds.get(node, ())]
                 if expanded or not parents:
-                    depth[node] = 1 + max((depth.get(p, 0) for p in parents), default=-1)
+                    visiting.discard(node)
+                    depth[node] = 1 + max((depth.get(p, -1) for p in parents), default=-1)
                     continue
+                visiting.add(node)
                 stack.append((node, True))
-                stack.extend((p, False) for p in parents if p not in depth)
+                stack.extend((p, False) for p in parents if p not in depth and p not in visiting)
         return depth
 
     # -- jobs --

@@ -1,0 +1,459 @@
+"""The solve-run worker: claims queued runs, solves them, stores (and maybe publishes) the result.
+
+Claiming is race-free on both backends and never starts a second run for a lab that already has
+one running:
+
+- PostgreSQL: the lab row is locked with ``SELECT ... FOR UPDATE SKIP LOCKED`` (a worker that finds
+  it locked tries another lab), then the run is switched by a compare-and-set ``UPDATE ... WHERE
+  status = 'queued' AND NOT EXISTS (a running run of the lab)``. Under READ COMMITTED that
+  statement sees every claim committed before the lock was granted.
+- SQLite: the same compare-and-set ``UPDATE`` is the transaction's first statement, so it takes
+  the database write lock and runs atomically.
+
+While a run solves, a heartbeat thread writes ``heartbeat_at`` and the latest progress every
+``worker_heartbeat_seconds`` in its own short transaction, and reads ``cancel_requested``; the
+solve's progress callback also writes progress (at most once a second) and stops the solve when
+a cancel was asked for. A run whose heartbeat is older than ``worker_stale_after_seconds`` belonged
+to a worker that died: it is re-queued while ``attempts < max_run_attempts``, failed after that.
+Every write a worker makes to a run it holds is a compare-and-set on (id, worker, attempt), so a
+worker that lost its run (re-queued as stale) can never overwrite another worker's result.
+
+A failed run records its error and leaves the published schedule untouched: storing and
+publishing happen in one transaction that rolls back as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Engine, exists, or_, select, update
+from sqlalchemy.orm import aliased
+
+from models import Lab, SolveRun
+from models.base import utcnow
+from scheduler.db import session_scope
+from scheduler.errors import DomainError
+from scheduler.planning.engine import solve_snapshot
+from scheduler.planning.loader import load_snapshot
+from scheduler.planning.publish import publish
+from scheduler.planning.runs import rows_changed
+from scheduler.planning.store import store_plan
+from scheduler.services import audit
+from scheduler.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+PROGRESS_WRITE_SECONDS = 1.0
+CANDIDATES = 20
+MAX_ERROR = 4000
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this worker holds: every later write is conditional on (run, worker, attempt)."""
+
+    run_id: int
+    lab_id: int
+    worker_id: str
+    attempt: int
+    mode: str
+    time_limit_seconds: int
+    auto_publish: bool
+    requested_by: str
+
+
+class RunCancelled(Exception):
+    """Raised from the progress callback to stop a solve whose run was cancelled or lost."""
+
+
+class RunLost(Exception):
+    """The run is no longer ours (re-queued as stale and claimed by another worker)."""
+
+
+def _ours(claim: Claim) -> ColumnElement[bool]:
+    return (
+        (SolveRun.id == claim.run_id)
+        & (SolveRun.status == "running")
+        & (SolveRun.worker_id == claim.worker_id)
+        & (SolveRun.attempts == claim.attempt)
+    )
+
+
+# ---- stale runs -----------------------------------------------------------------------------
+
+
+def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
+    """Re-queue (or fail, after too many attempts) runs whose worker stopped beating."""
+    settings = get_settings()
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.worker_stale_after_seconds)
+    stale_clause = or_(
+        SolveRun.heartbeat_at < cutoff,
+        SolveRun.heartbeat_at.is_(None) & (SolveRun.started_at < cutoff),
+    )
+    with session_scope(engine) as session:
+        stale = session.execute(
+            select(SolveRun.id, SolveRun.attempts, SolveRun.cancel_requested, SolveRun.worker_id)
+            .where(SolveRun.status == "running", stale_clause)
+            .order_by(SolveRun.id)
+        ).all()
+    handled: list[int] = []
+    for run_id, attempts, cancel_requested, worker in stale:
+        if cancel_requested:
+            status, error = "cancelled", f"cancelled; worker {worker} stopped responding"
+        elif attempts < settings.max_run_attempts:
+            status, error = "queued", f"re-queued: worker {worker} stopped responding"
+        else:
+            status = "failed"
+            error = f"worker {worker} stopped responding; gave up after {attempts} attempt(s)"
+        values: dict[str, object] = {"status": status, "error": error}
+        if status == "queued":
+            values.update(worker_id=None, heartbeat_at=None, started_at=None, progress=0.0)
+        else:
+            values.update(finished_at=now)
+        with session_scope(engine) as session:
+            result = session.execute(
+                update(SolveRun)
+                .where(SolveRun.id == run_id, SolveRun.status == "running", stale_clause)
+                .values(**values)
+            )
+            if rows_changed(result) == 1:
+                lab_id = session.scalar(select(SolveRun.lab_id).where(SolveRun.id == run_id))
+                audit.record(
+                    session,
+                    actor="worker",
+                    action=f"solve_run.stale.{status}",
+                    entity_type="solve_run",
+                    entity_id=run_id,
+                    lab_id=lab_id,
+                    after={"status": status, "error": error},
+                )
+                handled.append(run_id)
+                logger.warning("solve run %s: %s", run_id, error)
+    return handled
+
+
+# ---- claiming -------------------------------------------------------------------------------
+
+
+def claim_next(engine: Engine, worker_id: str, *, run_id: int | None = None) -> Claim | None:
+    """Claim the oldest queued run (or run ``run_id``) of a lab with nothing running."""
+    other = aliased(SolveRun)
+    busy = exists().where(other.lab_id == SolveRun.lab_id, other.status == "running")
+    query = select(SolveRun.id, SolveRun.lab_id).where(SolveRun.status == "queued", ~busy)
+    if run_id is not None:
+        query = query.where(SolveRun.id == run_id)
+    with session_scope(engine) as session:
+        candidates = session.execute(query.order_by(SolveRun.id).limit(CANDIDATES)).all()
+    tried_labs: set[int] = set()
+    for candidate_id, lab_id in candidates:
+        if lab_id in tried_labs:
+            continue
+        claim = _try_claim(engine, candidate_id, lab_id, worker_id)
+        if claim is not None:
+            return claim
+        tried_labs.add(lab_id)
+    return None
+
+
+def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Claim | None:
+    other = aliased(SolveRun)
+    now = utcnow()
+    with session_scope(engine) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            locked = session.execute(
+                select(Lab.id).where(Lab.id == lab_id).with_for_update(skip_locked=True)
+            ).first()
+            if locked is None:
+                return None
+        result = session.execute(
+            update(SolveRun)
+            .where(
+                SolveRun.id == run_id,
+                SolveRun.status == "queued",
+                ~exists().where(other.lab_id == lab_id, other.status == "running"),
+            )
+            .values(
+                status="running",
+                worker_id=worker_id,
+                started_at=now,
+                heartbeat_at=now,
+                progress=0.0,
+                attempts=SolveRun.attempts + 1,
+                error=None,
+            )
+        )
+        if rows_changed(result) != 1:
+            return None
+        run = session.execute(
+            select(
+                SolveRun.attempts,
+                SolveRun.mode,
+                SolveRun.time_limit_seconds,
+                SolveRun.auto_publish,
+                SolveRun.requested_by,
+            ).where(SolveRun.id == run_id)
+        ).one()
+        audit.record(
+            session,
+            actor=worker_id[:64],
+            action="solve_run.claim",
+            entity_type="solve_run",
+            entity_id=run_id,
+            lab_id=lab_id,
+            after={"status": "running", "worker": worker_id, "attempt": run.attempts},
+        )
+    logger.info("worker %s claimed solve run %s (attempt %s)", worker_id, run_id, run.attempts)
+    return Claim(
+        run_id=run_id,
+        lab_id=lab_id,
+        worker_id=worker_id,
+        attempt=run.attempts,
+        mode=run.mode,
+        time_limit_seconds=run.time_limit_seconds,
+        auto_publish=run.auto_publish,
+        requested_by=run.requested_by,
+    )
+
+
+# ---- heartbeat ------------------------------------------------------------------------------
+
+
+class Heartbeat:
+    """Keeps a claimed run alive and carries progress and cancellation between threads."""
+
+    def __init__(self, engine: Engine, claim: Claim, interval: float) -> None:
+        self.engine = engine
+        self.claim = claim
+        self.interval = interval
+        self.fraction = 0.0
+        self.objective: int | None = None
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._last_write = 0.0
+        self._thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-run-{claim.run_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.beat()
+
+    def beat(self) -> None:
+        """Write heartbeat and progress in a short transaction; learn of a cancel request."""
+        with self._lock:
+            try:
+                with session_scope(self.engine) as session:
+                    result = session.execute(
+                        update(SolveRun)
+                        .where(_ours(self.claim))
+                        .values(heartbeat_at=utcnow(), progress=min(1.0, max(0.0, self.fraction)))
+                    )
+                    if rows_changed(result) != 1:
+                        self.lost.set()
+                        return
+                    cancel = session.scalar(
+                        select(SolveRun.cancel_requested).where(SolveRun.id == self.claim.run_id)
+                    )
+                if cancel:
+                    self.cancelled.set()
+                self._last_write = time.monotonic()
+            except Exception:  # the database may be briefly unavailable; try again next beat
+                logger.exception("heartbeat of solve run %s failed", self.claim.run_id)
+
+    def report(self, fraction: float, objective: int) -> None:
+        """The solve's progress callback: record, write now and then, stop if cancelled."""
+        self.fraction, self.objective = fraction, objective
+        if time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS:
+            self.beat()
+        if self.cancelled.is_set() or self.lost.is_set():
+            raise RunCancelled(f"solve run {self.claim.run_id} was cancelled")
+
+    @property
+    def stopping(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+
+# ---- executing ------------------------------------------------------------------------------
+
+
+def _finish(engine: Engine, claim: Claim, status: str, error: str | None = None) -> bool:
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(SolveRun)
+            .where(_ours(claim))
+            .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), error=error)
+        )
+        if rows_changed(result) != 1:
+            return False
+        audit.record(
+            session,
+            actor=claim.worker_id[:64],
+            action=f"solve_run.{status}",
+            entity_type="solve_run",
+            entity_id=claim.run_id,
+            lab_id=claim.lab_id,
+            after={"status": status, "error": error},
+        )
+    return True
+
+
+def execute(
+    engine: Engine,
+    claim: Claim,
+    *,
+    policy: str = "cpsat",
+    now: datetime | None = None,
+) -> str:
+    """Solve a claimed run and record the outcome; returns the run's final status.
+
+    ``now`` fixes the planning time (tests, replays); by default it is the moment the solve starts.
+    """
+    settings = get_settings()
+    heartbeat = Heartbeat(engine, claim, settings.worker_heartbeat_seconds)
+    heartbeat.start()
+    try:
+        with session_scope(engine) as session:
+            lab = session.get(Lab, claim.lab_id)
+            if lab is None:
+                raise DomainError(f"lab {claim.lab_id} no longer exists")
+            snapshot, idmap = load_snapshot(session, lab, now or utcnow(), mode=claim.mode)
+        logger.info(
+            "solve run %s: lab %s, %d jobs, %d examiners, mode %s, %d s",
+            claim.run_id,
+            snapshot.lab,
+            len(snapshot.jobs),
+            len(snapshot.examiners),
+            claim.mode,
+            claim.time_limit_seconds,
+        )
+        plan = solve_snapshot(
+            snapshot,
+            time_limit=claim.time_limit_seconds,
+            policy=policy,
+            progress=heartbeat.report,
+        )
+        if heartbeat.stopping:
+            raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+        with session_scope(engine) as session:
+            # The run row first: the write lock on SQLite, and proof the run is still ours.
+            held = session.execute(
+                update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
+            )
+            if rows_changed(held) != 1:
+                raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
+            run = session.get(SolveRun, claim.run_id)
+            lab = session.get(Lab, claim.lab_id)
+            assert run is not None and lab is not None
+            if run.cancel_requested:
+                raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+            version = store_plan(session, lab, run, snapshot, plan, idmap)
+            if run.auto_publish and run.mode != "preview":
+                publish(session, version, actor=run.requested_by)
+            run.status, run.finished_at = "succeeded", utcnow()
+            run.objective, run.bound = plan.objective, plan.bound
+            audit.record(
+                session,
+                actor=claim.worker_id[:64],
+                action="solve_run.succeeded",
+                entity_type="solve_run",
+                entity_id=run.id,
+                lab_id=lab.id,
+                after={"status": "succeeded", "version": version.id},
+            )
+        logger.info("solve run %s succeeded: version %s", claim.run_id, version.id)
+        return "succeeded"
+    except RunCancelled:
+        heartbeat.stop()
+        return "cancelled" if _finish(engine, claim, "cancelled") else "lost"
+    except RunLost as exc:
+        logger.warning("%s", exc)
+        return "lost"
+    except Exception as exc:
+        heartbeat.stop()
+        message = exc.detail if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        logger.exception("solve run %s failed", claim.run_id)
+        return "failed" if _finish(engine, claim, "failed", message[:MAX_ERROR]) else "lost"
+    finally:
+        heartbeat.stop()
+
+
+def run_once(
+    engine: Engine,
+    worker_id: str,
+    *,
+    policy: str = "cpsat",
+    now: datetime | None = None,
+) -> bool:
+    """Re-queue stale runs, then claim and execute one queued run. False if there was none."""
+    requeue_stale(engine)
+    claim = claim_next(engine, worker_id)
+    if claim is None:
+        return False
+    execute(engine, claim, policy=policy, now=now)
+    return True
+
+
+def work(
+    engine: Engine,
+    worker_id: str,
+    stop_event: threading.Event,
+    *,
+    policy: str = "cpsat",
+    poll_seconds: float = POLL_SECONDS,
+) -> None:
+    """Execute runs until ``stop_event`` is set; sleeps ``poll_seconds`` when the queue is empty."""
+    logger.info("worker %s started", worker_id)
+    while not stop_event.is_set():
+        try:
+            busy = run_once(engine, worker_id, policy=policy)
+        except Exception:  # keep serving: a broken run is already marked failed
+            logger.exception("worker %s: unexpected error", worker_id)
+            busy = False
+        if not busy:
+            stop_event.wait(poll_seconds)
+    logger.info("worker %s stopped", worker_id)
+
+
+def start_embedded_worker(
+    engine: Engine, *, worker_id: str | None = None, policy: str = "cpsat"
+) -> Callable[[], None]:
+    """Run a worker in a daemon thread of this process (``labq serve``); returns its stop."""
+    stop_event = threading.Event()
+    ident = worker_id or f"embedded:{default_worker_id()}"
+    thread = threading.Thread(
+        target=work,
+        args=(engine, ident, stop_event),
+        kwargs={"policy": policy},
+        name="labq-embedded-worker",
+        daemon=True,
+    )
+    thread.start()
+
+    def stop(timeout: float = 30.0) -> None:
+        stop_event.set()
+        thread.join(timeout=timeout)
+
+    return stop
