@@ -229,7 +229,8 @@ def _print_lab(r: LabResult) -> None:
     console.print(
         f"  avoidable           optimizer {_number(r.avoidable)} vs {r.best_baseline} "
         f"{_number(r.baseline_avoidable)}: ratio {_number(r.ratio, 3)} "
-        f"(critical path {_number(r.critical_path)})"
+        f"(critical path {_number(r.critical_path)}; above our bound: ratio "
+        f"{_number(r.ratio_above_bound, 3)})"
     )
     console.print(
         f"  bound               {_number(r.bound)}  gap {_percent(r.gap)}  "

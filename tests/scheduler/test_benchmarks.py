@@ -134,6 +134,7 @@ def test_lab_result_compares_avoidable_tardiness() -> None:
     assert result.best_baseline == "priority"
     assert (result.avoidable, result.baseline_avoidable) == (200, 400)
     assert result.ratio == 0.5
+    assert result.ratio_above_bound == pytest.approx(100 / 300)
     assert result.gap == pytest.approx(1 / 3)
 
 
