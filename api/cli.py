@@ -8,7 +8,7 @@ import time
 import typer
 from rich.console import Console
 
-from api import cli_api
+from api import cli_api, cli_planning
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
@@ -16,6 +16,7 @@ app = typer.Typer(help="labq: forensic lab queue scheduler.", no_args_is_help=Tr
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 cli_api.register(app)
+cli_planning.register(app)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -36,8 +37,10 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
 
 @app.command()
-def demo() -> None:
-    """Seed a realistic demo lab into the configured database and print what is there."""
+def demo(
+    time_limit: int = typer.Option(20, min=1, max=600, help="Seconds for the demo solve."),
+) -> None:
+    """Seed a realistic demo lab, solve and publish its schedule, print a summary and a Gantt."""
     from scheduler.db import session_scope
     from scheduler.demo import seed_demo
     from scheduler.migrate import upgrade
@@ -58,6 +61,7 @@ def demo() -> None:
         f"  {summary.examiners} examiners, {summary.workstations} workstations, "
         f"{summary.cases} cases, {summary.devices} devices, {summary.jobs} jobs"
     )
+    cli_planning.demo_solve(time_limit)
     console.print(f"  done in {time.perf_counter() - started:.1f} s")
 
 

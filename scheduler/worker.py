@@ -41,7 +41,7 @@ from models import Lab, SolveRun
 from models.base import utcnow
 from scheduler.db import session_scope
 from scheduler.errors import DomainError
-from scheduler.planning.engine import solve_snapshot
+from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
 from scheduler.planning.publish import publish
 from scheduler.planning.runs import rows_changed
@@ -325,6 +325,7 @@ def execute(
     claim: Claim,
     *,
     policy: str = "cpsat",
+    workers: int | None = None,
     now: datetime | None = None,
 ) -> str:
     """Solve a claimed run and record the outcome; returns the run's final status.
@@ -353,6 +354,7 @@ def execute(
             snapshot,
             time_limit=claim.time_limit_seconds,
             policy=policy,
+            workers=workers or DEFAULT_WORKERS,
             progress=heartbeat.report,
         )
         if heartbeat.stopping:
@@ -398,6 +400,40 @@ def execute(
         return "failed" if _finish(engine, claim, "failed", message[:MAX_ERROR]) else "lost"
     finally:
         heartbeat.stop()
+
+
+def run_to_completion(
+    engine: Engine,
+    run_id: int,
+    worker_id: str,
+    *,
+    policy: str = "cpsat",
+    workers: int | None = None,
+    now: datetime | None = None,
+    poll_seconds: float = 0.5,
+    timeout_seconds: float = 24 * 3600,
+) -> str:
+    """Execute run ``run_id`` here, or wait while another worker does; returns its final status.
+
+    Used by ``labq reoptimize`` and the demo: the run goes through the same claim as any other,
+    so it waits while its lab has another run going.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        requeue_stale(engine)
+        claim = claim_next(engine, worker_id, run_id=run_id)
+        if claim is not None:
+            status = execute(engine, claim, policy=policy, workers=workers, now=now)
+            if status != "lost":
+                return status
+        with session_scope(engine) as session:
+            current = session.scalar(select(SolveRun.status).where(SolveRun.id == run_id))
+        if current is None:
+            raise DomainError(f"solve run {run_id} does not exist")
+        if current in ("succeeded", "failed", "cancelled"):
+            return current
+        time.sleep(poll_seconds)
+    return "timeout"
 
 
 def run_once(

@@ -3,9 +3,11 @@
 Computed from the snapshot the plan was solved on, so they describe exactly what was decided:
 
 - ``scheduled`` / ``unscheduled`` (by reason) / ``jobs``;
-- ``on_time_by_level``: per priority level, jobs whose planned end (or, beyond the horizon, their
-  forecast end) meets the due time; ``p1_on_time`` / ``p2_on_time`` are the rates of the two most
-  urgent levels (``None`` when the level has no work);
+- ``start_on_time_by_level``: per priority level, the cases not started yet whose first planned
+  (or forecast) start meets the level's target start (``received_at + target_start_hours``, the
+  SLA); ``p1_on_time`` / ``p2_on_time`` are these rates for the two most urgent levels (``None``
+  when the level has no such case); ``already_late`` counts cases past their target at the epoch;
+- ``jobs_on_time_by_level``: per level, jobs whose planned (or forecast) end meets their due time;
 - ``weighted_tardiness`` (the plan's tardiness term), ``objective``, ``bound`` and the relative
   ``gap`` between them;
 - ``exposure``: per examiner, planned and logged exposure per lab-local day and week against the
@@ -55,15 +57,41 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
             end = forecast[job.id].end
         if end is not None and (job.due is None or end <= job.due):
             level["on_time"] += 1
-    on_time = {
-        code: {**figures, "rate": _rate(figures["on_time"], figures["jobs"])}
-        for code, figures in sorted(levels.items(), key=lambda kv: idmap.level_rank.get(kv[0], 99))
-    }
-    by_rank = {rank: code for code, rank in idmap.level_rank.items()}
 
-    def level_rate(rank: int) -> float | None:
-        code = by_rank.get(rank)
-        return on_time[code]["rate"] if code in on_time else None
+    def rank(item: tuple[str, Any]) -> int:
+        return idmap.level_rank.get(item[0], 99)
+
+    jobs_on_time = {
+        code: {**figures, "rate": _rate(figures["on_time"], figures["jobs"])}
+        for code, figures in sorted(levels.items(), key=rank)
+    }
+    first_start: dict[str, int] = {}
+    for job in snapshot.jobs:
+        placed = assigned.get(job.id) or forecast.get(job.id)
+        if placed is not None:
+            first_start[job.case] = min(first_start.get(job.case, placed.start), placed.start)
+    cases: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"cases": 0, "on_time": 0, "already_late": 0}
+    )
+    for case, code in idmap.case_level.items():
+        if case in idmap.cases_started:
+            continue
+        figures = cases[code]
+        figures["cases"] += 1
+        if idmap.case_target_start.get(case, 0) < 0:
+            figures["already_late"] += 1  # past its target start before this plan began
+        start = first_start.get(case)
+        if start is not None and start <= idmap.case_target_start.get(case, start):
+            figures["on_time"] += 1
+    start_on_time = {
+        code: {**figures, "rate": _rate(figures["on_time"], figures["cases"])}
+        for code, figures in sorted(cases.items(), key=rank)
+    }
+    by_rank = {r: code for code, r in idmap.level_rank.items()}
+
+    def level_rate(level_rank: int) -> float | None:
+        code = by_rank.get(level_rank)
+        return start_on_time[code]["rate"] if code in start_on_time else None
 
     objective, bound = plan.objective, plan.bound
     gap = None
@@ -82,7 +110,8 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "bound": bound,
         "gap": gap,
         "solve_seconds": round(plan.solve_seconds, 3),
-        "on_time_by_level": on_time,
+        "start_on_time_by_level": start_on_time,
+        "jobs_on_time_by_level": jobs_on_time,
         "p1_on_time": level_rate(1),
         "p2_on_time": level_rate(2),
         "exposure": exposure_figures(snapshot, plan, idmap),

@@ -284,6 +284,9 @@ class IdMap:
     cases: dict[str, int] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
     job_level: dict[str, str] = field(default_factory=dict)
+    case_level: dict[str, str] = field(default_factory=dict)
+    case_target_start: dict[str, int] = field(default_factory=dict)  # minutes, may be < 0
+    cases_started: set[str] = field(default_factory=set)
     job_case: dict[int, int] = field(default_factory=dict)
     level_rank: dict[str, int] = field(default_factory=dict)
     excluded: list[Excluded] = field(default_factory=list)
@@ -649,7 +652,20 @@ class _JobBuilder:
             idmap.jobs[row.sid] = job_id
             idmap.cases[row.case.external_ref] = row.case.id
             idmap.job_level[row.sid] = row.level.code
+            idmap.case_level[row.case.external_ref] = row.level.code
+            target = row.case.received_at + timedelta(hours=row.level.target_start_hours)
+            idmap.case_target_start[row.case.external_ref] = self.timeline.floor(target)
             idmap.job_case[job_id] = row.case.id
+            if row.job.status == "in_progress":
+                idmap.cases_started.add(row.case.external_ref)
+        started = self.session.scalars(
+            select(Case.external_ref)
+            .join(Device, Device.case_id == Case.id)
+            .join(Job, Job.device_id == Device.id)
+            .where(Case.lab_id == self.lab.id, Case.status == "open", Job.status == "done")
+            .distinct()
+        )
+        idmap.cases_started.update(ref for ref in started if ref in idmap.case_level)
         return jobs
 
     def _job(

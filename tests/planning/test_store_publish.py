@@ -80,8 +80,9 @@ def test_a_stored_version_keeps_assignments_reasons_forecast_terms_and_kpis(sess
     assert kpis["scheduled"] == len(plan.assignments)
     assert kpis["jobs"] == len(snapshot.jobs)
     assert kpis["weighted_tardiness"] == plan.terms["tardiness"]
-    assert set(kpis["on_time_by_level"]) == {"P1", "P2", "P3", "P4"}
-    assert kpis["p1_on_time"] == kpis["on_time_by_level"]["P1"]["rate"]
+    assert set(kpis["jobs_on_time_by_level"]) == {"P1", "P2", "P3", "P4"}
+    assert kpis["start_on_time_by_level"]["P1"]["cases"] == 1
+    assert kpis["p1_on_time"] == kpis["start_on_time_by_level"]["P1"]["rate"]
     planned_exposure = sum(
         job.exposure
         for job in snapshot.jobs

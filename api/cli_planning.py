@@ -1,0 +1,356 @@
+"""Planning commands of the `labq` CLI: ``worker``, ``reoptimize`` and the demo's solve.
+
+``register(app)`` adds ``worker`` (executes queued solve runs until stopped) and ``reoptimize``
+(the nightly run: one full solve per lab, labs in parallel processes, a progress bar per lab, a
+summary, and a non-zero exit naming every lab that failed — each keeps its published schedule).
+``demo_solve`` is called by ``labq demo`` after seeding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from scheduler.planning.demo import DemoResult
+
+logger = logging.getLogger(__name__)
+console = Console()
+err_console = Console(stderr=True)
+
+GANTT_FILE = "labq-gantt.html"
+EXIT_FAILED = 1
+
+
+class Policy(StrEnum):
+    cpsat = "cpsat"
+    fifo = "fifo"
+    priority = "priority"
+    wsjf = "wsjf"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+    app.command("reoptimize")(reoptimize)
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+# ---- worker ---------------------------------------------------------------------------------
+
+
+def worker(
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="Worker name in runs and the audit trail.")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Execute at most one queued run, then exit.")
+    ] = False,
+    poll: Annotated[
+        float, typer.Option(min=0.1, max=60, help="Seconds between polls of an empty queue.")
+    ] = 1.0,
+    policy: Annotated[Policy, typer.Option(help="Optimizer or a dispatch baseline.")] = (
+        Policy.cpsat
+    ),
+) -> None:
+    """Execute queued solve runs (several workers may share a database)."""
+    import threading
+
+    from scheduler.db import get_engine
+    from scheduler.worker import default_worker_id, run_once, work
+
+    ident = worker_id or default_worker_id()
+    engine = get_engine()
+    if once:
+        did = run_once(engine, ident, policy=policy.value)
+        err_console.print("executed one run" if did else "no queued run")
+        return
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        err_console.print("stopping after the current run (signal again to abort it)")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    err_console.print(f"worker [cyan]{escape(ident)}[/cyan] waiting for solve runs")
+    work(engine, ident, stop, policy=policy.value, poll_seconds=poll)
+
+
+# ---- reoptimize -----------------------------------------------------------------------------
+
+
+def _execute_in_child(url: str, run_id: int, policy: str, workers: int) -> str:
+    """One lab's run, in its own process (spawned: nothing inherited but arguments)."""
+    from scheduler.db import make_engine
+    from scheduler.worker import default_worker_id, run_to_completion
+
+    logging.basicConfig(level=logging.WARNING)
+    engine = make_engine(url)
+    try:
+        return run_to_completion(
+            engine, run_id, f"reoptimize:{default_worker_id()}", policy=policy, workers=workers
+        )
+    finally:
+        engine.dispose()
+
+
+def reoptimize(
+    lab: Annotated[
+        list[str] | None, typer.Option("--lab", help="A lab code (repeat for several).")
+    ] = None,
+    all_labs: Annotated[bool, typer.Option("--all-labs", help="Every lab.")] = False,
+    publish: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="Publish each lab's new schedule.")
+    ] = False,
+    time_limit: Annotated[
+        int | None,
+        typer.Option(min=1, max=3600, help="Seconds per lab (default: the lab's setting)."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Labs solved at once (default: cores).")
+    ] = None,
+    policy: Annotated[Policy, typer.Option(help="Optimizer or a dispatch baseline.")] = (
+        Policy.cpsat
+    ),
+) -> None:
+    """Re-optimize labs (the nightly run): one full solve per lab, labs in parallel."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy import select
+
+    from models import Lab, ScheduleVersion, SolveRun
+    from scheduler.db import get_engine, session_scope
+    from scheduler.errors import DomainError
+    from scheduler.planning.runs import queue_run
+    from scheduler.services.labs import get_lab
+    from scheduler.settings import get_settings
+
+    if bool(lab) == all_labs:
+        raise _fail("name labs with --lab L (repeatable) or use --all-labs", 2)
+    engine = get_engine()
+    try:
+        with session_scope(engine) as session:
+            if all_labs:
+                labs = list(session.scalars(select(Lab).order_by(Lab.code)))
+            else:
+                labs = [get_lab(session, code) for code in dict.fromkeys(lab or [])]
+            if not labs:
+                raise DomainError("there are no labs to re-optimize")
+            runs = {
+                row.code: queue_run(
+                    session,
+                    row,
+                    actor="cli:reoptimize",
+                    mode="full",
+                    auto_publish=publish,
+                    time_limit_seconds=time_limit,
+                    reason="nightly re-optimization",
+                ).id
+                for row in labs
+            }
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+
+    cores = os.cpu_count() or 1
+    parallel = min(len(runs), jobs or cores)
+    solver_workers = max(1, cores // parallel)
+    url = get_settings().database_url
+    started = time.perf_counter()
+    outcome: dict[str, str] = {}
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with (
+        ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool,
+        Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as progress,
+    ):
+        tasks = {code: progress.add_task(code, total=1.0, status="queued") for code in runs}
+        futures: dict[str, Future[str]] = {
+            code: pool.submit(_execute_in_child, url, run_id, policy.value, solver_workers)
+            for code, run_id in runs.items()
+        }
+        while len(outcome) < len(futures):
+            for code, future in futures.items():
+                if code not in outcome and future.done():
+                    try:
+                        outcome[code] = future.result()
+                    except Exception as exc:  # the child died: its run will go stale
+                        outcome[code] = f"failed ({type(exc).__name__})"
+            with session_scope(engine) as session:
+                for code, run_id in runs.items():
+                    run = session.get(SolveRun, run_id)
+                    if run is None:
+                        continue
+                    done = run.status in ("succeeded", "failed", "cancelled")
+                    progress.update(
+                        tasks[code],
+                        completed=1.0 if done else run.progress,
+                        status=run.status,
+                    )
+            time.sleep(0.3)
+
+    table = Table(
+        "lab",
+        "status",
+        "scheduled",
+        "left for later",
+        "P1 on time",
+        "P2 on time",
+        "weighted tardiness",
+        "gap",
+        "published",
+        title=f"re-optimization of {len(runs)} lab(s) in {time.perf_counter() - started:.1f} s",
+    )
+    failed: list[str] = []
+    with session_scope(engine) as session:
+        for code, run_id in runs.items():
+            run = session.get(SolveRun, run_id)
+            assert run is not None
+            version = session.scalar(
+                select(ScheduleVersion)
+                .where(ScheduleVersion.solve_run_id == run_id)
+                .order_by(ScheduleVersion.id.desc())
+            )
+            if run.status != "succeeded" or version is None:
+                failed.append(code)
+                table.add_row(code, f"[red]{run.status}[/red]", *["-"] * 6, "kept previous")
+                if run.error:
+                    err_console.print(f"[red]{escape(code)}[/red]: {escape(run.error)}")
+                continue
+            k: dict[str, Any] = version.kpis
+            table.add_row(
+                code,
+                "[green]succeeded[/green]",
+                str(k.get("scheduled")),
+                str(k.get("unscheduled")),
+                _percent(k.get("p1_on_time")),
+                _percent(k.get("p2_on_time")),
+                f"{k.get('weighted_tardiness')}",
+                _percent(k.get("gap")),
+                f"version {version.id}" if version.is_current else "no",
+            )
+    console.print(table)
+    if failed:
+        raise _fail(
+            f"re-optimization failed for lab(s): {', '.join(failed)}; "
+            "they keep their published schedules"
+        )
+
+
+# ---- demo -----------------------------------------------------------------------------------
+
+
+def demo_solve(time_limit: int = 20, gantt_path: Path | None = None) -> None:
+    """Solve and publish the seeded demo lab, print its summary, write the Gantt page."""
+    from scheduler.db import get_engine
+    from scheduler.planning.demo import solve_and_publish_demo
+
+    console.print(f"  solving the demo lab ({time_limit} s, CP-SAT from the best dispatch plan)...")
+    result = solve_and_publish_demo(get_engine(), time_limit=time_limit)
+    if result.status != "succeeded":
+        raise _fail(f"the demo solve {result.status}: {result.error or 'no detail'}")
+    show_demo(result, console)
+    path = gantt_path or Path.cwd() / GANTT_FILE
+    if result.gantt_html is not None:
+        path.write_text(result.gantt_html, encoding="utf-8")
+        console.print(f"  Gantt chart written to [cyan]{escape(str(path))}[/cyan]")
+
+
+def show_demo(result: DemoResult, out: Console) -> None:
+    k = result.kpis
+    out.print(
+        f"  published schedule version [cyan]{result.version_id}[/cyan] (run {result.run_id}, "
+        f"{result.seconds:.1f} s): {k.get('scheduled')} jobs scheduled, "
+        f"{k.get('unscheduled')} left for later with a forecast and a reason; verified: "
+        "every hard rule holds"
+    )
+    levels = k.get("start_on_time_by_level", {})
+    on_time = []
+    for code in ("P1", "P2"):
+        figures = levels.get(code)
+        if figures:
+            late = figures.get("already_late", 0)
+            note = f", {late} already past target" if late else ""
+            on_time.append(
+                f"{code} started on time {figures['on_time']}/{figures['cases']} cases{note}"
+            )
+    out.print(
+        f"  {'; '.join(on_time) or 'no P1/P2 cases waiting'}; weighted tardiness "
+        f"{k.get('weighted_tardiness')}, gap to bound {_percent(k.get('gap'))}"
+    )
+
+    agenda = Table(title=f"Next working days per examiner ({result.timezone})", show_lines=False)
+    agenda.add_column("examiner")
+    agenda.add_column("day")
+    agenda.add_column("work (local time, references only)")
+    for ref in sorted(result.agenda):
+        name = result.examiner_names.get(ref, "")
+        for day, items in sorted(result.agenda[ref].items()):
+            text = "; ".join(
+                f"{i.start}-{i.end} {i.stage} {i.job.rsplit('/', 1)[0]} ({i.priority})"
+                + (f" exp {i.exposure_minutes}m" if i.exposure_minutes else "")
+                for i in items
+            )
+            agenda.add_row(f"{ref} {escape(name)}", f"{day:%a %d %b}", escape(text))
+    out.print(agenda)
+
+    backlog = Table(title="Backlog by priority (expected dates from the schedule and forecast)")
+    for column in ("priority", "cases", "open jobs", "started in horizon", "median finish"):
+        backlog.add_column(column)
+    backlog.add_column("latest finish")
+    for level in result.backlog.get("levels", []):
+        if not level["cases"]:
+            continue
+        median, latest = level["expected_finish_median"], level["expected_finish_latest"]
+        backlog.add_row(
+            level["priority"],
+            str(level["cases"]),
+            str(level["open_jobs"]),
+            str(level["cases_started_in_horizon"]),
+            f"{median:%Y-%m-%d}" if median else "-",
+            f"{latest:%Y-%m-%d}" if latest else "-",
+        )
+    out.print(backlog)
+
+    exposure = Table(title="Exposure per examiner: planned + already logged vs caps (minutes)")
+    for column in ("examiner", "worst day", "daily cap", "worst week", "weekly cap", "severity"):
+        exposure.add_column(column)
+    for ref, e in sorted(k.get("exposure", {}).items()):
+        worst_week = max((w["planned"] + w["logged"] for w in e.get("weeks", [])), default=0)
+        exposure.add_row(
+            ref,
+            str(e["max_day"]),
+            "none" if e["daily_cap"] is None else str(e["daily_cap"]),
+            str(worst_week),
+            "none" if e["weekly_cap"] is None else str(e["weekly_cap"]),
+            f"up to {e['max_severity']}",
+        )
+    out.print(exposure)
