@@ -144,12 +144,7 @@ def import_cases_route(body: ImportIn, ctx: CaseWriteCtx) -> ImportOut:
     Jobs name predecessors of the same case as ``"D1/acquire"`` (or ``"acquire"`` on the same
     device).
     """
-    result = import_cases(
-        ctx.session,
-        ctx.lab,
-        [c.model_dump() for c in body.cases],  # type: ignore[misc]
-        actor=ctx.actor,
-    )
+    result = import_cases(ctx.session, ctx.lab, body["cases"], actor=ctx.actor)
     return ImportOut(created=result.created, updated=result.updated, unchanged=result.unchanged)
 
 

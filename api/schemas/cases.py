@@ -7,9 +7,10 @@ short and non-identifying.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, ConfigDict, Field, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from api.deps import REF_PATTERN
 from api.schemas.common import (
@@ -185,23 +186,52 @@ class PinIn(Body):
 
 
 # --- import --------------------------------------------------------------------------------------
+# TypedDicts rather than models: validation yields plain dicts, about four times faster than
+# building and dumping 50,000 model objects for a 10,000-case import. Omitted fields take the
+# defaults of the single-resource bodies above (minutes 0, status open, no skills, ...).
+
+FORBID = ConfigDict(extra="forbid")
 
 
-class ImportJob(JobIn):
+@with_config(FORBID)
+class ImportJob(TypedDict):
     external_ref: Ref
+    stage: Stage
+    attended_minutes: NotRequired[Minutes]
+    machine_minutes: NotRequired[Minutes]
+    exposure_minutes: NotRequired[Minutes]
+    severity: NotRequired[Severity]
+    skills: NotRequired[Labels]
+    capabilities: NotRequired[Labels]
+    pools: NotRequired[Refs]
+    after: NotRequired[Annotated[list[JobPath], Field(max_length=200)]]
+    allowed_examiners: NotRequired[Refs]
+    workstation_minutes: NotRequired[Annotated[dict[Ref, Minutes], Field(max_length=64)]]
 
 
-class ImportDevice(DeviceIn):
+@with_config(FORBID)
+class ImportDevice(TypedDict):
     external_ref: Ref
-    jobs: Annotated[list[ImportJob], Field(max_length=200)] = []
+    kind: DeviceKind
+    arrived_at: AwareDatetime
+    size_gb: NotRequired[SizeGb | None]
+    locked: NotRequired[Flag]
+    jobs: NotRequired[Annotated[list[ImportJob], Field(max_length=200)]]
 
 
-class ImportCase(CaseIn):
+@with_config(FORBID)
+class ImportCase(TypedDict):
     external_ref: Ref
-    devices: Annotated[list[ImportDevice], Field(max_length=200)] = []
+    priority: Code
+    received_at: AwareDatetime
+    legal_deadline_at: NotRequired[AwareDatetime | None]
+    status: NotRequired[CaseStatus]
+    note: NotRequired[Note | None]
+    devices: NotRequired[Annotated[list[ImportDevice], Field(max_length=200)]]
 
 
-class ImportIn(Body):
+@with_config(FORBID)
+class ImportIn(TypedDict):
     cases: Annotated[list[ImportCase], Field(min_length=1, max_length=10_000)]
 
 

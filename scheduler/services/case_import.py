@@ -18,14 +18,16 @@ with all its devices and jobs.
 
 from __future__ import annotations
 
-import copy
+import gc
+import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict, TypeVar
+from typing import Any, NotRequired, TypedDict, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,35 +62,72 @@ T = TypeVar("T")
 class JobItem(TypedDict):
     external_ref: str
     stage: str
-    attended_minutes: int
-    machine_minutes: int
-    exposure_minutes: int
-    severity: int
-    skills: list[str]
-    capabilities: list[str]
-    pools: list[str]
-    after: list[str]
-    allowed_examiners: list[str]
-    workstation_minutes: dict[str, int]
+    attended_minutes: NotRequired[int]
+    machine_minutes: NotRequired[int]
+    exposure_minutes: NotRequired[int]
+    severity: NotRequired[int]
+    skills: NotRequired[list[str]]
+    capabilities: NotRequired[list[str]]
+    pools: NotRequired[list[str]]
+    after: NotRequired[list[str]]
+    allowed_examiners: NotRequired[list[str]]
+    workstation_minutes: NotRequired[dict[str, int]]
 
 
 class DeviceItem(TypedDict):
     external_ref: str
     kind: str
     arrived_at: datetime
-    size_gb: int | None
-    locked: bool
-    jobs: list[JobItem]
+    size_gb: NotRequired[int | None]
+    locked: NotRequired[bool]
+    jobs: NotRequired[list[JobItem]]
 
 
 class CaseItem(TypedDict):
+    """One case of an import; omitted fields take their defaults (see ``_complete``)."""
+
     external_ref: str
     priority: str
     received_at: datetime
-    legal_deadline_at: datetime | None
-    status: str
-    note: str | None
-    devices: list[DeviceItem]
+    legal_deadline_at: NotRequired[datetime | None]
+    status: NotRequired[str]
+    note: NotRequired[str | None]
+    devices: NotRequired[list[DeviceItem]]
+
+
+JOB_DEFAULTS: dict[str, Any] = {
+    "attended_minutes": 0,
+    "machine_minutes": 0,
+    "exposure_minutes": 0,
+    "severity": 0,
+}
+JOB_LIST_DEFAULTS = ("skills", "capabilities", "pools", "after", "allowed_examiners")
+
+
+def _complete(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The items with every omitted field filled in (plain dicts, new objects)."""
+    cases = []
+    for case in items:
+        devices = []
+        for device in case.get("devices", ()):
+            jobs = []
+            for job in device.get("jobs", ()):
+                full: dict[str, Any] = {**JOB_DEFAULTS, **job}
+                for key in JOB_LIST_DEFAULTS:
+                    full.setdefault(key, [])
+                full.setdefault("workstation_minutes", {})
+                jobs.append(full)
+            devices.append({"size_gb": None, "locked": False, **device, "jobs": jobs})
+        cases.append(
+            {
+                "legal_deadline_at": None,
+                "status": "open",
+                "note": None,
+                **case,
+                "devices": devices,
+            }
+        )
+    return cases
 
 
 @dataclass(frozen=True)
@@ -107,6 +146,26 @@ CASE_FIELDS = ("priority", "received_at", "legal_deadline_at", "status", "note")
 def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def _postgres(session: Session) -> bool:
+    return session.connection().dialect.name == "postgresql"
+
+
+def _member_of(session: Session, column: Any, values: Sequence[Any]) -> Iterator[Any]:
+    """``column IN values`` as one or more conditions, one query each.
+
+    PostgreSQL gets one ``= ANY(array)`` (a single parameter: psycopg parses a statement with
+    thousands of placeholders at real cost); other databases get IN lists of ``CHUNK`` values.
+    """
+    if not values:
+        return
+    if _postgres(session):
+        element = Integer() if isinstance(values[0], int) else String()
+        yield column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+        return
+    for chunk in _chunks(values):
+        yield column.in_(chunk)
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -156,7 +215,7 @@ class _Lookups:
 # --- validation of the payload on its own ---------------------------------------------------------
 
 
-def _validate(items: Sequence[CaseItem], refs: _Lookups) -> None:
+def _validate(items: Sequence[dict[str, Any]], refs: _Lookups) -> None:
     seen_cases: dict[str, int] = {}
     for i, case in enumerate(items):
         at = f"cases[{i}]"
@@ -200,7 +259,7 @@ def _validate(items: Sequence[CaseItem], refs: _Lookups) -> None:
                     ("allowed_examiners", refs.examiners, "examiner"),
                     ("workstation_minutes", refs.workstations, "workstation"),
                 ):
-                    values = job[key]  # type: ignore[literal-required]
+                    values = job[key]
                     for m, name in enumerate(values):
                         if name not in known:
                             where = f".{name}" if isinstance(values, dict) else f"[{m}]"
@@ -226,7 +285,7 @@ class _Stored:
 
 def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) -> _Stored:
     cases: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(refs):
+    for condition in _member_of(session, Case.external_ref, refs):
         for row in session.execute(
             select(
                 Case.id,
@@ -236,7 +295,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
                 Case.legal_deadline_at,
                 Case.status,
                 Case.note,
-            ).where(Case.lab_id == lab.id, Case.external_ref.in_(chunk))
+            ).where(Case.lab_id == lab.id, condition)
         ).mappings():
             cases[row["external_ref"]] = dict(row)
     case_ref_by_id = {row["id"]: ref for ref, row in cases.items()}
@@ -253,7 +312,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
     }
     devices: dict[int, tuple[str, str]] = {}  # device id -> (case ref, device ref)
     device_ids: dict[tuple[int, str], int] = {}
-    for case_chunk in _chunks(list(case_ref_by_id)):
+    for condition in _member_of(session, Device.case_id, list(case_ref_by_id)):
         for d in session.execute(
             select(
                 Device.id,
@@ -263,7 +322,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
                 Device.arrived_at,
                 Device.size_gb,
                 Device.locked,
-            ).where(Device.case_id.in_(case_chunk))
+            ).where(condition)
         ).mappings():
             case_ref = case_ref_by_id[d["case_id"]]
             devices[d["id"]] = (case_ref, d["external_ref"])
@@ -278,7 +337,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
     jobs: dict[int, dict[str, Any]] = {}
     job_place: dict[int, tuple[str, str, str]] = {}  # job id -> (case ref, device ref, job ref)
     job_ids: dict[tuple[int, str, str], int] = {}
-    for device_chunk in _chunks(list(devices)):
+    for condition in _member_of(session, Job.device_id, list(devices)):
         for j in session.execute(
             select(
                 Job.id,
@@ -289,7 +348,7 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
                 Job.machine_minutes,
                 Job.exposure_minutes,
                 Job.severity,
-            ).where(Job.device_id.in_(device_chunk))
+            ).where(condition)
         ).mappings():
             case_ref, device_ref = devices[j["device_id"]]
             job_place[j["id"]] = (case_ref, device_ref, j["external_ref"])
@@ -300,51 +359,32 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
             jobs[j["id"]] = node
             trees[case_ref]["devices"][device_ref]["jobs"][j["external_ref"]] = node
     job_list = list(jobs)
-    for job_chunk in _chunks(job_list):
-        for job_id, skill in session.execute(
-            select(JobSkill.job_id, JobSkill.skill).where(JobSkill.job_id.in_(job_chunk))
-        ):
-            jobs[job_id]["skills"].append(skill)
-        for job_id, capability in session.execute(
-            select(JobCapability.job_id, JobCapability.capability).where(
-                JobCapability.job_id.in_(job_chunk)
-            )
-        ):
-            jobs[job_id]["capabilities"].append(capability)
-        for job_id, pool_id in session.execute(
-            select(JobLicencePool.job_id, JobLicencePool.pool_id).where(
-                JobLicencePool.job_id.in_(job_chunk)
-            )
-        ):
-            jobs[job_id]["pools"].append(lookups.pool_names.get(pool_id, f"#{pool_id}"))
-        for job_id, examiner_id in session.execute(
-            select(JobAllowedExaminer.job_id, JobAllowedExaminer.examiner_id).where(
-                JobAllowedExaminer.job_id.in_(job_chunk)
-            )
-        ):
-            jobs[job_id]["allowed_examiners"].append(
-                lookups.examiner_refs.get(examiner_id, f"#{examiner_id}")
-            )
-        for job_id, ws_id, minutes in session.execute(
-            select(
-                JobWorkstationMinutes.job_id,
-                JobWorkstationMinutes.workstation_id,
-                JobWorkstationMinutes.machine_minutes,
-            ).where(JobWorkstationMinutes.job_id.in_(job_chunk))
-        ):
-            jobs[job_id]["workstation_minutes"][
-                lookups.workstation_refs.get(ws_id, f"#{ws_id}")
-            ] = minutes
-    for job_chunk in _chunks(job_list):
-        for job_id, pred_id in session.execute(
-            select(JobPredecessor.job_id, JobPredecessor.predecessor_id).where(
-                JobPredecessor.job_id.in_(job_chunk)
-            )
-        ):
-            place = job_place.get(pred_id)
-            if place is None or place[0] != job_place[job_id][0]:
-                continue  # a link outside the case is not part of the comparison
-            jobs[job_id]["after"].append(f"{place[1]}/{place[2]}")
+
+    def rows_of(job_column: Any, *columns: Any) -> Iterator[Any]:
+        for condition in _member_of(session, job_column, job_list):
+            yield from session.execute(select(job_column, *columns).where(condition))
+
+    for job_id, skill in rows_of(JobSkill.job_id, JobSkill.skill):
+        jobs[job_id]["skills"].append(skill)
+    for job_id, capability in rows_of(JobCapability.job_id, JobCapability.capability):
+        jobs[job_id]["capabilities"].append(capability)
+    for job_id, pool_id in rows_of(JobLicencePool.job_id, JobLicencePool.pool_id):
+        jobs[job_id]["pools"].append(lookups.pool_names.get(pool_id, f"#{pool_id}"))
+    for job_id, examiner_id in rows_of(JobAllowedExaminer.job_id, JobAllowedExaminer.examiner_id):
+        ref = lookups.examiner_refs.get(examiner_id, f"#{examiner_id}")
+        jobs[job_id]["allowed_examiners"].append(ref)
+    for job_id, ws_id, minutes in rows_of(
+        JobWorkstationMinutes.job_id,
+        JobWorkstationMinutes.workstation_id,
+        JobWorkstationMinutes.machine_minutes,
+    ):
+        ref = lookups.workstation_refs.get(ws_id, f"#{ws_id}")
+        jobs[job_id]["workstation_minutes"][ref] = minutes
+    for job_id, pred_id in rows_of(JobPredecessor.job_id, JobPredecessor.predecessor_id):
+        place = job_place.get(pred_id)
+        if place is None or place[0] != job_place[job_id][0]:
+            continue  # a link outside the case is not part of the comparison
+        jobs[job_id]["after"].append(f"{place[1]}/{place[2]}")
     for node in jobs.values():
         for key in ("skills", "capabilities", "pools", "allowed_examiners", "after"):
             node[key] = sorted(node[key])
@@ -356,8 +396,8 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
     )
 
 
-def _desired_job(job: JobItem, device_ref: str) -> dict[str, Any]:
-    node: dict[str, Any] = {f: job[f] for f in JOB_FIELDS}  # type: ignore[literal-required]
+def _desired_job(job: dict[str, Any], device_ref: str) -> dict[str, Any]:
+    node: dict[str, Any] = {f: job[f] for f in JOB_FIELDS}
     node["skills"] = sorted(set(job["skills"]))
     node["capabilities"] = sorted(set(job["capabilities"]))
     node["pools"] = sorted(set(job["pools"]))
@@ -367,8 +407,17 @@ def _desired_job(job: JobItem, device_ref: str) -> dict[str, Any]:
     return node
 
 
-def _merge(before: dict[str, Any] | None, case: CaseItem) -> dict[str, Any]:
-    tree = copy.deepcopy(before) if before is not None else {"devices": {}}
+def _merge(before: dict[str, Any] | None, case: dict[str, Any]) -> dict[str, Any]:
+    # Copy only the levels the payload overlays; job nodes are replaced, never changed in place.
+    if before is None:
+        tree: dict[str, Any] = {"devices": {}}
+    else:
+        tree = {
+            **before,
+            "devices": {
+                ref: {**node, "jobs": dict(node["jobs"])} for ref, node in before["devices"].items()
+            },
+        }
     tree["priority"] = case["priority"]
     tree["received_at"] = _instant(case["received_at"])
     tree["legal_deadline_at"] = _instant(case["legal_deadline_at"])
@@ -385,7 +434,7 @@ def _merge(before: dict[str, Any] | None, case: CaseItem) -> dict[str, Any]:
     return tree
 
 
-def _check_graph(index: int, case: CaseItem, tree: dict[str, Any]) -> None:
+def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> None:
     """Every predecessor exists in the case and the chain has no cycle."""
     where: dict[str, str] = {}
     for j, device in enumerate(case["devices"]):
@@ -438,26 +487,61 @@ def _check_graph(index: int, case: CaseItem, tree: dict[str, Any]) -> None:
 def _insert_returning(
     session: Session, model: Any, rows: list[dict[str, Any]], *key: Any
 ) -> dict[tuple[Any, ...], int]:
-    """Insert rows in batches; map each row's natural key to its new id."""
+    """Insert rows; map each row's natural key (``key`` columns) to its new id."""
     ids: dict[tuple[Any, ...], int] = {}
     if not rows:
         return ids
+    table = model.__table__
+    names = [k.key for k in key]
+    if _postgres(session):
+        new_ids = session.scalars(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": f'"{table.name}"', "n": len(rows)},
+        ).all()
+        for row, new_id in zip(rows, new_ids, strict=True):
+            row["id"] = new_id
+            ids[tuple(row[n] for n in names)] = new_id
+        _copy(session, table, rows)
+        return ids
+    columns = [table.c[n] for n in names]
     for chunk in _chunks(rows, 1000):
-        result = session.execute(insert(model).returning(model.id, *key), list(chunk))
-        for row in result:
-            ids[tuple(row[1:])] = row[0]
+        result = session.execute(insert(table).returning(table.c.id, *columns), list(chunk))
+        for returned in result:
+            ids[tuple(returned[1:])] = returned[0]
     return ids
 
 
 def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if _postgres(session):
+        _copy(session, model.__table__, rows)
+        return
     for chunk in _chunks(rows, 1000):
-        session.execute(insert(model), list(chunk))
+        session.execute(insert(model.__table__), list(chunk))
+
+
+def _copy(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: load rows with COPY, in the session's transaction (the fastest bulk path)."""
+    from psycopg import sql
+
+    columns = list(rows[0])
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
 
 
 def _delete_for_jobs(session: Session, model: Any, job_ids: Iterable[int]) -> None:
     ids = sorted(set(job_ids))
-    for chunk in _chunks(ids):
-        session.execute(delete(model).where(model.job_id.in_(chunk)))
+    for condition in _member_of(session, model.job_id, ids):
+        session.execute(delete(model).where(condition))
 
 
 _SET_MODELS: dict[str, Any] = {
@@ -501,16 +585,56 @@ def _set_rows(
             yield {"job_id": job_id, "predecessor_id": job_ids[(case_id, dev, jref)]}
 
 
+_pause_lock = threading.Lock()
+_pause_holders = 0
+_pause_resume = False
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while an import runs.
+
+    A 10,000-case import builds a few hundred thousand short-lived containers, and the collector's
+    full passes over the heap took half the import's time (measured: 9.9 s -> 5.9 s on
+    PostgreSQL). Reference counting still frees everything as usual; the collector resumes when
+    the last concurrent import ends.
+    """
+    global _pause_holders, _pause_resume
+    with _pause_lock:
+        if _pause_holders == 0:
+            _pause_resume = gc.isenabled()
+            gc.disable()
+        _pause_holders += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pause_holders -= 1
+            if _pause_holders == 0 and _pause_resume:
+                gc.enable()
+
+
 def import_cases(
-    session: Session, lab: Lab, items: Sequence[CaseItem], *, actor: str
+    session: Session, lab: Lab, items: Sequence[Mapping[str, Any]], *, actor: str
 ) -> ImportResult:
-    """Upsert ``items`` (cases with devices and jobs) into ``lab``; see the module docstring."""
+    """Upsert ``items`` (cases with devices and jobs) into ``lab``; see the module docstring.
+
+    Each item is shaped like ``CaseItem``; the HTTP layer has already checked types and bounds.
+    """
+    with _collector_paused():
+        return _import(session, lab, items, actor)
+
+
+def _import(
+    session: Session, lab: Lab, items: Sequence[Mapping[str, Any]], actor: str
+) -> ImportResult:
     lookups = _Lookups.load(session, lab)
-    _validate(items, lookups)
-    stored = _load(session, lab, [c["external_ref"] for c in items], lookups)
+    cases = _complete(items)
+    _validate(cases, lookups)
+    stored = _load(session, lab, [c["external_ref"] for c in cases], lookups)
     created = updated = unchanged = 0
-    plans: list[tuple[int, CaseItem, dict[str, Any] | None, dict[str, Any]]] = []
-    for index, case in enumerate(items):
+    plans: list[tuple[int, dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
+    for index, case in enumerate(cases):
         before = stored.case_trees.get(case["external_ref"])
         after = _merge(before, case)
         _check_graph(index, case, after)
@@ -535,7 +659,7 @@ def _write(
     lab: Lab,
     lookups: _Lookups,
     stored: _Stored,
-    plans: list[tuple[int, CaseItem, dict[str, Any] | None, dict[str, Any]]],
+    plans: list[tuple[int, dict[str, Any], dict[str, Any] | None, dict[str, Any]]],
     actor: str,
 ) -> None:
     now = utcnow()

@@ -222,3 +222,14 @@ def test_supervisor_may_import_but_auditor_may_not(client, keymaker, lab):
     auditor = keymaker.headers("auditor", lab=lab)
     assert post(client, supervisor, [case_payload("ROLE-1")]).status_code == 200
     assert post(client, auditor, [case_payload("ROLE-2")]).status_code == 403
+
+
+def test_the_garbage_collector_runs_again_after_imports(client, integration):
+    import gc
+
+    assert post(client, integration, [case_payload("GC-1")]).status_code == 200
+    assert gc.isenabled()
+    bad = case_payload("GC-2")
+    bad["priority"] = "P9"
+    assert post(client, integration, [bad]).status_code == 422
+    assert gc.isenabled()
