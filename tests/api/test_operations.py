@@ -57,7 +57,8 @@ def test_health_reports_an_unreachable_database():
     from api.app import create_app
     from scheduler.settings import Settings
 
-    app = create_app(Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    app = create_app(Settings(database_url=url, embedded_worker=False))
     with TestClient(app) as client:
         response = client.get("/health")
     assert response.status_code == 503
