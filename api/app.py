@@ -19,9 +19,22 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
-from api.routers import audit, cases, jobs, keys, labs, resources, system
+from api.routers import (
+    audit,
+    cases,
+    forecasts,
+    jobs,
+    keys,
+    labs,
+    reports,
+    resources,
+    schedules,
+    solve_runs,
+    system,
+)
 from scheduler.db import make_engine, session_factory
 from scheduler.settings import Settings, get_settings
+from scheduler.worker import start_embedded_worker
 
 API_VERSION = "1"
 DESCRIPTION = """\
@@ -181,7 +194,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_worker = start_embedded_worker(bound) if settings.embedded_worker else None
         yield
+        if stop_worker is not None:
+            stop_worker()
         if owned:
             bound.dispose()
 
@@ -209,6 +225,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(jobs.router)
     app.include_router(audit.router)
     app.include_router(keys.router)
+    app.include_router(solve_runs.router)
+    app.include_router(schedules.router)
+    app.include_router(forecasts.router)
+    app.include_router(reports.router)
 
     def openapi() -> dict[str, Any]:
         return _openapi(app)

@@ -191,14 +191,18 @@ def job_refs(session: Session, job_ids: Iterable[int]) -> dict[int, str]:
 
 
 def resource_refs(session: Session, lab: Lab) -> tuple[dict[int, str], dict[int, str]]:
-    examiners = dict(
-        session.execute(select(Examiner.id, Examiner.external_ref).where(Examiner.lab_id == lab.id))
-    )
-    workstations = dict(
-        session.execute(
+    examiners: dict[int, str] = {
+        row.id: row.external_ref
+        for row in session.execute(
+            select(Examiner.id, Examiner.external_ref).where(Examiner.lab_id == lab.id)
+        )
+    }
+    workstations: dict[int, str] = {
+        row.id: row.external_ref
+        for row in session.execute(
             select(Workstation.id, Workstation.external_ref).where(Workstation.lab_id == lab.id)
         )
-    )
+    }
     return examiners, workstations
 
 
@@ -324,6 +328,14 @@ def examiner_ical(
         calendar.add_component(event)
     feed: bytes = calendar.to_ical()
     return feed
+
+
+def case_job_ids(session: Session, case: Case) -> list[int]:
+    return list(
+        session.scalars(
+            select(Job.id).join(Device, Job.device_id == Device.id).where(Device.case_id == case.id)
+        )
+    )
 
 
 # ---- forecasts ------------------------------------------------------------------------------
@@ -460,13 +472,13 @@ def _bucket(age_days: float) -> str:
     return AGE_BUCKETS[-1][0]
 
 
-def _case_expectations(
-    session: Session, version: ScheduleVersion | None
+def case_expectations(
+    session: Session, version: ScheduleVersion | None, case_ids: Sequence[int] | None = None
 ) -> tuple[dict[int, datetime], dict[int, datetime]]:
     """Per case: the earliest expected start and the latest expected end of its open work."""
     first: dict[int, datetime] = {}
     last: dict[int, datetime] = {}
-    if version is None:
+    if version is None or (case_ids is not None and not case_ids):
         return first, last
     for table, start_col, end_col, version_col, job_col in (
         (
@@ -484,7 +496,7 @@ def _case_expectations(
             ForecastEntry.job_id,
         ),
     ):
-        rows = session.execute(
+        query = (
             select(Device.case_id, func.min(start_col), func.max(end_col))
             .select_from(table)
             .join(Job, job_col == Job.id)
@@ -492,6 +504,9 @@ def _case_expectations(
             .where(version_col == version.id, Job.status.in_(ACTIVE_JOB_STATUSES))
             .group_by(Device.case_id)
         )
+        if case_ids is not None:
+            query = query.where(Device.case_id.in_(case_ids))
+        rows = session.execute(query)
         for case_id, start, end in rows:
             start = _aware(start)
             end = _aware(end)
@@ -534,7 +549,7 @@ def backlog_report(
     session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
 ) -> dict[str, Any]:
     """Open cases by priority and age, with the schedule's expected dates."""
-    first, last = _case_expectations(session, version)
+    first, last = case_expectations(session, version)
     levels: dict[str, dict[str, Any]] = {}
     for level in lab.priority_levels:
         levels[level.code] = {
@@ -585,7 +600,7 @@ def sla_breaches(
     session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
 ) -> dict[str, Any]:
     """Open cases that miss (or already missed) their target start or their legal deadline."""
-    first, last = _case_expectations(session, version)
+    first, last = case_expectations(session, version)
     started = {
         case_id
         for (case_id,) in session.execute(
@@ -724,4 +739,80 @@ def utilization_report(session: Session, lab: Lab, version: ScheduleVersion) -> 
         ],
         "known_examiners": len(examiners),
         "known_workstations": len(workstations),
+    }
+
+
+# ---- recommendations ------------------------------------------------------------------------
+
+
+def recommendations(
+    session: Session, lab: Lab, job: Job, *, limit: int, now: datetime
+) -> dict[str, Any]:
+    """Best examiner/slot options for one job against the published schedule, cheapest first.
+
+    The published assignments still ahead are the plan every option is priced against (each
+    option moves only this job); ``cost_delta`` is the change of the lab's weighted objective.
+    """
+    from scheduler.core.plan import Assignment as PlanAssignment
+    from scheduler.core.plan import Plan, Unscheduled
+    from scheduler.core.recommend import recommend
+    from scheduler.errors import Conflict
+    from scheduler.planning.loader import load_snapshot
+
+    snapshot, idmap = load_snapshot(session, lab, now)
+    sid = next((s for s, db_id in idmap.jobs.items() if db_id == job.id), None)
+    if sid is None:
+        excluded = next((e for e in idmap.excluded if e.job_id == job.id), None)
+        why = f": {excluded.detail}" if excluded is not None else f" (status {job.status})"
+        raise Conflict(f"job {job.id} is not planned{why}")
+    jobs = {j.id: j for j in snapshot.jobs}
+    placed = tuple(
+        PlanAssignment(
+            p.job,
+            p.examiner,
+            p.workstation,
+            p.start,
+            p.start + jobs[p.job].duration_on(p.workstation),
+        )
+        for p in snapshot.previous
+        if p.job in jobs
+    )
+    placed_ids = {a.job for a in placed}
+    plan = Plan(
+        status="feasible",
+        objective=None,
+        bound=None,
+        solve_seconds=0.0,
+        assignments=placed,
+        unscheduled=tuple(
+            Unscheduled(j.id, "horizon_full") for j in snapshot.jobs if j.id not in placed_ids
+        ),
+    )
+    tl = idmap.timeline
+    current = next((a for a in placed if a.job == sid), None)
+    options = recommend(snapshot, plan, sid, limit)
+    return {
+        "job_id": job.id,
+        "job": sid,
+        "schedule_version": idmap.current_version_id,
+        "current": None
+        if current is None
+        else {
+            "examiner": current.examiner,
+            "workstation": current.workstation,
+            "starts_at": tl.at(current.start),
+            "ends_at": tl.at(current.end),
+        },
+        "kept": jobs[sid].pin is not None
+        or (current is not None and current.start < snapshot.frozen_until),
+        "options": [
+            {
+                "examiner": o.examiner,
+                "workstation": o.workstation,
+                "starts_at": tl.at(o.start),
+                "ends_at": tl.at(o.end),
+                "cost_delta": o.cost_delta,
+            }
+            for o in options
+        ],
     }

@@ -1,0 +1,136 @@
+"""Reports for supervisors and auditors: backlog by priority and age, SLA breaches, exposure per
+examiner and week (planned vs cap vs logged), utilization. Computed from the published schedule."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from api.deps import ReadCtx, lab_path
+from api.problems import problems
+from models import ScheduleVersion
+from models.base import utcnow
+from scheduler.planning import views
+from scheduler.planning.publish import current_version
+
+router = APIRouter(prefix="/labs/{lab}/reports", dependencies=[Depends(lab_path)], tags=["reports"])
+
+
+class BacklogLevel(BaseModel):
+    priority: str
+    name: str
+    cases: int
+    open_jobs: int
+    by_age: dict[str, int] = Field(description="Open cases by days since receipt.")
+    oldest_received_at: datetime | None
+    cases_started_in_horizon: int
+    expected_finish_median: datetime | None
+    expected_finish_latest: datetime | None
+    cases_without_expected_date: int
+
+
+class BacklogOut(BaseModel):
+    lab: str
+    as_of: datetime
+    schedule_version: int | None
+    levels: list[BacklogLevel]
+    total_cases: int
+    total_open_jobs: int
+
+
+class Breach(BaseModel):
+    case: str
+    priority: str
+    received_at: datetime
+    target_start_at: datetime
+    legal_deadline_at: datetime | None
+    expected_start: datetime | None
+    expected_finish: datetime | None
+    breaches: list[str] = Field(
+        description="target_start_passed, target_start_will_be_missed, legal_deadline_passed, "
+        "legal_deadline_at_risk."
+    )
+    overdue_hours: float
+
+
+class BreachesOut(BaseModel):
+    lab: str
+    as_of: datetime
+    schedule_version: int | None
+    count: int
+    by_priority: dict[str, int]
+    cases: list[Breach]
+
+
+class ExposureWeek(BaseModel):
+    week_of: date
+    planned: int
+    logged: int
+    weekly_cap: int | None
+    over_weekly_cap: bool
+    max_day: int = Field(description="Worst day of the week: planned + logged minutes.")
+    daily_cap: int | None
+    over_daily_cap: bool
+
+
+class ExaminerExposure(BaseModel):
+    examiner: str
+    active: bool
+    max_severity: int
+    weeks: list[ExposureWeek]
+
+
+class ExposureOut(BaseModel):
+    lab: str
+    schedule_version: int | None
+    examiners: list[ExaminerExposure]
+
+
+class UtilizationOut(BaseModel):
+    lab: str
+    schedule_version: int
+    horizon_start: str | None
+    horizon_end: str | None
+    examiner_share: float | None
+    examiners: list[dict[str, Any]]
+    workstations: list[dict[str, Any]]
+    known_examiners: int
+    known_workstations: int
+
+
+def _current(ctx: Any) -> ScheduleVersion | None:
+    return current_version(ctx.session, ctx.lab)
+
+
+@router.get("/backlog", responses=problems(404, 422))
+def backlog(ctx: ReadCtx) -> BacklogOut:
+    """Open cases by priority and age, with the expected finish from the published schedule."""
+    data = views.backlog_report(ctx.session, ctx.lab, _current(ctx), utcnow())
+    return BacklogOut.model_validate(data)
+
+
+@router.get("/sla-breaches", responses=problems(404, 422))
+def sla_breaches(ctx: ReadCtx) -> BreachesOut:
+    """Open cases past (or set to miss) their target start, or at risk on a legal deadline."""
+    data = views.sla_breaches(ctx.session, ctx.lab, _current(ctx), utcnow())
+    return BreachesOut.model_validate(data)
+
+
+@router.get("/exposure", responses=problems(404, 422))
+def exposure(
+    ctx: ReadCtx,
+    weeks: Annotated[int, Query(ge=1, le=8, description="Weeks ahead (plus last week).")] = 2,
+) -> ExposureOut:
+    """Exposure per examiner and week: planned (published) vs caps vs logged."""
+    data = views.exposure_report(ctx.session, ctx.lab, _current(ctx), weeks=weeks)
+    return ExposureOut.model_validate(data)
+
+
+@router.get("/utilization", responses=problems(404, 422))
+def utilization(ctx: ReadCtx) -> UtilizationOut:
+    """Planned attended time over availability per examiner; machine load per workstation."""
+    version = views.current_or_404(ctx.session, ctx.lab)
+    return UtilizationOut.model_validate(views.utilization_report(ctx.session, ctx.lab, version))

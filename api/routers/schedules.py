@@ -1,0 +1,457 @@
+"""Schedules: versions, publishing, diffs, views per examiner / workstation / case, and exports.
+
+``{version}`` is a version id or ``current`` (the lab's published schedule). Every view names jobs
+by reference only (``case/device/job``, stage, priority). An examiner key sees its own examiner's
+schedule and iCalendar feed and nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from api.deps import (
+    REF_PATTERN,
+    Context,
+    ManageCtx,
+    ReadCtx,
+    allow,
+    lab_path,
+    require_examiner_self,
+)
+from api.etag import IfNoneMatch, etag_of, not_modified
+from api.pagination import Page, PageDep, paginate
+from api.problems import problems
+from models import Examiner, ForecastEntry, ScheduleVersion, SolveRun, UnscheduledJob, Workstation
+from scheduler.planning import views
+from scheduler.planning.gantt import render_gantt
+from scheduler.planning.publish import diff as diff_versions
+from scheduler.planning.publish import publish
+from scheduler.services.casework import get_case
+from scheduler.services.resources import get_examiner, get_workstation
+
+router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["schedules"])
+
+SelfCtx = Annotated[Context, Depends(allow("admin", "supervisor", "auditor", "examiner"))]
+VersionRef = Annotated[
+    str,
+    Path(
+        pattern=r"^(current|[1-9][0-9]{0,17})$",
+        description="A schedule version id, or `current` for the published schedule.",
+        examples=["current"],
+    ),
+]
+VersionId = Annotated[int, Path(ge=1, le=2**62, description="A schedule version id.")]
+RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
+
+
+class VersionOut(BaseModel):
+    id: int
+    lab: str
+    solve_run: int | None
+    mode: str | None = Field(description="The run's mode: full, repair or preview.")
+    status: str = Field(description="optimal, feasible, infeasible or unknown.")
+    created_at: datetime
+    published_at: datetime | None
+    is_current: bool
+    epoch: datetime = Field(description="Start of the planning horizon.")
+    objective: int | None
+    bound: int | None
+    terms: dict[str, int]
+    kpis: dict[str, Any]
+    assignments: int
+    unscheduled: int
+
+
+class AssignmentOut(BaseModel):
+    job_id: int
+    job: str = Field(description="case/device/job references.")
+    case: str
+    device: str
+    stage: str
+    priority: str
+    examiner: str | None
+    workstation: str | None
+    starts_at: datetime
+    ends_at: datetime
+    attended_minutes: int
+    machine_minutes: int
+    exposure_minutes: int
+    severity: int
+
+
+class UnscheduledOut(BaseModel):
+    job_id: int
+    job: str
+    reason: str
+    detail: str
+    forecast_start: datetime | None
+    forecast_end: datetime | None
+
+
+class Placement(BaseModel):
+    examiner: str | None
+    workstation: str | None
+    starts_at: str
+    ends_at: str
+
+
+class DiffItem(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    job_id: int
+    job: str
+    changes: list[str]
+    from_: Placement | None = Field(alias="from")
+    to: Placement | None
+
+
+class DiffOut(BaseModel):
+    from_version: int | None
+    to_version: int | None
+    counts: dict[str, int]
+    moved: list[DiffItem]
+    added: list[DiffItem]
+    removed: list[DiffItem]
+
+
+class ExaminerScheduleOut(BaseModel):
+    examiner: str
+    display_name: str
+    version: int
+    timezone: str
+    assignments: list[AssignmentOut]
+    exposure: dict[str, Any] | None = Field(description="Planned exposure against the caps.")
+
+
+class ResourceScheduleOut(BaseModel):
+    workstation: str
+    name: str
+    version: int
+    timezone: str
+    assignments: list[AssignmentOut]
+
+
+class CaseScheduleOut(BaseModel):
+    case: str
+    version: int
+    timezone: str
+    assignments: list[AssignmentOut]
+    unscheduled: list[UnscheduledOut]
+
+
+def _resolve(ctx: Context, version: str) -> ScheduleVersion:
+    if version == "current":
+        return views.current_or_404(ctx.session, ctx.lab)
+    return views.get_version(ctx.session, ctx.lab, int(version))
+
+
+def version_out(ctx: Context, version: ScheduleVersion) -> VersionOut:
+    run = ctx.session.get(SolveRun, version.solve_run_id) if version.solve_run_id else None
+    kpis = version.kpis or {}
+    return VersionOut(
+        id=version.id,
+        lab=ctx.lab.code,
+        solve_run=version.solve_run_id,
+        mode=run.mode if run is not None else None,
+        status=version.status,
+        created_at=version.created_at,
+        published_at=version.published_at,
+        is_current=version.is_current,
+        epoch=version.epoch,
+        objective=version.objective,
+        bound=version.bound,
+        terms=version.terms or {},
+        kpis=kpis,
+        assignments=int(kpis.get("scheduled", 0)),
+        unscheduled=int(kpis.get("unscheduled", 0)),
+    )
+
+
+def assignment_out(row: views.PlacedJob) -> AssignmentOut:
+    return AssignmentOut(
+        job_id=row.job_id,
+        job=row.job,
+        case=row.case,
+        device=row.device,
+        stage=row.stage,
+        priority=row.priority,
+        examiner=row.examiner,
+        workstation=row.workstation,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        attended_minutes=row.attended_minutes,
+        machine_minutes=row.machine_minutes,
+        exposure_minutes=row.exposure_minutes,
+        severity=row.severity,
+    )
+
+
+def _unscheduled(
+    ctx: Context, version: ScheduleVersion, rows: list[UnscheduledJob]
+) -> list[UnscheduledOut]:
+    ids = [r.job_id for r in rows]
+    refs = views.job_refs(ctx.session, ids)
+    forecast = {
+        f.job_id: f
+        for f in ctx.session.scalars(
+            select(ForecastEntry).where(
+                ForecastEntry.schedule_version_id == version.id, ForecastEntry.job_id.in_(ids)
+            )
+        )
+    }
+    return [
+        UnscheduledOut(
+            job_id=r.job_id,
+            job=refs.get(r.job_id, f"#{r.job_id}"),
+            reason=r.reason,
+            detail=r.detail,
+            forecast_start=forecast[r.job_id].starts_at if r.job_id in forecast else None,
+            forecast_end=forecast[r.job_id].ends_at if r.job_id in forecast else None,
+        )
+        for r in rows
+    ]
+
+
+# ---- versions -------------------------------------------------------------------------------
+
+
+@router.get("/schedules", responses=problems(404, 422))
+def list_versions(ctx: ReadCtx, page: PageDep) -> Page[VersionOut]:
+    """Every schedule version of the lab (published or not), oldest first."""
+    rows, cursor = paginate(
+        ctx.session,
+        select(ScheduleVersion).where(ScheduleVersion.lab_id == ctx.lab.id),
+        ScheduleVersion.id,
+        page,
+    )
+    return Page[VersionOut](items=[version_out(ctx, v) for v in rows], next_cursor=cursor)
+
+
+@router.get("/schedules/{version}", responses={**problems(404, 422), **NOT_MODIFIED})
+def get_version(
+    version: VersionRef, ctx: ReadCtx, response: Response, if_none_match: IfNoneMatch = None
+) -> VersionOut:
+    """A version's summary: status, objective and bound, soft terms and KPIs."""
+    out = version_out(ctx, _resolve(ctx, version))
+    tag = etag_of(out)
+    if not_modified(if_none_match, tag):
+        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
+    response.headers["ETag"] = tag
+    return out
+
+
+@router.post("/schedules/{version_id}:publish", responses=problems(404, 409, 422))
+def publish_version(version_id: VersionId, ctx: ManageCtx) -> VersionOut:
+    """Make a version the lab's published schedule (a preview or a stale version is a 409)."""
+    version = views.get_version(ctx.session, ctx.lab, version_id)
+    return version_out(ctx, publish(ctx.session, version, actor=ctx.actor))
+
+
+@router.get("/schedules/{version}/diff", responses=problems(404, 422))
+def get_diff(
+    version: VersionRef,
+    ctx: ReadCtx,
+    against: Annotated[
+        int | None,
+        Query(
+            alias="from",
+            ge=1,
+            le=2**62,
+            description="The version to compare with (default: the one it replaced, or the "
+            "current published one for an unpublished version).",
+        ),
+    ] = None,
+) -> DiffOut:
+    """Assignments moved (examiner, workstation or start), added and removed between versions."""
+    target = _resolve(ctx, version)
+    if against is None and target.diff is not None:
+        stored = target.diff
+    else:
+        if against is not None:
+            base: ScheduleVersion | None = views.get_version(ctx.session, ctx.lab, against)
+        else:
+            base = ctx.session.scalar(
+                select(ScheduleVersion).where(
+                    ScheduleVersion.lab_id == ctx.lab.id, ScheduleVersion.is_current.is_(True)
+                )
+            )
+        stored = diff_versions(base, target)
+    return DiffOut.model_validate(views.readable_diff(ctx.session, ctx.lab, stored))
+
+
+@router.get("/schedules/{version}/assignments", responses=problems(404, 422))
+def list_assignments(
+    version: VersionRef,
+    ctx: ReadCtx,
+    starts_before: Annotated[datetime | None, Query(description="Only work starting before.")] = (
+        None
+    ),
+    ends_after: Annotated[datetime | None, Query(description="Only work ending after.")] = None,
+) -> list[AssignmentOut]:
+    """The version's assignments in start order, optionally within a time window."""
+    target = _resolve(ctx, version)
+    rows = views.placed_jobs(
+        ctx.session, target, starts_before=starts_before, ends_after=ends_after
+    )
+    return [assignment_out(r) for r in rows]
+
+
+@router.get("/schedules/{version}/unscheduled", responses=problems(404, 422))
+def list_unscheduled(
+    version: VersionRef,
+    ctx: ReadCtx,
+    page: PageDep,
+    reason: Annotated[str | None, Query(max_length=64, description="Only this reason.")] = None,
+) -> Page[UnscheduledOut]:
+    """Jobs the version leaves out, each with its reason and its forecast beyond the horizon."""
+    target = _resolve(ctx, version)
+    stmt = select(UnscheduledJob).where(UnscheduledJob.schedule_version_id == target.id)
+    if reason is not None:
+        stmt = stmt.where(UnscheduledJob.reason == reason)
+    rows, cursor = paginate(ctx.session, stmt, UnscheduledJob.job_id, page)
+    return Page[UnscheduledOut](items=_unscheduled(ctx, target, rows), next_cursor=cursor)
+
+
+# ---- views ----------------------------------------------------------------------------------
+
+
+@router.get("/schedules/{version}/examiners/{ref}", responses=problems(404, 422))
+def examiner_schedule(version: VersionRef, ref: RefPath, ctx: SelfCtx) -> ExaminerScheduleOut:
+    """One examiner's work in a version (an examiner key: only its own)."""
+    examiner = get_examiner(ctx.session, ctx.lab, ref)
+    require_examiner_self(ctx, examiner)
+    target = _resolve(ctx, version)
+    rows = views.placed_jobs(ctx.session, target, examiner_id=examiner.id)
+    return ExaminerScheduleOut(
+        examiner=examiner.external_ref,
+        display_name=examiner.display_name,
+        version=target.id,
+        timezone=ctx.lab.timezone,
+        assignments=[assignment_out(r) for r in rows],
+        exposure=(target.kpis or {}).get("exposure", {}).get(examiner.external_ref),
+    )
+
+
+@router.get("/schedules/{version}/workstations/{ref}", responses=problems(404, 422))
+def workstation_schedule(version: VersionRef, ref: RefPath, ctx: ReadCtx) -> ResourceScheduleOut:
+    workstation = get_workstation(ctx.session, ctx.lab, ref)
+    target = _resolve(ctx, version)
+    rows = views.placed_jobs(ctx.session, target, workstation_id=workstation.id)
+    return ResourceScheduleOut(
+        workstation=workstation.external_ref,
+        name=workstation.name,
+        version=target.id,
+        timezone=ctx.lab.timezone,
+        assignments=[assignment_out(r) for r in rows],
+    )
+
+
+@router.get("/schedules/{version}/cases/{ref}", responses=problems(404, 422))
+def case_schedule(version: VersionRef, ref: RefPath, ctx: ReadCtx) -> CaseScheduleOut:
+    case = get_case(ctx.session, ctx.lab, ref)
+    target = _resolve(ctx, version)
+    rows = views.placed_jobs(ctx.session, target, case_id=case.id)
+    job_ids = views.case_job_ids(ctx.session, case)
+    left = list(
+        ctx.session.scalars(
+            select(UnscheduledJob).where(
+                UnscheduledJob.schedule_version_id == target.id,
+                UnscheduledJob.job_id.in_(job_ids),
+            )
+        )
+    )
+    return CaseScheduleOut(
+        case=case.external_ref,
+        version=target.id,
+        timezone=ctx.lab.timezone,
+        assignments=[assignment_out(r) for r in rows],
+        unscheduled=_unscheduled(ctx, target, left),
+    )
+
+
+@router.get(
+    "/examiners/{ref}/schedule.ics",
+    responses={
+        **problems(404, 422),
+        200: {"content": {"text/calendar": {}}, "description": "iCalendar feed"},
+    },
+)
+def examiner_calendar(ref: RefPath, ctx: SelfCtx) -> Response:
+    """The examiner's published schedule as an iCalendar feed (subscribe from a calendar app)."""
+    examiner = get_examiner(ctx.session, ctx.lab, ref)
+    require_examiner_self(ctx, examiner)
+    target = views.current_or_404(ctx.session, ctx.lab)
+    rows = views.placed_jobs(ctx.session, target, examiner_id=examiner.id)
+    feed = views.examiner_ical(ctx.lab, examiner, rows, target.id)
+    return Response(
+        content=feed,
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'inline; filename="{ctx.lab.code}-{ref}.ics"'},
+    )
+
+
+@router.get(
+    "/schedules/{version}/export.csv",
+    responses={**problems(404, 422), 200: {"content": {"text/csv": {}}, "description": "CSV"}},
+)
+def export_csv(version: VersionRef, ctx: ReadCtx) -> Response:
+    """The version's assignments as CSV (lab-local times, references only)."""
+    target = _resolve(ctx, version)
+    rows = views.placed_jobs(ctx.session, target)
+    text = views.schedule_csv(rows, ZoneInfo(ctx.lab.timezone))
+    return Response(
+        content=text,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="{ctx.lab.code}-schedule-{target.id}.csv"'
+            )
+        },
+    )
+
+
+@router.get(
+    "/schedules/{version}/gantt",
+    responses={**problems(404, 422), 200: {"content": {"text/html": {}}, "description": "HTML"}},
+)
+def gantt_page(version: VersionRef, ctx: ReadCtx) -> HTMLResponse:
+    """A self-contained Gantt chart page of the version (examiners and workstations)."""
+    from scheduler.planning.demo import gantt_summary
+
+    target = _resolve(ctx, version)
+    rows = views.placed_jobs(ctx.session, target)
+    examiners = ctx.session.execute(
+        select(Examiner.external_ref, Examiner.display_name)
+        .where(Examiner.lab_id == ctx.lab.id, Examiner.active.is_(True))
+        .order_by(Examiner.external_ref)
+    ).all()
+    workstations = ctx.session.execute(
+        select(Workstation.external_ref, Workstation.name)
+        .where(Workstation.lab_id == ctx.lab.id, Workstation.active.is_(True))
+        .order_by(Workstation.external_ref)
+    ).all()
+    kpis = target.kpis or {}
+    end = datetime.fromisoformat(kpis["horizon_end"]) if kpis.get("horizon_end") else None
+    if end is None:
+        end = max((r.ends_at for r in rows), default=target.epoch)
+    state = "published" if target.is_current else "not published"
+    page = render_gantt(
+        title=f"labq - {ctx.lab.name} - schedule {target.id}",
+        subtitle=f"{state}; times in {ctx.lab.timezone}; references only",
+        timezone=ctx.lab.timezone,
+        start=target.epoch,
+        end=end,
+        rows=rows,
+        examiners=[(r, n) for r, n in examiners],
+        workstations=[(r, n) for r, n in workstations],
+        summary=gantt_summary(kpis),
+    )
+    return HTMLResponse(page)
