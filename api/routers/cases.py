@@ -169,11 +169,19 @@ def put_case(
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
 ) -> CaseOut:
-    """Create or replace a case's own fields (devices and jobs have their own routes)."""
+    """Create or replace a case's own fields (devices and jobs have their own routes).
+
+    A more urgent priority than the stored one is an escalation and is recorded as one.
+    """
     existing = _find_case(ctx, ref)
     current = etag_of(case_out(ctx.session, existing)) if existing is not None else None
     check_if_match(if_match, current)
     check_if_none_match(if_none_match, current)
+    if existing is not None:
+        stored = ctx.session.get(PriorityLevel, existing.priority_level_id)
+        wanted = get_level(ctx.session, ctx.lab, body.priority)
+        if stored is not None and wanted.rank < stored.rank:
+            casework.escalate_case(ctx.session, ctx.lab, existing, body.priority, ctx.actor)
     case = casework.upsert_case(
         ctx.session, ctx.lab, actor=ctx.actor, external_ref=ref, **body.model_dump()
     )

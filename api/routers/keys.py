@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import REF_PATTERN, AdminCtx, Context
+from api.deps import REF_PATTERN, AdminCtx, Context, OperateCtx
 from api.pagination import Page, PageDep, paginate
 from api.problems import problems
 from api.schemas.keys import KeyCreate, KeyCreated, KeyOut
@@ -64,7 +64,8 @@ def create_key(body: KeyCreate, ctx: AdminCtx) -> KeyCreated:
 
 
 @router.get("", responses=problems(422))
-def list_keys(ctx: AdminCtx, page: PageDep) -> Page[KeyOut]:
+def list_keys(ctx: OperateCtx, page: PageDep) -> Page[KeyOut]:
+    """Keys of the caller's scope (never their secrets). Admins and auditors."""
     stmt = select(ApiKey)
     if not ctx.principal.all_labs:
         stmt = stmt.where(ApiKey.lab_id == ctx.principal.lab_id)

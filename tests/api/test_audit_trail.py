@@ -43,6 +43,7 @@ MUTATIONS = [
     ("PUT", f"{L}/cases/C-1", CASE, "case.upsert"),
     ("PATCH", f"{L}/cases/C-1", {"note": "court date set"}, "case.upsert"),
     ("PUT", f"{L}/cases/C-2", CASE, "case.upsert"),
+    ("PUT", f"{L}/cases/C-2", {**CASE, "priority": "P3"}, "case.escalate"),
     ("POST", f"{L}/cases/C-1/links", {"case": "C-2"}, "case.link"),
     ("DELETE", f"{L}/cases/C-1/links/C-2", None, "case.unlink"),
     ("POST", f"{L}/cases/C-1/flags", {"kind": "classifier"}, "case.flag"),
@@ -120,7 +121,8 @@ def test_reads_write_no_audit_events(client, keys):
 def test_audit_events_filter_and_scope(client, keys, admin):
     _, auditor = keys
     escalations = client.get(f"{L}/audit-events?action=case.escalate", headers=auditor).json()
-    assert [e["action"] for e in escalations["items"]] == ["case.escalate"]
+    assert [e["action"] for e in escalations["items"]] == ["case.escalate"] * 2
+    assert len({e["entity_id"] for e in escalations["items"]}) == 2
     everywhere = client.get("/audit-events?action=lab.create&limit=500", headers=admin).json()
     assert LAB in {e["lab"] for e in everywhere["items"]}
     scoped = client.get("/audit-events?limit=500", headers=auditor).json()["items"]
