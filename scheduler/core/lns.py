@@ -46,10 +46,11 @@ BUILD_SECONDS_PER_JOB = 6e-5
 
 #: Neighbourhood models are small and solved many times: a light presolve leaves more of each
 #: short limit to search (measured on generated labs: about twice the gain per second).
+#: Do not add ``cp_model_probing_level: 0``: together with ``max_presolve_iterations: 1`` it
+#: crashes OR-Tools 9.15 (segmentation fault) on some neighbourhood models with two workers.
 LIGHT_PRESOLVE: dict[str, object] = {
     "symmetry_level": 0,
     "max_presolve_iterations": 1,
-    "cp_model_probing_level": 0,
 }
 
 
@@ -73,11 +74,24 @@ class SearchSettings:
 
 @dataclass
 class SearchOutcome:
+    """The best plan found, and how the search got there (per neighbourhood kind:
+    ``[tries, improvements, objective gained, seconds]``)."""
+
     placements: Placements
     objective: int
     iterations: int = 0
     improvements: int = 0
     history: list[tuple[float, int]] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Neighbourhood:
+    """Jobs to re-solve, optional start windows, optional resources they may move between."""
+
+    free: list[str]
+    windows: dict[str, Interval] = field(default_factory=dict)
+    allowed: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class _Index:
@@ -126,13 +140,17 @@ class _Search:
         self.index = _Index(snapshot, locked)
         self.rng = random.Random(settings.seed)
         self.size = float(settings.initial_size)
-        self.kinds: list[tuple[str, Callable[[int], tuple[list[str], dict[str, Interval]]]]] = [
+        # With a makespan, most neighbourhoods cannot shorten the latest end; they may still
+        # finish their jobs earlier, which is kept as progress (see ``build_model(tie_break)``).
+        self.tie_break = snapshot.objective == "makespan"
+        self.kinds: list[tuple[str, Callable[[int], Neighbourhood]]] = [
             ("time", self._time_window),
             ("resources", self._resource_group),
             ("costly", self._costly),
             ("cases", self._cases),
         ]
-        self.kind_score = dict.fromkeys((k for k, _ in self.kinds), 1.0)
+        # Objective gained per second, per kind (moving average); None until first tried.
+        self.kind_rate: dict[str, float | None] = dict.fromkeys((k for k, _ in self.kinds))
 
     # -- neighbourhoods -------------------------------------------------------------------
 
@@ -166,7 +184,7 @@ class _Search:
         picks.sort()
         return [j for _, j in picks[:limit]]
 
-    def _time_window(self, size: int) -> tuple[list[str], dict[str, Interval]]:
+    def _time_window(self, size: int) -> Neighbourhood:
         """A stretch of time: every job starting in it, plus left-out jobs that could fit."""
         placed = self._scheduled()
         if not placed:
@@ -180,10 +198,9 @@ class _Search:
             hi = self.snapshot.horizon
         free = {j for _, j in block}
         free.update(self._insertable(free, size - len(free), lo, hi))
-        windows = dict.fromkeys(free, (lo, hi))
-        return sorted(free), windows
+        return Neighbourhood(sorted(free), dict.fromkeys(free, (lo, hi)))
 
-    def _resource_group(self, size: int) -> tuple[list[str], dict[str, Interval]]:
+    def _resource_group(self, size: int) -> Neighbourhood:
         """A few examiners or workstations that can swap work, over a stretch of time."""
         resources = [r for r, jobs in self.index.jobs_of_resource.items() if jobs]
         if not resources:
@@ -217,9 +234,19 @@ class _Search:
         group_jobs = {j for r in group for j in self.index.jobs_of_resource[r]}
         extra = [j for j in self._insertable(free, 4 * size, lo, hi) if j in group_jobs]
         free.update(extra[: size - len(free)])
-        return sorted(free), {}
+        # The group swaps work among itself: a job keeps its other resource (if any) but may
+        # move between the group's examiners or workstations.
+        allowed: dict[str, frozenset[str]] = {}
+        members = set(group)
+        for j in free:
+            a = self.placements.get(j)
+            own = set()
+            if a is not None:
+                own = {f"e:{a.examiner}", f"w:{a.workstation}"}
+            allowed[j] = frozenset(members | own)
+        return Neighbourhood(sorted(free), allowed=allowed)
 
-    def _costly(self, size: int) -> tuple[list[str], dict[str, Interval]]:
+    def _costly(self, size: int) -> Neighbourhood:
         """The jobs costing most, and the jobs holding their resources before them."""
         costs: list[tuple[int, str]] = []
         for job_id in self.index.movable:
@@ -257,9 +284,9 @@ class _Search:
                     if job.release <= start < until and len(free) < size:
                         if self.index.jobs[other].weight <= weight:
                             free.add(other)
-        return sorted(free), {}
+        return Neighbourhood(sorted(free))
 
-    def _cases(self, size: int) -> tuple[list[str], dict[str, Interval]]:
+    def _cases(self, size: int) -> Neighbourhood:
         """Every job of a few cases (continuity, chains), plus left-out ones that could fit."""
         cases = list(self.index.by_case)
         self.rng.shuffle(cases)
@@ -279,19 +306,26 @@ class _Search:
             )
             if ok or self.placements.get(j) is not None:
                 keep.add(j)
-        return sorted(keep), {}
+        return Neighbourhood(sorted(keep))
 
-    def _insert_only(self, size: int) -> tuple[list[str], dict[str, Interval]]:
+    def _insert_only(self, size: int) -> Neighbourhood:
         free = set(self._insertable(set(), size, 0, self.snapshot.horizon))
-        return sorted(free), {}
+        return Neighbourhood(sorted(free))
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def _pick_kind(self) -> tuple[str, Callable[[int], tuple[list[str], dict[str, Interval]]]]:
-        total = sum(self.kind_score.values())
-        x = self.rng.random() * total
+    def _pick_kind(self) -> tuple[str, Callable[[int], Neighbourhood]]:
+        """Untried kinds first, then at random in proportion to what each has been gaining per
+        second lately (never below a tenth of the best, so every kind keeps being tried)."""
         for name, fn in self.kinds:
-            x -= self.kind_score[name]
+            if self.kind_rate[name] is None:
+                return name, fn
+        rates = {k: r or 0.0 for k, r in self.kind_rate.items()}
+        best = max(rates.values())
+        weights = {k: max(r, 0.1 * best) + 1e-9 for k, r in rates.items()}
+        x = self.rng.random() * sum(weights.values())
+        for name, fn in self.kinds:
+            x -= weights[name]
             if x <= 0:
                 return name, fn
         return self.kinds[-1]
@@ -314,12 +348,22 @@ class _Search:
                 break
             iteration += 1
             kind, make = self._pick_kind()
-            free, windows = make(int(self.size))
+            tried = time.monotonic()
+            clock_before = estimated
+            hood = make(int(self.size))
+            free = hood.free
             if not free:
                 continue
-            fixed = {j: a for j, a in self.placements.items() if j not in set(free)}
+            free_set = set(free)
+            fixed = {j: a for j, a in self.placements.items() if j not in free_set}
             ctx = build_model(
-                self.snapshot, free, fixed, start_windows=windows, balance_scope=self.balance_scope
+                self.snapshot,
+                free,
+                fixed,
+                start_windows=hood.windows,
+                allowed=hood.allowed,
+                balance_scope=self.balance_scope,
+                tie_break=self.tie_break,
             )
             add_hint(ctx, {j: a for j in free if (a := self.placements[j]) is not None})
             solver = cp_model.CpSolver()
@@ -338,13 +382,24 @@ class _Search:
                 params.max_time_in_seconds = max(0.05, min(s.sub_limit, deadline - now))
             status = solver.solve(ctx.model)
             estimated += solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
-            improved = False
+            stats = outcome.by_kind.setdefault(kind, [0, 0, 0, 0.0])
+            stats[0] += 1
+            gained_before = stats[2]
             if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                value = round(solver.objective_value)
-                if value < self.objective:
+                value, compacted = divmod(round(solver.objective_value), ctx.tie_scale)
+                before = sum(
+                    a.end
+                    if (a := self.placements[j]) is not None
+                    else unassigned_end(self.snapshot, self.index.jobs[j])
+                    for j in free
+                )
+                if value < self.objective or (
+                    self.tie_break and value == self.objective and compacted < before
+                ):
+                    stats[1] += 1
+                    stats[2] += self.objective - value
                     self.placements.update(read_solution(ctx, solver))
                     self.objective = value
-                    improved = True
                     outcome.improvements += 1
                     outcome.history.append((time.monotonic() - started, value))
                     if self.progress is not None:
@@ -356,7 +411,14 @@ class _Search:
                 self.size = min(s.max_size, self.size * 1.08 + 1)
             else:
                 self.size = max(s.min_size, self.size * 0.93)
-            self.kind_score[kind] = 0.8 * self.kind_score[kind] + (1.0 if improved else 0.1)
+            spent = time.monotonic() - tried
+            stats[3] += spent
+            if s.deterministic:
+                spent = estimated - clock_before
+            gain = stats[2] - gained_before
+            rate = gain / max(spent, 1e-3)
+            old = self.kind_rate[kind]
+            self.kind_rate[kind] = rate if old is None else 0.7 * old + 0.3 * rate
             log.debug(
                 "lns %d %s free=%d status=%s obj=%d size=%.0f",
                 iteration,

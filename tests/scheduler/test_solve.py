@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from strategies import random_snapshots
@@ -11,7 +14,7 @@ import scheduler.core.solve as solve_module
 from scheduler.core.dispatch import dispatch
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import FEASIBLE, INFEASIBLE, OPTIMAL, Assignment, Plan
-from scheduler.core.snapshot import Snapshot
+from scheduler.core.snapshot import Snapshot, load_snapshot
 from scheduler.core.solve import SolveConfig, solve
 from scheduler.core.verify import verify
 from scheduler.generate import generate_lab
@@ -120,3 +123,21 @@ def test_generated_lab_is_improved_and_deterministic_with_one_worker() -> None:
 def test_every_solved_random_lab_passes_the_verifier(snapshot: Snapshot) -> None:
     plan = solve(snapshot, SolveConfig(time_limit=1, workers=1))
     check(snapshot, plan)
+
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name.removesuffix(".snapshot.json") for p in GOLDEN.glob("*.snapshot.json"))
+)
+def test_golden_snapshots_replay_to_the_recorded_result(name: str) -> None:
+    """Snapshots that once mattered, replayed: same status, objective, terms and reasons."""
+    snapshot = load_snapshot(GOLDEN / f"{name}.snapshot.json")
+    expected = json.loads((GOLDEN / f"{name}.expected.json").read_text())
+    plan = solve(snapshot, SolveConfig(time_limit=5, workers=1))
+    check(snapshot, plan)
+    assert plan.status == expected["status"]
+    assert plan.objective == expected["objective"]
+    assert dict(plan.terms) == expected["terms"]
+    assert {u.job: u.reason for u in plan.unscheduled} == expected["unscheduled"]

@@ -48,6 +48,7 @@ class JobVars:
     end_var: cp_model.IntVar | None = None
     size_var: cp_model.IntVar | None = None
     late: cp_model.IntVar | None = None
+    finish: cp_model.IntVar | None = None
     kept: cp_model.IntVar | None = None
 
 
@@ -76,6 +77,12 @@ class ModelContext:
         local).
     forced:
         Free jobs that must be scheduled.
+    allowed:
+        Optional per free job: the only examiners/workstations (``"e:<id>"``, ``"w:<id>"``) it
+        may use (a neighbourhood that swaps work inside a group of resources).
+    tie_break:
+        Also minimise, below the plan's objective, the sum of the free jobs' ends (a left-out
+        job counts its horizon charge); see ``costs.add_objective``.
     balance_scope:
         Examiners the balance term spreads over; defaults to those of ``snapshot`` (pass the full
         snapshot's when ``snapshot`` holds only the candidate jobs, so the numbers agree).
@@ -89,7 +96,9 @@ class ModelContext:
         *,
         start_windows: Mapping[str, Interval] | None = None,
         forced: frozenset[str] = frozenset(),
+        allowed: Mapping[str, frozenset[str]] | None = None,
         balance_scope: Sequence[str] | None = None,
+        tie_break: bool = False,
     ) -> None:
         self.snapshot = snapshot
         self.model = cp_model.CpModel()
@@ -105,7 +114,11 @@ class ModelContext:
             raise ValueError(f"jobs neither free nor fixed: {missing[:5]}")
         self.start_windows: dict[str, Interval] = dict(start_windows or {})
         self.forced = forced
+        self.allowed: dict[str, frozenset[str]] = dict(allowed or {})
+        self.tie_break = tie_break
+        self.tie_scale = 1  # objective value = tie_scale * plan objective + sum of free ends
         self.horizon = snapshot.horizon
+        self.day_starts = [a for a, _ in snapshot.days]
         if balance_scope is None:
             balance_scope = [e.id for e in exposure_examiners(snapshot)]
         self.balance_scope: list[str] = list(balance_scope)

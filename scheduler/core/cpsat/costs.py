@@ -214,4 +214,23 @@ def add_objective(ctx: ModelContext) -> None:
         expr.append(weight * term.expr)
         constant += weight * term.constant
     ctx.objective_constant = constant
-    ctx.model.minimize(sum(expr) + constant)
+    if not ctx.tie_break:
+        ctx.model.minimize(sum(expr) + constant)
+        return
+    # Among plans of equal cost prefer the one that ends its jobs earliest: a neighbourhood that
+    # cannot shorten the latest end can still compact the plan and open the way for the next.
+    ends: list[cp_model.LinearExprT] = []
+    total = 0
+    for job_id in ctx.free:
+        jv = ctx.vars[job_id]
+        if not jv.start_domain:
+            continue
+        charge = _charge(ctx, job_id)
+        finish = ctx.model.new_int_var(0, charge, f"finish[j={job_id}]")
+        ctx.model.add(finish >= jv.end).only_enforce_if(jv.present)
+        ctx.model.add(finish >= charge).only_enforce_if(jv.present.Not())
+        jv.finish = finish
+        ends.append(finish)
+        total += charge
+    ctx.tie_scale = total + 1
+    ctx.model.minimize(cp_model.LinearExpr.sum([ctx.tie_scale * (sum(expr) + constant), *ends]))

@@ -13,11 +13,18 @@ from scheduler.core.eligibility import caps_allow, eligible_examiners, eligible_
 
 
 def add_eligibility(ctx: ModelContext) -> None:
-    """Rule 1: list the eligible examiners and workstations of every free job."""
+    """Rule 1: list the eligible examiners and workstations of every free job.
+
+    A neighbourhood may narrow the list further (``ctx.allowed``); that only shrinks the search.
+    """
     snap = ctx.snapshot
     for job_id in ctx.free:
         job = ctx.jobs[job_id]
-        ctx.examiner_options[job_id] = [
-            e.id for e in eligible_examiners(snap, job) if caps_allow(job, e)
-        ]
-        ctx.workstation_options[job_id] = [w.id for w in eligible_workstations(snap, job)]
+        examiners = [e.id for e in eligible_examiners(snap, job) if caps_allow(job, e)]
+        workstations = [w.id for w in eligible_workstations(snap, job)]
+        allowed = ctx.allowed.get(job_id)
+        if allowed is not None:
+            examiners = [e for e in examiners if f"e:{e}" in allowed]
+            workstations = [w for w in workstations if f"w:{w}" in allowed]
+        ctx.examiner_options[job_id] = examiners
+        ctx.workstation_options[job_id] = workstations

@@ -8,6 +8,7 @@ could land there fits) get no constraint at all, which keeps neighbourhood model
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 
 from ortools.sat.python import cp_model
@@ -30,11 +31,16 @@ def start_day_literal(ctx: ModelContext, jv: JobVars, day: int) -> cp_model.IntV
 
 def possible_days(ctx: ModelContext, jv: JobVars) -> list[int]:
     """Days on which the job's start domain has a value."""
-    out: list[int] = []
-    for d, (a, b) in enumerate(ctx.snapshot.days):
-        if any(lo < b and hi >= a for lo, hi in jv.start_domain):
-            out.append(d)
-    return out
+    days = ctx.snapshot.days
+    starts = ctx.day_starts
+    out: set[int] = set()
+    for lo, hi in jv.start_domain:
+        d = max(0, bisect_right(starts, lo) - 1)
+        while d < len(days) and days[d][0] <= hi:
+            if days[d][1] > lo:
+                out.add(d)
+            d += 1
+    return sorted(out)
 
 
 def _make_start_days(ctx: ModelContext, jv: JobVars) -> None:

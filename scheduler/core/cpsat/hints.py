@@ -25,7 +25,6 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
     def put(var: cp_model.IntVar, value: int) -> None:
         if var.index not in values:
             values[var.index] = value
-            model.add_hint(var, value)
 
     def lowest(var: cp_model.IntVar) -> int:
         return int(proto_vars[var.index].domain[0])
@@ -51,6 +50,8 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
                 put(lit, 0)
             if jv.late is not None:
                 put(jv.late, 0)
+            if jv.finish is not None:
+                put(jv.finish, obj.unassigned_end(snap, jv.job))
             if jv.kept is not None:
                 put(jv.kept, 0)
             continue
@@ -77,6 +78,8 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
             put(jv.late, max(0, a.start + duration - due))
         if jv.kept is not None:
             put(jv.kept, int(_kept(ctx, job_id, a)))
+        if jv.finish is not None:
+            put(jv.finish, a.start + duration)
 
     for (job_id, e, d), lit in ctx.exposed.items():
         a = chosen.get(job_id)
@@ -108,6 +111,10 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
     for extra, base, used in ctx.continuity.values():
         count = base + sum(values.get(u.index, 0) for u in used)
         put(extra, max(0, count - 1))
+
+    hint = model.proto.solution_hint
+    hint.vars.extend(values.keys())
+    hint.values.extend(values.values())
 
 
 def _kept(ctx: ModelContext, job_id: str, a: Assignment) -> bool:

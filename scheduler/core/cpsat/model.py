@@ -53,7 +53,9 @@ def build_model(
     *,
     start_windows: Mapping[str, Interval] | None = None,
     forced: frozenset[str] = frozenset(),
+    allowed: Mapping[str, frozenset[str]] | None = None,
     balance_scope: Sequence[str] | None = None,
+    tie_break: bool = False,
 ) -> ModelContext:
     """Build the model over ``free`` jobs with every other job held at ``fixed``."""
     ctx = ModelContext(
@@ -62,7 +64,9 @@ def build_model(
         fixed,
         start_windows=start_windows,
         forced=forced,
+        allowed=allowed,
         balance_scope=balance_scope,
+        tie_break=tie_break,
     )
     primary = costs.add_makespan if snapshot.objective == "makespan" else costs.add_tardiness
     for rule in (*HARD_RULES, primary, *SOFT_RULES):

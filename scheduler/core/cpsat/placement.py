@@ -15,34 +15,51 @@ from scheduler.core.cpsat.context import Interval, JobVars, ModelContext
 from scheduler.core.snapshot import Job
 
 
-def _examiner_windows(ctx: ModelContext) -> dict[str, tuple[list[Interval], list[Interval]]]:
-    """Per examiner: (free availability, free exposure windows) after fixed jobs' attended time."""
-    out: dict[str, tuple[list[Interval], list[Interval]]] = {}
-    for e in ctx.examiners.values():
-        busy = [span for _, span in ctx.fixed_attended.get(e.id, [])]
-        available = iv.subtract(list(e.available), busy)
-        exposure = iv.subtract(iv.intersect(list(e.available), list(e.exposure.windows)), busy)
-        out[e.id] = (available, exposure)
-    return out
+class _Windows:
+    """Free windows per resource after the fixed jobs, and the starts that fit a given length.
 
+    Computed on demand and cached: a neighbourhood touches a few resources, and many jobs share
+    the same length (review sittings), so most lookups are dictionary hits.
+    """
 
-def _workstation_windows(ctx: ModelContext) -> dict[str, list[Interval]]:
-    """Per workstation: availability minus the time fixed jobs fill to capacity."""
-    out: dict[str, list[Interval]] = {}
-    for w in ctx.workstations.values():
-        available = list(w.available) if w.available else [(0, ctx.horizon)]
-        full = iv.overloaded([s for _, s in ctx.fixed_machine.get(w.id, [])], w.capacity)
-        out[w.id] = iv.subtract(available, full)
-    return out
+    def __init__(self, ctx: ModelContext) -> None:
+        self.ctx = ctx
+        self.windows: dict[tuple[str, str], list[Interval]] = {}
+        self.fits: dict[tuple[str, str, int], list[Interval]] = {}
 
+    def _free(self, kind: str, rid: str) -> list[Interval]:
+        key = (kind, rid)
+        got = self.windows.get(key)
+        if got is not None:
+            return got
+        ctx = self.ctx
+        if kind in ("available", "exposure"):
+            e = ctx.examiners[rid]
+            busy = [span for _, span in ctx.fixed_attended.get(rid, [])]
+            wins = list(e.available)
+            if kind == "exposure":
+                wins = iv.intersect(wins, list(e.exposure.windows))
+            got = iv.subtract(wins, busy)
+        elif kind == "workstation":
+            w = ctx.workstations[rid]
+            available = list(w.available) if w.available else [(0, ctx.horizon)]
+            full = iv.overloaded([s for _, s in ctx.fixed_machine.get(rid, [])], w.capacity)
+            got = iv.subtract(available, full)
+        else:  # a licence pool
+            capacity = ctx.pool_capacity.get(rid, 0)
+            full = iv.overloaded([s for _, s in ctx.fixed_pool.get(rid, [])], capacity)
+            got = iv.subtract([(0, ctx.horizon)], full) if capacity > 0 else []
+        self.windows[key] = got
+        return got
 
-def _pool_windows(ctx: ModelContext) -> dict[str, list[Interval]]:
-    """Per pool: the horizon minus the time fixed jobs hold every licence."""
-    out: dict[str, list[Interval]] = {}
-    for pool, capacity in ctx.pool_capacity.items():
-        full = iv.overloaded([s for _, s in ctx.fixed_pool.get(pool, [])], capacity)
-        out[pool] = iv.subtract([(0, ctx.horizon)], full)
-    return out
+    def starts(self, kind: str, rid: str, length: int) -> list[Interval]:
+        """Closed, merged ranges of starts s with ``[s, s+length)`` inside one free window."""
+        key = (kind, rid, length)
+        got = self.fits.get(key)
+        if got is None:
+            got = iv.normalize_closed(iv.starts_fitting(self._free(kind, rid), length))
+            self.fits[key] = got
+        return got
 
 
 def _bounds(ctx: ModelContext, job: Job) -> tuple[int, int, bool, bool]:
@@ -69,78 +86,68 @@ def _bounds(ctx: ModelContext, job: Job) -> tuple[int, int, bool, bool]:
     return lb, end_ub, forced, impossible
 
 
+def _pools_allow(
+    windows: _Windows, job: Job, duration: int, starts: list[Interval]
+) -> list[Interval]:
+    """Starts where the whole job ``[start, start+duration)`` finds a free licence in each pool."""
+    for pool in job.pools:
+        starts = iv.intersect_closed(starts, windows.starts("pool", pool, duration))
+    return starts
+
+
 def add_placement(ctx: ModelContext) -> None:
     """Rules 2-5 (time): start domains, presence, options, attended/machine/pool intervals."""
-    examiner_windows = _examiner_windows(ctx)
-    workstation_windows = _workstation_windows(ctx)
-    pool_windows = _pool_windows(ctx)
+    windows = _Windows(ctx)
     for job_id in ctx.free:
         job = ctx.jobs[job_id]
         lb, end_ub, forced, impossible = _bounds(ctx, job)
-        base = [(lb, end_ub - job.min_duration)]
+        base = [(max(lb, 0), min(end_ub, ctx.horizon) - job.min_duration)]
         window = ctx.start_windows.get(job_id)
         if window is not None:
             base = iv.clip_closed(base, *window)
+        if impossible or not base or base[0][1] < base[0][0]:
+            _make_vars(ctx, job, [], {}, {}, forced)
+            continue
 
+        pool_dom: dict[int, list[Interval]] = {}
+        dom = base
         ws_dom: dict[str, list[Interval]] = {}
-        for w in ctx.workstation_options[job_id]:
-            dur = job.duration_on(w)
-            starts = iv.starts_fitting(workstation_windows[w], job.machine_on(w))
-            starts = iv.clip_closed(starts, lb, end_ub - dur)
-            if window is not None:
-                starts = iv.clip_closed(starts, *window)
-            for pool in job.pools:
-                starts = iv.intersect_closed(
-                    iv.normalize_closed(starts),
-                    iv.normalize_closed(iv.starts_fitting(pool_windows.get(pool, []), dur)),
-                )
-            starts = iv.normalize_closed(starts)
-            if starts:
-                ws_dom[w] = starts
-
-        ex_dom: dict[str, list[Interval]] = {}
-        for e in ctx.examiner_options[job_id]:
-            available, exposure = examiner_windows[e]
-            wins = exposure if job.exposure > 0 else available
-            starts = iv.intersect_closed(
-                iv.normalize_closed(iv.starts_fitting(wins, job.attended)), base
-            )
-            if not job.needs_workstation:
-                for pool in job.pools:
-                    starts = iv.intersect_closed(
-                        starts,
-                        iv.normalize_closed(
-                            iv.starts_fitting(pool_windows.get(pool, []), job.attended)
-                        ),
-                    )
-            if starts:
-                ex_dom[e] = starts
-
-        dom = iv.normalize_closed(iv.clip_closed(base, 0, ctx.horizon))
-        if job.needs_examiner:
-            dom = iv.intersect_closed(
-                dom, iv.normalize_closed(r for v in ex_dom.values() for r in v)
-            )
         if job.needs_workstation:
+            for w in ctx.workstation_options[job_id]:
+                dur = job.duration_on(w)
+                starts = iv.clip_closed(
+                    windows.starts("workstation", w, job.machine_on(w)), base[0][0], end_ub - dur
+                )
+                if window is not None:
+                    starts = iv.clip_closed(starts, *window)
+                if job.pools:
+                    if dur not in pool_dom:
+                        pool_dom[dur] = _pools_allow(windows, job, dur, [(0, ctx.horizon)])
+                    starts = iv.intersect_closed(starts, pool_dom[dur])
+                if starts:
+                    ws_dom[w] = starts
             dom = iv.intersect_closed(
                 dom, iv.normalize_closed(r for v in ws_dom.values() for r in v)
             )
-        if not job.needs_workstation and not job.needs_examiner:
-            for pool in job.pools:
-                dom = iv.intersect_closed(
-                    dom, iv.normalize_closed(iv.starts_fitting(pool_windows.get(pool, []), 0))
-                )
-        if impossible:
-            dom = []
-        ex_dom = {
-            e: r for e, r in ((e, iv.intersect_closed(r, dom)) for e, r in ex_dom.items()) if r
-        }
-        ws_dom = {
-            w: r for w, r in ((w, iv.intersect_closed(r, dom)) for w, r in ws_dom.items()) if r
-        }
-        if job.needs_examiner and not ex_dom:
-            dom = []
-        if job.needs_workstation and not ws_dom:
+        elif job.pools:
+            dom = _pools_allow(windows, job, job.attended, dom)
+
+        ex_dom: dict[str, list[Interval]] = {}
+        if job.needs_examiner and dom:
+            kind = "exposure" if job.exposure > 0 else "available"
+            for e in ctx.examiner_options[job_id]:
+                starts = iv.intersect_closed(windows.starts(kind, e, job.attended), dom)
+                if starts:
+                    ex_dom[e] = starts
+            dom = iv.intersect_closed(
+                dom, iv.normalize_closed(r for v in ex_dom.values() for r in v)
+            )
+
+        if job.needs_workstation:
+            ws_dom = {
+                w: r for w, r in ((w, iv.intersect_closed(r, dom)) for w, r in ws_dom.items()) if r
+            }
+        if (job.needs_examiner and not ex_dom) or (job.needs_workstation and not ws_dom):
             dom = []
         _make_vars(ctx, job, dom, ex_dom, ws_dom, forced)
 
