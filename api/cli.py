@@ -8,7 +8,7 @@ import time
 import typer
 from rich.console import Console
 
-from api import cli_api, cli_planning
+from api import cli_api, cli_engine, cli_planning
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
@@ -17,6 +17,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 cli_api.register(app)
 cli_planning.register(app)
+cli_engine.register(app)
 console = Console()
 err_console = Console(stderr=True)
 
