@@ -5,12 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, CreatedAt, one_of
 
 RUN_MODES = ("full", "repair", "preview")
+
+# Weighted objectives (weight x minutes x jobs) exceed 32 bits: BIGINT on PostgreSQL. SQLite's
+# INTEGER is 64-bit already (and rebuilding its tables would cascade deletes), so it keeps INTEGER.
+Objective = BigInteger().with_variant(Integer(), "sqlite")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -42,8 +56,8 @@ class SolveRun(CreatedAt, Base):
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     cancel_requested: Mapped[bool] = mapped_column(default=False)
-    objective: Mapped[int | None]
-    bound: Mapped[int | None]
+    objective: Mapped[int | None] = mapped_column(Objective)
+    bound: Mapped[int | None] = mapped_column(Objective)
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -68,8 +82,8 @@ class ScheduleVersion(CreatedAt, Base):
     )
     epoch: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
-    objective: Mapped[int | None]
-    bound: Mapped[int | None]
+    objective: Mapped[int | None] = mapped_column(Objective)
+    bound: Mapped[int | None] = mapped_column(Objective)
     published_at: Mapped[datetime | None]
     is_current: Mapped[bool] = mapped_column(default=False)
     terms: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -209,3 +209,16 @@ def test_a_preview_is_never_published_and_an_older_version_not_over_a_newer_one(
     with pytest.raises(Conflict, match="older"):
         publish(session, older, actor="sup")
     assert current_version(session, lab).id == newer.id
+
+
+def test_objectives_beyond_32_bits_are_stored(session):
+    lab = small_lab(session, "s-big", cases=1)
+    snapshot, plan, idmap = _solved(session, lab)
+    big = replace(plan, objective=7_667_218_796, bound=4_110_149_580)
+    run = SolveRun(lab_id=lab.id, requested_by="t", objective=big.objective, bound=big.bound)
+    session.add(run)
+    flush(session)
+    version = store_plan(session, lab, run, snapshot, big, idmap)
+    session.expire_all()
+    assert (version.objective, version.bound) == (7_667_218_796, 4_110_149_580)
+    assert session.get(SolveRun, run.id).objective == 7_667_218_796
