@@ -33,8 +33,9 @@ Published schedule
     ``frozen_until``, the end of the ``frozen_working_days``-th working day after today) that no
     longer fits (absence, skills, maintenance) is dropped with a warning, so it is re-planned rather
     than reported as a conflict. In ``repair`` mode, every assignment that starts after the repair
-    window (two working days past the frozen horizon) and whose job and case have not changed since
-    publication is pinned, so only the window and the changed jobs are re-solved.
+    window (two working days past the frozen horizon), whose job and case have not changed since
+    publication and that still fits is pinned, so only the window and the changed jobs are
+    re-solved.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -56,7 +58,12 @@ from models import (
     Examiner,
     ExposureLog,
     Job,
+    JobAllowedExaminer,
+    JobCapability,
+    JobLicencePool,
     JobPredecessor,
+    JobSkill,
+    JobWorkstationMinutes,
     Lab,
     LicencePool,
     PriorityLevel,
@@ -318,11 +325,55 @@ def job_ref(case: Case, device: Device, job: Job) -> str:
 
 
 @dataclass
+class _JobData:
+    """The columns of a job the loader reads (plain rows: far cheaper than ORM objects)."""
+
+    id: int
+    external_ref: str
+    status: str
+    attended_minutes: int
+    machine_minutes: int
+    exposure_minutes: int
+    severity: int
+    pin_examiner_id: int | None
+    pin_workstation_id: int | None
+    pin_start_at: datetime | None
+    updated_at: datetime
+    skills: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
+    pool_ids: list[int] = field(default_factory=list)
+    allowed_examiner_ids: list[int] = field(default_factory=list)
+    workstation_minutes: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _DeviceData:
+    external_ref: str
+    arrived_at: datetime
+
+
+@dataclass(frozen=True)
+class _CaseData:
+    id: int
+    external_ref: str
+    received_at: datetime
+    legal_deadline_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class _LevelData:
+    code: str
+    weight: int
+    target_start_hours: int
+
+
+@dataclass
 class _Row:
-    job: Job
-    device: Device
-    case: Case
-    level: PriorityLevel
+    job: _JobData
+    device: _DeviceData
+    case: _CaseData
+    level: _LevelData
     sid: str
 
 
@@ -528,29 +579,85 @@ class _JobBuilder:
     # -- loading --
 
     def _load(self) -> None:
-        rows = self.session.execute(
-            select(Job, Device, Case, PriorityLevel)
+        planned = (
+            Job.lab_id == self.lab.id,
+            Case.status == "open",
+            Job.status.in_(ACTIVE_JOB_STATUSES),
+        )
+        rows: Sequence[Any] = self.session.execute(
+            select(
+                Job.id,
+                Job.external_ref,
+                Job.status,
+                Job.attended_minutes,
+                Job.machine_minutes,
+                Job.exposure_minutes,
+                Job.severity,
+                Job.pin_examiner_id,
+                Job.pin_workstation_id,
+                Job.pin_start_at,
+                Job.updated_at,
+                Device.external_ref,
+                Device.arrived_at,
+                Case.id,
+                Case.external_ref,
+                Case.received_at,
+                Case.legal_deadline_at,
+                Case.updated_at,
+                PriorityLevel.code,
+                PriorityLevel.weight,
+                PriorityLevel.target_start_hours,
+            )
             .join(Device, Job.device_id == Device.id)
             .join(Case, Device.case_id == Case.id)
             .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
-            .where(
-                Job.lab_id == self.lab.id,
-                Case.status == "open",
-                Job.status.in_(ACTIVE_JOB_STATUSES),
-            )
+            .where(*planned)
             .order_by(Case.received_at, Case.id, Device.id, Job.id)
-            .options(
-                selectinload(Job.skills),
-                selectinload(Job.capabilities),
-                selectinload(Job.pools),
-                selectinload(Job.allowed_examiners),
-                selectinload(Job.workstation_minutes),
-            )
         ).all()
-        for job, device, case, level in rows:
-            sid = job_ref(case, device, job)
+        for r in rows:
+            job = _JobData(*r[0:11])
+            device = _DeviceData(r[11], r[12])
+            case = _CaseData(*r[13:18])
+            level = _LevelData(*r[18:21])
+            sid = f"{case.external_ref}/{device.external_ref}/{job.external_ref}"
             self.rows[job.id] = _Row(job, device, case, level, sid)
             self.changed_since[job.id] = max(job.updated_at, case.updated_at)
+        ids = (
+            select(Job.id)
+            .join(Device, Job.device_id == Device.id)
+            .join(Case, Device.case_id == Case.id)
+            .where(*planned)
+        )
+        for job_id, skill in self.session.execute(
+            select(JobSkill.job_id, JobSkill.skill).where(JobSkill.job_id.in_(ids))
+        ):
+            self.rows[job_id].job.skills.append(skill)
+        for job_id, capability in self.session.execute(
+            select(JobCapability.job_id, JobCapability.capability).where(
+                JobCapability.job_id.in_(ids)
+            )
+        ):
+            self.rows[job_id].job.capabilities.append(capability)
+        for job_id, pool_id in self.session.execute(
+            select(JobLicencePool.job_id, JobLicencePool.pool_id).where(
+                JobLicencePool.job_id.in_(ids)
+            )
+        ):
+            self.rows[job_id].job.pool_ids.append(pool_id)
+        for job_id, examiner_id in self.session.execute(
+            select(JobAllowedExaminer.job_id, JobAllowedExaminer.examiner_id).where(
+                JobAllowedExaminer.job_id.in_(ids)
+            )
+        ):
+            self.rows[job_id].job.allowed_examiner_ids.append(examiner_id)
+        for job_id, ws_id, minutes in self.session.execute(
+            select(
+                JobWorkstationMinutes.job_id,
+                JobWorkstationMinutes.workstation_id,
+                JobWorkstationMinutes.machine_minutes,
+            ).where(JobWorkstationMinutes.job_id.in_(ids))
+        ):
+            self.rows[job_id].job.workstation_minutes[ws_id] = minutes
         pred_job = aliased(Job)
         open_jobs = (
             select(Job.id)
@@ -688,7 +795,7 @@ class _JobBuilder:
         )
         by_ws: dict[str, int] | None = None
         if job.workstation_minutes:
-            ids = {w.workstation_id: w.machine_minutes for w in job.workstation_minutes}
+            ids = job.workstation_minutes
             by_ws = {
                 ref: ids[db_id] for ref, db_id in self.idmap.workstations.items() if db_id in ids
             }
@@ -699,8 +806,8 @@ class _JobBuilder:
             )
             exposure = attended
         allowed: tuple[str, ...] | None = None
-        if job.allowed_examiners:
-            allowed_ids = {a.examiner_id for a in job.allowed_examiners}
+        if job.allowed_examiner_ids:
+            allowed_ids = set(job.allowed_examiner_ids)
             allowed = tuple(
                 ref for ref, db_id in self.idmap.examiners.items() if db_id in allowed_ids
             )
@@ -722,9 +829,9 @@ class _JobBuilder:
             attended=attended,
             machine=machine,
             machine_by_workstation=by_ws,
-            skills=frozenset(s.skill for s in job.skills),
-            capabilities=frozenset(c.capability for c in job.capabilities),
-            pools=tuple(sorted(pool_names[p.pool_id] for p in job.pools)),
+            skills=frozenset(job.skills),
+            capabilities=frozenset(job.capabilities),
+            pools=tuple(sorted(pool_names[p] for p in job.pool_ids)),
             examiners=allowed,
             exposure=exposure,
             severity=job.severity,
@@ -808,9 +915,7 @@ class _JobBuilder:
         machine = job.machine_minutes
         if pin.workstation is not None and job.workstation_minutes:
             ws_id = self.idmap.workstations[pin.workstation]
-            for w in job.workstation_minutes:
-                if w.workstation_id == ws_id:
-                    machine = w.machine_minutes
+            machine = job.workstation_minutes.get(ws_id, machine)
         attended, exposure = job.attended_minutes, min(job.exposure_minutes, job.attended_minutes)
         if elapsed is None:
             elapsed = self.elapsed.get(job.id, 0)
@@ -943,6 +1048,8 @@ class _JobBuilder:
                 continue
             if by_sid[prev.job].pin is not None:
                 continue
+            if not self._still_fits(by_sid[prev.job], prev):
+                continue  # e.g. the examiner is now absent then: re-planned, not a pin conflict
             keep[prev.job] = prev
         # A successor is kept only if each present predecessor is kept too (or pinned).
         pinned = {job.id for job in jobs if job.pin is not None}
