@@ -65,22 +65,41 @@ def queue_run(
 
 
 def request_repair(
-    session: Session, lab: Lab, *, actor: str, reason: str, level: PriorityLevel | None = None
+    session: Session,
+    lab: Lab,
+    *,
+    actor: str,
+    reason: str,
+    level: PriorityLevel | None = None,
+    auto_publish: bool = False,
 ) -> SolveRun:
-    """Queue a repair run after an escalation or an absence (auto-published if the level says so).
+    """Queue a repair run after an escalation or an absence.
 
-    A repair run already waiting in the queue is reused: it will see the latest data anyway.
+    It is auto-published if ``auto_publish`` is set or the level says so. A repair run already
+    waiting in the queue is reused (it will see the latest data anyway); it is switched to
+    auto-publish, audited, if this request asks for that.
     """
     waiting = session.scalar(
         select(SolveRun)
         .where(SolveRun.lab_id == lab.id, SolveRun.status == "queued", SolveRun.mode == "repair")
         .order_by(SolveRun.id)
     )
-    auto_publish = bool(level is not None and level.auto_publish_repair)
+    auto_publish = auto_publish or bool(level is not None and level.auto_publish_repair)
     if waiting is not None:
         if auto_publish and not waiting.auto_publish:
+            before = audit.state_of(waiting)
             waiting.auto_publish = True
             flush(session)
+            audit.record(
+                session,
+                actor=actor,
+                action="solve_run.auto_publish",
+                entity_type="solve_run",
+                entity_id=waiting.id,
+                lab_id=lab.id,
+                before=before,
+                after=audit.state_of(waiting),
+            )
         return waiting
     return queue_run(
         session,

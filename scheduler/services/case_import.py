@@ -49,6 +49,7 @@ from models import (
     Workstation,
 )
 from models.base import utcnow
+from scheduler import continuous
 from scheduler.errors import Invalid
 from scheduler.services.audit import digest
 from scheduler.services.integrity import integrity_error
@@ -651,6 +652,8 @@ def _import(
             _write(session, lab, lookups, stored, plans, actor)
         except IntegrityError as exc:
             raise integrity_error(exc) from None
+        new = [(c["priority"], c["status"]) for _, c, before, _ in plans if before is None]
+        continuous.after_new_cases(session, lab, new, actor=actor)
     return ImportResult(created=created, updated=updated, unchanged=unchanged)
 
 

@@ -26,6 +26,7 @@ from models import (
     TriageFlag,
     Workstation,
 )
+from scheduler import continuous
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
@@ -222,6 +223,12 @@ def link_cases(
     link = CaseLink(case_id=a, linked_case_id=b, reason=reason)
     session.add(link)
     flush(session)
+    # A link to a more urgent case raises the less urgent one to its level.
+    lower, level = continuous.escalation_for_link(session, case, other)
+    if level.id != lower.priority_level_id:
+        lab = session.get(Lab, case.lab_id)
+        assert lab is not None
+        _raise_level(session, lab, lower, level, actor=actor, reason="linked to a case")
     audit.record(
         session,
         actor=actor,
@@ -237,9 +244,16 @@ def link_cases(
 def add_flag(
     session: Session, case: Case, *, actor: str, kind: str, note: str | None = None
 ) -> TriageFlag:
+    """Record a triage signal; an escalating kind raises the case one level (see
+    `scheduler.continuous.level_after_flag` for the policy)."""
+    level = continuous.level_after_flag(session, case, kind)
     flag = TriageFlag(case_id=case.id, kind=kind, note=note)
     session.add(flag)
     flush(session)
+    if level is not None:
+        lab = session.get(Lab, case.lab_id)
+        assert lab is not None
+        _raise_level(session, lab, case, level, actor=actor, reason=f"triage flag {kind}")
     audit.record(
         session,
         actor=actor,
@@ -339,9 +353,29 @@ def escalate_case(
             f"and {level.code} is not more urgent",
             field="priority",
         )
+    _raise_level(session, lab, case, level, actor=actor, reason=reason)
+    return case
+
+
+def _raise_level(
+    session: Session,
+    lab: Lab,
+    case: Case,
+    level: PriorityLevel,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> None:
+    """Move ``case`` to the more urgent ``level`` and queue the repair run that follows.
+
+    Due times follow from the level when the next run loads the lab (see `scheduler.continuous`).
+    The repair run is queued (and audited) before the escalation's own event is written, so the
+    escalation is the newest event of the change.
+    """
     before = audit.state_of(case)
     case.priority_level_id = level.id
     flush(session)
+    continuous.after_escalation(session, lab, case, level, actor=actor, reason=reason)
     audit.record(
         session,
         actor=actor,
@@ -352,7 +386,6 @@ def escalate_case(
         before=before,
         after=audit.state_of(case),
     )
-    return case
 
 
 def unpin_job(session: Session, job: Job, *, actor: str) -> Job:

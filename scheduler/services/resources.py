@@ -21,6 +21,7 @@ from models import (
     Workstation,
     WorkstationCapability,
 )
+from scheduler import continuous
 from scheduler.errors import Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
@@ -106,9 +107,11 @@ def add_absence(
     starts_at: datetime,
     ends_at: datetime,
 ) -> Absence:
+    """Record an absence; one that reaches into the frozen horizon queues a repair run."""
     absence = Absence(examiner_id=examiner.id, kind=kind, starts_at=starts_at, ends_at=ends_at)
     session.add(absence)
     flush(session)
+    continuous.after_absence(session, examiner, absence, actor=actor)
     audit.record(
         session,
         actor=actor,

@@ -47,7 +47,7 @@ MUTATIONS = [
     ("POST", f"{L}/cases/C-1/links", {"case": "C-2"}, "case.link"),
     ("DELETE", f"{L}/cases/C-1/links/C-2", None, "case.unlink"),
     ("POST", f"{L}/cases/C-1/flags", {"kind": "classifier"}, "case.flag"),
-    ("POST", f"{L}/cases/C-1:escalate", {"priority": "P2"}, "case.escalate"),
+    ("POST", f"{L}/cases/C-1:escalate", {"priority": "P1"}, "case.escalate"),
     (
         "PUT",
         f"{L}/cases/C-1/devices/D1",
@@ -121,7 +121,8 @@ def test_reads_write_no_audit_events(client, keys):
 def test_audit_events_filter_and_scope(client, keys, admin):
     _, auditor = keys
     escalations = client.get(f"{L}/audit-events?action=case.escalate", headers=auditor).json()
-    assert [e["action"] for e in escalations["items"]] == ["case.escalate"] * 2
+    # C-2 by PUT; C-1 by its link to C-2, its classifier flag and :escalate.
+    assert [e["action"] for e in escalations["items"]] == ["case.escalate"] * 4
     assert len({e["entity_id"] for e in escalations["items"]}) == 2
     everywhere = client.get("/audit-events?action=lab.create&limit=500", headers=admin).json()
     assert LAB in {e["lab"] for e in everywhere["items"]}
