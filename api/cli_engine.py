@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
@@ -47,13 +48,16 @@ class Size(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp`` to the main CLI."""
+    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp|repair|churn|scale`` to the CLI."""
     app.command("solve")(solve)
     app.command("generate")(generate)
     bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
     bench.command("lab")(bench_lab)
     bench.command("fjsp")(bench_fjsp)
     bench.command("jssp")(bench_jssp)
+    bench.command("repair")(bench_repair)
+    bench.command("churn")(bench_churn)
+    bench.command("scale")(bench_scale)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -353,3 +357,80 @@ def bench_jssp(
     if missing := [n for n in names if n not in load_instances(path)]:
         raise _fail(f"no such instance(s) in {path}: {', '.join(missing)}", EXIT_MALFORMED)
     _run_shops("Job shop", jssp_instances(path, names), time_limit, workers, seed)
+
+
+# -- continuous planning benchmarks (scheduler/benchmarks/continuous.py) ----------------------
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="An empty database to use (default: a temporary SQLite file)."
+    ),
+]
+
+
+def bench_repair(
+    database_url: DatabaseUrl = None,
+    size: Annotated[Size, typer.Option(help="Generated lab size.")] = Size.medium,
+    nightly_time_limit: Annotated[int, typer.Option(min=1, max=3600)] = 30,
+) -> None:
+    """Time from POSTing a new P1 case to a published schedule holding it (worker running)."""
+    from scheduler.benchmarks.continuous import bench_repair as run
+    from scheduler.benchmarks.runner import ortools_version
+
+    console.print(f"ortools {ortools_version()}, cores {os.cpu_count()}, seed 1")
+    r = run(
+        database_url, size=size.value, nightly_time_limit=nightly_time_limit, echo=console.print
+    )
+    figure = (
+        "not published"
+        if r.published_after_seconds is None
+        else (f"{r.published_after_seconds:.1f} s")
+    )
+    run_time = "n/a" if r.run_seconds is None else f"{r.run_seconds:.1f} s"
+    console.print(
+        f"repair ({r.backend}) {r.jobs} jobs: new P1 case published after {figure} "
+        f"(target <= 10 s; repair run {run_time}); nightly full run {r.nightly_seconds:.1f} s"
+    )
+
+
+def bench_churn(
+    database_url: DatabaseUrl = None,
+    size: Annotated[Size, typer.Option(help="Generated lab size.")] = Size.medium,
+    time_limit: Annotated[int, typer.Option(min=1, max=3600)] = 30,
+) -> None:
+    """Share of the next three days' assignments a nightly re-run changes (vs from scratch)."""
+    from scheduler.benchmarks.continuous import bench_churn as run
+    from scheduler.benchmarks.runner import ortools_version
+
+    console.print(f"ortools {ortools_version()}, cores {os.cpu_count()}, seed 1")
+    r = run(database_url, size=size.value, time_limit=time_limit, echo=console.print)
+    console.print(
+        f"churn: {r.new_jobs} new jobs + 1 absence; of {r.compared} assignments in the next three "
+        f"days the nightly re-run changed {r.changed_rerun} ({r.rerun_percent:.1f} %, target <= "
+        f"10 %), a from-scratch solve {r.changed_scratch} ({r.scratch_percent:.1f} %)"
+    )
+
+
+def bench_scale(
+    database_url: DatabaseUrl = None,
+    time_limit: Annotated[int, typer.Option(min=1, max=3600, help="Seconds per lab.")] = 30,
+) -> None:
+    """20 labs / ~200 examiners / 20,000 jobs through `labq reoptimize --all-labs --publish`."""
+    from scheduler.benchmarks.continuous import bench_scale as run
+    from scheduler.benchmarks.runner import ortools_version
+
+    console.print(f"ortools {ortools_version()}, cores {os.cpu_count()}, {time_limit} s per lab")
+    r = run(database_url, time_limit=time_limit, echo=console.print)
+    times = sorted(r.per_lab.values())
+    console.print(
+        "per-lab solve runs: "
+        + ", ".join(f"{code} {seconds:.0f} s" for code, seconds in sorted(r.per_lab.items()))
+    )
+    console.print(
+        f"scale: {r.labs} labs, {r.examiners} examiners, {r.jobs} jobs (seeded in "
+        f"{r.seed_seconds:.1f} s); reoptimize --all-labs wall {r.wall_seconds:.0f} s (target <= "
+        f"900 s), exit {r.exit_code}; per lab max {max(times, default=0):.0f} s; peak RSS of "
+        f"the process tree {r.peak_rss_mb:.0f} MB (target <= 4096 MB); failed: "
+        f"{', '.join(r.failed) or 'none'}"
+    )
