@@ -525,7 +525,12 @@ def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def _copy(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: load rows with COPY, in the session's transaction (the fastest bulk path)."""
+    """PostgreSQL: load rows with COPY, in the session's transaction (the fastest bulk path).
+
+    The driver's integrity errors (a case a concurrent import created first, say) come back as
+    SQLAlchemy's, so the caller maps them to the same typed errors as on any other path.
+    """
+    import psycopg
     from psycopg import sql
 
     columns = list(rows[0])
@@ -534,9 +539,12 @@ def _copy(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     )
     connection = session.connection().connection.driver_connection
     assert connection is not None
-    with connection.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+    try:
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.errors.IntegrityError as exc:
+        raise IntegrityError(statement.as_string(connection), None, exc) from exc
 
 
 def _delete_for_jobs(session: Session, model: Any, job_ids: Iterable[int]) -> None:

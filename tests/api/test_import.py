@@ -233,3 +233,22 @@ def test_the_garbage_collector_runs_again_after_imports(client, integration):
     bad["priority"] = "P9"
     assert post(client, integration, [bad]).status_code == 422
     assert gc.isenabled()
+
+
+def test_a_case_created_concurrently_is_a_conflict_not_a_crash(
+    app, client, integration, monkeypatch
+):
+    """Another import created the case after this one looked: the insert fails cleanly (409)."""
+    from scheduler.services import case_import
+
+    assert post(client, integration, [case_payload("RACE-1")]).status_code == 200
+
+    def stale_load(session, lab, refs, lookups):
+        return case_import._Stored(cases={}, case_trees={}, device_ids={}, job_ids={})
+
+    monkeypatch.setattr(case_import, "_load", stale_load)
+    response = post(client, integration, [case_payload("RACE-1"), case_payload("RACE-2")])
+    assert response.status_code == 409, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    monkeypatch.undo()
+    assert counts(app, "RACE-") == {"cases": 1, "devices": 1, "jobs": 3, "edges": 2}
