@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from models import (
     Assignment,
@@ -49,8 +49,18 @@ AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
 # ---- versions -------------------------------------------------------------------------------
 
 
+# The diff and KPIs of a large lab are big JSON documents: load them only when a view reads them.
+_LAZY_JSON = (
+    defer(ScheduleVersion.diff),
+    defer(ScheduleVersion.kpis),
+    defer(ScheduleVersion.terms),
+)
+
+
 def get_version(session: Session, lab: Lab, version_id: int) -> ScheduleVersion:
-    version = session.get(ScheduleVersion, version_id)
+    version = session.scalar(
+        select(ScheduleVersion).where(ScheduleVersion.id == version_id).options(*_LAZY_JSON)
+    )
     if version is None or version.lab_id != lab.id:
         raise NotFound(f"schedule version {version_id} does not exist in lab {lab.code!r}")
     return version
@@ -58,9 +68,9 @@ def get_version(session: Session, lab: Lab, version_id: int) -> ScheduleVersion:
 
 def current_or_404(session: Session, lab: Lab) -> ScheduleVersion:
     version = session.scalar(
-        select(ScheduleVersion).where(
-            ScheduleVersion.lab_id == lab.id, ScheduleVersion.is_current.is_(True)
-        )
+        select(ScheduleVersion)
+        .where(ScheduleVersion.lab_id == lab.id, ScheduleVersion.is_current.is_(True))
+        .options(*_LAZY_JSON)
     )
     if version is None:
         raise NotFound(f"lab {lab.code!r} has no published schedule yet; queue a solve run")
