@@ -256,3 +256,23 @@ def test_without_auto_publish_the_version_waits_and_a_preview_is_never_published
     assert run_once(shared_engine, "w1", policy="fifo", now=MONDAY)
     assert _version_count(shared_engine, lab_code) == 2
     assert _current_id(shared_engine, lab_code) is None
+
+
+def test_cancel_while_cp_sat_is_solving_stores_nothing(shared_engine, lab_code):
+    _lab(shared_engine, lab_code, cases=4)
+    (run_id,) = _queue(shared_engine, lab_code, time_limit_seconds=3, auto_publish=True)
+    claim = claim_next(shared_engine, "w-cpsat")
+    outcome: list[str] = []
+    solving = threading.Thread(
+        target=lambda: outcome.append(execute(shared_engine, claim, policy="cpsat", now=MONDAY))
+    )
+    solving.start()
+    with session_scope(shared_engine) as session:
+        lab = get_lab(session, lab_code)
+        cancel_run(session, get_run(session, lab, run_id), actor="sup")
+    solving.join(timeout=120)
+    assert outcome == ["cancelled"]
+    run = _run(shared_engine, run_id)
+    assert run.status == "cancelled" and run.finished_at is not None
+    assert _version_count(shared_engine, lab_code) == 0
+    assert _current_id(shared_engine, lab_code) is None
