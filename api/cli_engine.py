@@ -408,7 +408,10 @@ def bench_churn(
     console.print(
         f"churn: {r.new_jobs} new jobs + 1 absence; of {r.compared} assignments in the next three "
         f"days the nightly re-run changed {r.changed_rerun} ({r.rerun_percent:.1f} %, target <= "
-        f"10 %), a from-scratch solve {r.changed_scratch} ({r.scratch_percent:.1f} %)"
+        f"10 %), a from-scratch solve {r.changed_scratch} ({r.scratch_percent:.1f} %); counting "
+        f"only examiner, workstation or day changes (the stability term): re-run "
+        f"{r.moved_day_rerun} ({100 * r.moved_day_rerun / max(1, r.compared):.1f} %), from "
+        f"scratch {r.moved_day_scratch} ({100 * r.moved_day_scratch / max(1, r.compared):.1f} %)"
     )
 
 

@@ -240,6 +240,8 @@ class ChurnResult:
     compared: int
     changed_rerun: int
     changed_scratch: int
+    moved_day_rerun: int  # examiner, workstation or lab-local day changed (the stability term)
+    moved_day_scratch: int
     new_jobs: int
     nightly_seconds: float
 
@@ -306,7 +308,21 @@ def bench_churn(
     def changed(after: dict[int, tuple[int | None, int | None, datetime]]) -> int:
         return sum(1 for job, p in compared.items() if after.get(job) != p)
 
-    return ChurnResult(len(compared), changed(rerun), changed(scratch), new_jobs, nightly)
+    def moved_day(after: dict[int, tuple[int | None, int | None, datetime]]) -> int:
+        def key(p: tuple[int | None, int | None, datetime] | None) -> tuple[Any, ...] | None:
+            return None if p is None else (p[0], p[1], p[2].astimezone(tl.tz).date())
+
+        return sum(1 for job, p in compared.items() if key(after.get(job)) != key(p))
+
+    return ChurnResult(
+        len(compared),
+        changed(rerun),
+        changed(scratch),
+        moved_day(rerun),
+        moved_day(scratch),
+        new_jobs,
+        nightly,
+    )
 
 
 def _add_work(session: Any, lab: Lab, *, share: float, now: datetime) -> int:
