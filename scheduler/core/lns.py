@@ -19,16 +19,18 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
 from scheduler.core.cpsat import add_hint, build_model, read_solution
-from scheduler.core.cpsat.context import Interval
+from scheduler.core.cpsat.context import Interval, ModelContext
 from scheduler.core.eligibility import eligible_examiners, eligible_workstations
-from scheduler.core.objective import job_tardiness, unassigned_end
-from scheduler.core.plan import Assignment
+from scheduler.core.objective import job_tardiness, plan_objective, unassigned_end
+from scheduler.core.plan import Assignment, Plan, Unscheduled
 from scheduler.core.snapshot import Job, Snapshot
+from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +63,13 @@ class SearchSettings:
     time_limit: float
     workers: int = 2
     seed: int = 0
-    sub_limit: float = 0.5
+    sub_limit: float = 0.3
     initial_size: int = 50
-    min_size: int = 15
+    min_size: int = 30
     max_size: int = 400
     solver_params: dict[str, object] = field(default_factory=dict)
+    #: Prefer earlier ends among equal-cost neighbourhood solutions (None: for makespan only).
+    tie_break: bool | None = None
 
     @property
     def deterministic(self) -> bool:
@@ -120,6 +124,22 @@ class _Index:
         self.present = set(self.order)
 
 
+@dataclass
+class _Attempt:
+    """One neighbourhood on its way through CP-SAT."""
+
+    iteration: int
+    kind: str
+    hood: Neighbourhood
+    ctx: ModelContext
+    solver: cp_model.CpSolver
+    version: int  # of the plan it was built from
+    objective: int  # of that plan
+    ends: int  # sum of the free jobs' ends in that plan (tie-break)
+    tried: float
+    build: float  # estimated build seconds
+
+
 class _Search:
     def __init__(
         self,
@@ -140,9 +160,18 @@ class _Search:
         self.index = _Index(snapshot, locked)
         self.rng = random.Random(settings.seed)
         self.size = float(settings.initial_size)
+        self.version = 0  # bumped whenever the plan changes
+        self.estimated = 0.0  # the deterministic clock (seconds)
+        self.started = time.monotonic()
+        # Several single-worker solves at once use the cores better than one solve with several
+        # workers (measured: the same gain per solve, twice the solves); one worker stays serial
+        # and reproducible.
+        self.threads = max(1, settings.workers) if not settings.deterministic else 1
         # With a makespan, most neighbourhoods cannot shorten the latest end; they may still
         # finish their jobs earlier, which is kept as progress (see ``build_model(tie_break)``).
-        self.tie_break = snapshot.objective == "makespan"
+        self.tie_break = (
+            snapshot.objective == "makespan" if settings.tie_break is None else settings.tie_break
+        )
         self.kinds: list[tuple[str, Callable[[int], Neighbourhood]]] = [
             ("time", self._time_window),
             ("resources", self._resource_group),
@@ -330,108 +359,181 @@ class _Search:
                 return name, fn
         return self.kinds[-1]
 
+    def _prepare(self, iteration: int, deadline: float) -> _Attempt | None:
+        """Pick a neighbourhood and build its warm-started model and solver (not yet run)."""
+        s = self.settings
+        kind, make = self._pick_kind()
+        tried = time.monotonic()
+        hood = make(int(self.size))
+        if not hood.free:
+            return None
+        free_set = set(hood.free)
+        fixed = {j: a for j, a in self.placements.items() if j not in free_set}
+        ctx = build_model(
+            self.snapshot,
+            hood.free,
+            fixed,
+            start_windows=hood.windows,
+            allowed=hood.allowed,
+            balance_scope=self.balance_scope,
+            tie_break=self.tie_break,
+        )
+        add_hint(ctx, {j: a for j in hood.free if (a := self.placements[j]) is not None})
+        solver = cp_model.CpSolver()
+        params = solver.parameters
+        params.num_workers = 1 if self.threads > 1 else max(1, s.workers)
+        params.random_seed = (s.seed * 7919 + iteration) % (2**31 - 1)
+        for key, val in {**LIGHT_PRESOLVE, **s.solver_params}.items():
+            setattr(params, key, val)
+        build = BUILD_SECONDS_PER_FREE_JOB * len(hood.free)
+        build += BUILD_SECONDS_PER_JOB * len(self.index.order)
+        self.estimated += build
+        if s.deterministic:
+            left = max(0.01, min(s.sub_limit, s.time_limit - self.estimated))
+            params.max_deterministic_time = left * DETERMINISTIC_UNITS_PER_SECOND
+        else:
+            params.max_time_in_seconds = max(0.05, min(s.sub_limit, deadline - time.monotonic()))
+        before = sum(
+            a.end
+            if (a := self.placements[j]) is not None
+            else unassigned_end(self.snapshot, self.index.jobs[j])
+            for j in hood.free
+        )
+        return _Attempt(
+            iteration, kind, hood, ctx, solver, self.version, self.objective, before, tried, build
+        )
+
+    def _settle(
+        self, attempt: _Attempt, status: cp_model.CpSolverStatus, outcome: SearchOutcome
+    ) -> None:
+        """Keep an improvement (checked against the current plan if it moved meanwhile), record
+        statistics and adapt the neighbourhood size and the choice of kinds."""
+        s = self.settings
+        solver = attempt.solver
+        spent_det = attempt.build + solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
+        self.estimated += solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
+        stats = outcome.by_kind.setdefault(attempt.kind, [0, 0, 0, 0.0])
+        stats[0] += 1
+        gain = 0
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            value, compacted = divmod(round(solver.objective_value), attempt.ctx.tie_scale)
+            better = value < attempt.objective or (
+                self.tie_break and value == attempt.objective and compacted < attempt.ends
+            )
+            if better:
+                solution = read_solution(attempt.ctx, solver)
+                if attempt.version == self.version:
+                    accepted: int | None = value
+                else:
+                    accepted = self._merge_check(solution)
+                if accepted is not None and (
+                    accepted < self.objective or (self.tie_break and accepted == self.objective)
+                ):
+                    gain = self.objective - accepted
+                    stats[1] += 1
+                    stats[2] += gain
+                    self.placements.update(solution)
+                    self.objective = accepted
+                    self.version += 1
+                    outcome.improvements += 1
+                    elapsed = time.monotonic() - self.started
+                    outcome.history.append((elapsed, accepted))
+                    if self.progress is not None:
+                        self.progress(min(1.0, elapsed / s.time_limit), accepted)
+        elif status == cp_model.INFEASIBLE:
+            log.warning(
+                "neighbourhood %s of %d jobs is infeasible", attempt.kind, len(attempt.hood.free)
+            )
+        # Adapt: a neighbourhood CP-SAT closes easily may grow, a hard one shrinks.
+        if status == cp_model.OPTIMAL:
+            self.size = min(s.max_size, self.size * 1.08 + 1)
+        else:
+            self.size = max(s.min_size, self.size * 0.93)
+        spent = time.monotonic() - attempt.tried
+        stats[3] += spent
+        if s.deterministic:
+            spent = spent_det
+        rate = gain / max(spent, 1e-3)
+        old = self.kind_rate[attempt.kind]
+        self.kind_rate[attempt.kind] = rate if old is None else 0.7 * old + 0.3 * rate
+        log.debug(
+            "lns %d %s free=%d status=%s obj=%d size=%.0f",
+            attempt.iteration,
+            attempt.kind,
+            len(attempt.hood.free),
+            solver.status_name(status),
+            self.objective,
+            self.size,
+        )
+
+    def _merge_check(self, solution: Placements) -> int | None:
+        """Exact objective of the current plan with ``solution`` applied, or None if the result
+        breaks a hard rule (the solution was found against an older plan)."""
+        merged = {**self.placements, **solution}
+        assignments = tuple(a for a in merged.values() if a is not None)
+        left = tuple(Unscheduled(j, "horizon_full", "") for j, a in merged.items() if a is None)
+        problems = [
+            v
+            for v in verify(self.snapshot, Plan("feasible", None, None, 0.0, assignments, left))
+            if v.rule not in ("pin", "frozen")  # locked jobs never move
+        ]
+        if problems:
+            return None
+        value, _ = plan_objective(self.snapshot, assignments)
+        if self.tie_break and value == self.objective:
+            ends = sum(a.end for a in assignments)
+            if ends >= sum(a.end for a in self.placements.values() if a is not None):
+                return None
+        return value
+
     def run(self) -> SearchOutcome:
         s = self.settings
-        started = time.monotonic()
-        deadline = started + s.time_limit
-        # Single worker: a clock that depends only on the work done (CP-SAT deterministic time
-        # plus an estimate of the model building), so the run is reproducible.
-        estimated = 0.0
+        self.started = time.monotonic()
+        deadline = self.started + s.time_limit
         outcome = SearchOutcome(self.placements, self.objective)
         iteration = 0
-        while True:
-            now = time.monotonic()
-            if s.deterministic:
-                if estimated >= s.time_limit or now >= started + 3 * s.time_limit:
+        if self.threads > 1:
+            iteration = self._run_parallel(outcome, deadline)
+        else:
+            while True:
+                now = time.monotonic()
+                if s.deterministic:
+                    # A clock that depends only on the work done (CP-SAT deterministic time
+                    # plus an estimate of the model building), so the run is reproducible.
+                    if self.estimated >= s.time_limit or now >= self.started + 3 * s.time_limit:
+                        break
+                elif now >= deadline - 0.05:
                     break
-            elif now >= deadline - 0.05:
-                break
-            iteration += 1
-            kind, make = self._pick_kind()
-            tried = time.monotonic()
-            clock_before = estimated
-            hood = make(int(self.size))
-            free = hood.free
-            if not free:
-                continue
-            free_set = set(free)
-            fixed = {j: a for j, a in self.placements.items() if j not in free_set}
-            ctx = build_model(
-                self.snapshot,
-                free,
-                fixed,
-                start_windows=hood.windows,
-                allowed=hood.allowed,
-                balance_scope=self.balance_scope,
-                tie_break=self.tie_break,
-            )
-            add_hint(ctx, {j: a for j in free if (a := self.placements[j]) is not None})
-            solver = cp_model.CpSolver()
-            params = solver.parameters
-            params.num_workers = max(1, s.workers)
-            params.random_seed = (s.seed * 7919 + iteration) % (2**31 - 1)
-            for key, val in {**LIGHT_PRESOLVE, **s.solver_params}.items():
-                setattr(params, key, val)
-            estimated += BUILD_SECONDS_PER_FREE_JOB * len(free) + BUILD_SECONDS_PER_JOB * len(
-                self.index.order
-            )
-            if s.deterministic:
-                left = max(0.01, min(s.sub_limit, s.time_limit - estimated))
-                params.max_deterministic_time = left * DETERMINISTIC_UNITS_PER_SECOND
-            else:
-                params.max_time_in_seconds = max(0.05, min(s.sub_limit, deadline - now))
-            status = solver.solve(ctx.model)
-            estimated += solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
-            stats = outcome.by_kind.setdefault(kind, [0, 0, 0, 0.0])
-            stats[0] += 1
-            gained_before = stats[2]
-            if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-                value, compacted = divmod(round(solver.objective_value), ctx.tie_scale)
-                before = sum(
-                    a.end
-                    if (a := self.placements[j]) is not None
-                    else unassigned_end(self.snapshot, self.index.jobs[j])
-                    for j in free
-                )
-                if value < self.objective or (
-                    self.tie_break and value == self.objective and compacted < before
-                ):
-                    stats[1] += 1
-                    stats[2] += self.objective - value
-                    self.placements.update(read_solution(ctx, solver))
-                    self.objective = value
-                    outcome.improvements += 1
-                    outcome.history.append((time.monotonic() - started, value))
-                    if self.progress is not None:
-                        self.progress(min(1.0, (time.monotonic() - started) / s.time_limit), value)
-            elif status == cp_model.INFEASIBLE:
-                log.warning("neighbourhood %s of %d jobs is infeasible", kind, len(free))
-            # Adapt: a neighbourhood CP-SAT closes easily may grow, a hard one shrinks.
-            if status == cp_model.OPTIMAL:
-                self.size = min(s.max_size, self.size * 1.08 + 1)
-            else:
-                self.size = max(s.min_size, self.size * 0.93)
-            spent = time.monotonic() - tried
-            stats[3] += spent
-            if s.deterministic:
-                spent = estimated - clock_before
-            gain = stats[2] - gained_before
-            rate = gain / max(spent, 1e-3)
-            old = self.kind_rate[kind]
-            self.kind_rate[kind] = rate if old is None else 0.7 * old + 0.3 * rate
-            log.debug(
-                "lns %d %s free=%d status=%s obj=%d size=%.0f",
-                iteration,
-                kind,
-                len(free),
-                solver.status_name(status),
-                self.objective,
-                self.size,
-            )
+                iteration += 1
+                attempt = self._prepare(iteration, deadline)
+                if attempt is None:
+                    continue
+                status = attempt.solver.solve(attempt.ctx.model)
+                self._settle(attempt, status, outcome)
         outcome.placements = self.placements
         outcome.objective = self.objective
         outcome.iterations = iteration
         return outcome
+
+    def _run_parallel(self, outcome: SearchOutcome, deadline: float) -> int:
+        """Keep ``threads`` single-worker neighbourhood solves running at once (CP-SAT releases
+        the GIL while it searches); results found against an older plan are merged only if the
+        merged plan passes the verifier and is cheaper."""
+        iteration = 0
+        pending: dict[Future[cp_model.CpSolverStatus], _Attempt] = {}
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            while True:
+                while len(pending) < self.threads and time.monotonic() < deadline - 0.1:
+                    iteration += 1
+                    attempt = self._prepare(iteration, deadline)
+                    if attempt is not None:
+                        pending[pool.submit(attempt.solver.solve, attempt.ctx.model)] = attempt
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._settle(pending.pop(future), future.result(), outcome)
+        return iteration
 
 
 def improve(
