@@ -31,10 +31,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock up front (waiting on busy_timeout). A deferred
+            # transaction that reads and then writes fails at once with "database is locked"
+            # when another connection committed in between (the worker's heartbeat, a second
+            # API request), since WAL cannot upgrade a stale read snapshot.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    settings = get_settings()
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", settings.db_pool_size)
+    kwargs.setdefault("max_overflow", settings.db_max_overflow)
+    kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
     return create_engine(url, **kwargs)
 
 

@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     worker_stale_after_seconds: int = Field(default=60, ge=5, le=3600)
     max_run_attempts: int = Field(default=3, ge=1, le=20)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
+    # Connections per process; size the pool to the server's worker threads (40 by default) so
+    # a burst of requests queues for a connection instead of timing out.
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=30, ge=0, le=200)
+    db_pool_timeout_seconds: int = Field(default=10, ge=1, le=300)
 
 
 @lru_cache
