@@ -19,6 +19,7 @@ clashes with (found with CP-SAT assumptions, see ``explain.py``).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -125,6 +126,7 @@ def solve(
     candidates, _ = select_candidates(snapshot, plan=base)
     candidate_ids = {j.id for j in candidates.jobs}
     scope = [e.id for e in exposure_examiners(snapshot)]
+    known_bound = 0  # a bound on the objective found by the solver itself
     proven = False  # optimal over every job
     closed = False  # optimal over the jobs the search may touch: nothing left to improve
     free = [
@@ -150,7 +152,7 @@ def solve(
         planned = budget
         result = _full_model(snapshot, free, placements, scope, config, budget)
         if result is not None:
-            better, value, optimal = result
+            better, value, optimal, model_bound = result
             if value < objective:
                 placements.update(better)
                 objective = value
@@ -162,6 +164,8 @@ def solve(
             everything = all(relaxed[j].earliest_end is None for j in outside)
             proven = optimal and everything
             closed = optimal
+            if everything and not dropped:
+                known_bound = model_bound  # valid for every plan: nothing else could be planned
     remaining = time_left(planned)
     if not closed and remaining > 0.2 and free:
         settings = SearchSettings(time_limit=remaining, workers=config.workers, seed=config.seed)
@@ -186,7 +190,7 @@ def solve(
         )
     optimized = _plan_from(snapshot, placements, base)
     status = INFEASIBLE if dropped else FEASIBLE
-    plan = _finish(snapshot, optimized, base, status, started, proven=proven)
+    plan = _finish(snapshot, optimized, base, status, started, proven=proven, bound=known_bound)
     report(plan.objective, 1.0)
     return plan
 
@@ -198,8 +202,11 @@ def _full_model(
     scope: list[str],
     config: SolveConfig,
     budget: float,
-) -> tuple[dict[str, Assignment | None], int, bool] | None:
-    """Solve all free jobs in one model, warm-started; (placements, objective, proven optimal)."""
+) -> tuple[dict[str, Assignment | None], int, bool, int] | None:
+    """Solve all free jobs in one model, warm-started.
+
+    Returns (placements, objective, proven optimal, CP-SAT's bound on the objective), or None.
+    """
     if budget <= 0.05:
         return None
     free_set = set(free)
@@ -226,7 +233,9 @@ def _full_model(
     log.info("full model on %d jobs: %s", len(free), solver.status_name(status))
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    return read_solution(ctx, solver), round(solver.objective_value), status == cp_model.OPTIMAL
+    optimal = status == cp_model.OPTIMAL
+    bound = math.ceil(solver.best_objective_bound - 1e-6)
+    return read_solution(ctx, solver), round(solver.objective_value), optimal, bound
 
 
 def _plan_from(snapshot: Snapshot, placements: Mapping[str, Assignment | None], base: Plan) -> Plan:
@@ -247,6 +256,7 @@ def _finish(
     started: float,
     *,
     proven: bool,
+    bound: int = 0,
 ) -> Plan:
     """Reasons, verification (with fallback), objective, bound, status and forecast."""
     complete = _explained(snapshot, plan)
@@ -264,8 +274,9 @@ def _finish(
             complete = _explained(snapshot, Plan(UNKNOWN, None, None, 0.0, ()))
             status = UNKNOWN
     objective, terms = plan_objective(snapshot, complete.assignments, complete.unscheduled)
-    bound = lower_bound(snapshot)
-    bound = min(bound, objective)
+    bound = min(max(bound, lower_bound(snapshot)), objective)
+    if proven:
+        bound = objective
     if status == FEASIBLE and (proven or bound == objective):
         status = OPTIMAL
     if any(u.reason == PIN_CONFLICT for u in complete.unscheduled):

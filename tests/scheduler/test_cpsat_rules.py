@@ -66,6 +66,7 @@ def solved(snapshot: Snapshot, expected: int, status: str = OPTIMAL) -> Plan:
         snapshot, objective_terms(snapshot, plan.assignments)
     )
     if status == OPTIMAL:
+        assert plan.bound == expected  # a proven optimum closes the gap
         assert model_optimum(snapshot)[0] == expected
     return plan
 

@@ -84,7 +84,7 @@ def test_an_invalid_optimized_plan_falls_back_to_the_baseline(
         }
 
     monkeypatch.setattr(solve_module, "read_solution", broken)
-    monkeypatch.setattr(solve_module, "_full_model", lambda *a, **k: (broken(), -1, True))
+    monkeypatch.setattr(solve_module, "_full_model", lambda *a, **k: (broken(), -1, True, 0))
     plan = solve(snap, SolveConfig(time_limit=2, workers=1))
     check(snap, plan)
     assert plan.assignments == dispatch(snap, "priority").assignments
