@@ -964,14 +964,21 @@ class _JobBuilder:
     # -- the published schedule --
 
     def previous(self, jobs: Sequence[core.Job]) -> list[core.PreviousAssignment]:
+        """The published assignments still ahead, minus frozen ones that can no longer be kept.
+
+        A pinned job is left out (its pin governs). A frozen assignment is dropped, and so
+        re-planned, when it no longer fits (absence, skills, workstation) or when a predecessor is
+        not itself kept in time (dropped, re-planned, or pinned where it cannot run): keeping it
+        would only turn it into a pin conflict.
+        """
         tl, idmap = self.timeline, self.idmap
         examiner_refs = {db_id: ref for ref, db_id in idmap.examiners.items()}
         ws_refs = {db_id: ref for ref, db_id in idmap.workstations.items()}
         by_sid = {job.id: job for job in jobs}
-        out: list[core.PreviousAssignment] = []
+        kept: dict[str, core.PreviousAssignment] = {}
         for job_id, placed in self.published.items():
             row = self.rows.get(job_id)
-            if row is None or row.sid not in by_sid:
+            if row is None or row.sid not in by_sid or by_sid[row.sid].pin is not None:
                 continue
             start = tl.floor(placed.starts_at)
             if start < 0:
@@ -989,16 +996,59 @@ class _JobBuilder:
                 start=start,
             )
             job = by_sid[row.sid]
-            if start < tl.frozen_until and job.pin is None and not self._still_fits(job, prev):
+            if start < tl.frozen_until and not self._still_fits(job, prev):
                 self.dropped.add(row.sid)
                 idmap.warnings.append(
                     f"job {row.sid}: its published placement no longer fits "
                     "(availability, skills or workstation changed); re-planned"
                 )
                 continue
-            out.append(prev)
-        out.sort(key=lambda p: (p.start, p.job))
-        return out
+            kept[row.sid] = prev
+        self._drop_stranded(by_sid, kept)
+        return sorted(kept.values(), key=lambda p: (p.start, p.job))
+
+    def _drop_stranded(
+        self, by_sid: dict[str, core.Job], kept: dict[str, core.PreviousAssignment]
+    ) -> None:
+        """Drop frozen assignments whose predecessors are not kept to end before them."""
+        frozen_until = self.timeline.frozen_until
+        pin_fits = {
+            job.id: self._still_fits(
+                job,
+                core.PreviousAssignment(
+                    job.id, job.pin.examiner, job.pin.workstation, job.pin.start
+                ),
+            )
+            for job in by_sid.values()
+            if job.pin is not None
+        }
+
+        def ends_in_time(pred: core.Job, start: int) -> bool:
+            if pred.pin is not None:
+                end = pred.pin.start + pred.duration_on(pred.pin.workstation)
+                return pin_fits[pred.id] and end <= start
+            placed = kept.get(pred.id)
+            if placed is None or placed.start >= frozen_until:
+                return False
+            return placed.start + pred.duration_on(placed.workstation) <= start
+
+        changed = True
+        while changed:
+            changed = False
+            for sid, prev in sorted(kept.items(), key=lambda kv: kv[1].start):
+                if prev.start >= frozen_until:
+                    continue
+                waits = [p for p in by_sid[sid].after if p in by_sid]
+                late = next((p for p in waits if not ends_in_time(by_sid[p], prev.start)), None)
+                if late is None:
+                    continue
+                del kept[sid]
+                self.dropped.add(sid)
+                self.idmap.warnings.append(
+                    f"job {sid}: its published placement waits for {late}, which is re-planned; "
+                    "re-planned too"
+                )
+                changed = True
 
     def _still_fits(self, job: core.Job, prev: core.PreviousAssignment) -> bool:
         end_attended = prev.start + job.attended

@@ -312,3 +312,41 @@ def test_unknown_mode_and_naive_time_are_refused(session):
         load_snapshot(session, lab, MONDAY, mode="quick")
     with pytest.raises(Invalid, match="timezone-aware"):
         load_snapshot(session, lab, MONDAY.replace(tzinfo=None))
+
+
+def test_a_frozen_placement_whose_predecessor_is_re_planned_is_re_planned_too(session):
+    lab = small_lab(session, "t-cascade", cases=1)
+    tuesday_9 = minutes(datetime(2026, 12, 1, 14, 0, tzinfo=UTC))
+    _publish_manual(
+        session,
+        lab,
+        {
+            "C1/D1/acquire": ("E1", "U1", tuesday_9),
+            "C1/D1/process": (None, "U1", tuesday_9 + 120),
+        },
+    )
+    snapshot, _ = load_snapshot(session, lab, MONDAY)
+    assert [p.job for p in snapshot.previous] == ["C1/D1/acquire", "C1/D1/process"]
+    resources.add_absence(  # E1 is away Tuesday morning: acquire moves, so must process
+        session,
+        resources.get_examiner(session, lab, "E1"),
+        actor="t",
+        kind="training",
+        starts_at=datetime(2026, 12, 1, 13, 0, tzinfo=UTC),
+        ends_at=datetime(2026, 12, 1, 17, 0, tzinfo=UTC),
+    )
+    snapshot, idmap = load_snapshot(session, lab, MONDAY)
+    assert snapshot.previous == ()
+    assert any("C1/D1/process" in w and "waits for C1/D1/acquire" in w for w in idmap.warnings)
+    # A pinned job is not listed in previous: its pin governs.
+    acquire = session.scalar(select(Job).where(Job.lab_id == lab.id, Job.external_ref == "acquire"))
+    casework.pin_job(
+        session,
+        acquire,
+        actor="t",
+        start=datetime(2026, 12, 2, 14, 0, tzinfo=UTC),
+        examiner=resources.get_examiner(session, lab, "E2"),
+        workstation=resources.get_workstation(session, lab, "U1"),
+    )
+    snapshot, _ = load_snapshot(session, lab, MONDAY)
+    assert all(p.job != "C1/D1/acquire" for p in snapshot.previous)
