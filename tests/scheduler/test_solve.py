@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import scheduler.core.solve as solve_module
 from scheduler.core.dispatch import dispatch
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import FEASIBLE, INFEASIBLE, OPTIMAL, Assignment, Plan
-from scheduler.core.snapshot import Snapshot, load_snapshot
+from scheduler.core.snapshot import PreviousAssignment, Snapshot, load_snapshot
 from scheduler.core.solve import SolveConfig, solve
 from scheduler.core.verify import verify
 from scheduler.generate import generate_lab
@@ -141,3 +142,18 @@ def test_golden_snapshots_replay_to_the_recorded_result(name: str) -> None:
     assert plan.objective == expected["objective"]
     assert dict(plan.terms) == expected["terms"]
     assert {u.job: u.reason for u in plan.unscheduled} == expected["unscheduled"]
+
+
+def test_a_rerun_starts_from_the_published_schedule() -> None:
+    """Re-solving with the last plan published keeps it unless a change pays for itself."""
+    snap = generate_lab("small", 6)
+    first = solve(snap, SolveConfig(time_limit=1, workers=1))
+    published = tuple(
+        PreviousAssignment(a.job, a.examiner, a.workstation, a.start) for a in first.assignments
+    )
+    rerun = replace(snap, previous=published, frozen_until=0)
+    plan = solve(rerun, SolveConfig(time_limit=1, workers=1))
+    check(rerun, plan)
+    kept = plan_objective(rerun, first.assignments)[0]
+    assert plan.objective is not None and plan.objective <= kept
+    assert plan.terms["change"] <= len(published) // 20
