@@ -41,6 +41,9 @@ Progress = Callable[[float, int], None]
 #: models of generated labs (0.07-0.13); only used for reproducible single-worker runs.
 DETERMINISTIC_UNITS_PER_SECOND = 0.1
 
+#: Give up after this many neighbourhoods in a row with nothing to move.
+EMPTY_LIMIT = 50
+
 #: Estimated seconds to build a neighbourhood model: per free job and per job of the snapshot.
 BUILD_SECONDS_PER_FREE_JOB = 1.2e-3
 BUILD_SECONDS_PER_JOB = 6e-5
@@ -492,6 +495,7 @@ class _Search:
         deadline = self.started + s.time_limit
         outcome = SearchOutcome(self.placements, self.objective)
         iteration = 0
+        empty = 0
         if self.threads > 1:
             iteration = self._run_parallel(outcome, deadline)
         else:
@@ -507,7 +511,11 @@ class _Search:
                 iteration += 1
                 attempt = self._prepare(iteration, deadline)
                 if attempt is None:
+                    empty += 1
+                    if empty > EMPTY_LIMIT:
+                        break  # nothing left to move
                     continue
+                empty = 0
                 status = attempt.solver.solve(attempt.ctx.model)
                 self._settle(attempt, status, outcome)
         outcome.placements = self.placements
@@ -520,14 +528,20 @@ class _Search:
         the GIL while it searches); results found against an older plan are merged only if the
         merged plan passes the verifier and is cheaper."""
         iteration = 0
+        empty = 0
         pending: dict[Future[cp_model.CpSolverStatus], _Attempt] = {}
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             while True:
                 while len(pending) < self.threads and time.monotonic() < deadline - 0.1:
                     iteration += 1
                     attempt = self._prepare(iteration, deadline)
-                    if attempt is not None:
-                        pending[pool.submit(attempt.solver.solve, attempt.ctx.model)] = attempt
+                    if attempt is None:
+                        empty += 1
+                        if empty > EMPTY_LIMIT:
+                            break
+                        continue
+                    empty = 0
+                    pending[pool.submit(attempt.solver.solve, attempt.ctx.model)] = attempt
                 if not pending:
                     break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
