@@ -398,13 +398,22 @@ def bench_churn(
     database_url: DatabaseUrl = None,
     size: Annotated[Size, typer.Option(help="Generated lab size.")] = Size.medium,
     time_limit: Annotated[int, typer.Option(min=1, max=3600)] = 30,
+    weight_change: Annotated[
+        int | None, typer.Option(min=0, max=1_000_000, help="The lab's change weight.")
+    ] = None,
 ) -> None:
     """Share of the next three days' assignments a nightly re-run changes (vs from scratch)."""
     from scheduler.benchmarks.continuous import bench_churn as run
     from scheduler.benchmarks.runner import ortools_version
 
     console.print(f"ortools {ortools_version()}, cores {os.cpu_count()}, seed 1")
-    r = run(database_url, size=size.value, time_limit=time_limit, echo=console.print)
+    r = run(
+        database_url,
+        size=size.value,
+        time_limit=time_limit,
+        weight_change=weight_change,
+        echo=console.print,
+    )
     console.print(
         f"churn: {r.new_jobs} new jobs + 1 absence; of {r.compared} assignments in the next three "
         f"days the nightly re-run changed {r.changed_rerun} ({r.rerun_percent:.1f} %, target <= "

@@ -264,12 +264,14 @@ def bench_churn(
     size: str = "medium",
     seed: int = 1,
     time_limit: int = 30,
+    weight_change: int | None = None,
     echo: Echo = print,
 ) -> ChurnResult:
+    settings = {} if weight_change is None else {"weight_change": weight_change}
     with tempfile.TemporaryDirectory() as tmp:
         url = _fresh(database_url, "churn", tmp)
         engine = make_engine(url)
-        seeded, _ = _seed(engine, size, seed, "churn")
+        seeded, _ = _seed(engine, size, seed, "churn", **settings)
         now = datetime.now(UTC)
         nightly = _nightly(engine, "churn", time_limit, now=now)
         echo(f"seeded {seeded.jobs} jobs; nightly run published in {nightly:.1f} s")
