@@ -64,10 +64,11 @@ WORKSTATIONS: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
     ("PROC3", "Processing server 3 (fast)", ("processing",), 1),
 )
 
-# How many demo cases at each level, and how far back they were received (days).
-CASE_MIX: tuple[tuple[str, int, int], ...] = (
-    ("P1", 2, 2),
-    ("P2", 6, 10),
+# How many demo cases at each level, and how far back they were received (days). Urgent cases
+# are fresh so the demo shows whether their targets (24 h / 72 h) are met, not that they passed.
+CASE_MIX: tuple[tuple[str, int, float], ...] = (
+    ("P1", 2, 0.5),
+    ("P2", 6, 2),
     ("P3", 8, 60),
     ("P4", 18, 270),
     ("P5", 6, 360),
