@@ -9,6 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from scheduler.core.fields import (
+    FieldError,
+    fail,
+    kind,
+    read_array,
+    read_int,
+    read_object,
+)
+
 PLAN_FORMAT = "labq.plan/1"
 
 # Plan.status values
@@ -85,82 +94,22 @@ _MAX_INT64 = 2**63 - 1
 _MAX_TEXT = 2000
 
 
-class PlanError(ValueError):
+class PlanError(FieldError):
     """A plan document that breaks the `labq.plan/1` contract; ``field`` is its JSON path."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-
-
-def _fail(path: str, message: str) -> NoReturn:
-    raise PlanError(path, message)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _object(
-    value: object, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> Mapping[str, object]:
-    if not isinstance(value, dict):
-        _fail(path, f"expected an object, got {_kind(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            _fail(path, f"object keys must be strings, got {_kind(key)}")
-    prefix = f"{path}." if path else ""
-    for key in required:
-        if key not in value:
-            _fail(prefix + key, "missing required field")
-    allowed = set(required) | set(optional)
-    for key in value:
-        if key not in allowed:
-            _fail(prefix + key, "unknown field")
-    return value
-
-
-def _int(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(path, f"expected an integer, got {_kind(value)}")
-    if not low <= value <= high:
-        _fail(path, f"{value} is outside [{low}, {high}]")
-    return value
 
 
 def _text(value: object, path: str, *, empty: bool = False) -> str:
     if not isinstance(value, str):
-        _fail(path, f"expected a string, got {_kind(value)}")
+        fail(path, f"expected a string, got {kind(value)}")
     if not empty and not value.strip():
-        _fail(path, "must not be empty")
+        fail(path, "must not be empty")
     if len(value) > _MAX_TEXT:
-        _fail(path, f"longer than {_MAX_TEXT} characters")
+        fail(path, f"longer than {_MAX_TEXT} characters")
     return value
 
 
 def _optional_text(value: object, path: str) -> str | None:
     return None if value is None else _text(value, path)
-
-
-def _array(value: object, path: str) -> list[object] | tuple[object, ...]:
-    if not isinstance(value, list | tuple):
-        _fail(path, f"expected an array, got {_kind(value)}")
-    return value
 
 
 def _label(item: object, index: int) -> str:
@@ -173,18 +122,18 @@ def _label(item: object, index: int) -> str:
 
 
 def _assignment(value: object, path: str) -> Assignment:
-    fields = _object(value, path, ("job", "start", "end"), ("examiner", "workstation"))
+    fields = read_object(value, path, ("job", "start", "end"), ("examiner", "workstation"))
     return Assignment(
         job=_text(fields["job"], f"{path}.job"),
         examiner=_optional_text(fields.get("examiner"), f"{path}.examiner"),
         workstation=_optional_text(fields.get("workstation"), f"{path}.workstation"),
-        start=_int(fields["start"], f"{path}.start", -_MAX_MINUTES, _MAX_MINUTES),
-        end=_int(fields["end"], f"{path}.end", -_MAX_MINUTES, _MAX_MINUTES),
+        start=read_int(fields["start"], f"{path}.start", -_MAX_MINUTES, _MAX_MINUTES),
+        end=read_int(fields["end"], f"{path}.end", -_MAX_MINUTES, _MAX_MINUTES),
     )
 
 
 def _unscheduled(value: object, path: str) -> Unscheduled:
-    fields = _object(value, path, ("job", "reason"), ("detail",))
+    fields = read_object(value, path, ("job", "reason"), ("detail",))
     return Unscheduled(
         job=_text(fields["job"], f"{path}.job"),
         reason=_text(fields["reason"], f"{path}.reason"),
@@ -193,11 +142,11 @@ def _unscheduled(value: object, path: str) -> Unscheduled:
 
 
 def _forecast(value: object, path: str) -> Forecast:
-    fields = _object(value, path, ("job", "start", "end"))
-    start = _int(fields["start"], f"{path}.start", -_MAX_MINUTES, 100 * _MAX_MINUTES)
-    end = _int(fields["end"], f"{path}.end", -_MAX_MINUTES, 100 * _MAX_MINUTES)
+    fields = read_object(value, path, ("job", "start", "end"))
+    start = read_int(fields["start"], f"{path}.start", -_MAX_MINUTES, 100 * _MAX_MINUTES)
+    end = read_int(fields["end"], f"{path}.end", -_MAX_MINUTES, 100 * _MAX_MINUTES)
     if end < start:
-        _fail(path, f"end {end} is before start {start}")
+        fail(path, f"end {end} is before start {start}")
     return Forecast(job=_text(fields["job"], f"{path}.job"), start=start, end=end)
 
 
@@ -207,11 +156,20 @@ def plan_from_json(data: object) -> Plan:
     Only the shape is checked here; whether the plan keeps the lab's rules is `verify`'s job.
     Raises `PlanError` naming the first offending field; never anything else.
     """
+    try:
+        return _plan_from_json(data)
+    except PlanError:
+        raise
+    except FieldError as exc:
+        raise PlanError(exc.field, exc.message) from None
+
+
+def _plan_from_json(data: object) -> Plan:
     if not isinstance(data, dict):
-        _fail("", f"expected a JSON object, got {_kind(data)}")
+        fail("", f"expected a JSON object, got {kind(data)}")
     if data.get("format") != PLAN_FORMAT:
-        _fail("format", f"expected '{PLAN_FORMAT}', got {data.get('format')!r:.60}")
-    top = _object(
+        fail("format", f"expected '{PLAN_FORMAT}', got {data.get('format')!r:.60}")
+    top = read_object(
         data,
         "",
         ("format", "status", "assignments"),
@@ -219,33 +177,33 @@ def plan_from_json(data: object) -> Plan:
     )
     status = top["status"]
     if not isinstance(status, str) or status not in STATUSES:
-        _fail("status", f"expected one of {', '.join(STATUSES)}, got {status!r:.60}")
+        fail("status", f"expected one of {', '.join(STATUSES)}, got {status!r:.60}")
     objective = top.get("objective")
     bound = top.get("bound")
     seconds = top.get("solve_seconds", 0.0)
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        _fail("solve_seconds", f"expected a number, got {_kind(seconds)}")
+        fail("solve_seconds", f"expected a number, got {kind(seconds)}")
     if not math.isfinite(seconds) or seconds < 0:
-        _fail("solve_seconds", f"expected a non-negative number, got {seconds}")
+        fail("solve_seconds", f"expected a non-negative number, got {seconds}")
     terms: dict[str, int] = {}
     raw_terms = top.get("terms", {})
     if not isinstance(raw_terms, dict):
-        _fail("terms", f"expected an object, got {_kind(raw_terms)}")
+        fail("terms", f"expected an object, got {kind(raw_terms)}")
     for name, value in raw_terms.items():
         if not isinstance(name, str) or not name:
-            _fail("terms", "term names must be non-empty strings")
-        terms[name] = _int(value, f"terms.{name}", -_MAX_INT64, _MAX_INT64)
+            fail("terms", "term names must be non-empty strings")
+        terms[name] = read_int(value, f"terms.{name}", -_MAX_INT64, _MAX_INT64)
 
     def items(key: str) -> list[tuple[str, object]]:
-        raw = _array(top.get(key, []), key)
+        raw = read_array(top.get(key, []), key)
         return [(f"{key}{_label(item, i)}", item) for i, item in enumerate(raw)]
 
     return Plan(
         status=status,
         objective=None
         if objective is None
-        else _int(objective, "objective", -_MAX_INT64, _MAX_INT64),
-        bound=None if bound is None else _int(bound, "bound", -_MAX_INT64, _MAX_INT64),
+        else read_int(objective, "objective", -_MAX_INT64, _MAX_INT64),
+        bound=None if bound is None else read_int(bound, "bound", -_MAX_INT64, _MAX_INT64),
         solve_seconds=float(seconds),
         assignments=tuple(_assignment(item, path) for path, item in items("assignments")),
         unscheduled=tuple(_unscheduled(item, path) for path, item in items("unscheduled")),

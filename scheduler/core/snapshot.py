@@ -18,6 +18,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
+from scheduler.core.fields import (
+    FieldError,
+    fail,
+    join,
+    kind,
+    read_array,
+    read_int,
+    read_object,
+)
+
 SNAPSHOT_FORMAT = "labq.snapshot/1"
 
 WEIGHTED_TARDINESS = "weighted_tardiness"
@@ -231,110 +241,42 @@ def _index_of(intervals: Sequence[Interval], minute: int) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-class SnapshotError(ValueError):
+class SnapshotError(FieldError):
     """A snapshot that breaks the `labq.snapshot/1` contract.
 
     ``field`` is a JSON path such as ``jobs[j3].machine_by_workstation`` (ids in brackets where
     the item has a readable id, list positions otherwise); empty for whole-document errors.
     """
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
-        self.message = message
-
-
-def _fail(path: str, message: str) -> NoReturn:
-    raise SnapshotError(path, message)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
-def _object(
-    value: object, path: str, required: Sequence[str], optional: Sequence[str] = ()
-) -> Mapping[str, object]:
-    """An object with every ``required`` key and no key outside ``required + optional``.
-
-    Unknown keys are rejected so a misspelt field (``machine_by_workstaion``) is an error, not a
-    silently ignored restriction.
-    """
-    if not isinstance(value, dict):
-        _fail(path, f"expected an object, got {_kind(value)}")
-    for key in value:
-        if not isinstance(key, str):
-            _fail(path, f"object keys must be strings, got {_kind(key)}")
-    for key in required:
-        if key not in value:
-            _fail(_join(path, key), "missing required field")
-    allowed = set(required) | set(optional)
-    for key in value:
-        if key not in allowed:
-            _fail(_join(path, key), "unknown field")
-    return value
-
-
-def _int(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(path, f"expected an integer, got {_kind(value)}")
-    if not low <= value <= high:
-        _fail(path, f"{value} is outside [{low}, {high}]")
-    return value
-
 
 def _optional_int(value: object, path: str, low: int, high: int) -> int | None:
-    return None if value is None else _int(value, path, low, high)
+    return None if value is None else read_int(value, path, low, high)
 
 
 def _text(value: object, path: str, max_length: int = MAX_ID_LENGTH) -> str:
     if not isinstance(value, str):
-        _fail(path, f"expected a string, got {_kind(value)}")
+        fail(path, f"expected a string, got {kind(value)}")
     if not value.strip():
-        _fail(path, "must not be empty")
+        fail(path, "must not be empty")
     if len(value) > max_length:
-        _fail(path, f"longer than {max_length} characters")
-    return value
-
-
-def _array(value: object, path: str) -> Sequence[object]:
-    if not isinstance(value, list | tuple):
-        _fail(path, f"expected an array, got {_kind(value)}")
+        fail(path, f"longer than {max_length} characters")
     return value
 
 
 def _texts(value: object, path: str) -> tuple[str, ...]:
-    return tuple(_text(item, f"{path}[{i}]") for i, item in enumerate(_array(value, path)))
+    return tuple(_text(item, f"{path}[{i}]") for i, item in enumerate(read_array(value, path)))
 
 
 def _interval(value: object, path: str, horizon: int) -> Interval:
-    items = _array(value, path)
+    items = read_array(value, path)
     if len(items) != 2:
-        _fail(path, f"expected [start, end], got {len(items)} numbers")
-    start = _int(items[0], f"{path}[0]", -MAX_MINUTES, MAX_MINUTES)
-    end = _int(items[1], f"{path}[1]", -MAX_MINUTES, MAX_MINUTES)
+        fail(path, f"expected [start, end], got {len(items)} numbers")
+    start = read_int(items[0], f"{path}[0]", -MAX_MINUTES, MAX_MINUTES)
+    end = read_int(items[1], f"{path}[1]", -MAX_MINUTES, MAX_MINUTES)
     if end < start:
-        _fail(path, f"end {end} is before start {start}")
+        fail(path, f"end {end} is before start {start}")
     if start < 0 or end > horizon:
-        _fail(path, f"[{start}, {end}] is outside [0, horizon={horizon}]")
+        fail(path, f"[{start}, {end}] is outside [0, horizon={horizon}]")
     return (start, end)
 
 
@@ -343,12 +285,12 @@ def _intervals(
 ) -> tuple[Interval, ...]:
     """Intervals in time order, not overlapping (touching is fine): windows, days, weeks."""
     result: list[Interval] = []
-    for i, item in enumerate(_array(value, path)):
+    for i, item in enumerate(read_array(value, path)):
         start, end = _interval(item, f"{path}[{i}]", horizon)
         if nonempty and end == start:
-            _fail(f"{path}[{i}]", "must not be empty")
+            fail(f"{path}[{i}]", "must not be empty")
         if result and start < result[-1][1]:
-            _fail(f"{path}[{i}]", "overlaps or precedes the previous interval; list in time order")
+            fail(f"{path}[{i}]", "overlaps or precedes the previous interval; list in time order")
         result.append((start, end))
     return tuple(result)
 
@@ -359,12 +301,12 @@ def _ids(items: Sequence[object], path: str, what: str) -> list[str]:
     ids: list[str] = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            _fail(f"{path}[{i}]", f"expected an object, got {_kind(item)}")
+            fail(f"{path}[{i}]", f"expected an object, got {kind(item)}")
         if "id" not in item:
-            _fail(f"{path}[{i}].id", "missing required field")
+            fail(f"{path}[{i}].id", "missing required field")
         ident = _text(item["id"], f"{path}[{i}].id")
         if ident in seen:
-            _fail(f"{path}[{i}].id", f"duplicate {what} id '{ident}'")
+            fail(f"{path}[{i}].id", f"duplicate {what} id '{ident}'")
         seen.add(ident)
         ids.append(ident)
     return ids
@@ -372,14 +314,14 @@ def _ids(items: Sequence[object], path: str, what: str) -> list[str]:
 
 def _known(ident: str, known: Mapping[str, object] | set[str], path: str, what: str) -> str:
     if ident not in known:
-        _fail(path, f"unknown {what} '{ident}'")
+        fail(path, f"unknown {what} '{ident}'")
     return ident
 
 
 def _exposure(
     value: object, path: str, horizon: int, n_days: int, available: tuple[Interval, ...]
 ) -> ExposurePolicy:
-    fields = _object(
+    fields = read_object(
         value,
         path,
         (),
@@ -395,72 +337,70 @@ def _exposure(
     )
     windows = available
     if fields.get("windows") is not None:
-        windows = _intervals(fields["windows"], _join(path, "windows"), horizon)
+        windows = _intervals(fields["windows"], join(path, "windows"), horizon)
     used_by_day: dict[int, int] = {}
     raw_used = fields.get("used_by_day")
     if raw_used is not None:
-        used_path = _join(path, "used_by_day")
+        used_path = join(path, "used_by_day")
         if not isinstance(raw_used, dict):
-            _fail(used_path, f"expected an object, got {_kind(raw_used)}")
+            fail(used_path, f"expected an object, got {kind(raw_used)}")
         for key, minutes in raw_used.items():
             key_path = f"{used_path}[{key}]"
             if not isinstance(key, str) or not key.isdigit() or not key.isascii():
-                _fail(key_path, 'keys must be day indexes written as strings, e.g. "0"')
+                fail(key_path, 'keys must be day indexes written as strings, e.g. "0"')
             day = int(key)
             if day >= n_days:
-                _fail(key_path, f"day index {day} is out of range (snapshot has {n_days} days)")
-            used_by_day[day] = _int(minutes, key_path, 0, MAX_MINUTES)
+                fail(key_path, f"day index {day} is out of range (snapshot has {n_days} days)")
+            used_by_day[day] = read_int(minutes, key_path, 0, MAX_MINUTES)
     max_severity = fields.get("max_severity", MAX_SEVERITY)
     return ExposurePolicy(
-        daily_cap=_optional_int(fields.get("daily_cap"), _join(path, "daily_cap"), 0, MAX_MINUTES),
+        daily_cap=_optional_int(fields.get("daily_cap"), join(path, "daily_cap"), 0, MAX_MINUTES),
         severe_daily_cap=_optional_int(
-            fields.get("severe_daily_cap"), _join(path, "severe_daily_cap"), 0, MAX_MINUTES
+            fields.get("severe_daily_cap"), join(path, "severe_daily_cap"), 0, MAX_MINUTES
         ),
         weekly_cap=_optional_int(
-            fields.get("weekly_cap"), _join(path, "weekly_cap"), 0, MAX_MINUTES
+            fields.get("weekly_cap"), join(path, "weekly_cap"), 0, MAX_MINUTES
         ),
         windows=windows,
-        max_severity=_int(max_severity, _join(path, "max_severity"), 0, MAX_SEVERITY),
+        max_severity=read_int(max_severity, join(path, "max_severity"), 0, MAX_SEVERITY),
         used_by_day=used_by_day,
-        used_this_week=_int(
-            fields.get("used_this_week", 0), _join(path, "used_this_week"), 0, MAX_MINUTES
+        used_this_week=read_int(
+            fields.get("used_this_week", 0), join(path, "used_this_week"), 0, MAX_MINUTES
         ),
     )
 
 
 def _examiner(value: object, path: str, ident: str, horizon: int, n_days: int) -> Examiner:
-    fields = _object(value, path, ("id", "available"), ("skills", "exposure"))
-    available = _intervals(fields["available"], _join(path, "available"), horizon)
+    fields = read_object(value, path, ("id", "available"), ("skills", "exposure"))
+    available = _intervals(fields["available"], join(path, "available"), horizon)
     exposure = ExposurePolicy(windows=available)
     if fields.get("exposure") is not None:
-        exposure = _exposure(
-            fields["exposure"], _join(path, "exposure"), horizon, n_days, available
-        )
+        exposure = _exposure(fields["exposure"], join(path, "exposure"), horizon, n_days, available)
     return Examiner(
         id=ident,
-        skills=frozenset(_texts(fields.get("skills", []), _join(path, "skills"))),
+        skills=frozenset(_texts(fields.get("skills", []), join(path, "skills"))),
         available=available,
         exposure=exposure,
     )
 
 
 def _workstation(value: object, path: str, ident: str, horizon: int) -> Workstation:
-    fields = _object(value, path, ("id",), ("capabilities", "capacity", "available"))
+    fields = read_object(value, path, ("id",), ("capabilities", "capacity", "available"))
     available: tuple[Interval, ...] = ((0, horizon),)
     if fields.get("available") is not None:
-        available = _intervals(fields["available"], _join(path, "available"), horizon)
+        available = _intervals(fields["available"], join(path, "available"), horizon)
     return Workstation(
         id=ident,
-        capabilities=frozenset(_texts(fields.get("capabilities", []), _join(path, "capabilities"))),
-        capacity=_int(fields.get("capacity", 1), _join(path, "capacity"), 1, MAX_CAPACITY),
+        capabilities=frozenset(_texts(fields.get("capabilities", []), join(path, "capabilities"))),
+        capacity=read_int(fields.get("capacity", 1), join(path, "capacity"), 1, MAX_CAPACITY),
         available=available,
     )
 
 
 def _pool(value: object, path: str, ident: str) -> Pool:
-    fields = _object(value, path, ("id", "capacity"))
+    fields = read_object(value, path, ("id", "capacity"))
     return Pool(
-        id=ident, capacity=_int(fields["capacity"], _join(path, "capacity"), 1, MAX_CAPACITY)
+        id=ident, capacity=read_int(fields["capacity"], join(path, "capacity"), 1, MAX_CAPACITY)
     )
 
 
@@ -475,22 +415,22 @@ class _Known:
 
 
 def _pin(value: object, path: str, known: _Known) -> Pin:
-    fields = _object(value, path, ("start",), ("examiner", "workstation"))
+    fields = read_object(value, path, ("start",), ("examiner", "workstation"))
     examiner = workstation = None
     if fields.get("examiner") is not None:
-        examiner_path = _join(path, "examiner")
+        examiner_path = join(path, "examiner")
         examiner = _known(
             _text(fields["examiner"], examiner_path), known.examiners, examiner_path, "examiner"
         )
     if fields.get("workstation") is not None:
-        ws_path = _join(path, "workstation")
+        ws_path = join(path, "workstation")
         workstation = _known(
             _text(fields["workstation"], ws_path), known.workstations, ws_path, "workstation"
         )
     return Pin(
         examiner=examiner,
         workstation=workstation,
-        start=_int(fields["start"], _join(path, "start"), 0, known.horizon),
+        start=read_int(fields["start"], join(path, "start"), 0, known.horizon),
     )
 
 
@@ -510,62 +450,62 @@ _JOB_OPTIONAL = (
 
 
 def _job(value: object, path: str, ident: str, known: _Known) -> Job:
-    fields = _object(value, path, _JOB_REQUIRED, _JOB_OPTIONAL)
-    attended = _int(fields["attended"], _join(path, "attended"), 0, MAX_MINUTES)
+    fields = read_object(value, path, _JOB_REQUIRED, _JOB_OPTIONAL)
+    attended = read_int(fields["attended"], join(path, "attended"), 0, MAX_MINUTES)
 
     by_ws: dict[str, int] | None = None
     if fields.get("machine_by_workstation") is not None:
-        mbw_path = _join(path, "machine_by_workstation")
+        mbw_path = join(path, "machine_by_workstation")
         raw = fields["machine_by_workstation"]
         if not isinstance(raw, dict):
-            _fail(mbw_path, f"expected an object, got {_kind(raw)}")
+            fail(mbw_path, f"expected an object, got {kind(raw)}")
         by_ws = {}
         for ws, minutes in raw.items():
             if not isinstance(ws, str):
-                _fail(mbw_path, "keys must be workstation ids")
+                fail(mbw_path, "keys must be workstation ids")
             _known(ws, known.workstations, f"{mbw_path}[{ws}]", "workstation")
-            by_ws[ws] = _int(minutes, f"{mbw_path}[{ws}]", 0, MAX_MINUTES)
+            by_ws[ws] = read_int(minutes, f"{mbw_path}[{ws}]", 0, MAX_MINUTES)
 
-    pools = _texts(fields.get("pools", []), _join(path, "pools"))
+    pools = _texts(fields.get("pools", []), join(path, "pools"))
     for i, pool in enumerate(pools):
         _known(pool, known.pools, f"{path}.pools[{i}]", "pool")
         if pool in pools[:i]:
-            _fail(f"{path}.pools[{i}]", f"pool '{pool}' listed twice")
+            fail(f"{path}.pools[{i}]", f"pool '{pool}' listed twice")
 
     examiners: tuple[str, ...] | None = None
     if fields.get("examiners") is not None:
-        examiners = _texts(fields["examiners"], _join(path, "examiners"))
+        examiners = _texts(fields["examiners"], join(path, "examiners"))
         for i, examiner in enumerate(examiners):
             _known(examiner, known.examiners, f"{path}.examiners[{i}]", "examiner")
 
-    exposure = _int(fields.get("exposure", 0), _join(path, "exposure"), 0, MAX_MINUTES)
+    exposure = read_int(fields.get("exposure", 0), join(path, "exposure"), 0, MAX_MINUTES)
     if exposure > attended:
-        _fail(
-            _join(path, "exposure"),
+        fail(
+            join(path, "exposure"),
             f"exposure {exposure} exceeds attended {attended}: exposure is part of attended time",
         )
-    after = _texts(fields.get("after", []), _join(path, "after"))
+    after = _texts(fields.get("after", []), join(path, "after"))
     if ident in after:
-        _fail(_join(path, "after"), f"cycle in predecessors: {ident} -> {ident}")
+        fail(join(path, "after"), f"cycle in predecessors: {ident} -> {ident}")
     pin = None
     if fields.get("pin") is not None:
-        pin = _pin(fields["pin"], _join(path, "pin"), known)
+        pin = _pin(fields["pin"], join(path, "pin"), known)
 
     return Job(
         id=ident,
-        case=_text(fields["case"], _join(path, "case")),
-        weight=_int(fields["weight"], _join(path, "weight"), 0, MAX_WEIGHT),
-        release=_int(fields["release"], _join(path, "release"), -MAX_MINUTES, MAX_MINUTES),
-        due=_optional_int(fields.get("due"), _join(path, "due"), -MAX_MINUTES, MAX_MINUTES),
+        case=_text(fields["case"], join(path, "case")),
+        weight=read_int(fields["weight"], join(path, "weight"), 0, MAX_WEIGHT),
+        release=read_int(fields["release"], join(path, "release"), -MAX_MINUTES, MAX_MINUTES),
+        due=_optional_int(fields.get("due"), join(path, "due"), -MAX_MINUTES, MAX_MINUTES),
         attended=attended,
-        machine=_int(fields["machine"], _join(path, "machine"), 0, MAX_MINUTES),
+        machine=read_int(fields["machine"], join(path, "machine"), 0, MAX_MINUTES),
         machine_by_workstation=by_ws,
-        skills=frozenset(_texts(fields.get("skills", []), _join(path, "skills"))),
-        capabilities=frozenset(_texts(fields.get("capabilities", []), _join(path, "capabilities"))),
+        skills=frozenset(_texts(fields.get("skills", []), join(path, "skills"))),
+        capabilities=frozenset(_texts(fields.get("capabilities", []), join(path, "capabilities"))),
         pools=pools,
         examiners=examiners,
         exposure=exposure,
-        severity=_int(fields.get("severity", 0), _join(path, "severity"), 0, MAX_SEVERITY),
+        severity=read_int(fields.get("severity", 0), join(path, "severity"), 0, MAX_SEVERITY),
         after=after,
         pin=pin,
     )
@@ -598,32 +538,32 @@ def _find_cycle(after: Mapping[str, tuple[str, ...]]) -> list[str] | None:
 
 
 def _previous(value: object, path: str, known: _Known) -> PreviousAssignment:
-    fields = _object(value, path, ("job", "start"), ("examiner", "workstation"))
+    fields = read_object(value, path, ("job", "start"), ("examiner", "workstation"))
     examiner = workstation = None
     if fields.get("examiner") is not None:
-        examiner_path = _join(path, "examiner")
+        examiner_path = join(path, "examiner")
         examiner = _known(
             _text(fields["examiner"], examiner_path), known.examiners, examiner_path, "examiner"
         )
     if fields.get("workstation") is not None:
-        ws_path = _join(path, "workstation")
+        ws_path = join(path, "workstation")
         workstation = _known(
             _text(fields["workstation"], ws_path), known.workstations, ws_path, "workstation"
         )
     return PreviousAssignment(
-        job=_text(fields["job"], _join(path, "job")),
+        job=_text(fields["job"], join(path, "job")),
         examiner=examiner,
         workstation=workstation,
-        start=_int(fields["start"], _join(path, "start"), 0, MAX_MINUTES),
+        start=read_int(fields["start"], join(path, "start"), 0, MAX_MINUTES),
     )
 
 
 def _weights(value: object, path: str) -> Weights:
     names = ("tardiness", "change", "balance", "continuity")
-    fields = _object(value, path, (), names)
+    fields = read_object(value, path, (), names)
     defaults = Weights()
     values = {
-        name: _int(fields.get(name, getattr(defaults, name)), _join(path, name), 0, MAX_WEIGHT)
+        name: read_int(fields.get(name, getattr(defaults, name)), join(path, name), 0, MAX_WEIGHT)
         for name in names
     }
     return Weights(**values)
@@ -652,52 +592,54 @@ def snapshot_from_json(data: object) -> Snapshot:
         return _snapshot_from_json(data)
     except SnapshotError:
         raise
+    except FieldError as exc:
+        raise SnapshotError(exc.field, exc.message) from None
     except RecursionError:
         raise SnapshotError("", "document is nested too deeply") from None
 
 
 def _snapshot_from_json(data: object) -> Snapshot:
     if not isinstance(data, dict):
-        _fail("", f"expected a JSON object, got {_kind(data)}")
+        fail("", f"expected a JSON object, got {kind(data)}")
     if "format" not in data:
-        _fail("format", f"missing required field (expected '{SNAPSHOT_FORMAT}')")
+        fail("format", f"missing required field (expected '{SNAPSHOT_FORMAT}')")
     if data["format"] != SNAPSHOT_FORMAT:
-        _fail("format", f"expected '{SNAPSHOT_FORMAT}', got {data['format']!r:.60}")
-    top = _object(data, "", _TOP_REQUIRED, _TOP_OPTIONAL)
+        fail("format", f"expected '{SNAPSHOT_FORMAT}', got {data['format']!r:.60}")
+    top = read_object(data, "", _TOP_REQUIRED, _TOP_OPTIONAL)
 
     lab = _text(top["lab"], "lab")
     epoch = _text(top["epoch"], "epoch")
     try:
         datetime.fromisoformat(epoch)
     except ValueError:
-        _fail("epoch", f"not an ISO 8601 date-time: {epoch!r:.60}")
-    horizon = _int(top["horizon"], "horizon", 1, MAX_MINUTES)
+        fail("epoch", f"not an ISO 8601 date-time: {epoch!r:.60}")
+    horizon = read_int(top["horizon"], "horizon", 1, MAX_MINUTES)
     objective = top.get("objective", WEIGHTED_TARDINESS)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
-        _fail("objective", f"expected one of {', '.join(OBJECTIVES)}, got {objective!r:.60}")
+        fail("objective", f"expected one of {', '.join(OBJECTIVES)}, got {objective!r:.60}")
     days = _intervals(top["days"], "days", horizon, nonempty=True)
     weeks = _intervals(top["weeks"], "weeks", horizon, nonempty=True)
 
-    raw_examiners = _array(top["examiners"], "examiners")
+    raw_examiners = read_array(top["examiners"], "examiners")
     examiner_ids = _ids(raw_examiners, "examiners", "examiner")
     examiners = tuple(
         _examiner(raw, f"examiners[{ident}]", ident, horizon, len(days))
         for ident, raw in zip(examiner_ids, raw_examiners, strict=True)
     )
-    raw_workstations = _array(top["workstations"], "workstations")
+    raw_workstations = read_array(top["workstations"], "workstations")
     workstation_ids = _ids(raw_workstations, "workstations", "workstation")
     workstations = tuple(
         _workstation(raw, f"workstations[{ident}]", ident, horizon)
         for ident, raw in zip(workstation_ids, raw_workstations, strict=True)
     )
-    raw_pools = _array(top.get("pools", []), "pools")
+    raw_pools = read_array(top.get("pools", []), "pools")
     pool_ids = _ids(raw_pools, "pools", "pool")
     pools = tuple(
         _pool(raw, f"pools[{ident}]", ident) for ident, raw in zip(pool_ids, raw_pools, strict=True)
     )
 
     known = _Known(set(examiner_ids), set(workstation_ids), set(pool_ids), horizon)
-    raw_jobs = _array(top["jobs"], "jobs")
+    raw_jobs = read_array(top["jobs"], "jobs")
     job_ids = _ids(raw_jobs, "jobs", "job")
     jobs = tuple(
         _job(raw, f"jobs[{ident}]", ident, known)
@@ -705,14 +647,14 @@ def _snapshot_from_json(data: object) -> Snapshot:
     )
     cycle = _find_cycle({job.id: job.after for job in jobs})
     if cycle:
-        _fail(f"jobs[{cycle[0]}].after", "cycle in predecessors: " + " -> ".join(cycle))
+        fail(f"jobs[{cycle[0]}].after", "cycle in predecessors: " + " -> ".join(cycle))
 
     previous: list[PreviousAssignment] = []
     seen_previous: set[str] = set()
-    for i, raw in enumerate(_array(top.get("previous", []), "previous")):
+    for i, raw in enumerate(read_array(top.get("previous", []), "previous")):
         item = _previous(raw, f"previous[{i}]", known)
         if item.job in seen_previous:
-            _fail(f"previous[{i}].job", f"job '{item.job}' has two previous assignments")
+            fail(f"previous[{i}].job", f"job '{item.job}' has two previous assignments")
         seen_previous.add(item.job)
         previous.append(item)
 
@@ -732,7 +674,7 @@ def _snapshot_from_json(data: object) -> Snapshot:
         pools=pools,
         jobs=jobs,
         previous=tuple(previous),
-        frozen_until=_int(top.get("frozen_until", 0), "frozen_until", 0, MAX_MINUTES),
+        frozen_until=read_int(top.get("frozen_until", 0), "frozen_until", 0, MAX_MINUTES),
         weights=weights,
     )
 
