@@ -54,3 +54,27 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_if_changed(
+    session: Session,
+    entity: Any,
+    *,
+    actor: str,
+    action: str,
+    lab_id: int | None,
+    before: dict[str, Any] | None,
+) -> None:
+    """Audit an upsert only when it changed something, so a repeated push leaves no trail noise."""
+    after = state_of(entity)
+    if before != after:
+        record(
+            session,
+            actor=actor,
+            action=action,
+            entity_type=entity.__tablename__,
+            entity_id=entity.id,
+            lab_id=lab_id,
+            before=before,
+            after=after,
+        )

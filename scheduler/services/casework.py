@@ -69,18 +69,9 @@ def upsert_case(
     case.received_at, case.legal_deadline_at = received_at, legal_deadline_at
     case.status, case.note = status, note
     flush(session)
-    after = audit.state_of(case)
-    if before != after:
-        audit.record(
-            session,
-            actor=actor,
-            action="case.upsert",
-            entity_type="case",
-            entity_id=case.id,
-            lab_id=lab.id,
-            before=before,
-            after=after,
-        )
+    audit.record_if_changed(
+        session, case, actor=actor, action="case.upsert", lab_id=lab.id, before=before
+    )
     return case
 
 
@@ -109,18 +100,9 @@ def upsert_device(
         locked,
     )
     flush(session)
-    after = audit.state_of(device)
-    if before != after:
-        audit.record(
-            session,
-            actor=actor,
-            action="device.upsert",
-            entity_type="device",
-            entity_id=device.id,
-            lab_id=case.lab_id,
-            before=before,
-            after=after,
-        )
+    audit.record_if_changed(
+        session, device, actor=actor, action="device.upsert", lab_id=case.lab_id, before=before
+    )
     return device
 
 
@@ -195,18 +177,9 @@ def upsert_job(
         raise Invalid(f"job {external_ref!r}: predecessors would form a cycle", field="after")
     job.predecessors = [JobPredecessor(predecessor_id=p) for p in predecessor_ids]
     flush(session)
-    state = audit.state_of(job)
-    if before != state:
-        audit.record(
-            session,
-            actor=actor,
-            action="job.upsert",
-            entity_type="job",
-            entity_id=job.id,
-            lab_id=lab.id,
-            before=before,
-            after=state,
-        )
+    audit.record_if_changed(
+        session, job, actor=actor, action="job.upsert", lab_id=lab.id, before=before
+    )
     return job
 
 
