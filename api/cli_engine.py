@@ -422,6 +422,8 @@ def bench_churn(
         f"{r.moved_day_rerun} ({100 * r.moved_day_rerun / max(1, r.compared):.1f} %), from "
         f"scratch {r.moved_day_scratch} ({100 * r.moved_day_scratch / max(1, r.compared):.1f} %)"
     )
+    for day, compared, moved in r.by_day:
+        console.print(f"  {day}: {compared} assignments, re-run moved {moved}")
 
 
 def bench_scale(

@@ -9,6 +9,12 @@ from models.base import Base, Timestamps
 
 OBJECTIVES = ("weighted_tardiness", "makespan")
 
+#: What moving one published assignment (examiner, workstation or day) costs, in the units of
+#: weighted tardiness (priority weight x minutes late): ten minutes of a P1 case's lateness, about
+#: two working days of a P5's. At the snapshot format's example weight (50) a re-run re-shuffled
+#: two thirds of the first unfrozen day to win a few minutes here and there (``labq bench churn``).
+DEFAULT_CHANGE_WEIGHT = 10_000
+
 
 class Lab(Timestamps, Base):
     """One forensic unit. Solver settings live here so each lab tunes its own trade-offs."""
@@ -35,7 +41,7 @@ class Lab(Timestamps, Base):
     frozen_working_days: Mapped[int] = mapped_column(default=1)
     solve_time_limit_seconds: Mapped[int] = mapped_column(default=60)
     weight_tardiness: Mapped[int] = mapped_column(default=1)
-    weight_change: Mapped[int] = mapped_column(default=50)
+    weight_change: Mapped[int] = mapped_column(default=DEFAULT_CHANGE_WEIGHT)
     weight_balance: Mapped[int] = mapped_column(default=5)
     weight_continuity: Mapped[int] = mapped_column(default=2)
 

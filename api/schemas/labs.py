@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from api.schemas.common import Body, Flag, IntegerOnly, Name, Out, Ref, Weight
+from models.lab import DEFAULT_CHANGE_WEIGHT
 
 Timezone = Annotated[
     str, Field(min_length=1, max_length=64, description="IANA name, e.g. Europe/London.")
@@ -28,7 +29,7 @@ class LabSettings(Body):
     frozen_working_days: FrozenDays = 1
     solve_time_limit_seconds: TimeLimit = 60
     weight_tardiness: Weight = 1
-    weight_change: Weight = 50
+    weight_change: Weight = DEFAULT_CHANGE_WEIGHT
     weight_balance: Weight = 5
     weight_continuity: Weight = 2
 

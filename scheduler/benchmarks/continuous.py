@@ -244,6 +244,8 @@ class ChurnResult:
     moved_day_scratch: int
     new_jobs: int
     nightly_seconds: float
+    #: per lab-local day of the window: (date, assignments compared, re-run day-level changes)
+    by_day: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def rerun_percent(self) -> float:
@@ -316,6 +318,17 @@ def bench_churn(
 
         return sum(1 for job, p in compared.items() if key(after.get(job)) != key(p))
 
+    by_day: dict[str, list[int]] = {}
+    for job, p in compared.items():
+        counts = by_day.setdefault(p[2].astimezone(tl.tz).date().isoformat(), [0, 0])
+        counts[0] += 1
+        after = rerun.get(job)
+        if after is None or (after[0], after[1], after[2].astimezone(tl.tz).date()) != (
+            p[0],
+            p[1],
+            p[2].astimezone(tl.tz).date(),
+        ):
+            counts[1] += 1
     return ChurnResult(
         len(compared),
         changed(rerun),
@@ -324,6 +337,7 @@ def bench_churn(
         moved_day(scratch),
         new_jobs,
         nightly,
+        [(d, c[0], c[1]) for d, c in sorted(by_day.items())],
     )
 
 

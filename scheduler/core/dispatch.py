@@ -232,6 +232,13 @@ class Board:
         Used for pins and frozen assignments, which must be kept exactly or not at all; the
         precedence rule is checked separately, once the predecessors are placed.
         """
+        by_workstation = job.machine_by_workstation
+        if (
+            workstation is not None
+            and by_workstation is not None
+            and workstation not in by_workstation
+        ):
+            return f"{workstation} is not one of the job's workstations"
         end = start + job.duration_on(workstation)
         if start < job.release:
             return f"starts at {_minutes(start)}, before its release at {_minutes(job.release)}"
@@ -364,14 +371,17 @@ def fixed_placements(snapshot: Snapshot) -> dict[str, tuple[str | None, str | No
     """Placements that must be kept exactly: pins, and published assignments that start before
     ``frozen_until`` (a pin governs when a job has both).
 
-    Returns job id -> (examiner, workstation, start, "pin" | "frozen"), pins first.
+    Returns job id -> (examiner, workstation, start, "pin" | "frozen"): pins first, each kind in
+    order of start. Reserving in that order matters: a workstation of capacity 2 takes any set of
+    placements that never overlaps three deep when they come in order of start, but can refuse
+    one of them when they come in another order.
     """
     fixed: dict[str, tuple[str | None, str | None, int, str]] = {}
-    for job in snapshot.jobs:
-        if job.pin is not None:
-            fixed[job.id] = (job.pin.examiner, job.pin.workstation, job.pin.start, "pin")
+    pinned = sorted((j.pin.start, j.id, j.pin) for j in snapshot.jobs if j.pin is not None)
+    for start, job_id, pin in pinned:
+        fixed[job_id] = (pin.examiner, pin.workstation, start, "pin")
     present = {j.id for j in snapshot.jobs}
-    for prev in snapshot.previous:
+    for prev in sorted(snapshot.previous, key=lambda p: (p.start, p.job)):
         if prev.job in present and prev.job not in fixed and prev.start < snapshot.frozen_until:
             fixed[prev.job] = (prev.examiner, prev.workstation, prev.start, "frozen")
     return fixed

@@ -51,7 +51,7 @@ from scheduler.core.plan import (
     Plan,
     Unscheduled,
 )
-from scheduler.core.snapshot import Pin, Snapshot
+from scheduler.core.snapshot import Snapshot
 from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,10 @@ FULL_MODEL_SHARE = 0.5
 #: plan rarely shortens the latest end (measured on Brandimarte's instances).
 MAKESPAN_FULL_MODEL_MAX_JOBS = 3000
 MAKESPAN_FULL_MODEL_SHARE = 1.0
+
+#: Dispatch rounds for the warm start that holds the published schedule: each round lets go of
+#: the held placements the previous one could not keep.
+HELD_START_ROUNDS = 4
 
 
 @dataclass
@@ -212,16 +216,21 @@ def _published_start(snapshot: Snapshot, policy: str, base: Plan) -> Plan | None
     held = {p.job: p for p in snapshot.previous if p.job in jobs and p.job not in kept}
     if not held:
         return None
-    holding = replace(
-        snapshot,
-        jobs=tuple(
-            replace(j, pin=Pin(p.examiner, p.workstation, p.start))
-            if (p := held.get(j.id)) is not None
-            else j
-            for j in snapshot.jobs
-        ),
-    )
-    plan = dispatch(holding, policy)
+    for _ in range(HELD_START_ROUNDS):
+        # Held like frozen placements, reserved in order of start, so a kept (frozen) one is
+        # never crowded out by a held one that starts after it.
+        holding = replace(
+            snapshot,
+            previous=tuple(p for p in snapshot.previous if p.job in kept or p.job in held),
+            frozen_until=snapshot.horizon,
+        )
+        plan = dispatch(holding, policy)
+        # A held placement that no longer works (its predecessor moved, a pool filled up) is
+        # let go and dispatched like any other job, rather than left out of the plan.
+        lost = {u.job for u in plan.unscheduled if u.job in held and u.reason == PIN_CONFLICT}
+        if not lost:
+            break
+        held = {j: p for j, p in held.items() if j not in lost}
     placed = {a.job for a in plan.assignments}
     left = tuple(
         Unscheduled(j.id, PIN_CONFLICT if j.id in kept else HORIZON_FULL, "held")
