@@ -39,6 +39,7 @@ from scheduler.core.lns import (
     SearchSettings,
     improve,
 )
+from scheduler.core.makespan import search as makespan_search
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import (
     FEASIBLE,
@@ -159,7 +160,10 @@ def solve(
         share = MAKESPAN_FULL_MODEL_SHARE if makespan else FULL_MODEL_SHARE
         budget = min(limit * share, time_left(0.0))
         planned = budget
-        result = _full_model(snapshot, free, placements, scope, config, budget)
+        if makespan and all(a is not None for a in placements.values()):
+            result = _makespan_search(snapshot, free, placements, scope, config, budget)
+        else:
+            result = _full_model(snapshot, free, placements, scope, config, budget)
         if result is not None:
             better, value, optimal, model_bound = result
             if value < objective:
@@ -289,6 +293,32 @@ def _full_model(
     optimal = status == cp_model.OPTIMAL
     bound = math.ceil(solver.best_objective_bound - 1e-6)
     return read_solution(ctx, solver), round(solver.objective_value), optimal, bound
+
+
+def _makespan_search(
+    snapshot: Snapshot,
+    free: list[str],
+    placements: Mapping[str, Assignment | None],
+    scope: list[str],
+    config: SolveConfig,
+    budget: float,
+) -> tuple[dict[str, Assignment | None], int, bool, int] | None:
+    """Every job placed: the makespan search (full model, then order-keeping neighbourhoods)."""
+    if budget <= 0.05:
+        return None
+    outcome = makespan_search(
+        snapshot,
+        free,
+        placements,
+        budget=budget,
+        workers=config.workers,
+        seed=config.seed,
+        balance_scope=scope,
+        floor=lower_bound(snapshot),
+    )
+    if outcome is None:
+        return None
+    return outcome.placements, outcome.objective, outcome.optimal, outcome.bound
 
 
 def _plan_from(snapshot: Snapshot, placements: Mapping[str, Assignment | None], base: Plan) -> Plan:
