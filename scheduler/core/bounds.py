@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from ortools.graph.python import min_cost_flow
+
 from .calendar import FreeList, normalise
 from .dispatch import fixed_placements, logged_by_day, logged_by_week
 from .eligibility import caps_allow
@@ -409,6 +411,188 @@ def _time_to_supply(
     return None
 
 
+# -- fluid relaxation -------------------------------------------------------------------------
+
+#: Block length (minutes) of the fluid relaxation's time grid: finer is tighter and slower.
+FLUID_STEP = 120
+
+#: Per-unit costs are scaled by this and rounded down before the min-cost flow (integers only).
+FLUID_SCALE = 16
+
+
+Cumulative = Callable[[int], int | None]  # most units a resource can have completed by t
+
+
+@dataclass(frozen=True)
+class _Supply:
+    """One kind of work for the fluid relaxation: which resources may serve a job, how many
+    units it asks of them, and per resource the most units it can have completed by each time."""
+
+    members_of: Members
+    units_of: Minutes
+    completed_by: dict[str, Cumulative]
+    edges: dict[str, list[int]]  # times where a resource's supply rate changes
+
+
+def _elapsed(windows: Sequence[tuple[int, int]], t: int) -> int:
+    return sum(min(b, t) - a for a, b in windows if a < t)
+
+
+def _window_supply(windows: list[tuple[int, int]], capacity: int) -> Cumulative:
+    """Minutes of work a resource with ``capacity`` lanes open in ``windows`` can do by t."""
+
+    def by(t: int) -> int:
+        return capacity * _elapsed(windows, t)
+
+    return by
+
+
+def _exposure_supply(
+    windows: list[tuple[int, int]], caps: list[list[tuple[int, int]]]
+) -> Cumulative:
+    """Exposure minutes an examiner can do by t: inside exposure windows, and no more than what
+    is left of each cap in the days (weeks) begun by then."""
+
+    def by(t: int) -> int:
+        return min([_elapsed(windows, t)] + [sum(n for a, n in cap if a < t) for cap in caps])
+
+    return by
+
+
+def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
+    """Attended minutes against examiners' windows; exposure minutes against exposure windows
+    and what is left of the daily and weekly caps; machine minutes against workstations."""
+    h = snapshot.horizon
+    days_cover = _available_minutes(snapshot.days, h) >= h
+    weeks_cover = _available_minutes(snapshot.weeks, h) >= h
+    attended: dict[str, Cumulative] = {}
+    exposure: dict[str, Cumulative] = {}
+    edges: dict[str, list[int]] = {}
+    for e in snapshot.examiners:
+        avail = normalise(e.available, 0, h)
+        windows = _intersect(avail, normalise(e.exposure.windows or e.available, 0, h))
+        caps: list[list[tuple[int, int]]] = []  # per cap: (period start, minutes left)
+        if e.exposure.daily_cap is not None and days_cover:
+            logged = logged_by_day(e)
+            cap = e.exposure.daily_cap
+            caps.append(
+                [(a, max(0, cap - logged.get(d, 0))) for d, (a, _) in enumerate(snapshot.days)]
+            )
+        if e.exposure.weekly_cap is not None and weeks_cover:
+            logged_w = logged_by_week(snapshot, e)
+            cap = e.exposure.weekly_cap
+            caps.append(
+                [(a, max(0, cap - logged_w.get(w, 0))) for w, (a, _) in enumerate(snapshot.weeks)]
+            )
+        attended[e.id] = _window_supply(avail, 1)
+        exposure[e.id] = _exposure_supply(windows, caps)
+        edges[e.id] = [x for w in avail for x in w]
+    machine: dict[str, Cumulative] = {}
+    for w in snapshot.workstations:
+        avail = normalise(w.available, 0, h)
+        machine[w.id] = _window_supply(avail, w.capacity)
+        edges[w.id] = [x for window in avail for x in window]
+    return [
+        _Supply(
+            lambda r: frozenset(r.examiners) if r.job.needs_examiner else None,
+            lambda r: r.job.attended,
+            attended,
+            edges,
+        ),
+        _Supply(
+            lambda r: (
+                frozenset(r.examiners) if r.job.exposure > 0 and r.job.needs_examiner else None
+            ),
+            lambda r: r.job.exposure,
+            exposure,
+            edges,
+        ),
+        _Supply(
+            lambda r: frozenset(r.workstations) if r.job.needs_workstation else None,
+            lambda r: min((r.job.machine_on(w) for w in r.workstations), default=0),
+            machine,
+            edges,
+        ),
+    ]
+
+
+def _fluid_bounds(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> list[int]:
+    """The fluid bound (below) for every kind of work and every group of interchangeable
+    resources: a group serves every job whose eligible set lies inside it."""
+    live = [r for r in relaxed.values() if r.earliest_end is not None]
+    out = []
+    for supply in _fluid_supplies(snapshot):
+        tagged = [(m, r) for r in live if (m := supply.members_of(r))]
+        for members in sorted({m for m, _ in tagged}, key=sorted):
+            inside = {r.job.id for m, r in tagged if m <= members}
+            out.append(_fluid_bound(snapshot, relaxed, supply, members, inside))
+    return out
+
+
+def _fluid_bound(
+    snapshot: Snapshot,
+    relaxed: dict[str, _Relaxed],
+    supply: _Supply,
+    members: frozenset[str],
+    inside: set[str],
+) -> int:
+    """Weighted tardiness no plan can beat when the ``members`` pool into one fluid resource.
+
+    Order a plan's jobs by end: the work of the ``inside`` jobs that have ended by ``t`` was done
+    by ``t`` on the members, so it is at most what they can supply by ``t``. Cut time into
+    blocks; a job whose work is counted in a block ends no earlier than the block's start (nor
+    than its critical-path end). Spreading each job's units over blocks or leaving it out
+    (charged as the objective charges it), at a cost per unit of its tardiness there over its
+    units, is a transportation problem; its optimum (a min-cost flow) bounds every plan. Unlike
+    the capacity knapsack, it also charges the queueing behind other work. Jobs outside the
+    group keep their critical-path charge.
+    """
+    h = snapshot.horizon
+    grid = {0, h, *range(0, h, FLUID_STEP)}
+    for m in members:
+        grid.update(t for t in supply.edges.get(m, ()) if 0 <= t <= h)
+    blocks: list[tuple[int, int]] = []  # (earliest end of work counted here, units it holds)
+    done = 0
+    times = sorted(grid)
+    for a, b in zip(times, times[1:], strict=False):
+        by_end = 0
+        for m in members:
+            units = supply.completed_by[m](b)
+            if units is None:
+                return 0
+            by_end += units
+        if by_end > done:
+            blocks.append((a, by_end - done))
+            done = by_end
+    flow = min_cost_flow.SimpleMinCostFlow()
+    sink, first_block = 0, 1
+    node = first_block + len(blocks)
+    base = demand = 0
+    for r in relaxed.values():
+        job = r.job
+        units = supply.units_of(r) if r.job.id in inside else 0
+        if units <= 0 or job.due is None or job.weight == 0:
+            base += _tardiness(job, r.charged)
+            continue
+        out = _tardiness(job, h + job.min_duration)
+        flow.add_arc_with_capacity_and_unit_cost(node, sink, units, FLUID_SCALE * out // units)
+        if r.earliest_end is not None:
+            for i, (start, _) in enumerate(blocks):
+                cost = FLUID_SCALE * _tardiness(job, max(start, r.earliest_end)) // units
+                flow.add_arc_with_capacity_and_unit_cost(node, first_block + i, units, cost)
+        flow.set_node_supply(node, units)
+        demand += units
+        node += 1
+    if demand == 0:
+        return base
+    for i, (_, held) in enumerate(blocks):
+        flow.add_arc_with_capacity_and_unit_cost(first_block + i, sink, held, 0)
+    flow.set_node_supply(sink, -demand)
+    if flow.solve() != flow.OPTIMAL:
+        return 0
+    return base + int(flow.optimal_cost()) // FLUID_SCALE
+
+
 def lower_bound(snapshot: Snapshot) -> int:
     """A lower bound on the weighted objective of every valid plan of ``snapshot``.
 
@@ -422,4 +606,6 @@ def lower_bound(snapshot: Snapshot) -> int:
         best = max(best, *bounds)
     if snapshot.objective == "makespan":
         best = max(best, _makespan_energy(snapshot, relaxed))
+    else:
+        best = max(best, *_fluid_bounds(snapshot, relaxed), 0)
     return snapshot.weights.tardiness * best

@@ -65,9 +65,57 @@ def test_capacity_forces_some_work_out_of_the_horizon() -> None:
     critical = 200 * 21
     assert critical_path_bound(snap) == critical
     extra = (DAY + 200) * 1 - 200 * 1
-    assert lower_bound(snap) == critical + extra * 120 // 200
+    knapsack = critical + extra * 120 // 200  # 5064
+    # The fluid bound is higher still: a and b fill the first 400 minutes, c gets the last 80
+    # and leaves 120 out (16x scaled per-minute costs, rounded down, see the next test).
+    assert lower_bound(snap) == 5682 > knapsack
     plan = dispatch(snap, "priority")
     assert verify(snap, plan) == [] and lower_bound(snap) <= (plan.objective or 0)
+
+
+def test_queueing_behind_other_work_is_charged() -> None:
+    """Two 240-minute jobs on one 480-minute shift: one of them ends at 480, not at 240.
+
+    The critical path charges both as ending at 240 (4800). The fluid bound cuts the shift into
+    two-hour blocks; a job's minutes in a block end no earlier than the block's start nor its
+    critical-path end: 360 minutes at 240 (10 per minute x 240 / 240) and 120 at 360 (15 per
+    minute), 5400. The best plan costs 2400 + 4800 = 7200.
+    """
+    snap = lab(
+        [examiner("e1", available=[(0, 480)])],
+        [job("a", weight=10, due=0, attended=240), job("b", weight=10, due=0, attended=240)],
+        horizon=DAY,
+    )
+    assert critical_path_bound(snap) == 4800
+    assert lower_bound(snap) == 5400
+    plan = dispatch(snap, "fifo")
+    assert verify(snap, plan) == [] and plan.objective == 7200
+
+
+def test_a_scarce_workstation_queues_its_jobs() -> None:
+    """Four 300-minute unlocks on one GrayKey, plenty of examiners: the GrayKey group's fluid
+    bound charges the queue even though examiner time is no constraint."""
+    snap = lab(
+        [examiner(f"e{i}", available=[(0, DAY)]) for i in range(4)],
+        [
+            job(f"u{i}", weight=1, due=0, attended=10, machine=300, capabilities=["graykey"])
+            for i in range(4)
+        ],
+        [workstation("g1", ["graykey"])],
+        horizon=DAY,
+    )
+    cp = critical_path_bound(snap)
+    assert cp == 4 * 300
+    bound = lower_bound(snap)
+    plan = dispatch(snap, "fifo")
+    assert verify(snap, plan) == []
+    assert plan.objective == 300 + 600 + 900 + 1200
+    # 1200 GrayKey minutes fill the two-hour blocks from 0 to 1200; a minute in the block
+    # starting at s costs max(s, 300) / 300: 360 minutes at 1, then 120 each at 1.2 ... 3.6
+    # (per-minute costs scaled by 16 and rounded down).
+    expected = 360 * 16 + sum(120 * (16 * s // 300) for s in range(360, 1200, 120))
+    assert bound == expected // 16 == 2355
+    assert cp < bound <= plan.objective
 
 
 def test_exposure_caps_limit_the_work_in_the_horizon() -> None:
