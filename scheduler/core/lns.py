@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -171,9 +171,13 @@ class _Search:
         # and reproducible.
         self.threads = max(1, settings.workers) if not settings.deterministic else 1
         # With a makespan, most neighbourhoods cannot shorten the latest end; they may still
-        # finish their jobs earlier, which is kept as progress (see ``build_model(tie_break)``).
+        # finish their jobs earlier, which is kept as progress. With a published schedule, a
+        # neighbourhood keeps published starts where that costs nothing (``build_model``).
+        self.published = {p.job: p for p in snapshot.previous}
         self.tie_break = (
-            snapshot.objective == "makespan" if settings.tie_break is None else settings.tie_break
+            snapshot.objective == "makespan" or bool(self.published)
+            if settings.tie_break is None
+            else settings.tie_break
         )
         self.kinds: list[tuple[str, Callable[[int], Neighbourhood]]] = [
             ("time", self._time_window),
@@ -396,12 +400,7 @@ class _Search:
             params.max_deterministic_time = left * DETERMINISTIC_UNITS_PER_SECOND
         else:
             params.max_time_in_seconds = max(0.05, min(s.sub_limit, deadline - time.monotonic()))
-        before = sum(
-            a.end
-            if (a := self.placements[j]) is not None
-            else unassigned_end(self.snapshot, self.index.jobs[j])
-            for j in hood.free
-        )
+        before = self._secondary(hood.free, ctx)
         return _Attempt(
             iteration, kind, hood, ctx, solver, self.version, self.objective, before, tried, build
         )
@@ -469,6 +468,30 @@ class _Search:
             self.size,
         )
 
+    def _secondary(self, jobs: Iterable[str], ctx: ModelContext | None = None) -> int:
+        """The tie-break measure of ``jobs`` in the current plan, as ``build_model`` counts it:
+        the sum of their ends (makespan), else how many of them left their published start
+        (within a neighbourhood, only those its model could keep there)."""
+        if self.snapshot.objective == "makespan":
+            return sum(
+                a.end
+                if (a := self.placements[j]) is not None
+                else unassigned_end(self.snapshot, self.index.jobs[j])
+                for j in jobs
+            )
+        moved = 0
+        for j in jobs:
+            p = self.published.get(j)
+            if p is None or (ctx is not None and ctx.vars[j].same_start is None):
+                continue
+            a = self.placements[j]
+            moved += a is None or (a.examiner, a.workstation, a.start) != (
+                p.examiner,
+                p.workstation,
+                p.start,
+            )
+        return moved
+
     def _merge_check(self, solution: Placements) -> int | None:
         """Exact objective of the current plan with ``solution`` applied, or None if the result
         breaks a hard rule (the solution was found against an older plan)."""
@@ -484,9 +507,14 @@ class _Search:
             return None
         value, _ = plan_objective(self.snapshot, assignments)
         if self.tie_break and value == self.objective:
-            ends = sum(a.end for a in assignments)
-            if ends >= sum(a.end for a in self.placements.values() if a is not None):
-                return None
+            current = self._secondary(self.index.order)
+            saved = self.placements
+            self.placements = merged
+            try:
+                if self._secondary(self.index.order) >= current:
+                    return None
+            finally:
+                self.placements = saved
         return value
 
     def run(self) -> SearchOutcome:

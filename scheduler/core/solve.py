@@ -280,7 +280,11 @@ def _full_model(
         # Leaving a job out costs more than the horizon, which the warm start already beats:
         # every job stays in, and the model loses its presence literals.
         forced = frozenset(free)
-    ctx = build_model(snapshot, free, fixed, forced=forced, balance_scope=scope)
+    # With a published schedule, equal-cost plans keep published starts (see lns.py).
+    keep_starts = bool(snapshot.previous) and snapshot.objective != "makespan"
+    ctx = build_model(
+        snapshot, free, fixed, forced=forced, balance_scope=scope, tie_break=keep_starts
+    )
     add_hint(ctx, {j: a for j in free if (a := placements[j]) is not None})
     solver = cp_model.CpSolver()
     params = solver.parameters
@@ -298,8 +302,10 @@ def _full_model(
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     optimal = status == cp_model.OPTIMAL
-    bound = math.ceil(solver.best_objective_bound - 1e-6)
-    return read_solution(ctx, solver), round(solver.objective_value), optimal, bound
+    # The tie-break measure is below ``tie_scale``: the plan's objective is the quotient.
+    bound = math.ceil(solver.best_objective_bound - 1e-6) // ctx.tie_scale
+    value = round(solver.objective_value) // ctx.tie_scale
+    return read_solution(ctx, solver), value, optimal, bound
 
 
 def _makespan_search(

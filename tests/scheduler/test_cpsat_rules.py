@@ -10,7 +10,7 @@ from __future__ import annotations
 from ortools.sat.python import cp_model
 from tiny_labs import DAY, WEEK, examiner, job, lab, workstation
 
-from scheduler.core.cpsat import build_model, read_solution, term_values
+from scheduler.core.cpsat import add_hint, build_model, read_solution, term_values
 from scheduler.core.explain import kept_placements
 from scheduler.core.objective import objective_terms, weighted_objective
 from scheduler.core.plan import (
@@ -343,6 +343,24 @@ def test_change_against_the_published_schedule_costs_its_weight() -> None:
     sticky = lab(people, jobs, previous=published, weights=Weights(change=200_000))
     plan = solved(sticky, 100 * DAY)
     assert plan.terms["change"] == 0
+
+
+def test_equal_cost_plans_keep_the_published_start() -> None:
+    """The change term counts examiner, workstation and day, so any start on day 0 costs 0;
+    the tie-break also keeps the published hour. Hinted two hours off, the model moves j1 back."""
+    snap = lab(
+        [examiner("e1", available=[(0, 480)])],
+        [job("j1", due=None)],
+        previous=[PreviousAssignment("j1", "e1", None, 240)],
+    )
+    ctx = build_model(snap, ["j1"], {}, tie_break=True)
+    add_hint(ctx, {"j1": Assignment("j1", "e1", None, 120, 180)})
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    assert solver.solve(ctx.model) == cp_model.OPTIMAL
+    assert ctx.tie_scale == 2  # one published start that could be kept
+    assert divmod(round(solver.objective_value), ctx.tie_scale) == (0, 0)
+    assert read_solution(ctx, solver)["j1"] == Assignment("j1", "e1", None, 240, 300)
 
 
 def test_balance_spreads_exposure() -> None:

@@ -50,6 +50,7 @@ class JobVars:
     late: cp_model.IntVar | None = None
     finish: cp_model.IntVar | None = None
     kept: cp_model.IntVar | None = None
+    same_start: cp_model.IntVar | None = None
 
 
 @dataclass
@@ -81,8 +82,9 @@ class ModelContext:
         Optional per free job: the only examiners/workstations (``"e:<id>"``, ``"w:<id>"``) it
         may use (a neighbourhood that swaps work inside a group of resources).
     tie_break:
-        Also minimise, below the plan's objective, the sum of the free jobs' ends (a left-out
-        job counts its horizon charge); see ``costs.add_objective``.
+        Also minimise, below the plan's objective, a secondary measure of the free jobs: with a
+        makespan the sum of their ends (a left-out job counts its horizon charge), otherwise how
+        many of them start other than at their published start; see ``costs.add_objective``.
     balance_scope:
         Examiners the balance term spreads over; defaults to those of ``snapshot`` (pass the full
         snapshot's when ``snapshot`` holds only the candidate jobs, so the numbers agree).
@@ -116,7 +118,7 @@ class ModelContext:
         self.forced = forced
         self.allowed: dict[str, frozenset[str]] = dict(allowed or {})
         self.tie_break = tie_break
-        self.tie_scale = 1  # objective value = tie_scale * plan objective + sum of free ends
+        self.tie_scale = 1  # objective value = tie_scale * plan objective + secondary measure
         self.horizon = snapshot.horizon
         self.day_starts = [a for a, _ in snapshot.days]
         if balance_scope is None:

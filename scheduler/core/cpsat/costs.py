@@ -217,8 +217,19 @@ def add_objective(ctx: ModelContext) -> None:
     if not ctx.tie_break:
         ctx.model.minimize(sum(expr) + constant)
         return
-    # Among plans of equal cost prefer the one that ends its jobs earliest: a neighbourhood that
-    # cannot shorten the latest end can still compact the plan and open the way for the next.
+    if ctx.snapshot.objective == "makespan":
+        secondary, total = _ends(ctx)
+    else:
+        secondary, total = _moved_starts(ctx)
+    ctx.tie_scale = total + 1
+    ctx.model.minimize(
+        cp_model.LinearExpr.sum([ctx.tie_scale * (sum(expr) + constant), *secondary])
+    )
+
+
+def _ends(ctx: ModelContext) -> tuple[list[cp_model.LinearExprT], int]:
+    """Among plans of equal cost prefer the one that ends its jobs earliest: a neighbourhood that
+    cannot shorten the latest end can still compact the plan and open the way for the next."""
     ends: list[cp_model.LinearExprT] = []
     total = 0
     for job_id in ctx.free:
@@ -232,5 +243,20 @@ def add_objective(ctx: ModelContext) -> None:
         jv.finish = finish
         ends.append(finish)
         total += charge
-    ctx.tie_scale = total + 1
-    ctx.model.minimize(cp_model.LinearExpr.sum([ctx.tie_scale * (sum(expr) + constant), *ends]))
+    return ends, total
+
+
+def _moved_starts(ctx: ModelContext) -> tuple[list[cp_model.LinearExprT], int]:
+    """Among plans of equal cost prefer the one that keeps published starts to the minute: the
+    change term only counts examiner, workstation and day, but an examiner also reads the hour."""
+    moved: list[cp_model.LinearExprT] = []
+    for prev in ctx.snapshot.previous:
+        jv = ctx.vars.get(prev.job) if prev.job in ctx.free_set else None
+        if jv is None or jv.kept is None:
+            continue
+        same = ctx.model.new_bool_var(f"same_start[j={prev.job}]")
+        ctx.model.add_implication(same, jv.kept)
+        ctx.model.add(jv.start == prev.start).only_enforce_if(same)
+        jv.same_start = same
+        moved.append(1 - same)
+    return moved, len(moved)

@@ -54,6 +54,8 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
                 put(jv.finish, obj.unassigned_end(snap, jv.job))
             if jv.kept is not None:
                 put(jv.kept, 0)
+            if jv.same_start is not None:
+                put(jv.same_start, 0)
             continue
         chosen[job_id] = a
         put(jv.start, a.start)
@@ -78,6 +80,11 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
             put(jv.late, max(0, a.start + duration - due))
         if jv.kept is not None:
             put(jv.kept, int(_kept(ctx, job_id, a)))
+        if jv.same_start is not None:
+            put(
+                jv.same_start,
+                int(_kept(ctx, job_id, a) and _published_start(ctx, job_id) == a.start),
+            )
         if jv.finish is not None:
             put(jv.finish, a.start + duration)
 
@@ -115,6 +122,10 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
     hint = model.proto.solution_hint
     hint.vars.extend(values.keys())
     hint.values.extend(values.values())
+
+
+def _published_start(ctx: ModelContext, job_id: str) -> int | None:
+    return next((p.start for p in ctx.snapshot.previous if p.job == job_id), None)
 
 
 def _kept(ctx: ModelContext, job_id: str, a: Assignment) -> bool:
