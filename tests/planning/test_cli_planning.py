@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from planning_builders import small_lab
+from lab_builders import small_lab
 from sqlalchemy import select
 from typer.testing import CliRunner
 

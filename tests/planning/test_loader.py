@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from planning_builders import (
+from lab_builders import (
     MONDAY,
     make_case,
     make_device,

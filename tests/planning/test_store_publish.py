@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from planning_builders import MONDAY, small_lab
+from lab_builders import MONDAY, small_lab
 from sqlalchemy import func, select
 
 from models import AuditEvent, Job, ScheduleVersion, SolveRun

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from planning_builders import MONDAY, small_lab
+from lab_builders import MONDAY, small_lab
 from sqlalchemy import func, select, update
 
 from models import JobPredecessor, ScheduleVersion, SolveRun

@@ -1,4 +1,5 @@
-"""Small labs for the planning tests, built through the domain services (as the API does)."""
+"""Small labs for the planning and continuous-planning tests, built through the domain services
+(as the API does)."""
 
 from __future__ import annotations
 
