@@ -34,17 +34,24 @@ from scheduler.core.snapshot import Job, Snapshot
 log = logging.getLogger(__name__)
 
 #: Share of the budget the full model gets before the neighbourhood search takes over.
-FULL_MODEL_SHARE = 0.3
+FULL_MODEL_SHARE = 0.1
 
 #: Time limit of one neighbourhood solve, in seconds, and the bounds of its adaptive size
 #: (as a share of the free jobs).
-NEIGHBOURHOOD_SECONDS = 1.0
+NEIGHBOURHOOD_SECONDS = 0.5
 INITIAL_SHARE = 0.2
 MIN_SHARE = 0.05
 MAX_SHARE = 0.6
 
 #: Estimated seconds to build one neighbourhood model, per free job (deterministic accounting).
 BUILD_SECONDS_PER_JOB = 3e-4
+
+#: Growth and shrink factors of a neighbourhood kind's size after a finished / timed-out solve.
+GROW = 1.1
+SHRINK = 0.9
+
+#: Neighbourhood kinds, taken in turn (see ``_pick``).
+KINDS: tuple[str, ...] = ("critical", "window")
 
 Placements = dict[str, Assignment | None]
 
@@ -72,7 +79,7 @@ def search(
     seed: int,
     balance_scope: Sequence[str] | None = None,
     floor: int = 0,
-    full_model_share: float = FULL_MODEL_SHARE,
+    full_model_share: float | None = None,
 ) -> MakespanOutcome | None:
     """Minimise the objective of a makespan snapshot whose jobs are all placed.
 
@@ -81,10 +88,13 @@ def search(
     start itself. Returns None when the full model finds nothing within its share.
     """
     run = _Search(snapshot, free, placements, budget, workers, seed, balance_scope)
-    return run.run(floor, full_model_share)
+    share = FULL_MODEL_SHARE if full_model_share is None else full_model_share
+    return run.run(floor, share)
 
 
 class _Search:
+    """One run of the search: the incumbent, the clock and the random stream."""
+
     def __init__(
         self,
         snapshot: Snapshot,
@@ -114,9 +124,6 @@ class _Search:
             for pred in job.after:
                 if pred in self.free_set and job.id in self.free_set:
                     self.successors[pred].append(job.id)
-        self.cases: dict[str, list[str]] = defaultdict(list)
-        for job_id in self.free:
-            self.cases[self.jobs[job_id].case].append(job_id)
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -174,6 +181,7 @@ class _Search:
         self.best = read_solution(ctx, solver)
         objective = self.objective_of(self.best)
         bound = max(floor, math.ceil(solver.best_objective_bound - 1e-6))
+        log.info("makespan full model: objective %d, bound %d", objective, bound)
         outcome = MakespanOutcome(self.best, objective, status == cp_model.OPTIMAL, bound)
         if outcome.optimal or objective <= bound:
             outcome.optimal = True
@@ -184,32 +192,36 @@ class _Search:
         return outcome
 
     def _neighbourhoods(self, outcome: MakespanOutcome) -> None:
-        share = INITIAL_SHARE
-        kinds = ("critical", "window", "cases")
+        # Each kind adapts its own size: grow while its solves finish (a proof that nothing
+        # better is in reach, or the best in reach), shrink when they run out of time.
+        shares = dict.fromkeys(KINDS, INITIAL_SHARE)
         while self.left() > 0.1 and outcome.objective > outcome.bound:
-            kind = kinds[outcome.neighbourhoods % len(kinds)]
-            size = max(2, round(share * len(self.free)))
+            kind = KINDS[outcome.neighbourhoods % len(KINDS)]
+            size = max(2, round(shares[kind] * len(self.free)))
             relaxed = self._pick(kind, size)
             limit = min(NEIGHBOURHOOD_SECONDS, self.left())
             result = self._solve(relaxed, limit, outcome.objective)
             outcome.neighbourhoods += 1
+            log.debug(
+                "makespan %s of %d jobs: %s",
+                kind,
+                len(relaxed),
+                "nothing" if result is None else result[1:],
+            )
             stats = outcome.by_kind.setdefault(kind, [0, 0])
             stats[0] += 1
             if result is None:
-                share = max(MIN_SHARE, share * 0.9)
+                shares[kind] = max(MIN_SHARE, shares[kind] * SHRINK)
                 continue
             placements, value, proven = result
             if proven:
-                share = min(MAX_SHARE, share * 1.05)
-            else:
-                share = max(MIN_SHARE, share * 0.95)
+                shares[kind] = min(MAX_SHARE, shares[kind] * GROW)
             if value < outcome.objective:
                 stats[1] += 1
                 outcome.improvements += 1
                 log.info("makespan %s: %d -> %d", kind, outcome.objective, value)
                 outcome.objective = value
-            if value <= outcome.objective:
-                self.best = placements  # equal: a plateau move that compacts the plan
+                self.best = placements
         log.info(
             "makespan search: %d neighbourhoods, %d improvements, objective %d, bound %d %s",
             outcome.neighbourhoods,
@@ -260,7 +272,7 @@ class _Search:
         placed = {j: a for j, a in self.best.items() if a is not None}
         relaxed: set[str] = set()
         if kind == "critical" and critical:
-            # A run of the critical path, then its neighbours in time on the same resources.
+            # A run of the critical path, then the jobs nearest in time to its members.
             length = max(1, min(len(critical), size // 2))
             at = rng.randrange(len(critical) - length + 1)
             relaxed.update(critical[at : at + length])
@@ -277,22 +289,16 @@ class _Search:
             first = min(range(len(ordered)), key=lambda i: abs(placed[ordered[i]].start - centre))
             lo = max(0, min(first - size // 2, len(ordered) - size))
             relaxed.update(ordered[lo : lo + size])
-        else:
-            # Whole cases (shop jobs) through the critical path, then random ones.
-            cases = sorted({self.jobs[j].case for j in critical})
-            rng.shuffle(cases)
-            rest = sorted(c for c in self.cases if c not in cases)
-            rng.shuffle(rest)
-            for case in (*cases[:2], *rest):
-                if len(relaxed) >= size:
-                    break
-                relaxed.update(self.cases[case])
         return relaxed
 
     def _solve(
         self, relaxed: set[str], limit: float, incumbent: int
     ) -> tuple[Placements, int, bool] | None:
-        """Re-solve with ``relaxed`` jobs free; the others keep resource and order."""
+        """Re-solve with ``relaxed`` jobs free; the others keep resource and order.
+
+        Returns (placements, objective, whether the neighbourhood is exhausted), the incumbent
+        itself when nothing shorter exists there, or None when the time ran out first.
+        """
         allowed: dict[str, frozenset[str]] = {}
         for j, a in self.best.items():
             if j in relaxed or a is None:
@@ -310,15 +316,22 @@ class _Search:
             forced=frozenset(self.free),
             allowed=allowed,
             balance_scope=self.scope,
-            tie_break=True,
         )
         self._keep_order(ctx, relaxed)
         add_hint(ctx, {j: a for j, a in self.best.items() if a is not None})
+        if ctx.makespan is not None:
+            # Only a shorter plan is worth the time: infeasibility is proven fast on a tight
+            # neighbourhood, which then grows. (A shorter one that costs more in the other
+            # terms is refused below.)
+            ends = [a.end for a in (*self.fixed.values(), *self.best.values()) if a is not None]
+            ctx.model.add(ctx.makespan <= max(ends, default=0) - 1)
         solver = self._solver(limit)
         for key, value in LIGHT_PRESOLVE.items():
             setattr(solver.parameters, key, value)
         status = solver.solve(ctx.model)
         self._spend(solver, BUILD_SECONDS_PER_JOB * len(self.free))
+        if status == cp_model.INFEASIBLE:
+            return self.best, incumbent, True
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
         placements = read_solution(ctx, solver)
