@@ -8,8 +8,9 @@ lets the solver move the rest (see `scheduler.planning.loader`).
 Triggers (all through the domain services, so the HTTP routes and the CLI get them for free):
 
 Escalation
-    A case's level rises directly (``escalate_case``, or a ``PUT`` with a more urgent priority),
-    through a new link to a case of a more urgent level (the less urgent case rises to the other's
+    A case's level rises directly (``escalate_case``, a ``PUT`` with a more urgent priority, or a
+    bulk import that raises it: one run for the batch, see `after_imported_levels`), through a
+    new link to a case of a more urgent level (the less urgent case rises to the other's
     level; the more urgent one is untouched), or through a triage flag (see `level_after_flag`).
     Due times are not stored: the loader derives them from the level at load time, so the repair
     run plans the case against its new target. The run is auto-published when the new level says
@@ -209,3 +210,36 @@ def after_new_cases(
         reason=f"new {urgent[0].code} case(s)",
         level=urgent[0],
     )
+
+
+def after_imported_levels(
+    session: Session,
+    lab: Lab,
+    changes: Sequence[tuple[str, str, str, str]],
+    *,
+    actor: str,
+) -> SolveRun | None:
+    """Queue (or reuse) one repair run if a bulk import raised an open case's level.
+
+    ``changes`` are (case reference, level code before, level code after, status) of the
+    imported cases whose level changed; a level lowered is no escalation. The most urgent
+    escalation decides whether the repair is auto-published.
+    """
+    if not changes or not _published(session, lab):
+        return None
+    levels = {lv.code: lv for lv in _levels(session, lab.id)}
+    raised = [
+        (levels[after].rank, ref, levels[after])
+        for ref, before, after, status in changes
+        if status == "open"
+        and before in levels
+        and after in levels
+        and levels[after].rank < levels[before].rank
+    ]
+    if not raised:
+        return None
+    _, ref, level = min(raised)
+    why = f"escalation of case {ref} to {level.code} (import)"
+    if len(raised) > 1:
+        why = f"{why} and {len(raised) - 1} more"
+    return request_repair(session, lab, actor=actor, reason=why[:200], level=level)

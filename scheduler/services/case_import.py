@@ -11,6 +11,8 @@ capabilities, pools, allowed examiners, workstation minutes and predecessors are
 whole. Devices and jobs that exist but are absent from the payload are left alone (use the single
 routes to change them). New jobs start ``pending``; an existing job keeps its status and pin.
 Predecessors name jobs of the same case: ``"D1/acquire"`` or, on the same device, ``"acquire"``.
+A more urgent priority than the stored one is an escalation, as on the single routes: it queues
+the same repair run (``scheduler.continuous``).
 
 Each created or changed case writes one audit event (``case.import``) whose digests cover the case
 with all its devices and jobs.
@@ -662,6 +664,12 @@ def _import(
             raise integrity_error(exc) from None
         new = [(c["priority"], c["status"]) for _, c, before, _ in plans if before is None]
         continuous.after_new_cases(session, lab, new, actor=actor)
+        raised = [
+            (case["external_ref"], before["priority"], after["priority"], after["status"])
+            for _, case, before, after in plans
+            if before is not None and before["priority"] != after["priority"]
+        ]
+        continuous.after_imported_levels(session, lab, raised, actor=actor)
     return ImportResult(created=created, updated=updated, unchanged=unchanged)
 
 

@@ -207,3 +207,31 @@ def test_a_new_urgent_case_by_import_queues_a_repair(shared_engine, lab):
         )
         (run,) = queued_runs(session, row)
         assert run.mode == "repair" and run.auto_publish is True
+
+
+def test_a_level_raised_by_import_is_an_escalation(shared_engine, lab):
+    """A case-management system that pushes a more urgent level through the bulk import gets
+    the same repair as a PUT; lowering a level or raising a closed case queues nothing."""
+    from scheduler.services.case_import import import_cases
+
+    with session_scope(shared_engine) as session:
+        row = get_lab(session, lab)
+        received = {
+            ref: casework.get_case(session, row, ref).received_at for ref in ("C1", "C2", "C3")
+        }
+
+        def push(ref: str, priority: str, status: str = "open") -> None:
+            item = {"external_ref": ref, "priority": priority, "received_at": received[ref]}
+            import_cases(session, row, [{**item, "status": status}], actor=ACTOR)
+
+        push("C1", "P5")  # lowered: no escalation
+        push("C3", "P1", status="closed")  # not open: none of its work is planned
+        assert queued_runs(session, row) == []
+        push("C2", "P3")
+        (run,) = queued_runs(session, row)
+        assert run.mode == "repair" and run.auto_publish is False  # P3 does not auto-publish
+        assert run.reason == "escalation of case C2 to P3 (import)"
+        push("C1", "P2")
+        (again,) = queued_runs(session, row)  # reused, switched to auto-publish
+        assert again.id == run.id and again.auto_publish is True
+        assert _level(session, casework.get_case(session, row, "C1")) == "P2"
