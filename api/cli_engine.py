@@ -234,7 +234,7 @@ def _print_lab(r: LabResult) -> None:
         f"  avoidable           optimizer {_number(r.avoidable)} vs {r.best_baseline} "
         f"{_number(r.baseline_avoidable)}: ratio {_number(r.ratio, 3)} "
         f"(critical path {_number(r.critical_path)}; above our bound: ratio "
-        f"{_number(r.ratio_above_bound, 3)})"
+        f"{_number(r.ratio_above_bound, 3)}; no plan can go below {_number(r.ratio_floor, 3)})"
     )
     console.print(
         f"  bound               {_number(r.bound)}  gap {_percent(r.gap)}  "

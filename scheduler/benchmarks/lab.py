@@ -70,6 +70,14 @@ class LabResult:
         return (self.tardiness - self.bound) / best
 
     @property
+    def ratio_floor(self) -> float | None:
+        """The lowest ratio any plan could reach: our lower bound's avoidable tardiness over
+        the best baseline's. Above 0.5, the 0.5 target is out of reach on this instance."""
+        if self.baseline_avoidable <= 0:
+            return None
+        return max(0, self.bound - self.critical_path) / self.baseline_avoidable
+
+    @property
     def gap(self) -> float | None:
         return gap(self.tardiness, self.bound)
 
