@@ -3,7 +3,8 @@
 - ``SessionDep``: one session per request; commits when the route returns, rolls back on any error
   (services only flush). It ends before the response is sent, so a failed commit is never reported
   as a success.
-- ``authenticate``: the API key from ``X-API-Key`` or ``Authorization: Bearer``.
+- ``authenticate``: the API key from ``X-API-Key`` or ``Authorization: Bearer``; a key verified in
+  the last ``key_cache_seconds`` is taken from the app's ``KeyCache`` without a database read.
 - ``allow(*roles)``: the declarative role check every route but health states. It also enforces
   the key's lab scope for paths under ``/labs/{lab}`` and loads that lab. ``role_table(app)`` reads
   the declarations back, so tests can enumerate every route and its allowed roles.
@@ -11,15 +12,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Path, Request, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +31,9 @@ from scheduler.errors import DomainError, Forbidden, NotFound
 from scheduler.services import keys
 from scheduler.services.integrity import integrity_error
 from scheduler.services.labs import get_lab
+from scheduler.settings import Settings
 
+T = TypeVar("T")
 API_KEY_HEADER = "X-API-Key"
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -125,6 +129,30 @@ def _touch_later(request: Request, background: BackgroundTasks, key_id: int) -> 
     background.add_task(keys.touch, request.app.state.engine, key_id)
 
 
+def app_cache(request: Request, name: str, make: Callable[[Settings], T]) -> T:
+    """A per-app object on ``app.state`` (made once, from the app's settings).
+
+    Per app, not per module: each test module's app has its own database, and ids repeat.
+    """
+    state = request.app.state
+    found: T | None = getattr(state, name, None)
+    if found is None:
+        with _state_lock:
+            found = getattr(state, name, None)
+            if found is None:
+                found = make(state.settings)
+                setattr(state, name, found)
+    return found
+
+
+_state_lock = threading.Lock()
+
+
+def key_cache(request: Request) -> keys.KeyCache:
+    """The app's cache of verified keys (``key_cache_seconds``; see scheduler/services/keys.py)."""
+    return app_cache(request, "key_cache", lambda s: keys.KeyCache(s.key_cache_seconds))
+
+
 def authenticate(
     request: Request,
     session: SessionDep,
@@ -137,17 +165,20 @@ def authenticate(
         raise Unauthorized(
             f"an API key is required: send it in {API_KEY_HEADER} or as Authorization: Bearer"
         )
-    key = keys.verify_token(session, token)
+    cache = key_cache(request)
+    key = cache.get(token)
     if key is None:
-        raise Unauthorized("the API key is unknown, malformed or revoked")
-    lab_code = session.scalar(select(Lab.code).where(Lab.id == key.lab_id)) if key.lab_id else None
+        key = keys.verify(session, token)
+        if key is None:
+            raise Unauthorized("the API key is unknown, malformed or revoked")
+        cache.put(token, key)
     _touch_later(request, background, key.id)
     return Principal(
         key_id=key.id,
         prefix=key.prefix,
         role=key.role,
         lab_id=key.lab_id,
-        lab_code=lab_code,
+        lab_code=key.lab_code,
         examiner_id=key.examiner_id,
     )
 

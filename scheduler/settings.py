@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=30, ge=0, le=200)
     db_pool_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    # A verified API key is trusted this long per process without a database check: a key
+    # revoked in another process (another server worker, `labq keys revoke`) stops working
+    # within this many seconds; in the revoking process at once. 0 checks every request.
+    key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Rendered schedule reads kept per process (entries, least recently used dropped first).
+    schedule_cache_entries: int = Field(default=256, ge=0, le=100_000)
 
 
 @lru_cache

@@ -3,6 +3,14 @@
 ``{version}`` is a version id or ``current`` (the lab's published schedule). Every view names jobs
 by reference only (``case/device/job``, stage, priority). An examiner key sees its own examiner's
 schedule and iCalendar feed and nothing else.
+
+The hot reads (a version's summary, assignments, an examiner's view) are answered with JSON
+rendered here, not re-validated by FastAPI (``response_model`` still documents them). Each read
+resolves the version per request (``current`` is one indexed lookup, so a publish by any process
+is seen at once); what a version stores and never changes (summary, KPIs) is rendered once per
+process and kept in a ``views.ReadCache`` keyed by version id, ``is_current`` and
+``published_at``. Assignments join live references (a case's priority after escalation, an
+examiner's name) and are always read from the database.
 """
 
 from __future__ import annotations
@@ -11,9 +19,9 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import select
 
 from api.deps import (
@@ -22,10 +30,11 @@ from api.deps import (
     ManageCtx,
     ReadCtx,
     allow,
+    app_cache,
     lab_path,
     require_examiner_self,
 )
-from api.etag import IfNoneMatch, etag_of, not_modified
+from api.etag import IfNoneMatch, etag_of_json, not_modified
 from api.pagination import Page, PageDep, paginate
 from api.problems import problems
 from models import Examiner, ForecastEntry, ScheduleVersion, SolveRun, UnscheduledJob, Workstation
@@ -50,6 +59,7 @@ VersionRef = Annotated[
 VersionId = Annotated[int, Path(ge=1, le=2**62, description="A schedule version id.")]
 RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
+JSON = "application/json"
 
 
 class VersionOut(BaseModel):
@@ -147,6 +157,14 @@ class CaseScheduleOut(BaseModel):
     unscheduled: list[UnscheduledOut]
 
 
+ASSIGNMENTS = TypeAdapter(list[AssignmentOut])
+
+
+def read_cache(request: Request) -> views.ReadCache:
+    """The app's cache of rendered version reads (``schedule_cache_entries``)."""
+    return app_cache(request, "schedule_cache", lambda s: views.ReadCache(s.schedule_cache_entries))
+
+
 def _resolve(ctx: Context, version: str) -> ScheduleVersion:
     if version == "current":
         return views.current_or_404(ctx.session, ctx.lab)
@@ -235,17 +253,54 @@ def list_versions(ctx: ReadCtx, page: PageDep) -> Page[VersionOut]:
     return Page[VersionOut](items=[version_out(ctx, v) for v in rows], next_cursor=cursor)
 
 
-@router.get("/schedules/{version}", responses={**problems(404, 422), **NOT_MODIFIED})
+def summary_json(ctx: Context, request: Request, version: ScheduleVersion) -> tuple[bytes, str]:
+    """A version's summary as JSON and its ETag, rendered once per process and state.
+
+    Everything in it is stored with the version and never changes, except ``is_current`` and
+    ``published_at`` (a publish) and the run link (``SET NULL``): those are part of the key and
+    come from the version row read by this request.
+    """
+    cache = read_cache(request)
+    key = (
+        "summary",
+        version.id,
+        version.is_current,
+        version.published_at,
+        version.solve_run_id,
+        ctx.lab.code,
+    )
+    found: tuple[bytes, str] | None = cache.get(key)
+    if found is None:
+        body = version_out(ctx, version).model_dump_json().encode()
+        found = (body, etag_of_json(body))
+        cache.put(key, found)
+    return found
+
+
+def stored_exposure(request: Request, version: ScheduleVersion) -> dict[str, Any]:
+    """The version's planned exposure per examiner (from its KPIs, which never change)."""
+    cache = read_cache(request)
+    key = ("exposure", version.id)
+    found: dict[str, Any] | None = cache.get(key)
+    if found is None:
+        found = (version.kpis or {}).get("exposure", {})
+        cache.put(key, found)
+    return found
+
+
+@router.get(
+    "/schedules/{version}",
+    response_model=VersionOut,
+    responses={**problems(404, 422), **NOT_MODIFIED},
+)
 def get_version(
-    version: VersionRef, ctx: ReadCtx, response: Response, if_none_match: IfNoneMatch = None
-) -> VersionOut:
+    version: VersionRef, ctx: ReadCtx, request: Request, if_none_match: IfNoneMatch = None
+) -> Response:
     """A version's summary: status, objective and bound, soft terms and KPIs."""
-    out = version_out(ctx, _resolve(ctx, version))
-    tag = etag_of(out)
+    body, tag = summary_json(ctx, request, _resolve(ctx, version))
     if not_modified(if_none_match, tag):
-        return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
-    response.headers["ETag"] = tag
-    return out
+        return Response(status_code=304, headers={"ETag": tag})
+    return Response(body, media_type=JSON, headers={"ETag": tag})
 
 
 @router.post("/schedules/{version_id}:publish", responses=problems(404, 409, 422))
@@ -287,7 +342,11 @@ def get_diff(
     return DiffOut.model_validate(views.readable_diff(ctx.session, ctx.lab, stored))
 
 
-@router.get("/schedules/{version}/assignments", responses=problems(404, 422))
+@router.get(
+    "/schedules/{version}/assignments",
+    response_model=list[AssignmentOut],
+    responses=problems(404, 422),
+)
 def list_assignments(
     version: VersionRef,
     ctx: ReadCtx,
@@ -295,13 +354,13 @@ def list_assignments(
         None
     ),
     ends_after: Annotated[datetime | None, Query(description="Only work ending after.")] = None,
-) -> list[AssignmentOut]:
+) -> Response:
     """The version's assignments in start order, optionally within a time window."""
     target = _resolve(ctx, version)
     rows = views.placed_jobs(
         ctx.session, target, starts_before=starts_before, ends_after=ends_after
     )
-    return [assignment_out(r) for r in rows]
+    return Response(ASSIGNMENTS.dump_json([assignment_out(r) for r in rows]), media_type=JSON)
 
 
 @router.get("/schedules/{version}/unscheduled", responses=problems(404, 422))
@@ -323,21 +382,28 @@ def list_unscheduled(
 # ---- views ----------------------------------------------------------------------------------
 
 
-@router.get("/schedules/{version}/examiners/{ref}", responses=problems(404, 422))
-def examiner_schedule(version: VersionRef, ref: RefPath, ctx: SelfCtx) -> ExaminerScheduleOut:
+@router.get(
+    "/schedules/{version}/examiners/{ref}",
+    response_model=ExaminerScheduleOut,
+    responses=problems(404, 422),
+)
+def examiner_schedule(
+    version: VersionRef, ref: RefPath, ctx: SelfCtx, request: Request
+) -> Response:
     """One examiner's work in a version (an examiner key: only its own)."""
     examiner = get_examiner(ctx.session, ctx.lab, ref)
     require_examiner_self(ctx, examiner)
     target = _resolve(ctx, version)
     rows = views.placed_jobs(ctx.session, target, examiner_id=examiner.id)
-    return ExaminerScheduleOut(
+    out = ExaminerScheduleOut(
         examiner=examiner.external_ref,
         display_name=examiner.display_name,
         version=target.id,
         timezone=ctx.lab.timezone,
         assignments=[assignment_out(r) for r in rows],
-        exposure=(target.kpis or {}).get("exposure", {}).get(examiner.external_ref),
+        exposure=stored_exposure(request, target).get(examiner.external_ref),
     )
+    return Response(out.model_dump_json(), media_type=JSON)
 
 
 @router.get("/schedules/{version}/workstations/{ref}", responses=problems(404, 422))

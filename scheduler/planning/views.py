@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+import threading
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -77,6 +78,40 @@ def current_or_404(session: Session, lab: Lab) -> ScheduleVersion:
     return version
 
 
+class ReadCache:
+    """A bounded, thread-safe map of rendered reads, least recently used dropped first.
+
+    Only for what a key fully determines: a schedule version's stored content (its summary,
+    KPIs) never changes once stored, so entries are keyed by version id plus whatever the read
+    also shows that can change (``is_current``, ``published_at``). What joins live rows (job,
+    case, examiner references) is keyed by those rows themselves, never by the version alone.
+    """
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.entries <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.entries:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 # ---- placed jobs ----------------------------------------------------------------------------
 
 
@@ -104,23 +139,29 @@ class PlacedJob:
     severity: int
 
 
-def _placed_query(version: ScheduleVersion):  # type: ignore[no-untyped-def]
-    query = (
+def _placed_query(version_id: int):  # type: ignore[no-untyped-def]
+    # Plain columns, not the Assignment entity: no identity map or instance state per row, which
+    # is most of the cost of a schedule read.
+    return (
         select(
-            Assignment,
+            Assignment.job_id,
             Job.external_ref,
+            Case.external_ref,
+            Case.id,
+            Device.external_ref,
             Job.stage,
+            PriorityLevel.code,
+            Assignment.examiner_id,
+            Examiner.external_ref,
+            Examiner.display_name,
+            Assignment.workstation_id,
+            Workstation.external_ref,
+            Assignment.starts_at,
+            Assignment.ends_at,
             Job.attended_minutes,
             Job.machine_minutes,
             Job.exposure_minutes,
             Job.severity,
-            Device.external_ref,
-            Case.external_ref,
-            Case.id,
-            PriorityLevel.code,
-            Examiner.external_ref,
-            Examiner.display_name,
-            Workstation.external_ref,
         )
         .join(Job, Assignment.job_id == Job.id)
         .join(Device, Job.device_id == Device.id)
@@ -128,10 +169,9 @@ def _placed_query(version: ScheduleVersion):  # type: ignore[no-untyped-def]
         .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
         .outerjoin(Examiner, Assignment.examiner_id == Examiner.id)
         .outerjoin(Workstation, Assignment.workstation_id == Workstation.id)
-        .where(Assignment.schedule_version_id == version.id)
+        .where(Assignment.schedule_version_id == version_id)
         .order_by(Assignment.starts_at, Assignment.id)
     )
-    return query
 
 
 def placed_jobs(
@@ -144,7 +184,7 @@ def placed_jobs(
     starts_before: datetime | None = None,
     ends_after: datetime | None = None,
 ) -> list[PlacedJob]:
-    query = _placed_query(version)
+    query = _placed_query(version.id)
     if examiner_id is not None:
         query = query.where(Assignment.examiner_id == examiner_id)
     if workstation_id is not None:
@@ -155,34 +195,48 @@ def placed_jobs(
         query = query.where(Assignment.starts_at < starts_before)
     if ends_after is not None:
         query = query.where(Assignment.ends_at > ends_after)
-    out = []
-    for row in session.execute(query):
-        a = row[0]
-        (job_ref, stage, attended, machine, exposure, severity, device, case, case_id_) = row[1:10]
-        priority, examiner, examiner_name, workstation = row[10:14]
-        out.append(
-            PlacedJob(
-                job_id=a.job_id,
-                job=f"{case}/{device}/{job_ref}",
-                case=case,
-                case_id=case_id_,
-                device=device,
-                stage=stage,
-                priority=priority,
-                examiner_id=a.examiner_id,
-                examiner=examiner,
-                examiner_name=examiner_name,
-                workstation_id=a.workstation_id,
-                workstation=workstation,
-                starts_at=a.starts_at,
-                ends_at=a.ends_at,
-                attended_minutes=attended,
-                machine_minutes=machine,
-                exposure_minutes=exposure,
-                severity=severity,
-            )
+    return [
+        PlacedJob(
+            job_id,
+            f"{case}/{device}/{job}",
+            case,
+            case_id_,
+            device,
+            stage,
+            priority,
+            examiner_id_,
+            examiner,
+            examiner_name,
+            workstation_id_,
+            workstation,
+            starts_at,
+            ends_at,
+            attended,
+            machine,
+            exposure,
+            severity,
         )
-    return out
+        for (
+            job_id,
+            job,
+            case,
+            case_id_,
+            device,
+            stage,
+            priority,
+            examiner_id_,
+            examiner,
+            examiner_name,
+            workstation_id_,
+            workstation,
+            starts_at,
+            ends_at,
+            attended,
+            machine,
+            exposure,
+            severity,
+        ) in session.execute(query)
+    ]
 
 
 def job_refs(session: Session, job_ids: Iterable[int]) -> dict[int, str]:

@@ -4,6 +4,11 @@ A key reads ``labq_<prefix>_<secret>``. The prefix (8 hex characters) is public:
 the audit trail and in ``labq keys revoke``. The secret has 256 bits of entropy, so a plain SHA-256
 of it is enough at rest (a slow password hash buys nothing against a random 32-byte secret); it is
 compared in constant time.
+
+Verified keys may be kept for a few seconds per process (``KeyCache``, ``key_cache_seconds``):
+a request with a recently verified token then needs no database read. Revoking a key evicts it
+from every cache of the revoking process at once; other processes stop accepting it when their
+entry expires, within ``key_cache_seconds``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,6 +38,9 @@ TOKEN_PREFIX = "labq"
 PREFIX_BYTES = 4
 SECRET_BYTES = 32
 TOUCH_EVERY = timedelta(seconds=60)
+# After a revocation in this process, its key is not cached again for this long, so a request
+# that read the row before the revocation committed cannot put it back.
+REVOKED_QUARANTINE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,7 @@ def revoke_key(session: Session, *, actor: str, prefix: str) -> ApiKey:
     before = _public_state(key)
     key.revoked_at = utcnow()
     flush(session)
+    forget_everywhere(prefix)
     audit.record(
         session,
         actor=actor,
@@ -172,3 +186,112 @@ def touch(engine: Engine, key_id: int, now: datetime | None = None) -> bool:
             .values(last_used_at=now)
         )
     return bool(result.rowcount)
+
+
+# ---- verified keys, briefly cached --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedKey:
+    """What a request needs of a live key (no secret hash): who it is and what it may see."""
+
+    id: int
+    prefix: str
+    role: str
+    lab_id: int | None
+    lab_code: str | None
+    examiner_id: int | None
+
+
+def verify(session: Session, token: str) -> VerifiedKey | None:
+    """``verify_token`` plus the key's lab code, in one query."""
+    parts = split_token(token)
+    if parts is None:
+        return None
+    prefix, secret = parts
+    row = session.execute(
+        select(ApiKey, Lab.code)
+        .outerjoin(Lab, Lab.id == ApiKey.lab_id)
+        .where(ApiKey.prefix == prefix)
+    ).first()
+    if row is None:
+        hmac.compare_digest(hash_secret(secret), hash_secret(""))  # same work either way
+        return None
+    key, lab_code = row
+    if not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
+        return None
+    if key.revoked_at is not None:
+        return None
+    return VerifiedKey(key.id, key.prefix, key.role, key.lab_id, lab_code, key.examiner_id)
+
+
+class KeyCache:
+    """Verified keys by a digest of the whole token, each trusted for ``seconds``.
+
+    The digest is of the token itself, so a hit proves the caller holds that exact token; an
+    unknown or wrong token is never cached and always goes to the database. ``clock`` is
+    injectable for tests. Bounded: the oldest entries go first.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, VerifiedKey]] = OrderedDict()
+        self._quarantine: dict[str, float] = {}
+        self._lock = threading.Lock()
+        _caches.add(self)
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, token: str) -> VerifiedKey | None:
+        if self.seconds <= 0:
+            return None
+        digest = self.digest(token)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._entries[digest]
+                return None
+            return entry[1]
+
+    def put(self, token: str, key: VerifiedKey) -> None:
+        if self.seconds <= 0:
+            return
+        now = self.clock()
+        with self._lock:
+            until = self._quarantine.get(key.prefix)
+            if until is not None:
+                if until > now:
+                    return
+                del self._quarantine[key.prefix]
+            self._entries[self.digest(token)] = (now + self.seconds, key)
+            self._entries.move_to_end(self.digest(token))
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def forget(self, prefix: str) -> None:
+        """Drop a key (revoked) and keep it out for ``REVOKED_QUARANTINE_SECONDS``."""
+        with self._lock:
+            for digest in [d for d, (_, k) in self._entries.items() if k.prefix == prefix]:
+                del self._entries[digest]
+            self._quarantine[prefix] = self.clock() + max(self.seconds, REVOKED_QUARANTINE_SECONDS)
+
+
+_caches: weakref.WeakSet[KeyCache] = weakref.WeakSet()
+
+
+def forget_everywhere(prefix: str) -> None:
+    """Evict a revoked key from every key cache of this process (API apps, tests, the CLI)."""
+    for cache in list(_caches):
+        cache.forget(prefix)
