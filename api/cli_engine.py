@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -48,7 +48,7 @@ class Size(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp|repair|churn|scale`` to the CLI."""
+    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp|repair|churn|scale|api`` to the CLI."""
     app.command("solve")(solve)
     app.command("generate")(generate)
     bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
     bench.command("repair")(bench_repair)
     bench.command("churn")(bench_churn)
     bench.command("scale")(bench_scale)
+    bench.command("api")(bench_api)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -447,4 +448,139 @@ def bench_scale(
         f"900 s), exit {r.exit_code}; per lab max {max(times, default=0):.0f} s; peak RSS of "
         f"the process tree {r.peak_rss_mb:.0f} MB (target <= 4096 MB); failed: "
         f"{', '.join(r.failed) or 'none'}"
+    )
+
+
+# -- API reads benchmark (scheduler/benchmarks/api_reads.py) ----------------------------------
+
+
+class ApiLab(StrEnum):
+    demo = "demo"
+    small = "small"
+    medium = "medium"
+
+
+class ApiClient(StrEnum):
+    raw = "raw"
+    httpx = "httpx"
+
+
+def bench_api(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="A PostgreSQL database to use (a published lab there is reused; default: a new "
+            "database on --admin-url, dropped at the end).",
+        ),
+    ] = None,
+    admin_url: Annotated[
+        str, typer.Option(help="The server to create the benchmark database on.")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    lab: Annotated[ApiLab, typer.Option(help="The demo lab, or a generated one.")] = ApiLab.demo,
+    clients: Annotated[int, typer.Option(min=1, max=1000, help="Concurrent clients.")] = 50,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds measured per phase.")] = 30,
+    warmup: Annotated[float, typer.Option(min=0, help="Seconds run before measuring.")] = 3,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 2,
+    client: Annotated[ApiClient, typer.Option(help="The load generator.")] = ApiClient.raw,
+    time_limit: Annotated[int, typer.Option(min=1, max=600, help="Seconds for the solve.")] = 20,
+    keep: Annotated[bool, typer.Option(help="Keep a database this command created.")] = False,
+) -> None:
+    """p50/p95/p99 of schedule reads at N concurrent clients against `labq serve` (PostgreSQL)."""
+    from sqlalchemy.engine import make_url
+
+    from scheduler.benchmarks import api_reads as bench
+    from scheduler.settings import get_settings
+
+    if database_url is not None and not database_url.startswith("postgresql"):
+        raise _fail("bench api measures PostgreSQL: --database-url must be postgresql+...", 2)
+    settings = get_settings()
+    prepared = None
+    server = None
+    try:
+        prepared = bench.prepare(
+            database_url,
+            admin_url=admin_url,
+            lab=lab.value,
+            time_limit=time_limit,
+            examiners=clients,
+            echo=console.print,
+        )
+        facts = bench.postgres_facts(prepared.url)
+        server = bench.start_server(prepared.url, workers)
+        console.print(
+            f"lab {prepared.lab}: published version {prepared.version_id} with "
+            f"{prepared.assignments} assignments (ready in {prepared.seed_seconds:.1f} s); "
+            f"assignments window {bench._q(prepared.window[0])} .. {bench._q(prepared.window[1])}"
+        )
+        console.print(
+            f"PostgreSQL {facts.pop('version')}: " + ", ".join(f"{k}={v}" for k, v in facts.items())
+        )
+        console.print(
+            f"server: labq serve --workers {workers}, embedded worker off, pool "
+            f"{settings.db_pool_size}+{settings.db_max_overflow} per process, key cache "
+            f"{settings.key_cache_seconds:g} s; cores {os.cpu_count()}; client {client.value}, "
+            f"{clients} clients, closed loop (no think time), {warmup:g} s warm-up + "
+            f"{duration:g} s per phase"
+        )
+        health = [[bench.Call("health", "/health", {})] for _ in range(clients)]
+        for name, plans in (("load generator", health), ("schedule reads", None)):
+            if plans is None:
+                plans = bench.schedule_plans(prepared, clients)
+            console.print(f"[bold]{name}[/bold]   {bench.uptime()}")
+            database = make_url(prepared.url).database or ""
+            phase = bench.drive(
+                server.port, plans, duration, warmup, client.value, server, database
+            )
+            _print_phase(phase)
+    except (RuntimeError, OSError) as exc:
+        raise _fail(str(exc), EXIT_FAILURE) from None
+    finally:
+        if server is not None:
+            server.stop()
+        if prepared is not None and prepared.created and not keep:
+            bench.drop_database(admin_url, prepared.created)
+            console.print(f"dropped database {prepared.created}")
+        elif prepared is not None and prepared.created:
+            console.print(f"kept database {prepared.created}")
+    console.print(f"after   {bench.uptime()}")
+
+
+def _print_phase(phase: Any) -> None:
+    from scheduler.benchmarks.api_reads import summary
+
+    total = phase.requests
+    console.print(
+        f"  {'route':<16} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'bytes':>8}"
+    )
+    for route, stats in phase.routes.items():
+        s = summary(stats, phase.seconds)
+        console.print(
+            f"  {route:<16} {s['requests']:>9,} {s['errors']:>6,} {s['rps']:>8.1f} "
+            f"{1000 * s['p50']:>8.1f} {1000 * s['p95']:>8.1f} {1000 * s['p99']:>8.1f} "
+            f"{1000 * s['max']:>8.1f} {s['bytes']:>8,.0f}"
+        )
+    every = type(next(iter(phase.routes.values())))()
+    for stats in phase.routes.values():
+        every.requests += stats.requests
+        every.errors += stats.errors
+        every.latencies.extend(stats.latencies)
+        every.bytes += stats.bytes
+    s = summary(every, phase.seconds)
+    console.print(
+        f"  {'all':<16} {s['requests']:>9,} {s['errors']:>6,} {s['rps']:>8.1f} "
+        f"{1000 * s['p50']:>8.1f} {1000 * s['p95']:>8.1f} {1000 * s['p99']:>8.1f} "
+        f"{1000 * s['max']:>8.1f} {s['bytes']:>8,.0f}"
+    )
+    client_share = phase.client_cpu_seconds / phase.seconds
+    saturated = "  [red]saturated: the client bounds these[/red]" if client_share > 0.9 else ""
+    console.print(
+        f"  load generator CPU {100 * client_share:.0f} % of one core "
+        f"({1e6 * phase.client_cpu_seconds / max(1, total):.0f} us/request)"
+        + saturated
+        + f"; server CPU {1000 * phase.server_cpu_seconds / max(1, total):.2f} ms/request "
+        f"({phase.server_cpu_seconds / phase.seconds:.2f} cores); PostgreSQL backends "
+        f"{1000 * phase.database_cpu_seconds / max(1, total):.2f} ms/request "
+        f"({phase.database_cpu_seconds / phase.seconds:.2f} cores)"
     )
