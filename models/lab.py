@@ -11,7 +11,7 @@ OBJECTIVES = ("weighted_tardiness", "makespan")
 
 #: What moving one published assignment (examiner, workstation or day) costs, in the units of
 #: weighted tardiness (priority weight x minutes late): ten minutes of a P1 case's lateness, about
-#: two working days of a P5's. At the snapshot format's example weight (50) a re-run re-shuffled
+#: about 17 hours of a P5's. At the snapshot format's example weight (50) a re-run re-shuffled
 #: two thirds of the first unfrozen day to win a few minutes here and there (``labq bench churn``).
 DEFAULT_CHANGE_WEIGHT = 10_000
 
