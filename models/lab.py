@@ -10,7 +10,7 @@ from models.base import Base, Timestamps
 OBJECTIVES = ("weighted_tardiness", "makespan")
 
 #: What moving one published assignment (examiner, workstation or day) costs, in the units of
-#: weighted tardiness (priority weight x minutes late): ten minutes of a P1 case's lateness, about
+#: weighted tardiness (priority weight x minutes late): ten minutes of a P1 case's lateness,
 #: about 17 hours of a P5's. At the snapshot format's example weight (50) a re-run re-shuffled
 #: two thirds of the first unfrozen day to win a few minutes here and there (``labq bench churn``).
 DEFAULT_CHANGE_WEIGHT = 10_000
