@@ -13,10 +13,11 @@ from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from models import (
@@ -58,21 +59,28 @@ _LAZY_JSON = (
 )
 
 
+# Statements built once: composing a select costs more than running it on a short read.
+_VERSION_BY_ID = (
+    select(ScheduleVersion)
+    .where(ScheduleVersion.id == bindparam("version_id"))
+    .options(*_LAZY_JSON)
+)
+_CURRENT_VERSION = (
+    select(ScheduleVersion)
+    .where(ScheduleVersion.lab_id == bindparam("lab_id"), ScheduleVersion.is_current.is_(True))
+    .options(*_LAZY_JSON)
+)
+
+
 def get_version(session: Session, lab: Lab, version_id: int) -> ScheduleVersion:
-    version = session.scalar(
-        select(ScheduleVersion).where(ScheduleVersion.id == version_id).options(*_LAZY_JSON)
-    )
+    version = session.scalar(_VERSION_BY_ID, {"version_id": version_id})
     if version is None or version.lab_id != lab.id:
         raise NotFound(f"schedule version {version_id} does not exist in lab {lab.code!r}")
     return version
 
 
 def current_or_404(session: Session, lab: Lab) -> ScheduleVersion:
-    version = session.scalar(
-        select(ScheduleVersion)
-        .where(ScheduleVersion.lab_id == lab.id, ScheduleVersion.is_current.is_(True))
-        .options(*_LAZY_JSON)
-    )
+    version = session.scalar(_CURRENT_VERSION, {"lab_id": lab.id})
     if version is None:
         raise NotFound(f"lab {lab.code!r} has no published schedule yet; queue a solve run")
     return version
@@ -139,9 +147,22 @@ class PlacedJob:
     severity: int
 
 
-def _placed_query(version_id: int):  # type: ignore[no-untyped-def]
-    # Plain columns, not the Assignment entity: no identity map or instance state per row, which
-    # is most of the cost of a schedule read.
+_PLACED_FILTERS: dict[str, Any] = {
+    "examiner_id": Assignment.examiner_id == bindparam("examiner_id"),
+    "workstation_id": Assignment.workstation_id == bindparam("workstation_id"),
+    "case_id": Case.id == bindparam("case_id"),
+    "starts_before": Assignment.starts_at < bindparam("starts_before"),
+    "ends_after": Assignment.ends_at > bindparam("ends_after"),
+}
+
+
+@cache
+def _placed_query(filters: frozenset[str]):  # type: ignore[no-untyped-def]
+    """The placed-jobs select with these filters, built once per combination.
+
+    Plain columns, not the Assignment entity: no identity map or instance state per row, which
+    was most of the cost of a schedule read.
+    """
     return (
         select(
             Assignment.job_id,
@@ -169,7 +190,10 @@ def _placed_query(version_id: int):  # type: ignore[no-untyped-def]
         .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
         .outerjoin(Examiner, Assignment.examiner_id == Examiner.id)
         .outerjoin(Workstation, Assignment.workstation_id == Workstation.id)
-        .where(Assignment.schedule_version_id == version_id)
+        .where(
+            Assignment.schedule_version_id == bindparam("version_id"),
+            *(_PLACED_FILTERS[name] for name in sorted(filters)),
+        )
         .order_by(Assignment.starts_at, Assignment.id)
     )
 
@@ -184,17 +208,19 @@ def placed_jobs(
     starts_before: datetime | None = None,
     ends_after: datetime | None = None,
 ) -> list[PlacedJob]:
-    query = _placed_query(version.id)
-    if examiner_id is not None:
-        query = query.where(Assignment.examiner_id == examiner_id)
-    if workstation_id is not None:
-        query = query.where(Assignment.workstation_id == workstation_id)
-    if case_id is not None:
-        query = query.where(Case.id == case_id)
-    if starts_before is not None:
-        query = query.where(Assignment.starts_at < starts_before)
-    if ends_after is not None:
-        query = query.where(Assignment.ends_at > ends_after)
+    params: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("examiner_id", examiner_id),
+            ("workstation_id", workstation_id),
+            ("case_id", case_id),
+            ("starts_before", starts_before),
+            ("ends_after", ends_after),
+        )
+        if value is not None
+    }
+    query = _placed_query(frozenset(params))
+    params["version_id"] = version.id
     return [
         PlacedJob(
             job_id,
@@ -235,7 +261,7 @@ def placed_jobs(
             machine,
             exposure,
             severity,
-        ) in session.execute(query)
+        ) in session.execute(query, params)
     ]
 
 

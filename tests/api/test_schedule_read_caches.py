@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 from api_support import case_payload
+from pydantic import TypeAdapter
 from sqlalchemy import select, update
 
 from api.app import create_app
+from api.routers import schedules
 from models import ApiKey
 from models.base import utcnow
 from scheduler.db import make_engine, session_scope
@@ -130,6 +132,21 @@ def test_cached_reads_equal_uncached_ones(client, uncached, keymaker, lab):
         _same(again, reference)
     rows = client.get(f"/labs/{lab}/schedules/current/assignments", headers=sup).json()
     assert rows and {"job", "priority", "starts_at", "severity"} <= set(rows[0])
+
+
+def test_rendered_json_is_what_the_response_models_give(client, keymaker, lab):
+    """The JSON rendered without FastAPI is its response model's serialization, byte for byte."""
+    sup = keymaker.headers("supervisor", lab)
+    models = (
+        TypeAdapter(schedules.VersionOut),
+        TypeAdapter(list[schedules.AssignmentOut]),
+        TypeAdapter(list[schedules.AssignmentOut]),
+        TypeAdapter(schedules.ExaminerScheduleOut),
+        TypeAdapter(schedules.ExaminerScheduleOut),
+    )
+    for path, model in zip(_reads(lab), models, strict=True):
+        body = client.get(path, headers=sup).content
+        assert model.dump_json(model.validate_json(body)) == body, path
 
 
 def test_an_examiner_key_still_sees_only_its_own_view(client, keymaker, lab):
