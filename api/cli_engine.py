@@ -485,10 +485,12 @@ def bench_api(
     client: Annotated[ApiClient, typer.Option(help="The load generator.")] = ApiClient.raw,
     time_limit: Annotated[int, typer.Option(min=1, max=600, help="Seconds for the solve.")] = 20,
     keep: Annotated[bool, typer.Option(help="Keep a database this command created.")] = False,
+    server_checkout: Annotated[
+        Path | None,
+        typer.Option(help="Serve another checkout's code (e.g. an earlier commit) to compare."),
+    ] = None,
 ) -> None:
     """p50/p95/p99 of schedule reads at N concurrent clients against `labq serve` (PostgreSQL)."""
-    from sqlalchemy.engine import make_url
-
     from scheduler.benchmarks import api_reads as bench
     from scheduler.settings import get_settings
 
@@ -507,7 +509,8 @@ def bench_api(
             echo=console.print,
         )
         facts = bench.postgres_facts(prepared.url)
-        server = bench.start_server(prepared.url, workers)
+        checkout = str(server_checkout.resolve()) if server_checkout is not None else None
+        server = bench.start_server(prepared.url, workers, checkout)
         console.print(
             f"lab {prepared.lab}: published version {prepared.version_id} with "
             f"{prepared.assignments} assignments (ready in {prepared.seed_seconds:.1f} s); "
@@ -519,7 +522,8 @@ def bench_api(
         console.print(
             f"server: labq serve --workers {workers}, embedded worker off, pool "
             f"{settings.db_pool_size}+{settings.db_max_overflow} per process, key cache "
-            f"{settings.key_cache_seconds:g} s; cores {os.cpu_count()}; client {client.value}, "
+            f"{settings.key_cache_seconds:g} s; code {checkout or 'this checkout'}; "
+            f"cores {os.cpu_count()}; client {client.value}, "
             f"{clients} clients, closed loop (no think time), {warmup:g} s warm-up + "
             f"{duration:g} s per phase"
         )
@@ -528,9 +532,8 @@ def bench_api(
             if plans is None:
                 plans = bench.schedule_plans(prepared, clients)
             console.print(f"[bold]{name}[/bold]   {bench.uptime()}")
-            database = make_url(prepared.url).database or ""
             phase = bench.drive(
-                server.port, plans, duration, warmup, client.value, server, database
+                server.port, plans, duration, warmup, client.value, server, prepared.url
             )
             _print_phase(phase)
     except (RuntimeError, OSError) as exc:
@@ -582,5 +585,6 @@ def _print_phase(phase: Any) -> None:
         + f"; server CPU {1000 * phase.server_cpu_seconds / max(1, total):.2f} ms/request "
         f"({phase.server_cpu_seconds / phase.seconds:.2f} cores); PostgreSQL backends "
         f"{1000 * phase.database_cpu_seconds / max(1, total):.2f} ms/request "
-        f"({phase.database_cpu_seconds / phase.seconds:.2f} cores)"
+        f"({phase.database_cpu_seconds / phase.seconds:.2f} cores), "
+        f"{phase.connections_opened} connections opened"
     )

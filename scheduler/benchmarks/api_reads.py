@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from models import Assignment, Examiner, ScheduleVersion, SolveRun
 from scheduler.db import make_engine, session_scope
@@ -287,32 +288,60 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds(database: str) -> float:
-    """User + system CPU so far of the local PostgreSQL backends connected to ``database``."""
-    total = 0.0
-    marker = f" {database} ".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                command = f.read()
-        except OSError:
-            continue
-        if command.startswith(b"postgres: ") and marker in command:
-            total += _cpu_of(int(entry))
-    return total
+class PostgresCpu:
+    """CPU of the local PostgreSQL backends serving ``database``, sampled while a phase runs.
+
+    Backends come and go (a pool's overflow connections are closed on return), so each is
+    sampled every ``every`` seconds and its last reading counts even after it has exited.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.marker = f" {database} ".encode()
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+
+    def sample(self, *, start: bool = False) -> None:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    command = f.read()
+            except OSError:
+                continue
+            if command.startswith(b"postgres: ") and self.marker in command:
+                pid = int(entry)
+                cpu = _cpu_of(pid)
+                if start:
+                    self.first[pid] = cpu
+                self.last[pid] = cpu
+
+    def seconds(self) -> float:
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
 
 
-def start_server(url: str, workers: int, env: dict[str, str] | None = None) -> Server:
-    """Start ``labq serve --workers N`` on a free port and wait until /health answers."""
+def postgres_sessions(url: str) -> int:
+    """Connections ever opened to the database (``pg_stat_database.sessions``, PostgreSQL 14+)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            value = conn.execute(
+                text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            ).scalar()
+    finally:
+        engine.dispose()
+    return int(value or 0)
+
+
+def start_server(url: str, workers: int, checkout: str | None = None) -> Server:
+    """Start ``labq serve --workers N`` on a free port and wait until /health answers.
+
+    ``checkout``: serve the code of another checkout (an earlier commit, to compare with).
+    """
     port = free_port()
-    environment = {
-        **os.environ,
-        "LABQ_DATABASE_URL": url,
-        "LABQ_EMBEDDED_WORKER": "false",
-        **(env or {}),
-    }
+    environment = {**os.environ, "LABQ_DATABASE_URL": url, "LABQ_EMBEDDED_WORKER": "false"}
+    if checkout is not None:
+        environment["PYTHONPATH"] = checkout
     command = [
         sys.executable,
         "-c",
@@ -330,6 +359,7 @@ def start_server(url: str, workers: int, env: dict[str, str] | None = None) -> S
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=checkout,
     )
     server = Server(process, port)
     deadline = time.monotonic() + 60
@@ -443,6 +473,7 @@ class Phase:
     client_cpu_seconds: float
     server_cpu_seconds: float
     database_cpu_seconds: float
+    connections_opened: int
 
     @property
     def requests(self) -> int:
@@ -456,7 +487,7 @@ async def _drive(
     warmup: float,
     client: str,
     server: Server,
-    database: str,
+    url: str,
 ) -> Phase:
     """Each client loops over its own list of calls until the time is up (closed loop)."""
     stats: dict[str, RouteStats] = {}
@@ -490,21 +521,28 @@ async def _drive(
             await http.close()
 
     tasks: list[Awaitable[None]] = [one(plan, n) for n, plan in enumerate(plans)]
-    runner = asyncio.gather(*tasks)
+    runner: asyncio.Future[list[None]] = asyncio.gather(*tasks)
     await asyncio.sleep(warmup)
     recording = True
-    cpu0, server0 = time.process_time(), server.cpu_seconds()
-    db0, wall0 = postgres_cpu_seconds(database), time.perf_counter()
+    backends = PostgresCpu(make_url(url).database or "")
+    sessions0 = postgres_sessions(url)
+    backends.sample(start=True)
+    cpu0, server0, wall0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
     stop_at = wall0 + seconds
+    while not runner.done():
+        await asyncio.wait([runner], timeout=0.5)
+        backends.sample()
     await runner
     wall = time.perf_counter() - wall0
+    client_cpu = time.process_time() - cpu0
     return Phase(
         clients=len(plans),
         seconds=wall,
         routes=stats,
-        client_cpu_seconds=time.process_time() - cpu0,
+        client_cpu_seconds=client_cpu,
         server_cpu_seconds=server.cpu_seconds() - server0,
-        database_cpu_seconds=postgres_cpu_seconds(database) - db0,
+        database_cpu_seconds=backends.seconds(),
+        connections_opened=postgres_sessions(url) - sessions0,
     )
 
 
@@ -515,9 +553,9 @@ def drive(
     warmup: float,
     client: str,
     server: Server,
-    database: str,
+    url: str,
 ) -> Phase:
-    return asyncio.run(_drive(port, plans, seconds, warmup, client, server, database))
+    return asyncio.run(_drive(port, plans, seconds, warmup, client, server, url))
 
 
 def schedule_plans(prepared: Prepared, clients: int) -> list[list[Call]]:
