@@ -484,6 +484,12 @@ def bench_api(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 2,
     client: Annotated[ApiClient, typer.Option(help="The load generator.")] = ApiClient.raw,
     time_limit: Annotated[int, typer.Option(min=1, max=600, help="Seconds for the solve.")] = 20,
+    think: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds a client pauses after each pass over its reads (0: closed loop)."
+        ),
+    ] = 0.0,
     keep: Annotated[bool, typer.Option(help="Keep a database this command created.")] = False,
     server_checkout: Annotated[
         Path | None,
@@ -524,16 +530,19 @@ def bench_api(
             f"{settings.db_pool_size}+{settings.db_max_overflow} per process, key cache "
             f"{settings.key_cache_seconds:g} s; code {checkout or 'this checkout'}; "
             f"cores {os.cpu_count()}; client {client.value}, "
-            f"{clients} clients, closed loop (no think time), {warmup:g} s warm-up + "
+            f"{clients} clients, "
+            + ("closed loop (no think time)" if not think else f"{think:g} s think time per pass")
+            + f", {warmup:g} s warm-up + "
             f"{duration:g} s per phase"
         )
+        # The client's own cost first: /health does next to nothing, always as a closed loop.
         health = [[bench.Call("health", "/health", {})] for _ in range(clients)]
-        for name, plans in (("load generator", health), ("schedule reads", None)):
-            if plans is None:
-                plans = bench.schedule_plans(prepared, clients)
+        reads = bench.schedule_plans(prepared, clients)
+        phases = (("load generator", health, 0.0), ("schedule reads", reads, think))
+        for name, plans, pause in phases:
             console.print(f"[bold]{name}[/bold]   {bench.uptime()}")
             phase = bench.drive(
-                server.port, plans, duration, warmup, client.value, server, prepared.url
+                server.port, plans, duration, warmup, client.value, server, prepared.url, pause
             )
             _print_phase(phase)
     except (RuntimeError, OSError) as exc:

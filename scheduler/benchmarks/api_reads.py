@@ -488,8 +488,14 @@ async def _drive(
     client: str,
     server: Server,
     url: str,
+    think: float = 0.0,
 ) -> Phase:
-    """Each client loops over its own list of calls until the time is up (closed loop)."""
+    """Each client loops over its own list of calls until the time is up.
+
+    ``think`` = 0 is a closed loop (the next request as soon as the last answer arrives, as wrk
+    does); otherwise a client pauses ``think`` seconds after each pass over its calls (a screen
+    refreshed every so often), so the offered load stays below saturation.
+    """
     stats: dict[str, RouteStats] = {}
     for plan in plans:
         for call in plan:
@@ -500,10 +506,14 @@ async def _drive(
     async def one(plan: Sequence[Call], offset: int) -> None:
         http: RawClient | HttpxClient = RawClient(port) if client == "raw" else HttpxClient(port)
         i = offset
+        if think:  # spread the clients' passes over the think time instead of in step
+            await asyncio.sleep(think * offset / len(plans))
         try:
             while time.perf_counter() < stop_at:
                 call = plan[i % len(plan)]
                 i += 1
+                if think and i % len(plan) == offset % len(plan):
+                    await asyncio.sleep(think)
                 started = time.perf_counter()
                 try:
                     status, size = await http.get(call.path, call.headers)
@@ -523,15 +533,15 @@ async def _drive(
     tasks: list[Awaitable[None]] = [one(plan, n) for n, plan in enumerate(plans)]
     runner: asyncio.Future[list[None]] = asyncio.gather(*tasks)
     await asyncio.sleep(warmup)
-    recording = True
     backends = PostgresCpu(make_url(url).database or "")
     sessions0 = postgres_sessions(url)
     backends.sample(start=True)
+    recording = True
     cpu0, server0, wall0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
     stop_at = wall0 + seconds
     while not runner.done():
         await asyncio.wait([runner], timeout=0.5)
-        backends.sample()
+        await asyncio.to_thread(backends.sample)  # a /proc scan, off the clients' loop
     await runner
     wall = time.perf_counter() - wall0
     client_cpu = time.process_time() - cpu0
@@ -554,8 +564,9 @@ def drive(
     client: str,
     server: Server,
     url: str,
+    think: float = 0.0,
 ) -> Phase:
-    return asyncio.run(_drive(port, plans, seconds, warmup, client, server, url))
+    return asyncio.run(_drive(port, plans, seconds, warmup, client, server, url, think))
 
 
 def schedule_plans(prepared: Prepared, clients: int) -> list[list[Call]]:
