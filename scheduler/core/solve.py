@@ -68,9 +68,9 @@ FULL_MODEL_MAX_JOBS = 120
 #: Share of the time limit the full model may take before the neighbourhood search continues.
 FULL_MODEL_SHARE = 0.5
 
-#: Makespan problems (shop benchmarks) are solved as one model with the whole time limit: CP-SAT's
-#: own search moves the critical path as a whole, where a neighbourhood that frees part of the
-#: plan rarely shortens the latest end (measured on Brandimarte's instances).
+#: Makespan problems (shop benchmarks) get the whole time limit in ``makespan.search``: a full
+#: model, then neighbourhoods that keep the other jobs' order rather than their times (freeing
+#: part of the plan with the rest fixed in time rarely shortens the latest end).
 MAKESPAN_FULL_MODEL_MAX_JOBS = 3000
 MAKESPAN_FULL_MODEL_SHARE = 1.0
 
