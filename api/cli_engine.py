@@ -595,5 +595,6 @@ def _print_phase(phase: Any) -> None:
         f"({phase.server_cpu_seconds / phase.seconds:.2f} cores); PostgreSQL backends "
         f"{1000 * phase.database_cpu_seconds / max(1, total):.2f} ms/request "
         f"({phase.database_cpu_seconds / phase.seconds:.2f} cores), "
-        f"{phase.connections_opened} connections opened"
+        f"{phase.connections_opened} connections opened; whole machine busy "
+        f"{phase.machine_cpu_seconds / phase.seconds:.2f} of {os.cpu_count()} cores"
     )

@@ -53,6 +53,7 @@ PG_SETTINGS = (
     "max_worker_processes",
 )
 WINDOW = timedelta(days=2)
+CONNECT_EVERY = 0.02  # seconds between client connections (closed loop)
 
 
 # ---- the database ---------------------------------------------------------------------------
@@ -320,6 +321,17 @@ class PostgresCpu:
         return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and I/O wait so far (/proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_sessions(url: str) -> int:
     """Connections ever opened to the database (``pg_stat_database.sessions``, PostgreSQL 14+)."""
     engine = create_engine(url, poolclass=NullPool)
@@ -474,6 +486,7 @@ class Phase:
     server_cpu_seconds: float
     database_cpu_seconds: float
     connections_opened: int
+    machine_cpu_seconds: float
 
     @property
     def requests(self) -> int:
@@ -508,6 +521,10 @@ async def _drive(
         i = offset
         if think:  # spread the clients' passes over the think time instead of in step
             await asyncio.sleep(think * offset / len(plans))
+        else:
+            # Connect one client at a time: opened in one burst, every keep-alive connection
+            # lands on whichever server process accepts first and the other workers sit idle.
+            await asyncio.sleep(CONNECT_EVERY * offset)
         try:
             while time.perf_counter() < stop_at:
                 call = plan[i % len(plan)]
@@ -537,6 +554,7 @@ async def _drive(
     sessions0 = postgres_sessions(url)
     backends.sample(start=True)
     recording = True
+    machine0 = machine_busy_seconds()
     cpu0, server0, wall0 = time.process_time(), server.cpu_seconds(), time.perf_counter()
     stop_at = wall0 + seconds
     while not runner.done():
@@ -545,6 +563,7 @@ async def _drive(
     await runner
     wall = time.perf_counter() - wall0
     client_cpu = time.process_time() - cpu0
+    machine = machine_busy_seconds() - machine0
     return Phase(
         clients=len(plans),
         seconds=wall,
@@ -553,6 +572,7 @@ async def _drive(
         server_cpu_seconds=server.cpu_seconds() - server0,
         database_cpu_seconds=backends.seconds(),
         connections_opened=postgres_sessions(url) - sessions0,
+        machine_cpu_seconds=machine,
     )
 
 
