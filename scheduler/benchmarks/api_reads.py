@@ -37,7 +37,7 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from models import Assignment, Examiner, ScheduleVersion, SolveRun
+from models import Assignment, Examiner, ScheduleVersion
 from scheduler.db import make_engine, session_scope
 from scheduler.migrate import upgrade
 
@@ -91,30 +91,15 @@ def drop_database(admin_url: str, name: str) -> None:
 
 def _publish_generated(engine: Engine, size: str, time_limit: int) -> str:
     """Seed a generated lab (``seed_db``) and publish one nightly run of it; returns its code."""
+    from scheduler.benchmarks.continuous import _nightly
     from scheduler.benchmarks.seed_db import next_monday_8am, seed_lab
     from scheduler.generate import generate_lab
-    from scheduler.planning.runs import queue_run
-    from scheduler.services.labs import get_lab
-    from scheduler.worker import run_to_completion
 
     code = f"bench-{size}"
     epoch = next_monday_8am(datetime.now(UTC)) - timedelta(days=7)
     with session_scope(engine) as session:
         seed_lab(session, generate_lab(size, 1), code=code, epoch=epoch)
-    with session_scope(engine) as session:
-        run_id = queue_run(
-            session,
-            get_lab(session, code),
-            actor="bench",
-            mode="full",
-            auto_publish=True,
-            time_limit_seconds=time_limit,
-        ).id
-    status = run_to_completion(engine, run_id, "bench-api")
-    if status != "succeeded":
-        with session_scope(engine) as session:
-            run = session.get(SolveRun, run_id)
-            raise RuntimeError(f"the nightly run of {code} {status}: {run.error if run else ''}")
+    _nightly(engine, code, time_limit)
     return code
 
 

@@ -221,47 +221,10 @@ def placed_jobs(
     }
     query = _placed_query(frozenset(params))
     params["version_id"] = version.id
+    # Rows come as (job id, job ref, then PlacedJob's fields from ``case`` on).
     return [
-        PlacedJob(
-            job_id,
-            f"{case}/{device}/{job}",
-            case,
-            case_id_,
-            device,
-            stage,
-            priority,
-            examiner_id_,
-            examiner,
-            examiner_name,
-            workstation_id_,
-            workstation,
-            starts_at,
-            ends_at,
-            attended,
-            machine,
-            exposure,
-            severity,
-        )
-        for (
-            job_id,
-            job,
-            case,
-            case_id_,
-            device,
-            stage,
-            priority,
-            examiner_id_,
-            examiner,
-            examiner_name,
-            workstation_id_,
-            workstation,
-            starts_at,
-            ends_at,
-            attended,
-            machine,
-            exposure,
-            severity,
-        ) in session.execute(query, params)
+        PlacedJob(job_id, f"{rest[0]}/{rest[2]}/{job}", *rest)
+        for job_id, job, *rest in session.execute(query, params)
     ]
 
 
