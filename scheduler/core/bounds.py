@@ -503,7 +503,7 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
             lambda r: (
                 frozenset(r.examiners) if r.job.exposure > 0 and r.job.needs_examiner else None
             ),
-            lambda r: r.job.exposure,
+            lambda r: min(r.job.exposure, r.job.attended),  # windows hold attended time
             exposure,
             edges,
         ),

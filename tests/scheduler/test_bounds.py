@@ -118,6 +118,19 @@ def test_a_scarce_workstation_queues_its_jobs() -> None:
     assert cp < bound <= plan.objective
 
 
+def test_exposure_beyond_attended_time_takes_no_more_window_than_the_job() -> None:
+    """A job may log more exposure than its attended minutes; the windows hold only its attended
+    time, so its exposure must not be counted against them (found by the property test below)."""
+    snap = lab(
+        [examiner("e1", available=[(100, 240)])],
+        [job("j0", due=0, attended=15, exposure=30, severity=1)],
+        horizon=DAY,
+    )
+    plan = dispatch(snap, "fifo")
+    assert verify(snap, plan) == [] and plan.objective == 115
+    assert lower_bound(snap) == 115
+
+
 def test_exposure_caps_limit_the_work_in_the_horizon() -> None:
     snap = lab(
         [examiner("e1", ["review"], shifts(1), daily_cap=60)],
