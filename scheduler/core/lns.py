@@ -400,7 +400,7 @@ class _Search:
             params.max_deterministic_time = left * DETERMINISTIC_UNITS_PER_SECOND
         else:
             params.max_time_in_seconds = max(0.05, min(s.sub_limit, deadline - time.monotonic()))
-        before = self._secondary(hood.free, ctx)
+        before = self._secondary(hood.free, self.placements, ctx)
         return _Attempt(
             iteration, kind, hood, ctx, solver, self.version, self.objective, before, tried, build
         )
@@ -468,14 +468,16 @@ class _Search:
             self.size,
         )
 
-    def _secondary(self, jobs: Iterable[str], ctx: ModelContext | None = None) -> int:
-        """The tie-break measure of ``jobs`` in the current plan, as ``build_model`` counts it:
+    def _secondary(
+        self, jobs: Iterable[str], placements: Placements, ctx: ModelContext | None = None
+    ) -> int:
+        """The tie-break measure of ``jobs`` in ``placements``, as ``build_model`` counts it:
         the sum of their ends (makespan), else how many of them left their published start
         (within a neighbourhood, only those its model could keep there)."""
         if self.snapshot.objective == "makespan":
             return sum(
                 a.end
-                if (a := self.placements[j]) is not None
+                if (a := placements[j]) is not None
                 else unassigned_end(self.snapshot, self.index.jobs[j])
                 for j in jobs
             )
@@ -484,7 +486,7 @@ class _Search:
             p = self.published.get(j)
             if p is None or (ctx is not None and ctx.vars[j].same_start is None):
                 continue
-            a = self.placements[j]
+            a = placements[j]
             moved += a is None or (a.examiner, a.workstation, a.start) != (
                 p.examiner,
                 p.workstation,
@@ -507,14 +509,9 @@ class _Search:
             return None
         value, _ = plan_objective(self.snapshot, assignments)
         if self.tie_break and value == self.objective:
-            current = self._secondary(self.index.order)
-            saved = self.placements
-            self.placements = merged
-            try:
-                if self._secondary(self.index.order) >= current:
-                    return None
-            finally:
-                self.placements = saved
+            order = self.index.order
+            if self._secondary(order, merged) >= self._secondary(order, self.placements):
+                return None
         return value
 
     def run(self) -> SearchOutcome:
