@@ -239,6 +239,7 @@ def _print_lab(r: LabResult) -> None:
     )
     console.print(
         f"  bound               {_number(r.bound)}  gap {_percent(r.gap)}  "
+        f"(LP bound {_number(r.lp_bound)} in {_seconds(r.lp_seconds)})  "
         f"first plan {_seconds(r.first_plan_seconds)}  total {r.seconds:.1f} s  "
         f"peak RSS {r.peak_rss_mb:.0f} MiB"
     )

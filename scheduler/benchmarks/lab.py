@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from scheduler.benchmarks.runner import gap, peak_rss_mb, solve_snapshot
 from scheduler.core.bounds import critical_path_bound, lower_bound
 from scheduler.core.dispatch import POLICIES, dispatch
+from scheduler.core.lp_bound import lp_bound
 from scheduler.core.objective import TARDINESS, objective_terms
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
@@ -30,13 +31,15 @@ class LabResult:
     baselines: dict[str, int]  # weighted tardiness per dispatch policy
     tardiness: int  # the optimizer's weighted tardiness
     critical_path: int  # tardiness no plan can avoid
-    bound: int  # our lower bound on weighted tardiness
+    bound: int  # our lower bound on weighted tardiness: the best of lower_bound and lp_bound
     status: str
     scheduled: int
     first_plan_seconds: float | None
     seconds: float
     peak_rss_mb: float
     violations: int  # verifier findings over every plan of the run (must be 0)
+    lp_bound: int | None = None  # the time-indexed LP bound alone (None: no answer in time)
+    lp_seconds: float | None = None  # its build and solve time
 
     @property
     def best_baseline(self) -> str:
@@ -103,6 +106,11 @@ def run_lab(
     seconds = time.perf_counter() - started
     plan = timed.plan
     violations += len(verify(snapshot, plan))
+    weight = max(1, snapshot.weights.tardiness)
+    lp_started = time.perf_counter()
+    lp = lp_bound(snapshot)
+    lp_seconds = time.perf_counter() - lp_started
+    lp_raw = None if lp is None else lp // weight
     return LabResult(
         size=size,
         seed=seed,
@@ -111,11 +119,13 @@ def run_lab(
         baselines=baselines,
         tardiness=tardiness(snapshot, plan),
         critical_path=critical_path_bound(snapshot),
-        bound=lower_bound(snapshot) // max(1, snapshot.weights.tardiness),
+        bound=max(lower_bound(snapshot) // weight, lp_raw or 0),
         status=plan.status,
         scheduled=len(plan.assignments),
         first_plan_seconds=timed.first_plan_seconds,
         seconds=seconds,
         peak_rss_mb=peak_rss_mb(),
         violations=violations,
+        lp_bound=lp_raw,
+        lp_seconds=lp_seconds,
     )
