@@ -32,16 +32,25 @@ from .eligibility import caps_allow
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
 
-def may_take(job: Job, examiner: Examiner) -> bool:
+def may_take(job: Job, examiner: Examiner, caps_everywhere: bool = True) -> bool:
     """The verifier's examiner rules that hold whatever the time: skills, allow-list, severity
-    and a job's exposure fitting the caps at all."""
+    and, when the caps hold at every start (``caps_everywhere``), a job's exposure fitting them."""
     if not job.skills <= examiner.skills:
         return False
     if job.examiners is not None and examiner.id not in job.examiners:
         return False
     if job.exposure > 0:
-        return job.severity <= examiner.exposure.max_severity and caps_allow(job, examiner)
+        if job.severity > examiner.exposure.max_severity:
+            return False
+        return caps_allow(job, examiner) if caps_everywhere else True
     return True
+
+
+def caps_hold_everywhere(snapshot: Snapshot) -> bool:
+    """Whether the listed days and weeks cover the horizon: a start outside every listed day
+    (week) counts against no daily (weekly) cap, so elsewhere a cap bounds nothing."""
+    h = snapshot.horizon
+    return _available_minutes(snapshot.days, h) >= h and _available_minutes(snapshot.weeks, h) >= h
 
 
 def may_run(job: Job, workstation: Workstation) -> bool:
@@ -110,10 +119,13 @@ def relax(snapshot: Snapshot) -> dict[str, _Relaxed]:
     jobs = {j.id: j for j in snapshot.jobs}
     fixed = fixed_placements(snapshot)
     windows = _Windows(snapshot)
+    caps_everywhere = caps_hold_everywhere(snapshot)
     out: dict[str, _Relaxed] = {}
     for job in _topological(snapshot):
         examiners = (
-            [e.id for e in snapshot.examiners if may_take(job, e)] if job.needs_examiner else []
+            [e.id for e in snapshot.examiners if may_take(job, e, caps_everywhere)]
+            if job.needs_examiner
+            else []
         )
         stations = (
             [w.id for w in snapshot.workstations if may_run(job, w)]

@@ -14,6 +14,7 @@ from tiny_labs import DAY, examiner, job, lab, shifts, small_labs, workstation
 
 from scheduler.core.bounds import critical_path_bound, lower_bound
 from scheduler.core.dispatch import POLICIES, dispatch
+from scheduler.core.plan import FEASIBLE, Assignment, Plan
 from scheduler.core.snapshot import Snapshot, Weights
 from scheduler.core.verify import verify
 
@@ -144,6 +145,25 @@ def test_exposure_caps_limit_the_work_in_the_horizon() -> None:
     assert lower_bound(snap) == 60 + (DAY + 60)
     plan = dispatch(snap, "fifo")
     assert plan.objective == lower_bound(snap)
+
+
+def test_a_start_outside_every_listed_day_escapes_the_daily_cap() -> None:
+    """The verifier counts exposure only in listed days and weeks: where they do not cover the
+    horizon, a job whose exposure exceeds a cap can still run, so the bound must not charge it as
+    left out."""
+    snap = replace(
+        lab(
+            [examiner("e1", ["review"], [(DAY, DAY + 480)], daily_cap=60)],
+            [job("r1", skills=["review"], attended=120, exposure=120, severity=1, due=0)],
+            horizon=2 * DAY,
+        ),
+        days=((0, DAY),),
+        weeks=((0, DAY),),
+    )
+    plan = Plan(FEASIBLE, None, None, 0.0, (Assignment("r1", "e1", None, DAY, DAY + 120),), ())
+    assert verify(snap, plan) == []
+    assert critical_path_bound(snap) == DAY + 120
+    assert lower_bound(snap) <= DAY + 120
 
 
 def test_makespan_bound_from_machine_load() -> None:
