@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from strategies import random_snapshots
-from tiny_labs import examiner, job, lab, shifts
+from tiny_labs import DAY, examiner, job, lab, shifts, workstation
 
 import scheduler.core.solve as solve_module
+from scheduler.core.bounds import lower_bound
 from scheduler.core.dispatch import dispatch
+from scheduler.core.lp_bound import lp_bound
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import FEASIBLE, INFEASIBLE, OPTIMAL, Assignment, Plan
 from scheduler.core.snapshot import PreviousAssignment, Snapshot, load_snapshot
@@ -185,3 +187,37 @@ def test_a_held_placement_that_no_longer_works_is_rescheduled_not_left_out() -> 
     placed = {a.job: (a.examiner, a.start) for a in start.assignments}
     assert placed["c"] == ("e2", 0) and placed["d"] == ("e2", 60)
     assert placed["a"][1] >= 120 and placed["b"][1] >= placed["a"][1] + 60
+
+
+def _coupled_chains() -> Snapshot:
+    """Two process-then-review chains on one server: only the LP bound sees the queue, the
+    start windows and the chains together (see test_lp_bound.py)."""
+    return lab(
+        [examiner("e1", ["mobile", "review"], shifts(2))],
+        [
+            job("pa", attended=15, machine=600, capabilities=["processing"], due=0),
+            job("ra", skills=["review"], attended=120, exposure=60, due=0, after=["pa"]),
+            job("pb", attended=15, machine=600, capabilities=["processing"], due=0),
+            job("rb", skills=["review"], attended=120, exposure=60, due=0, after=["pb"]),
+        ],
+        [workstation("w1", ["processing"], horizon=2 * DAY)],
+        horizon=2 * DAY,
+    )
+
+
+def test_a_lab_of_a_few_hundred_jobs_reports_the_lp_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a proof from the full model, the reported bound is the LP's where it is cheap
+    enough, and the fast relaxation's otherwise."""
+    snap = _coupled_chains()
+    monkeypatch.setattr(solve_module, "FULL_MODEL_MAX_JOBS", 0)  # no optimality proof
+    with_lp = solve(snap, SolveConfig(time_limit=2, workers=1))
+    check(snap, with_lp)
+    lp = lp_bound(snap)
+    assert lp is not None and lp > lower_bound(snap)
+    assert with_lp.bound == min(lp, with_lp.objective)
+    monkeypatch.setattr(solve_module, "LP_BOUND_MAX_JOBS", 0)
+    without = solve(snap, SolveConfig(time_limit=2, workers=1))
+    check(snap, without)
+    assert without.bound == lower_bound(snap) == 4545
