@@ -118,7 +118,7 @@ def run_lab(
         jobs=len(snapshot.jobs),
         baselines=baselines,
         tardiness=tardiness(snapshot, plan),
-        critical_path=critical_path_bound(snapshot),
+        critical_path=critical_path_bound(snapshot) // weight,
         bound=max(lower_bound(snapshot) // weight, lp_raw or 0),
         status=plan.status,
         scheduled=len(plan.assignments),

@@ -136,7 +136,13 @@ def relax(snapshot: Snapshot) -> dict[str, _Relaxed]:
         earliest: int | None
         if job.id in fixed:
             ex, ws, start, _ = fixed[job.id]
-            earliest = start + job.duration_on(ws)  # if kept at all, kept exactly
+            if ws is not None and job.machine_by_workstation is not None:
+                if ws not in job.machine_by_workstation:
+                    earliest = None  # a box the job cannot use: never kept, so left out
+                else:
+                    earliest = start + job.duration_on(ws)  # if kept at all, kept exactly
+            else:
+                earliest = start + job.duration_on(ws)
         else:
             t = max(job.release, 0)
             blocked = False
@@ -182,7 +188,9 @@ def _earliest_end(
                 s = windows.examiner_start(job, examiners, s)
                 if s is None:
                     break
-            if w is not None:
+            if w is not None and machine > 0:
+                # A zero-minute part occupies nothing: the verifier accepts it even at a
+                # window's end, so the relaxation does not look for room for it.
                 s = windows.workstations[w].earliest(s, machine)
                 if s is None:
                     break

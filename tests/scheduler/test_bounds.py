@@ -14,6 +14,7 @@ from tiny_labs import DAY, examiner, job, lab, shifts, small_labs, workstation
 
 from scheduler.core.bounds import critical_path_bound, lower_bound
 from scheduler.core.dispatch import POLICIES, dispatch
+from scheduler.core.lp_bound import lp_bound
 from scheduler.core.plan import FEASIBLE, Assignment, Plan
 from scheduler.core.snapshot import Snapshot, Weights
 from scheduler.core.verify import verify
@@ -164,6 +165,41 @@ def test_a_start_outside_every_listed_day_escapes_the_daily_cap() -> None:
     assert verify(snap, plan) == []
     assert critical_path_bound(snap) == DAY + 120
     assert lower_bound(snap) <= DAY + 120
+
+
+def test_a_zero_minute_machine_part_needs_no_room_on_the_workstation() -> None:
+    """The verifier accepts a zero-minute part at a window's end: the box's window [0, 600)
+    does not keep a job from starting at 600 (found by an audit of the LP bound)."""
+    snap = lab(
+        [examiner("e1", available=[(600, 900)])],
+        [job("j1", weight=10, due=660, machine_by_workstation={"w1": 0})],
+        [workstation("w1", available=[(0, 600)], horizon=DAY)],
+        horizon=DAY,
+    )
+    plan = Plan(FEASIBLE, None, None, 0.0, (Assignment("j1", "e1", "w1", 600, 660),), ())
+    assert verify(snap, plan) == []
+    assert critical_path_bound(snap) == lower_bound(snap) == lp_bound(snap) == 0
+
+
+def test_a_pin_on_a_box_the_job_cannot_use_is_charged_as_left_out() -> None:
+    snap = lab(
+        [examiner("e1", available=[(0, 480)])],
+        [
+            job(
+                "j1",
+                due=0,
+                attended=30,
+                machine=60,
+                machine_by_workstation={"w1": 60},
+                pin=("e1", "w2", 0),
+            )
+        ],
+        [workstation("w1", horizon=DAY), workstation("w2", horizon=DAY)],
+        horizon=DAY,
+    )
+    left_out = DAY + 60
+    assert critical_path_bound(snap) == lower_bound(snap) == lp_bound(snap) == left_out
+    assert dispatch(snap, "fifo").objective == left_out
 
 
 def test_makespan_bound_from_machine_load() -> None:
