@@ -38,6 +38,7 @@ from scheduler.core.lns import (
     LIGHT_PRESOLVE,
     SearchSettings,
     improve,
+    neighbourhood_seconds,
 )
 from scheduler.core.lp_bound import lp_bound
 from scheduler.core.makespan import search as makespan_search
@@ -199,7 +200,12 @@ def solve(
         known_bound = max(known_bound, lp_bound(snapshot, time_limit=lp_budget) or 0)
     remaining = time_left(planned)
     if not closed and remaining > 0.2 and free:
-        settings = SearchSettings(time_limit=remaining, workers=config.workers, seed=config.seed)
+        settings = SearchSettings(
+            time_limit=remaining,
+            workers=config.workers,
+            seed=config.seed,
+            sub_limit=neighbourhood_seconds(len(snapshot.jobs)),
+        )
         insertable = candidate_ids | {j for j, a in placements.items() if a is not None}
         outcome = improve(
             snapshot,
