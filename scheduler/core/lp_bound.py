@@ -50,7 +50,7 @@ import math
 import time
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import accumulate
@@ -58,6 +58,7 @@ from itertools import accumulate
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from .bounds import may_run, relax
+from .cpsat.intervals import clip_closed, intersect_closed, normalize_closed
 from .dispatch import fixed_placements
 from .objective import job_tardiness
 from .snapshot import Examiner, Interval, Job, Snapshot
@@ -75,38 +76,9 @@ Starts = list[tuple[int, int]]  # closed integer ranges [lo, hi] of start times,
 # -- start-time sets ----------------------------------------------------------------------------
 
 
-def _merge(ranges: Iterable[tuple[int, int]]) -> Starts:
-    out: Starts = []
-    for lo, hi in sorted(r for r in ranges if r[0] <= r[1]):
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1] = (out[-1][0], hi)
-        else:
-            out.append((lo, hi))
-    return out
-
-
 def _fits(windows: Sequence[Interval], length: int) -> Starts:
     """Starts s with [s, s + length) inside one window (touching windows are not merged)."""
-    return _merge((a, b - length) for a, b in windows)
-
-
-def _meet(a: Starts, b: Starts) -> Starts:
-    out: Starts = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo <= hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
-def _clip(a: Starts, lo: int, hi: int) -> Starts:
-    return [(max(x, lo), min(y, hi)) for x, y in a if max(x, lo) <= min(y, hi)]
+    return normalize_closed((a, b - length) for a, b in windows)
 
 
 def _windows_meet(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
@@ -364,21 +336,21 @@ class _Model:
         for e in examiners:
             s = _fits(e.available, job.attended)
             if job.exposure > 0:
-                s = _meet(s, _fits(e.exposure.windows, job.attended))
-            s = _clip(s, earliest, min(latest, h - job.attended))
+                s = intersect_closed(s, _fits(e.exposure.windows, job.attended))
+            s = clip_closed(s, earliest, min(latest, h - job.attended))
             if s:
                 by_examiner[e.id] = s
         by_station: dict[str, Starts] = {}
         for w in stations:
-            s = _clip(
+            s = clip_closed(
                 _fits(w.available, job.machine_on(w.id)),
                 earliest,
                 min(latest, h - job.duration_on(w.id)),
             )
             if s:
                 by_station[w.id] = s
-        any_examiner = _merge(r for s in by_examiner.values() for r in s)
-        any_station = _merge(r for s in by_station.values() for r in s)
+        any_examiner = normalize_closed(r for s in by_examiner.values() for r in s)
+        any_station = normalize_closed(r for s in by_station.values() for r in s)
 
         def cost(end: int) -> int:
             return job_tardiness(job, end)
@@ -387,7 +359,7 @@ class _Model:
             if bucket.end <= earliest or bucket.start > latest:
                 continue
             if not job.needs_examiner and not job.needs_workstation:
-                s = _clip([(earliest, min(latest, h))], bucket.start, bucket.end - 1)
+                s = clip_closed([(earliest, min(latest, h))], bucket.start, bucket.end - 1)
                 if s:
                     first = s[0][0]
                     end = max(first, earliest_end)
@@ -397,9 +369,9 @@ class _Model:
             starts_e: list[tuple[str, Starts]] = []
             if job.needs_examiner:
                 for e_id, s in by_examiner.items():
-                    s = _clip(s, bucket.start, bucket.end - 1)
+                    s = clip_closed(s, bucket.start, bucket.end - 1)
                     if job.needs_workstation:
-                        s = _meet(s, any_station)
+                        s = intersect_closed(s, any_station)
                     if s and self._caps_allow(job, self.examiners[e_id], bucket):
                         starts_e.append((e_id, s))
                 if not starts_e:
@@ -407,9 +379,9 @@ class _Model:
             starts_w: list[tuple[str, Starts]] = []
             if job.needs_workstation:
                 for w_id, s in by_station.items():
-                    s = _clip(s, bucket.start, bucket.end - 1)
+                    s = clip_closed(s, bucket.start, bucket.end - 1)
                     if job.needs_examiner:
-                        s = _meet(s, any_examiner)
+                        s = intersect_closed(s, any_examiner)
                     if s:
                         starts_w.append((w_id, s))
                 if not starts_w:
@@ -423,7 +395,12 @@ class _Model:
                         max(span[2], job.attended),
                     ]
             groups = (
-                [(frozenset(e for e, _ in starts_e), _merge(r for _, s in starts_e for r in s))]
+                [
+                    (
+                        frozenset(e for e, _ in starts_e),
+                        normalize_closed(r for _, s in starts_e for r in s),
+                    )
+                ]
                 if self.pooled and starts_e
                 else [(frozenset([e]), s) for e, s in starts_e]
             )

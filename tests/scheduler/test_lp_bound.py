@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import random_snapshots
-from tiny_labs import DAY, examiner, job, lab, shifts, small_labs, workstation
+from tiny_labs import DAY, coupled_chains, examiner, job, lab, shifts, small_labs
 
 from scheduler.core.bounds import critical_path_bound, lower_bound
 from scheduler.core.dispatch import POLICIES, dispatch
@@ -58,21 +58,9 @@ def test_long_jobs_share_an_examiner_day() -> None:
 
 
 def test_processing_queue_and_chains_are_coupled() -> None:
-    """Two process-then-review chains, one server, one examiner on shifts [0, 480): the second
-    process job cannot start until the next day (the examiner must start it), so its review
-    falls out of the horizon. The LP sees the server queue, the start windows and the chain at
-    once; each relaxation of ``lower_bound`` sees only one of them."""
-    snap = lab(
-        [examiner("e1", ["mobile", "review"], shifts(2))],
-        [
-            job("pa", attended=15, machine=600, capabilities=["processing"], due=0),
-            job("ra", skills=["review"], attended=120, exposure=60, due=0, after=["pa"]),
-            job("pb", attended=15, machine=600, capabilities=["processing"], due=0),
-            job("rb", skills=["review"], attended=120, exposure=60, due=0, after=["pb"]),
-        ],
-        [workstation("w1", ["processing"], horizon=2 * DAY)],
-        horizon=2 * DAY,
-    )
+    """The LP sees the server queue, the start windows and the chains at once; each relaxation
+    of ``lower_bound`` sees only one of them (``tiny_labs.coupled_chains``)."""
+    snap = coupled_chains()
     bound = lp_bound(snap)
     assert bound is not None
     assert lower_bound(snap) == 4545 < bound <= _tardiness(snap, "fifo") == 7215

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from strategies import random_snapshots
-from tiny_labs import DAY, examiner, job, lab, shifts, workstation
+from tiny_labs import coupled_chains, examiner, job, lab, shifts
 
 import scheduler.core.solve as solve_module
 from scheduler.core.bounds import lower_bound
@@ -189,28 +189,12 @@ def test_a_held_placement_that_no_longer_works_is_rescheduled_not_left_out() -> 
     assert placed["a"][1] >= 120 and placed["b"][1] >= placed["a"][1] + 60
 
 
-def _coupled_chains() -> Snapshot:
-    """Two process-then-review chains on one server: only the LP bound sees the queue, the
-    start windows and the chains together (see test_lp_bound.py)."""
-    return lab(
-        [examiner("e1", ["mobile", "review"], shifts(2))],
-        [
-            job("pa", attended=15, machine=600, capabilities=["processing"], due=0),
-            job("ra", skills=["review"], attended=120, exposure=60, due=0, after=["pa"]),
-            job("pb", attended=15, machine=600, capabilities=["processing"], due=0),
-            job("rb", skills=["review"], attended=120, exposure=60, due=0, after=["pb"]),
-        ],
-        [workstation("w1", ["processing"], horizon=2 * DAY)],
-        horizon=2 * DAY,
-    )
-
-
 def test_a_lab_of_a_few_hundred_jobs_reports_the_lp_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without a proof from the full model, the reported bound is the LP's where it is cheap
     enough, and the fast relaxation's otherwise."""
-    snap = _coupled_chains()
+    snap = coupled_chains()
     monkeypatch.setattr(solve_module, "FULL_MODEL_MAX_JOBS", 0)  # no optimality proof
     with_lp = solve(snap, SolveConfig(time_limit=2, workers=1))
     check(snap, with_lp)

@@ -141,6 +141,24 @@ def shifts(days: int, start: int = 0, end: int = 480) -> tuple[tuple[int, int], 
     return tuple((d * DAY + start, d * DAY + end) for d in range(days))
 
 
+def coupled_chains() -> Snapshot:
+    """Two process-then-review chains, one server, one examiner on shifts [0, 480): the second
+    process job cannot start until the next day (the examiner must start it), so its review
+    falls out of the horizon. Only a bound that sees the server queue, the start windows and
+    the chains at once charges that."""
+    return lab(
+        [examiner("e1", ["mobile", "review"], shifts(2))],
+        [
+            job("pa", attended=15, machine=600, capabilities=["processing"], due=0),
+            job("ra", skills=["review"], attended=120, exposure=60, due=0, after=["pa"]),
+            job("pb", attended=15, machine=600, capabilities=["processing"], due=0),
+            job("rb", skills=["review"], attended=120, exposure=60, due=0, after=["pb"]),
+        ],
+        [workstation("w1", ["processing"], horizon=2 * DAY)],
+        horizon=2 * DAY,
+    )
+
+
 @st.composite
 def small_labs(draw: st.DrawFn) -> Snapshot:
     """Random tiny labs with chains, workstations, pools, exposure and the odd pin."""
