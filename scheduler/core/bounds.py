@@ -136,13 +136,11 @@ def relax(snapshot: Snapshot) -> dict[str, _Relaxed]:
         earliest: int | None
         if job.id in fixed:
             ex, ws, start, _ = fixed[job.id]
-            if ws is not None and job.machine_by_workstation is not None:
-                if ws not in job.machine_by_workstation:
-                    earliest = None  # a box the job cannot use: never kept, so left out
-                else:
-                    earliest = start + job.duration_on(ws)  # if kept at all, kept exactly
+            usable = ws is None or job.machine_by_workstation is None
+            if usable or ws in (job.machine_by_workstation or {}):
+                earliest = start + job.duration_on(ws)  # if kept at all, kept exactly
             else:
-                earliest = start + job.duration_on(ws)
+                earliest = None  # pinned to a box the job cannot use: never kept, so left out
         else:
             t = max(job.release, 0)
             blocked = False

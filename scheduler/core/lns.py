@@ -59,10 +59,10 @@ LIGHT_PRESOLVE: dict[str, object] = {
 }
 
 
-#: Seconds per neighbourhood solve, and in labs of more than ``LARGE_LAB_JOBS`` jobs. A large lab
-#: keeps finding improvements for minutes, and twice as many shorter solves find more of them
-#: (medium labs, 60 s, 2 workers: 1 % lower objective in each of 4 runs); a small lab's
-#: neighbourhoods need the longer solves (the same results within noise).
+#: Seconds per neighbourhood solve; shorter in labs of more than ``LARGE_LAB_JOBS`` jobs. A large
+#: lab keeps finding improvements for minutes, and twice as many shorter solves find more of them
+#: (medium labs, 60 s, 2 workers: 1 % lower objective in each of 4 runs); in a small lab the
+#: longer solves do as well (the same results within noise).
 NEIGHBOURHOOD_SECONDS = 0.3
 LARGE_LAB_JOBS = 1000
 LARGE_LAB_NEIGHBOURHOOD_SECONDS = 0.15
