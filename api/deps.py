@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.throttle import FailureThrottle
 from models import Examiner, Lab
 from models.security import ROLES
 from scheduler.errors import DomainError, Forbidden, NotFound
@@ -172,6 +173,19 @@ def app_cache(request: Request, name: str, make: Callable[[Settings], T]) -> T:
 _state_lock = threading.Lock()
 
 
+def failure_throttle(request: Request) -> FailureThrottle:
+    """The app's buckets of failed authentications per client (api/throttle.py)."""
+    return app_cache(
+        request,
+        "failure_throttle",
+        lambda s: FailureThrottle(s.auth_failure_burst, s.auth_failures_per_minute),
+    )
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
 def key_cache(request: Request) -> keys.KeyCache:
     """The app's cache of verified keys (``key_cache_seconds``; see scheduler/services/keys.py)."""
     return app_cache(request, "key_cache", lambda s: keys.KeyCache(s.key_cache_seconds))
@@ -185,15 +199,21 @@ async def authenticate(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)] = None,
 ) -> Principal:
     token = api_key or (bearer.credentials if bearer is not None else None)
+    throttle = failure_throttle(request)
+    client = _client(request)
     if not token:
+        throttle.check(client)
+        throttle.failed(client)
         raise Unauthorized(
             f"an API key is required: send it in {API_KEY_HEADER} or as Authorization: Bearer"
         )
     cache = key_cache(request)
     key = cache.get(token)
     if key is None:
+        throttle.check(client)
         key = await run_in_threadpool(keys.verify, session, token)
         if key is None:
+            throttle.failed(client)
             raise Unauthorized("the API key is unknown, malformed or revoked")
         cache.put(token, key)
     _touch_later(request, background, key.id)

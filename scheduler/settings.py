@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # revoked in another process (another server worker, `labq keys revoke`) stops working
     # within this many seconds; in the revoking process at once. 0 checks every request.
     key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # Failed authentications one client may make in a burst, and how fast that allowance
+    # refills; past it the client gets 429 with Retry-After (api/throttle.py). 0 turns it off.
+    auth_failure_burst: int = Field(default=20, ge=0, le=100_000)
+    auth_failures_per_minute: float = Field(default=10.0, gt=0, le=100_000)
     # Rendered schedule reads kept per process (entries, least recently used dropped first).
     schedule_cache_entries: int = Field(default=256, ge=0, le=100_000)
 

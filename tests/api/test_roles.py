@@ -33,6 +33,18 @@ def _operations() -> list[tuple[str, str]]:
 OPERATIONS = _operations()
 
 
+@pytest.fixture(scope="module")
+def app(api_url):
+    # The matrix sends two unauthenticated requests per operation from one client: with the
+    # failed-authentication throttle on, the later ones would be 429 (test_auth_throttle.py).
+    settings = Settings(
+        database_url=api_url, environment="test", embedded_worker=False, auth_failure_burst=0
+    )
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
+
+
 def concrete(app, method: str, path: str) -> str:
     """Fill the path's parameters: the test lab, the examiner key's own examiner, else misses."""
     operation = app.openapi()["paths"][path][method.lower()]
