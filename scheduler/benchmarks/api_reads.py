@@ -510,8 +510,11 @@ async def _drive(
             # Connect one client at a time: opened in one burst, every keep-alive connection
             # lands on whichever server process accepts first and the other workers sit idle.
             await asyncio.sleep(CONNECT_EVERY * offset)
+        recorded = 0
         try:
-            while time.perf_counter() < stop_at:
+            # Past the time, a client finishes one recorded pass over its calls, so every
+            # route is measured however slowly a loaded machine answers.
+            while time.perf_counter() < stop_at or recorded < len(plan):
                 call = plan[i % len(plan)]
                 i += 1
                 if think and i % len(plan) == offset % len(plan):
@@ -524,6 +527,7 @@ async def _drive(
                     status, size, failed = 0, 0, True
                 elapsed = time.perf_counter() - started
                 if recording:
+                    recorded += 1
                     s = stats[call.route]
                     s.requests += 1
                     s.errors += failed
