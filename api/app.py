@@ -22,6 +22,7 @@ from api import problems
 from api.routers import (
     audit,
     cases,
+    feeds,
     forecasts,
     jobs,
     keys,
@@ -229,6 +230,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(schedules.router)
     app.include_router(forecasts.router)
     app.include_router(reports.router)
+    app.include_router(feeds.router)
+    app.include_router(feeds.public)
 
     def openapi() -> dict[str, Any]:
         return _openapi(app)

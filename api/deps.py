@@ -182,7 +182,8 @@ def failure_throttle(request: Request) -> FailureThrottle:
     )
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """The caller's network address, as the server sees it (the throttle's client)."""
     return request.client.host if request.client is not None else "unknown"
 
 
@@ -200,7 +201,7 @@ async def authenticate(
 ) -> Principal:
     token = api_key or (bearer.credentials if bearer is not None else None)
     throttle = failure_throttle(request)
-    client = _client(request)
+    client = client_address(request)
     if not token:
         throttle.check(client)
         throttle.failed(client)

@@ -27,7 +27,7 @@ from models.resources import (
     WorkstationCapability,
 )
 from models.schedule import Assignment, ForecastEntry, ScheduleVersion, SolveRun, UnscheduledJob
-from models.security import ApiKey, AuditEvent
+from models.security import ApiKey, AuditEvent, FeedToken
 
 __all__ = [
     "Absence",
@@ -41,6 +41,7 @@ __all__ = [
     "Examiner",
     "ExaminerSkill",
     "ExposureLog",
+    "FeedToken",
     "ForecastEntry",
     "Job",
     "JobAllowedExaminer",

@@ -32,6 +32,31 @@ class ApiKey(CreatedAt, Base):
     revoked_at: Mapped[datetime | None]
 
 
+FEED_KINDS = ("calendar", "board")
+
+
+class FeedToken(CreatedAt, Base):
+    """A read-only link for clients that cannot send an API key: a calendar app, a browser.
+
+    A ``calendar`` token opens one examiner's iCalendar feed; a ``board`` token opens the lab's
+    published Gantt page. Only a hash of the secret is stored, as for API keys.
+    """
+
+    __tablename__ = "feed_token"
+    __table_args__ = (one_of("kind", FEED_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), index=True)
+    examiner_id: Mapped[int | None] = mapped_column(ForeignKey("examiner.id", ondelete="CASCADE"))
+    created_by: Mapped[str] = mapped_column(String(64))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class AuditEvent(Base):
     """Who changed what, when. Digests, not contents: the trail itself holds no case detail."""
 

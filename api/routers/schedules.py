@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from api.deps import (
@@ -38,9 +39,16 @@ from api.deps import (
 from api.etag import IfNoneMatch, etag_of_json, not_modified
 from api.pagination import Page, PageDep, paginate
 from api.problems import problems
-from models import Examiner, ForecastEntry, ScheduleVersion, SolveRun, UnscheduledJob, Workstation
+from models import (
+    Examiner,
+    ForecastEntry,
+    Lab,
+    ScheduleVersion,
+    SolveRun,
+    UnscheduledJob,
+)
 from scheduler.planning import views
-from scheduler.planning.gantt import render_gantt
+from scheduler.planning.gantt import board_page
 from scheduler.planning.publish import diff as diff_versions
 from scheduler.planning.publish import publish
 from scheduler.services.casework import get_case
@@ -485,13 +493,21 @@ def examiner_calendar(ref: RefPath, ctx: SelfCtx) -> Response:
     """The examiner's published schedule as an iCalendar feed (subscribe from a calendar app)."""
     examiner = get_examiner(ctx.session, ctx.lab, ref)
     require_examiner_self(ctx, examiner)
-    target = views.current_or_404(ctx.session, ctx.lab)
-    rows = views.placed_jobs(ctx.session, target, examiner_id=examiner.id)
-    feed = views.examiner_ical(ctx.lab, examiner, rows, target.id)
+    return calendar_response(ctx.session, ctx.lab, examiner)
+
+
+def calendar_response(session: Session, lab: Lab, examiner: Examiner) -> Response:
+    """One examiner's feed of the lab's published schedule, as a calendar app reads it."""
+    target = views.current_or_404(session, lab)
+    rows = views.placed_jobs(session, target, examiner_id=examiner.id)
+    revisions = views.placement_revisions(session, lab, [r.job_id for r in rows])
+    feed = views.examiner_ical(lab, examiner, rows, target.id, revisions)
     return Response(
         content=feed,
         media_type="text/calendar; charset=utf-8",
-        headers={"Content-Disposition": f'inline; filename="{ctx.lab.code}-{ref}.ics"'},
+        headers={
+            "Content-Disposition": f'inline; filename="{lab.code}-{examiner.external_ref}.ics"'
+        },
     )
 
 
@@ -521,34 +537,4 @@ def export_csv(version: VersionRef, ctx: ReadCtx) -> Response:
 )
 def gantt_page(version: VersionRef, ctx: ReadCtx) -> HTMLResponse:
     """A self-contained Gantt chart page of the version (examiners and workstations)."""
-    from scheduler.planning.demo import gantt_summary
-
-    target = _resolve(ctx, version)
-    rows = views.placed_jobs(ctx.session, target)
-    examiners = ctx.session.execute(
-        select(Examiner.external_ref, Examiner.display_name)
-        .where(Examiner.lab_id == ctx.lab.id, Examiner.active.is_(True))
-        .order_by(Examiner.external_ref)
-    ).all()
-    workstations = ctx.session.execute(
-        select(Workstation.external_ref, Workstation.name)
-        .where(Workstation.lab_id == ctx.lab.id, Workstation.active.is_(True))
-        .order_by(Workstation.external_ref)
-    ).all()
-    kpis = target.kpis or {}
-    end = datetime.fromisoformat(kpis["horizon_end"]) if kpis.get("horizon_end") else None
-    if end is None:
-        end = max((r.ends_at for r in rows), default=target.epoch)
-    state = "published" if target.is_current else "not published"
-    page = render_gantt(
-        title=f"labq - {ctx.lab.name} - schedule {target.id}",
-        subtitle=f"{state}; times in {ctx.lab.timezone}; references only",
-        timezone=ctx.lab.timezone,
-        start=target.epoch,
-        end=end,
-        rows=rows,
-        examiners=[(r, n) for r, n in examiners],
-        workstations=[(r, n) for r, n in workstations],
-        summary=gantt_summary(kpis),
-    )
-    return HTMLResponse(page)
+    return HTMLResponse(board_page(ctx.session, ctx.lab, _resolve(ctx, version)))

@@ -21,7 +21,7 @@ from models.base import utcnow
 from scheduler.db import session_scope
 from scheduler.demo import DEMO_LAB
 from scheduler.planning import views
-from scheduler.planning.gantt import render_gantt
+from scheduler.planning.gantt import gantt_summary, render_gantt
 from scheduler.planning.runs import queue_run
 from scheduler.services.labs import get_lab
 
@@ -165,22 +165,3 @@ def agenda(
     return by_examiner
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f} %"
-
-
-def gantt_summary(kpis: dict[str, Any]) -> list[tuple[str, str]]:
-    by_reason = kpis.get("unscheduled_by_reason", {})
-    return [
-        ("scheduled jobs", str(kpis.get("scheduled"))),
-        (
-            "left for later",
-            f"{kpis.get('unscheduled')} ("
-            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in by_reason.items())
-            + ")",
-        ),
-        ("P1 on time", _percent(kpis.get("p1_on_time"))),
-        ("P2 on time", _percent(kpis.get("p2_on_time"))),
-        ("weighted tardiness", f"{kpis.get('weighted_tardiness')}"),
-        ("gap to lower bound", _percent(kpis.get("gap"))),
-    ]

@@ -9,8 +9,14 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Examiner, Lab, ScheduleVersion, Workstation
+from scheduler.planning import views
 from scheduler.planning.views import PlacedJob
 
 COLOURS = {"P1": "#c62828", "P2": "#ef6c00", "P3": "#f9a825", "P4": "#2e7d32", "P5": "#1565c0"}
@@ -127,3 +133,55 @@ def render_gantt(
         out.append("</table>")
     out.append("</body></html>")
     return "".join(out)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def gantt_summary(kpis: dict[str, Any]) -> list[tuple[str, str]]:
+    by_reason = kpis.get("unscheduled_by_reason", {})
+    return [
+        ("scheduled jobs", str(kpis.get("scheduled"))),
+        (
+            "left for later",
+            f"{kpis.get('unscheduled')} ("
+            + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in by_reason.items())
+            + ")",
+        ),
+        ("P1 on time", _percent(kpis.get("p1_on_time"))),
+        ("P2 on time", _percent(kpis.get("p2_on_time"))),
+        ("weighted tardiness", f"{kpis.get('weighted_tardiness')}"),
+        ("gap to lower bound", _percent(kpis.get("gap"))),
+    ]
+
+
+def board_page(session: Session, lab: Lab, version: ScheduleVersion) -> str:
+    """The Gantt page of one of the lab's versions, with the lab's active lanes."""
+    rows = views.placed_jobs(session, version)
+    examiners = session.execute(
+        select(Examiner.external_ref, Examiner.display_name)
+        .where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
+        .order_by(Examiner.external_ref)
+    ).all()
+    workstations = session.execute(
+        select(Workstation.external_ref, Workstation.name)
+        .where(Workstation.lab_id == lab.id, Workstation.active.is_(True))
+        .order_by(Workstation.external_ref)
+    ).all()
+    kpis = version.kpis or {}
+    end = datetime.fromisoformat(kpis["horizon_end"]) if kpis.get("horizon_end") else None
+    if end is None:
+        end = max((r.ends_at for r in rows), default=version.epoch)
+    state = "published" if version.is_current else "not published"
+    return render_gantt(
+        title=f"labq - {lab.name} - schedule {version.id}",
+        subtitle=f"{state}; times in {lab.timezone}; references only",
+        timezone=lab.timezone,
+        start=version.epoch,
+        end=end,
+        rows=rows,
+        examiners=[(r, n) for r, n in examiners],
+        workstations=[(r, n) for r, n in workstations],
+        summary=gantt_summary(kpis),
+    )

@@ -350,8 +350,60 @@ def schedule_csv(rows: Sequence[PlacedJob], tz: ZoneInfo) -> str:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class Revision:
+    """How often a job's placement changed across published versions, and when it last did."""
+
+    sequence: int
+    last_modified: datetime
+
+
+def placement_revisions(session: Session, lab: Lab, job_ids: Sequence[int]) -> dict[int, Revision]:
+    """Per job, its placement's revision over the lab's published versions, oldest first.
+
+    A calendar app updates an event only when its SEQUENCE grows: the sequence counts the
+    publications that changed the job's examiner, workstation, start or end, and LAST-MODIFIED
+    is the publication that made the latest change.
+    """
+    if not job_ids:
+        return {}
+    rows = session.execute(
+        select(
+            Assignment.job_id,
+            Assignment.examiner_id,
+            Assignment.workstation_id,
+            Assignment.starts_at,
+            Assignment.ends_at,
+            ScheduleVersion.published_at,
+        )
+        .join(ScheduleVersion, Assignment.schedule_version_id == ScheduleVersion.id)
+        .where(
+            ScheduleVersion.lab_id == lab.id,
+            ScheduleVersion.published_at.is_not(None),
+            Assignment.job_id.in_(list(job_ids)),
+        )
+        .order_by(ScheduleVersion.published_at, ScheduleVersion.id)
+    ).all()
+    seen: dict[int, tuple[object, ...]] = {}
+    revisions: dict[int, Revision] = {}
+    for job_id, examiner_id, workstation_id, starts_at, ends_at, published_at in rows:
+        assert published_at is not None  # the query reads published versions only
+        placement = (examiner_id, workstation_id, starts_at, ends_at)
+        last = seen.get(job_id)
+        if last is None:
+            revisions[job_id] = Revision(0, published_at)
+        elif last != placement:
+            revisions[job_id] = Revision(revisions[job_id].sequence + 1, published_at)
+        seen[job_id] = placement
+    return revisions
+
+
 def examiner_ical(
-    lab: Lab, examiner: Examiner, rows: Sequence[PlacedJob], version_id: int
+    lab: Lab,
+    examiner: Examiner,
+    rows: Sequence[PlacedJob],
+    version_id: int,
+    revisions: dict[int, Revision] | None = None,
 ) -> bytes:
     """An iCalendar feed of one examiner's published assignments (references only)."""
     from icalendar import Calendar, Event
@@ -370,6 +422,10 @@ def examiner_ical(
         event.add("dtstamp", stamp)
         event.add("dtstart", r.starts_at)
         event.add("dtend", attended_end if r.attended_minutes else r.ends_at)
+        revision = (revisions or {}).get(r.job_id)
+        if revision is not None:
+            event.add("sequence", revision.sequence)
+            event.add("last-modified", revision.last_modified)
         event.add("summary", f"{r.stage} {r.case}/{r.device} ({r.priority})")
         details = [f"job {r.job}", f"schedule version {version_id}"]
         if r.workstation:

@@ -18,7 +18,12 @@ from api.deps import role_table
 from models.security import ROLES
 from scheduler.settings import Settings
 
-PUBLIC = {("GET", "/health")}
+# Feed links carry their credential in the path (a feed token; tests/api/test_feeds.py).
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/feeds/{token}/schedule.ics"),
+    ("GET", "/feeds/{token}/board"),
+}
 LAB, OTHER_LAB, EXAMINER = "alpha", "beta", "E1"
 MISSING_INT = "999999"
 
