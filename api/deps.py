@@ -27,6 +27,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from api.throttle import FailureThrottle
 from models import Examiner, Lab
@@ -40,6 +41,19 @@ from scheduler.settings import Settings
 T = TypeVar("T")
 API_KEY_HEADER = "X-API-Key"
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+class SegmentConvertor(StringConvertor):
+    """``{name:segment}``: a path parameter that stops at ':' as well as '/'.
+
+    ``/jobs/3:pin`` then names only the action route, so a GET there is a 405 with ``Allow:
+    POST``, not a GET of job "3:pin". No reference or id contains ':'.
+    """
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("segment", SegmentConvertor())
 
 # Role groups used across the routers (DESIGN.md §5).
 ADMIN = ("admin",)
@@ -341,19 +355,25 @@ def _roles_of(dependant: Any) -> frozenset[str] | None:
     return None
 
 
-def api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], Any]]:
-    """``(path, methods, dependant)`` of every API route, through included routers."""
+def api_routes(app: FastAPI, *, templates: bool = False) -> Iterator[tuple[str, set[str], Any]]:
+    """``(path, methods, dependant)`` of every API route, through included routers.
+
+    ``path`` is the documented path (``/jobs/{job_id}``), or with ``templates`` the one routing
+    matches with, convertors included (``/jobs/{job_id:segment}``).
+    """
     try:
         from fastapi.routing import iter_route_contexts
     except ImportError:  # FastAPI before included routers were kept lazily
         for route in app.routes:
             if isinstance(route, APIRoute):
-                yield route.path_format, set(route.methods or ()), route.dependant
+                path = route.path if templates else route.path_format
+                yield path, set(route.methods or ()), route.dependant
         return
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute):
-            yield str(context.path_format), set(context.methods or ()), route.dependant
+            found = context.path if templates else context.path_format
+            yield str(found), set(context.methods or ()), route.dependant
 
 
 def role_table(app: FastAPI) -> dict[tuple[str, str], frozenset[str] | None]:

@@ -1,7 +1,9 @@
-"""Cursor pagination: lists are ordered by id and resume after the last id seen.
+"""Cursor pagination: lists are ordered by a key and resume after the last key seen.
 
-The cursor is opaque to clients (base64 of the last id), so the ordering key can change without
-breaking them; ``limit`` is bounded 1..500.
+The cursor is opaque to clients (base64 of the last row's key: an id, or a few integers for a
+list in another order, such as assignments by start), so the ordering key can change without
+breaking them; ``limit`` is bounded 1..500. Ids are 32-bit integers in the database, so a path id
+or a cursor beyond ``MAX_ID`` is refused before any query (PostgreSQL would fail the query).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -20,6 +22,9 @@ from scheduler.errors import Invalid
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+MAX_ID = 2**31 - 1
+MAX_KEY = 2**63 - 1
+_MAX_PARTS = 4
 
 Item = TypeVar("Item")
 
@@ -31,25 +36,54 @@ class Page(BaseModel, Generic[Item]):
     )
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+def id_path(what: str) -> Any:
+    """A numeric id in a path: 1..MAX_ID, so an id the database cannot hold is a 422."""
+    return Path(ge=1, le=MAX_ID, description=f"The {what}'s id (1..{MAX_ID}).")
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_cursor(*key: int) -> str:
+    return base64.urlsafe_b64encode(".".join(map(str, key)).encode()).decode().rstrip("=")
+
+
+def _forged() -> Invalid:
+    return Invalid("cursor is not one this API issued", field="cursor")
+
+
+def decode_cursor(cursor: str) -> tuple[int, ...]:
+    """The key a cursor carries; each part a non-negative integer within int64."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value = int(base64.urlsafe_b64decode(padded.encode()).decode())
+        text = base64.urlsafe_b64decode(padded.encode()).decode("ascii")
+        parts = text.split(".")
+        if len(parts) > _MAX_PARTS or not all(p.isdigit() for p in parts):
+            raise ValueError(text)
+        key = tuple(int(p) for p in parts)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Invalid("cursor is not one this API issued", field="cursor") from None
-    if value < 0:
-        raise Invalid("cursor is not one this API issued", field="cursor")
-    return value
+        raise _forged() from None
+    if any(part > MAX_KEY for part in key):
+        raise _forged()
+    return key
 
 
 @dataclass(frozen=True)
 class PageParams:
     limit: int
-    after_id: int | None
+    after: tuple[int, ...] | None
+
+    @property
+    def after_id(self) -> int | None:
+        """The last id seen, for the lists ordered by id."""
+        if self.after is None:
+            return None
+        if len(self.after) != 1 or self.after[0] > MAX_ID:
+            raise _forged()
+        return self.after[0]
+
+    def after_key(self, parts: int) -> tuple[int, ...] | None:
+        """The last key seen, for a list ordered by ``parts`` integers."""
+        if self.after is not None and len(self.after) != parts:
+            raise _forged()
+        return self.after
 
 
 def page_params(
@@ -61,7 +95,7 @@ def page_params(
         Query(max_length=64, description="The `next_cursor` of the previous page."),
     ] = None,
 ) -> PageParams:
-    return PageParams(limit=limit, after_id=decode_cursor(cursor) if cursor else None)
+    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
@@ -73,11 +107,11 @@ def paginate(
     id_column: InstrumentedAttribute[int],
     params: PageParams,
 ) -> tuple[list[Any], str | None]:
-    """One page of ``stmt``, which selects ORM entities that have an integer ``id``."""
+    """One page of ``stmt``, which selects ORM entities, ordered by the integer ``id_column``."""
     if params.after_id is not None:
         stmt = stmt.where(id_column > params.after_id)
     rows = list(session.scalars(stmt.order_by(id_column).limit(params.limit + 1)).unique())
     more = len(rows) > params.limit
     rows = rows[: params.limit]
-    next_cursor = encode_cursor(rows[-1].id) if more and rows else None
+    next_cursor = encode_cursor(getattr(rows[-1], id_column.key)) if more and rows else None
     return rows, next_cursor

@@ -214,7 +214,7 @@ def _allowed_methods(request: Request) -> str:
 
     path = request.url.path
     methods: set[str] = set()
-    for template, route_methods, _ in api_routes(request.app):
+    for template, route_methods, _ in api_routes(request.app, templates=True):
         if compile_path(template)[0].fullmatch(path):
             methods |= route_methods
     return ", ".join(sorted(methods))

@@ -12,11 +12,12 @@ from api.deps import ReadCtx, lab_path
 from api.pagination import Page, PageDep, paginate
 from api.problems import problems
 from api.schemas.audit import AuditEventOut
+from api.schemas.common import QueryText
 from models import AuditEvent, Lab
 
 router = APIRouter(tags=["audit"])
 
-Filter = Annotated[str | None, Query(max_length=64)]
+Filter = Annotated[QueryText | None, Query(max_length=64)]
 
 
 def _filtered(

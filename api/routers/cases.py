@@ -37,6 +37,7 @@ from api.schemas.cases import (
     LinkIn,
     LinkOut,
 )
+from api.schemas.common import QueryText
 from models import Case, CaseLink, Device, PriorityLevel, TriageFlag
 from scheduler.errors import Invalid
 from scheduler.services import casework
@@ -103,7 +104,7 @@ def list_cases(
     ctx: CaseReadCtx,
     page: PageDep,
     status: Annotated[CaseStatus | None, Query()] = None,
-    priority: Annotated[str | None, Query(max_length=16)] = None,
+    priority: Annotated[QueryText | None, Query(max_length=16)] = None,
 ) -> Page[CaseSummary]:
     """Cases of the lab, oldest first; filter by status or priority level."""
     stmt = (
@@ -148,7 +149,7 @@ def import_cases_route(body: ImportIn, ctx: CaseWriteCtx) -> ImportOut:
     return ImportOut(created=result.created, updated=result.updated, unchanged=result.unchanged)
 
 
-@router.get("/cases/{ref}", responses={**problems(404, 422), **NOT_MODIFIED})
+@router.get("/cases/{ref:segment}", responses={**problems(404, 422), **NOT_MODIFIED})
 def get_case(
     ref: RefPath, ctx: CaseReadCtx, response: Response, if_none_match: IfNoneMatch = None
 ) -> CaseOut:
@@ -160,7 +161,7 @@ def get_case(
     return out
 
 
-@router.put("/cases/{ref}", responses=problems(404, 409, 412, 422))
+@router.put("/cases/{ref:segment}", responses=problems(404, 409, 412, 422))
 def put_case(
     ref: RefPath,
     body: CaseIn,
@@ -192,7 +193,7 @@ def put_case(
     return out
 
 
-@router.patch("/cases/{ref}", responses=problems(404, 412, 422))
+@router.patch("/cases/{ref:segment}", responses=problems(404, 412, 422))
 def patch_case(
     ref: RefPath, body: CasePatch, ctx: CaseWriteCtx, response: Response, if_match: IfMatch = None
 ) -> CaseOut:
@@ -216,7 +217,7 @@ def patch_case(
     return out
 
 
-@router.delete("/cases/{ref}", status_code=204, responses=problems(404, 409, 412, 422))
+@router.delete("/cases/{ref:segment}", status_code=204, responses=problems(404, 409, 412, 422))
 def delete_case(ref: RefPath, ctx: ManageCtx, if_match: IfMatch = None) -> Response:
     """Delete a case entered in error (409 once work has started: close it instead)."""
     case = casework.get_case(ctx.session, ctx.lab, ref)

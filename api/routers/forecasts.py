@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import REF_PATTERN, CaseReadCtx, Context, ReadCtx, lab_path
-from api.pagination import Page, PageDep, paginate
+from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from models import Case, Job, PriorityLevel, ScheduleVersion
 from models.base import utcnow
@@ -23,7 +23,7 @@ from scheduler.services.casework import get_case
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["forecasts"])
 
 RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
-JobId = Annotated[int, Path(ge=1, le=2**62, description="The job's id.")]
+JobId = Annotated[int, id_path("job")]
 
 
 class JobForecastOut(BaseModel):

@@ -20,9 +20,10 @@ from api.etag import (
     not_modified,
     set_etag,
 )
-from api.pagination import Page, PageDep, paginate
+from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.cases import DeviceIn, DeviceOut, JobIn, JobOut, JobStatus, PinIn, PinOut
+from api.schemas.common import QueryText
 from models import (
     Case,
     Device,
@@ -43,7 +44,7 @@ from scheduler.services.resources import get_examiner, get_workstation
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)])
 
 RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
-JobId = Annotated[int, Path(ge=1, le=2**62, description="The job's id.")]
+JobId = Annotated[int, id_path("job")]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
 
 
@@ -211,7 +212,7 @@ def list_jobs(
     ctx: CaseReadCtx,
     page: PageDep,
     status: Annotated[JobStatus | None, Query()] = None,
-    case: Annotated[str | None, Query(max_length=64, description="A case reference.")] = None,
+    case: Annotated[QueryText | None, Query(max_length=64, description="A case reference.")] = None,
 ) -> Page[JobOut]:
     stmt = select(Job).where(Job.lab_id == ctx.lab.id)
     if status is not None:
@@ -226,7 +227,9 @@ def list_jobs(
     return Page[JobOut](items=job_views(ctx.session, rows), next_cursor=cursor)
 
 
-@router.get("/jobs/{job_id}", tags=["jobs"], responses={**problems(404, 422), **NOT_MODIFIED})
+@router.get(
+    "/jobs/{job_id:segment}", tags=["jobs"], responses={**problems(404, 422), **NOT_MODIFIED}
+)
 def get_job(
     job_id: JobId, ctx: CaseReadCtx, response: Response, if_none_match: IfNoneMatch = None
 ) -> JobOut:

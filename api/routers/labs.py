@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from sqlalchemy import select
 
 from api.deps import (
+    REF_PATTERN,
     AdminCtx,
     LabReadCtx,
     ManageCtx,
@@ -25,7 +26,9 @@ from scheduler.services import labs
 router = APIRouter(tags=["labs"])
 lab_router = APIRouter(prefix="/labs/{lab}", tags=["labs"], dependencies=[Depends(lab_path)])
 
-LevelCode = Annotated[str, Path(min_length=1, max_length=16, description="e.g. P1")]
+LevelCode = Annotated[
+    str, Path(min_length=1, max_length=16, pattern=REF_PATTERN, description="e.g. P1")
+]
 
 
 @router.post("/labs", status_code=201, responses=problems(409, 422))

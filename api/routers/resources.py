@@ -19,7 +19,7 @@ from api.etag import (
     not_modified,
     set_etag,
 )
-from api.pagination import Page, PageDep, paginate
+from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.resources import (
     AbsenceIn,
@@ -52,7 +52,7 @@ from scheduler.services import resources
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)])
 
 RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
-IdPath = Annotated[int, Path(ge=1, le=2**62)]
+IdPath = Annotated[int, id_path("entry")]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
 
 

@@ -15,7 +15,8 @@ examiner's name) and are always read from the database.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -37,8 +38,9 @@ from api.deps import (
     require_examiner_self,
 )
 from api.etag import IfNoneMatch, etag_of_json, not_modified
-from api.pagination import Page, PageDep, paginate
+from api.pagination import MAX_ID, Page, PageDep, encode_cursor, id_path, paginate
 from api.problems import problems
+from api.schemas.common import FilterInstant
 from models import (
     Examiner,
     ForecastEntry,
@@ -47,6 +49,8 @@ from models import (
     SolveRun,
     UnscheduledJob,
 )
+from scheduler.core.plan import REASONS
+from scheduler.errors import Invalid, NotFound
 from scheduler.planning import views
 from scheduler.planning.gantt import board_page
 from scheduler.planning.publish import diff as diff_versions
@@ -60,15 +64,18 @@ SelfCtx = Annotated[Context, Depends(allow("admin", "supervisor", "auditor", "ex
 VersionRef = Annotated[
     str,
     Path(
-        pattern=r"^(current|[1-9][0-9]{0,17})$",
+        pattern=r"^(current|[1-9][0-9]{0,9})$",
         description="A schedule version id, or `current` for the published schedule.",
         examples=["current"],
     ),
 ]
-VersionId = Annotated[int, Path(ge=1, le=2**62, description="A schedule version id.")]
+VersionId = Annotated[int, id_path("schedule version")]
 RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
 JSON = "application/json"
+UnscheduledReason = StrEnum(  # type: ignore[misc]
+    "UnscheduledReason", [(reason, reason) for reason in REASONS]
+)
 
 
 class VersionOut(BaseModel):
@@ -207,6 +214,8 @@ def read_cache(request: Request) -> views.ReadCache:
 def _resolve(ctx: Context, version: str) -> ScheduleVersion:
     if version == "current":
         return views.current_or_404(ctx.session, ctx.lab)
+    if int(version) > MAX_ID:
+        raise NotFound(f"schedule version {version} does not exist")
     return views.get_version(ctx.session, ctx.lab, int(version))
 
 
@@ -328,7 +337,7 @@ def stored_exposure(request: Request, version: ScheduleVersion) -> dict[str, Any
 
 
 @router.get(
-    "/schedules/{version}",
+    "/schedules/{version:segment}",
     response_model=VersionOut,
     responses={**problems(404, 422), **NOT_MODIFIED},
 )
@@ -358,7 +367,7 @@ def get_diff(
         Query(
             alias="from",
             ge=1,
-            le=2**62,
+            le=MAX_ID,
             description="The version to compare with (default: the one it replaced, or the "
             "current published one for an unpublished version).",
         ),
@@ -381,25 +390,54 @@ def get_diff(
     return DiffOut.model_validate(views.readable_diff(ctx.session, ctx.lab, stored))
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _start_key(cursor: tuple[int, ...] | None) -> tuple[datetime, int] | None:
+    """An assignments cursor: (start in microseconds since 1970, job id)."""
+    if cursor is None:
+        return None
+    micros, job_id = cursor
+    if micros > 10**17 or job_id > MAX_ID:
+        raise Invalid("cursor is not one this API issued", field="cursor")
+    return EPOCH + timedelta(microseconds=micros), job_id
+
+
 @router.get(
     "/schedules/{version}/assignments",
-    response_model=list[AssignmentOut],
+    response_model=Page[AssignmentOut],
     responses=problems(404, 422),
 )
 def list_assignments(
     version: VersionRef,
     ctx: ReadCtx,
-    starts_before: Annotated[datetime | None, Query(description="Only work starting before.")] = (
-        None
-    ),
-    ends_after: Annotated[datetime | None, Query(description="Only work ending after.")] = None,
+    page: PageDep,
+    starts_before: Annotated[
+        FilterInstant | None, Query(description="Only work starting before (RFC 3339).")
+    ] = None,
+    ends_after: Annotated[
+        FilterInstant | None, Query(description="Only work ending after (RFC 3339).")
+    ] = None,
 ) -> Response:
-    """The version's assignments in start order, optionally within a time window."""
+    """The version's assignments in start order, optionally within a time window, a page at a
+    time (``next_cursor``)."""
     target = _resolve(ctx, version)
     rows = views.placed_jobs(
-        ctx.session, target, starts_before=starts_before, ends_after=ends_after
+        ctx.session,
+        target,
+        starts_before=starts_before,
+        ends_after=ends_after,
+        after=_start_key(page.after_key(2)),
+        limit=page.limit + 1,
     )
-    return Response(assignments_json(rows), media_type=JSON)
+    cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        last = rows[-1]
+        cursor = encode_cursor((last.starts_at - EPOCH) // timedelta(microseconds=1), last.job_id)
+    body = b'{"items":' + assignments_json(rows) + b',"next_cursor":'
+    body += (b'"' + cursor.encode() + b'"' if cursor else b"null") + b"}"
+    return Response(body, media_type=JSON)
 
 
 @router.get("/schedules/{version}/unscheduled", responses=problems(404, 422))
@@ -407,13 +445,13 @@ def list_unscheduled(
     version: VersionRef,
     ctx: ReadCtx,
     page: PageDep,
-    reason: Annotated[str | None, Query(max_length=64, description="Only this reason.")] = None,
+    reason: Annotated[UnscheduledReason | None, Query(description="Only this reason.")] = None,
 ) -> Page[UnscheduledOut]:
     """Jobs the version leaves out, each with its reason and its forecast beyond the horizon."""
     target = _resolve(ctx, version)
     stmt = select(UnscheduledJob).where(UnscheduledJob.schedule_version_id == target.id)
     if reason is not None:
-        stmt = stmt.where(UnscheduledJob.reason == reason)
+        stmt = stmt.where(UnscheduledJob.reason == reason.value)
     rows, cursor = paginate(ctx.session, stmt, UnscheduledJob.job_id, page)
     return Page[UnscheduledOut](items=_unscheduled(ctx, target, rows), next_cursor=cursor)
 

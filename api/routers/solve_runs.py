@@ -11,12 +11,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import ManageCtx, ReadCtx, lab_path
-from api.pagination import Page, PageDep, paginate
+from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.common import Body, Flag, IntegerOnly, Note
 from models import ScheduleVersion, SolveRun
@@ -27,7 +27,7 @@ from scheduler.planning.loader import load_snapshot
 
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["solve runs"])
 
-RunId = Annotated[int, Path(ge=1, le=2**62, description="The solve run's id.")]
+RunId = Annotated[int, id_path("solve run")]
 
 
 class Mode(StrEnum):
@@ -137,7 +137,7 @@ def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
     )
 
 
-@router.get("/solve-runs/{run_id}", responses=problems(404, 422))
+@router.get("/solve-runs/{run_id:segment}", responses=problems(404, 422))
 def get_solve_run(run_id: RunId, ctx: ReadCtx) -> SolveRunOut:
     """A run's status, progress, timings, objective and bound, or its error."""
     run = runs.get_run(ctx.session, ctx.lab, run_id)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, ConfigDict, Field, with_config
+from pydantic import ConfigDict, Field, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from api.deps import REF_PATTERN
 from api.schemas.common import (
+    Arrival,
     Body,
     Code,
     Flag,
@@ -21,7 +22,9 @@ from api.schemas.common import (
     Label,
     Minutes,
     Note,
+    Omittable,
     Out,
+    Planned,
     Ref,
     Severity,
 )
@@ -51,8 +54,8 @@ Refs = Annotated[list[Ref], Field(max_length=64)]
 
 class CaseIn(Body):
     priority: Code = Field(description="A priority level code of the lab, e.g. P2.")
-    received_at: AwareDatetime
-    legal_deadline_at: AwareDatetime | None = Field(
+    received_at: Arrival
+    legal_deadline_at: Planned | None = Field(
         default=None, description="A court or legal deadline."
     )
     status: CaseStatus = "open"
@@ -62,9 +65,9 @@ class CaseIn(Body):
 class CasePatch(Body):
     """Only the fields given change. Raise the priority with ``:escalate``."""
 
-    received_at: AwareDatetime | None = None
-    legal_deadline_at: AwareDatetime | None = None
-    status: CaseStatus | None = None
+    received_at: Omittable[Arrival] = None
+    legal_deadline_at: Planned | None = Field(default=None, description="null clears it.")
+    status: Omittable[CaseStatus] = None
     note: Note | None = None
 
 
@@ -118,7 +121,7 @@ class CaseOut(CaseSummary):
 
 class DeviceIn(Body):
     kind: DeviceKind
-    arrived_at: AwareDatetime
+    arrived_at: Arrival
     size_gb: SizeGb | None = None
     locked: Flag = False
 
@@ -180,7 +183,7 @@ class DeviceOut(Out):
 
 
 class PinIn(Body):
-    start: AwareDatetime
+    start: Planned
     examiner: Ref | None = Field(default=None, description="Needed if the job is attended.")
     workstation: Ref | None = Field(default=None, description="Needed if it uses a machine.")
 
@@ -213,7 +216,7 @@ class ImportJob(TypedDict):
 class ImportDevice(TypedDict):
     external_ref: Ref
     kind: DeviceKind
-    arrived_at: AwareDatetime
+    arrived_at: Arrival
     size_gb: NotRequired[SizeGb | None]
     locked: NotRequired[Flag]
     jobs: NotRequired[Annotated[list[ImportJob], Field(max_length=200)]]
@@ -223,8 +226,8 @@ class ImportDevice(TypedDict):
 class ImportCase(TypedDict):
     external_ref: Ref
     priority: Code
-    received_at: AwareDatetime
-    legal_deadline_at: NotRequired[AwareDatetime | None]
+    received_at: Arrival
+    legal_deadline_at: NotRequired[Planned | None]
     status: NotRequired[CaseStatus]
     note: NotRequired[Note | None]
     devices: NotRequired[Annotated[list[ImportDevice], Field(max_length=200)]]

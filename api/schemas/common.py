@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import time
-from typing import Annotated, Any
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic.json_schema import SkipJsonSchema
 
 from api.deps import REF_PATTERN
+from api.schemas.free_text import MAX_NOTE_LENGTH, NOTE_DESCRIPTION, non_identifying
 
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
-NOTE_DESCRIPTION = (
-    "Short and non-identifying: no names, no content, no victim or suspect detail (max 200)."
-)
+T = TypeVar("T")
 
 
 def _integer_only(value: Any) -> Any:
@@ -25,6 +26,147 @@ def _integer_only(value: Any) -> Any:
 
 
 IntegerOnly = BeforeValidator(_integer_only)
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def plain_text(value: str) -> str:
+    """Refuse what no database stores as text: NUL and other control characters (tab and line
+    breaks excepted) and unpaired surrogates. PostgreSQL rejects a NUL outright; SQLite would
+    keep it and hand it to every client."""
+    found = _NOT_TEXT.search(value)
+    if found is not None:
+        raise ValueError(
+            f"text may not contain the control character U+{ord(found.group()):04X} "
+            f"(at character {found.start()})"
+        )
+    return value
+
+
+PlainText = AfterValidator(plain_text)
+QueryText = Annotated[str, PlainText]
+"""A free-form query filter: any text a database can compare."""
+
+
+# --- instants ------------------------------------------------------------------------------------
+# An instant is a string in RFC 3339 with an offset ("2026-11-02T09:00:00Z", "...+01:00"): never
+# a number (0 is not 1970) nor a naive time. Each kind of instant has a window, checked in UTC so
+# that the far edges of the calendar (9999-12-31T23:59:59-12:00) are a 422, not an overflow.
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+ARRIVAL_AHEAD = timedelta(days=1)
+PLAN_AHEAD = timedelta(days=3653)  # ten years
+FILTER_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):  # from Python callers (the CLI import), already parsed
+        if value.tzinfo is None:
+            raise ValueError("an instant needs an offset, e.g. 2026-11-02T09:00:00Z")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f"expected an RFC 3339 date-time string with an offset, got {type(value).__name__}"
+        )
+    if not RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset, e.g. 2026-11-02T09:00:00Z")
+    return value
+
+
+def _window(ahead: timedelta | None, latest: datetime = FILTER_LATEST) -> AfterValidator:
+    def check(value: datetime) -> datetime:
+        limit = latest if ahead is None else datetime.now(UTC) + ahead
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:  # beyond year 9999 in UTC
+            utc = datetime.max.replace(tzinfo=UTC)
+        if utc < EARLIEST:
+            raise ValueError(f"must not be before {EARLIEST:%Y-%m-%d}")
+        if utc > limit:
+            raise ValueError(
+                f"must not be after {limit:%Y-%m-%dT%H:%M:%SZ}"
+                + (f" (at most {_span(ahead)} from now)" if ahead is not None else "")
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _span(delta: timedelta) -> str:
+    return "one day" if delta == ARRIVAL_AHEAD else f"{round(delta.days / 365.25)} years"
+
+
+_STRICT_INSTANT = BeforeValidator(_rfc3339)
+Arrival = Annotated[
+    datetime,
+    Field(
+        description="RFC 3339 with an offset; from 2000-01-01 to at most one day from now "
+        "(something that arrived or was received)."
+    ),
+    _STRICT_INSTANT,
+    _window(ARRIVAL_AHEAD),
+]
+Planned = Annotated[
+    datetime,
+    Field(description="RFC 3339 with an offset; from 2000-01-01 to at most 10 years from now."),
+    _STRICT_INSTANT,
+    _window(PLAN_AHEAD),
+]
+FilterInstant = Annotated[
+    datetime,
+    Field(description="RFC 3339 with an offset, between 2000-01-01 and 2200-01-01."),
+    _STRICT_INSTANT,
+    _window(None, FILTER_LATEST),
+]
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_day(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise ValueError("expected a day as YYYY-MM-DD")
+    return value
+
+
+def _recent_day(value: date) -> date:
+    if value < EARLIEST.date() or value > (datetime.now(UTC) + ARRIVAL_AHEAD).date():
+        raise ValueError("must be a day from 2000-01-01 to tomorrow")
+    return value
+
+
+PastDay = Annotated[
+    date,
+    Field(description="YYYY-MM-DD, from 2000-01-01 to tomorrow."),
+    BeforeValidator(_iso_day),
+    AfterValidator(_recent_day),
+]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be omitted (to leave it unchanged) but not null")
+    return value
+
+
+Omittable = Annotated[T | SkipJsonSchema[None], BeforeValidator(_not_null)]
+"""A patch field that may be left out but never cleared (the stored value is required)."""
+
+
+_CLOCK = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
+
+
+def _clock_string(value: Any) -> Any:
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str) or not _CLOCK.match(value):
+        raise ValueError("expected a wall-clock time as HH:MM or HH:MM:SS")
+    return value
 
 
 def _naive_time(value: time) -> time:
@@ -62,10 +204,20 @@ Label = Annotated[
         description="A lower-case label such as a skill or capability.",
     ),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Note = Annotated[str, Field(max_length=200, description=NOTE_DESCRIPTION)]
+Name = Annotated[str, Field(min_length=1, max_length=200), PlainText]
+Note = Annotated[
+    str,
+    Field(max_length=MAX_NOTE_LENGTH, description=NOTE_DESCRIPTION),
+    PlainText,
+    AfterValidator(non_identifying),
+]
 Flag = StrictBool
-LocalTime = Annotated[time, AfterValidator(_naive_time)]
+LocalTime = Annotated[
+    time,
+    Field(description="Lab-local wall-clock time, HH:MM (no offset)."),
+    BeforeValidator(_clock_string),
+    AfterValidator(_naive_time),
+]
 
 Minutes = Annotated[int, Field(ge=0, le=100_000, description="Minutes (0..100000)."), IntegerOnly]
 DayMinutes = Annotated[int, Field(ge=0, le=1440, description="Minutes in a day."), IntegerOnly]

@@ -7,11 +7,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from api.schemas.common import Body, Flag, IntegerOnly, Name, Out, Ref, Weight
+from api.schemas.common import Body, Flag, IntegerOnly, Name, Omittable, Out, PlainText, Ref, Weight
 from models.lab import DEFAULT_CHANGE_WEIGHT
 
 Timezone = Annotated[
-    str, Field(min_length=1, max_length=64, description="IANA name, e.g. Europe/London.")
+    str,
+    Field(min_length=1, max_length=64, description="IANA name, e.g. Europe/London."),
+    PlainText,
 ]
 HorizonDays = Annotated[int, Field(ge=1, le=60, description="Working days planned."), IntegerOnly]
 SlotMinutes = Annotated[int, Field(ge=1, le=240), IntegerOnly]
@@ -44,16 +46,16 @@ class LabCreate(LabSettings):
 
 
 class LabPatch(Body):
-    name: Name | None = None
-    timezone: Timezone | None = None
-    planning_horizon_days: HorizonDays | None = None
-    slot_minutes: SlotMinutes | None = None
-    frozen_working_days: FrozenDays | None = None
-    solve_time_limit_seconds: TimeLimit | None = None
-    weight_tardiness: Weight | None = None
-    weight_change: Weight | None = None
-    weight_balance: Weight | None = None
-    weight_continuity: Weight | None = None
+    name: Omittable[Name] = None
+    timezone: Omittable[Timezone] = None
+    planning_horizon_days: Omittable[HorizonDays] = None
+    slot_minutes: Omittable[SlotMinutes] = None
+    frozen_working_days: Omittable[FrozenDays] = None
+    solve_time_limit_seconds: Omittable[TimeLimit] = None
+    weight_tardiness: Omittable[Weight] = None
+    weight_change: Omittable[Weight] = None
+    weight_balance: Omittable[Weight] = None
+    weight_continuity: Omittable[Weight] = None
 
 
 class LabOut(Out):

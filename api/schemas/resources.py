@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from api.schemas.common import (
     Body,
@@ -16,7 +16,10 @@ from api.schemas.common import (
     Label,
     LocalTime,
     Name,
+    Omittable,
     Out,
+    PastDay,
+    Planned,
     Severity,
     WeekMinutes,
 )
@@ -76,15 +79,15 @@ class ExaminerIn(ExposurePolicy):
 class ExaminerPatch(Body):
     """Only the fields given change."""
 
-    display_name: Name | None = None
-    active: Flag | None = None
-    skills: Skills | None = None
-    shifts: Shifts | None = None
+    display_name: Omittable[Name] = None
+    active: Omittable[Flag] = None
+    skills: Omittable[Skills] = None
+    shifts: Omittable[Shifts] = None
     daily_cap_minutes: DayMinutes | None = None
     severe_daily_cap_minutes: DayMinutes | None = None
     weekly_cap_minutes: WeekMinutes | None = None
     exposure_cutoff: LocalTime | None = None
-    max_severity: Severity | None = None
+    max_severity: Omittable[Severity] = None
 
 
 class ExaminerOut(Out):
@@ -103,8 +106,8 @@ class ExaminerOut(Out):
 
 class AbsenceIn(Body):
     kind: AbsenceKind
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Planned
+    ends_at: Planned
 
     @model_validator(mode="after")
     def _ends_after_starts(self) -> AbsenceIn:
@@ -121,7 +124,7 @@ class AbsenceOut(Out):
 
 
 class ExposureLogIn(Body):
-    day: date = Field(description="The lab-local day.")
+    day: PastDay = Field(description="The lab-local day.")
     minutes: DayMinutes
     severity: Severity
 
@@ -141,10 +144,10 @@ class WorkstationIn(Body):
 
 
 class WorkstationPatch(Body):
-    name: Name | None = None
-    capacity: Capacity | None = None
-    active: Flag | None = None
-    capabilities: Capabilities | None = None
+    name: Omittable[Name] = None
+    capacity: Omittable[Capacity] = None
+    active: Omittable[Flag] = None
+    capabilities: Omittable[Capabilities] = None
 
 
 class WorkstationOut(Out):
@@ -157,8 +160,8 @@ class WorkstationOut(Out):
 
 
 class MaintenanceIn(Body):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Planned
+    ends_at: Planned
 
     @model_validator(mode="after")
     def _ends_after_starts(self) -> MaintenanceIn:

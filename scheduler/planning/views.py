@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from models import (
@@ -153,6 +153,14 @@ _PLACED_FILTERS: dict[str, Any] = {
     "case_id": Case.id == bindparam("case_id"),
     "starts_before": Assignment.starts_at < bindparam("starts_before"),
     "ends_after": Assignment.ends_at > bindparam("ends_after"),
+    # keyset: after the row (after_start, after_job) in (starts_at, job_id) order
+    "after": or_(
+        Assignment.starts_at > bindparam("after_start"),
+        and_(
+            Assignment.starts_at == bindparam("after_start"),
+            Assignment.job_id > bindparam("after_job"),
+        ),
+    ),
 }
 
 
@@ -163,7 +171,7 @@ def _placed_query(filters: frozenset[str]):  # type: ignore[no-untyped-def]
     Plain columns, not the Assignment entity: no identity map or instance state per row, which
     was most of the cost of a schedule read.
     """
-    return (
+    query = (
         select(
             Assignment.job_id,
             Job.external_ref,
@@ -192,10 +200,11 @@ def _placed_query(filters: frozenset[str]):  # type: ignore[no-untyped-def]
         .outerjoin(Workstation, Assignment.workstation_id == Workstation.id)
         .where(
             Assignment.schedule_version_id == bindparam("version_id"),
-            *(_PLACED_FILTERS[name] for name in sorted(filters)),
+            *(_PLACED_FILTERS[name] for name in sorted(filters - {"limit"})),
         )
-        .order_by(Assignment.starts_at, Assignment.id)
+        .order_by(Assignment.starts_at, Assignment.job_id)
     )
+    return query.limit(bindparam("limit")) if "limit" in filters else query
 
 
 def placed_jobs(
@@ -207,7 +216,10 @@ def placed_jobs(
     case_id: int | None = None,
     starts_before: datetime | None = None,
     ends_after: datetime | None = None,
+    after: tuple[datetime, int] | None = None,
+    limit: int | None = None,
 ) -> list[PlacedJob]:
+    """The version's assignments in (start, job id) order; ``after`` and ``limit`` page them."""
     params: dict[str, Any] = {
         name: value
         for name, value in (
@@ -216,10 +228,14 @@ def placed_jobs(
             ("case_id", case_id),
             ("starts_before", starts_before),
             ("ends_after", ends_after),
+            ("after", after),
+            ("limit", limit),
         )
         if value is not None
     }
     query = _placed_query(frozenset(params))
+    if after is not None:
+        params["after_start"], params["after_job"] = params.pop("after")
     params["version_id"] = version.id
     # Rows come as (job id, job ref, then PlacedJob's fields from ``case`` on).
     return [

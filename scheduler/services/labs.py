@@ -29,6 +29,8 @@ LAB_SETTINGS = (
 
 
 def check_timezone(name: str) -> str:
+    if not isinstance(name, str):  # a null from a caller that skipped the API's schema
+        raise Invalid("timezone is required: an IANA timezone name", field="timezone")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -59,3 +59,20 @@ def case_payload(ref: str, priority: str = "P4", devices: int = 1) -> dict[str, 
             for d in range(1, devices + 1)
         ],
     }
+
+
+def all_pages(
+    client: TestClient, path: str, headers: dict[str, str], limit: int = 500, **params: Any
+) -> list[dict[str, Any]]:
+    """Every item of a paginated list, following ``next_cursor`` to the end."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        r = client.get(path, params=query, headers=headers)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items

@@ -90,7 +90,9 @@ def test_reports_after_publishing(client, app, sup):
     (e1,) = exposure["examiners"]
     this_week = e1["weeks"][1]  # last week, this week, next week
     assert this_week["logged"] == 100 and this_week["weekly_cap"] == 900
-    assignments = client.get(f"/labs/{LAB}/schedules/current/assignments", headers=sup).json()
+    page = client.get(f"/labs/{LAB}/schedules/current/assignments?limit=500", headers=sup).json()
+    assert page["next_cursor"] is None
+    assignments = page["items"]
     planned = sum(a["exposure_minutes"] for a in assignments if a["examiner"] == "E1")
     assert sum(w["planned"] for w in e1["weeks"]) == planned
     assert all(w["max_day"] <= 240 for w in e1["weeks"])  # the daily cap holds, logs included

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select, update
 
 from api.app import create_app
+from api.pagination import Page
 from api.routers import schedules
 from models import ApiKey
 from models.base import utcnow
@@ -130,7 +131,7 @@ def test_cached_reads_equal_uncached_ones(client, uncached, keymaker, lab):
         reference = uncached.get(path, headers=sup)
         _same(first, reference)
         _same(again, reference)
-    rows = client.get(f"/labs/{lab}/schedules/current/assignments", headers=sup).json()
+    rows = client.get(f"/labs/{lab}/schedules/current/assignments", headers=sup).json()["items"]
     assert rows and {"job", "priority", "starts_at", "severity"} <= set(rows[0])
 
 
@@ -139,8 +140,8 @@ def test_rendered_json_is_what_the_response_models_give(client, keymaker, lab):
     sup = keymaker.headers("supervisor", lab)
     models = (
         TypeAdapter(schedules.VersionOut),
-        TypeAdapter(list[schedules.AssignmentOut]),
-        TypeAdapter(list[schedules.AssignmentOut]),
+        TypeAdapter(Page[schedules.AssignmentOut]),
+        TypeAdapter(Page[schedules.AssignmentOut]),
         TypeAdapter(schedules.ExaminerScheduleOut),
         TypeAdapter(schedules.ExaminerScheduleOut),
     )
@@ -164,14 +165,14 @@ def test_an_examiner_key_still_sees_only_its_own_view(client, keymaker, lab):
 
 def test_an_escalation_after_publishing_shows_at_once(client, uncached, keymaker, lab):
     sup = keymaker.headers("supervisor", lab)
-    path = f"/labs/{lab}/schedules/current/assignments"
-    before = client.get(path, headers=sup).json()
+    path = f"/labs/{lab}/schedules/current/assignments?limit=500"
+    before = client.get(path, headers=sup).json()["items"]
     case = before[0]["case"]
     assert {r["priority"] for r in before if r["case"] == case} == {"P4"}
     r = client.post(f"/labs/{lab}/cases/{case}:escalate", json={"priority": "P2"}, headers=sup)
     assert r.status_code == 200, r.text
     after = client.get(path, headers=sup)
-    assert {r["priority"] for r in after.json() if r["case"] == case} == {"P2"}
+    assert {r["priority"] for r in after.json()["items"] if r["case"] == case} == {"P2"}
     _same(after, uncached.get(path, headers=sup))
 
 
