@@ -35,7 +35,7 @@ from api.routers import (
 )
 from scheduler.db import make_engine, session_factory
 from scheduler.settings import Settings, get_settings
-from scheduler.worker import start_embedded_worker
+from scheduler.worker import start_embedded_worker, start_stale_sweeper
 
 API_VERSION = "1"
 DESCRIPTION = """\
@@ -196,7 +196,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop_worker = start_embedded_worker(bound) if settings.embedded_worker else None
+        # With or without a worker here, the server sees the queue: it ends abandoned runs.
+        sweep = settings.stale_sweep_seconds
+        stop_sweeper = start_stale_sweeper(bound, sweep) if sweep > 0 else None
         yield
+        if stop_sweeper is not None:
+            stop_sweeper()
         if stop_worker is not None:
             stop_worker()
         if owned:

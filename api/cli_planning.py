@@ -166,7 +166,7 @@ def reoptimize(
                     auto_publish=publish,
                     time_limit_seconds=time_limit,
                     reason="nightly re-optimization",
-                ).id
+                ).run.id
                 for row in labs
             }
     except DomainError as exc:

@@ -63,6 +63,11 @@ CASE_WRITE = ("admin", "supervisor", "integration")
 CASE_READ = ("admin", "supervisor", "integration", "auditor")
 LAB_READ = ("admin", "supervisor", "integration", "auditor")
 OPERATE = ("admin", "auditor")
+ESCALATE = CASE_WRITE
+"""Who may raise a case's level, whichever route does it: ``:escalate``, a PUT or an import with a
+more urgent priority, a link to a more urgent case, an escalating triage flag. Case-management
+systems carry the priority their investigators set, so the integration role may, on every one of
+these routes alike; every route that can raise a level is declared with ``EscalateCtx``."""
 
 
 class Unauthorized(DomainError):
@@ -327,6 +332,7 @@ CaseWriteCtx = Annotated[Context, Depends(allow(*CASE_WRITE))]
 CaseReadCtx = Annotated[Context, Depends(allow(*CASE_READ))]
 LabReadCtx = Annotated[Context, Depends(allow(*LAB_READ))]
 OperateCtx = Annotated[Context, Depends(allow(*OPERATE))]
+EscalateCtx = Annotated[Context, Depends(allow(*ESCALATE))]
 
 LabPath = Annotated[
     str,

@@ -26,7 +26,14 @@ from models.resources import (
     Workstation,
     WorkstationCapability,
 )
-from models.schedule import Assignment, ForecastEntry, ScheduleVersion, SolveRun, UnscheduledJob
+from models.schedule import (
+    Assignment,
+    ForecastEntry,
+    ScheduleVersion,
+    SolveRun,
+    SolveRunAttempt,
+    UnscheduledJob,
+)
 from models.security import ApiKey, AuditEvent, FeedToken
 
 __all__ = [
@@ -57,6 +64,7 @@ __all__ = [
     "ScheduleVersion",
     "Shift",
     "SolveRun",
+    "SolveRunAttempt",
     "TriageFlag",
     "UnscheduledJob",
     "Workstation",

@@ -14,6 +14,7 @@ OBJECTIVES = ("weighted_tardiness", "makespan")
 #: about 17 hours of a P5's. At the snapshot format's example weight (50) a re-run re-shuffled
 #: two thirds of the first unfrozen day to win a few minutes here and there (``labq bench churn``).
 DEFAULT_CHANGE_WEIGHT = 10_000
+DEFAULT_MAX_TIME_LIMIT_SECONDS = 3600
 
 
 class Lab(Timestamps, Base):
@@ -29,6 +30,7 @@ class Lab(Timestamps, Base):
             name="weights_nonneg",
         ),
         CheckConstraint("solve_time_limit_seconds BETWEEN 1 AND 3600", name="time_limit_range"),
+        CheckConstraint("max_time_limit_seconds BETWEEN 1 AND 3600", name="max_time_limit_range"),
         CheckConstraint("frozen_working_days BETWEEN 0 AND 10", name="frozen_range"),
     )
 
@@ -40,6 +42,10 @@ class Lab(Timestamps, Base):
     slot_minutes: Mapped[int] = mapped_column(default=15)
     frozen_working_days: Mapped[int] = mapped_column(default=1)
     solve_time_limit_seconds: Mapped[int] = mapped_column(default=60)
+    #: The longest solve a run of this lab may ask for: a request above it is refused.
+    max_time_limit_seconds: Mapped[int] = mapped_column(
+        default=DEFAULT_MAX_TIME_LIMIT_SECONDS, server_default=str(DEFAULT_MAX_TIME_LIMIT_SECONDS)
+    )
     weight_tardiness: Mapped[int] = mapped_column(default=1)
     weight_change: Mapped[int] = mapped_column(default=DEFAULT_CHANGE_WEIGHT)
     weight_balance: Mapped[int] = mapped_column(default=5)

@@ -61,6 +61,32 @@ class SolveRun(CreatedAt, Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+ATTEMPT_OUTCOMES = ("succeeded", "failed", "cancelled", "stale")
+
+
+class SolveRunAttempt(Base):
+    """One claim of a run by a worker, and how it ended (``None`` while it is going on).
+
+    ``stale``: the worker stopped beating; the run was re-queued, or failed after its last attempt.
+    """
+
+    __tablename__ = "solve_run_attempt"
+    __table_args__ = (
+        one_of("outcome", ATTEMPT_OUTCOMES),
+        CheckConstraint("attempt >= 1", name="attempt_positive"),
+    )
+
+    solve_run_id: Mapped[int] = mapped_column(
+        ForeignKey("solve_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class ScheduleVersion(CreatedAt, Base):
     """The output of a run. At most one version per lab is current (the published schedule)."""
 

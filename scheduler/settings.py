@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STALE_AFTER_BEATS = 3
+"""Heartbeats a run may miss before it is taken as abandoned."""
 
 
 class Settings(BaseSettings):
@@ -14,9 +17,17 @@ class Settings(BaseSettings):
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     database_url: str = "sqlite:///labq.db"
     embedded_worker: bool = True
+    # A worker holding a run writes a heartbeat every worker_heartbeat_seconds; a run whose last
+    # beat is older than worker_stale_after_seconds is taken as abandoned (its worker died or was
+    # stopped) and re-queued, or failed with its reason after max_run_attempts attempts. The
+    # threshold must span at least STALE_AFTER_BEATS beats, so a beat delayed by a busy database
+    # is not taken for a death. A crashed worker's run waits this long before another worker
+    # takes it. Servers sweep for stale runs every stale_sweep_seconds (0: only workers and
+    # `labq reoptimize` do), so runs end even when every worker is dead.
     worker_heartbeat_seconds: int = Field(default=5, ge=1, le=300)
     worker_stale_after_seconds: int = Field(default=60, ge=5, le=3600)
     max_run_attempts: int = Field(default=3, ge=1, le=20)
+    stale_sweep_seconds: float = Field(default=15.0, ge=0, le=3600)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     # Connections per process; size the pool to the server's worker threads (40 by default) so
     # a burst of requests queues for a connection instead of timing out.
@@ -33,6 +44,17 @@ class Settings(BaseSettings):
     auth_failures_per_minute: float = Field(default=10.0, gt=0, le=100_000)
     # Rendered schedule reads kept per process (entries, least recently used dropped first).
     schedule_cache_entries: int = Field(default=256, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _stale_after_spans_beats(self) -> Settings:
+        beats = STALE_AFTER_BEATS * self.worker_heartbeat_seconds
+        if self.worker_stale_after_seconds < beats:
+            raise ValueError(
+                f"worker_stale_after_seconds ({self.worker_stale_after_seconds}) must be at least "
+                f"{STALE_AFTER_BEATS} heartbeats ({STALE_AFTER_BEATS} x "
+                f"worker_heartbeat_seconds = {beats})"
+            )
+        return self
 
 
 @lru_cache

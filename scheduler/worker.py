@@ -11,12 +11,19 @@ one running:
   the database write lock and runs atomically.
 
 While a run solves, a heartbeat thread writes ``heartbeat_at`` and the latest progress every
-``worker_heartbeat_seconds`` in its own short transaction, and reads ``cancel_requested``; the
-solve's progress callback also writes progress (at most once a second) and stops the solve when
-a cancel was asked for. A run whose heartbeat is older than ``worker_stale_after_seconds`` belonged
-to a worker that died: it is re-queued while ``attempts < max_run_attempts``, failed after that.
+``worker_heartbeat_seconds`` in its own short transaction, and reads ``cancel_requested`` every
+``CANCEL_POLL_SECONDS``; a cancel sets the solve's stop event, which ends CP-SAT's search and the
+neighbourhood loop at once (``scheduler.core.solve``), so a cancel takes effect within about a
+second. A run whose heartbeat is older than ``worker_stale_after_seconds`` (at least three
+heartbeats, see `scheduler.settings`) belonged to a worker that died or was stopped: any process
+that sees the queue sweeps such runs (`requeue_stale`: the worker between runs, ``labq
+reoptimize`` while it waits, ``labq serve`` every ``stale_sweep_seconds`` with or without its
+embedded worker). A stale run is re-queued while ``attempts < max_run_attempts``, failed after
+that; each attempt and how it ended is kept in ``solve_run_attempt``.
+
 Every write a worker makes to a run it holds is a compare-and-set on (id, worker, attempt), so a
-worker that lost its run (re-queued as stale) can never overwrite another worker's result.
+worker that lost its run (re-queued as stale, e.g. after the process was stopped and resumed) can
+never overwrite another worker's result: it logs the loss at WARNING and writes nothing.
 
 A failed run records its error and leaves the published schedule untouched: storing and
 publishing happen in one transaction that rolls back as a whole.
@@ -39,12 +46,13 @@ from sqlalchemy.orm import aliased
 
 from models import Lab, SolveRun
 from models.base import utcnow
+from scheduler.core.stopping import SolveStopped
 from scheduler.db import session_scope
 from scheduler.errors import DomainError
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
 from scheduler.planning.publish import publish
-from scheduler.planning.runs import rows_changed
+from scheduler.planning.runs import begin_attempt, end_attempt, rows_changed, run_ended
 from scheduler.planning.store import store_plan
 from scheduler.services import audit
 from scheduler.settings import get_settings
@@ -53,6 +61,9 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 PROGRESS_WRITE_SECONDS = 1.0
+CANCEL_POLL_SECONDS = 0.5
+"""How often a running solve reads ``cancel_requested`` (a one-row read): half the 1 s a cancel
+may take, the other half being the solve's own reaction to its stop event."""
 CANDIDATES = 20
 MAX_ERROR = 4000
 
@@ -95,8 +106,14 @@ def _ours(claim: Claim) -> ColumnElement[bool]:
 # ---- stale runs -----------------------------------------------------------------------------
 
 
+STALE_SWEEP_ACTOR = "stale-run-sweep"
+
+
 def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
-    """Re-queue (or fail, after too many attempts) runs whose worker stopped beating."""
+    """Re-queue (or fail, after too many attempts) runs whose worker stopped beating.
+
+    Safe to call from any number of processes at once: each change is a compare-and-set.
+    """
     settings = get_settings()
     now = now or utcnow()
     cutoff = now - timedelta(seconds=settings.worker_stale_after_seconds)
@@ -132,18 +149,52 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
             )
             if rows_changed(result) == 1:
                 lab_id = session.scalar(select(SolveRun.lab_id).where(SolveRun.id == run_id))
+                assert lab_id is not None
+                reason = f"worker {worker} stopped responding"
+                end_attempt(session, run_id, attempts, "stale", reason, now)
                 audit.record(
                     session,
-                    actor="worker",
+                    actor=STALE_SWEEP_ACTOR,
                     action=f"solve_run.stale.{status}",
                     entity_type="solve_run",
                     entity_id=run_id,
                     lab_id=lab_id,
                     after={"status": status, "error": error},
                 )
+                if status != "queued":
+                    run_ended(
+                        session,
+                        run_id=run_id,
+                        lab_id=lab_id,
+                        status=status,
+                        actor=STALE_SWEEP_ACTOR,
+                        error=error,
+                    )
                 handled.append(run_id)
                 logger.warning("solve run %s: %s", run_id, error)
     return handled
+
+
+def start_stale_sweeper(engine: Engine, every_seconds: float) -> Callable[[], None]:
+    """Sweep stale runs every ``every_seconds`` in a daemon thread (``labq serve``); returns its
+    stop. A server sees the queue even when every worker is dead, so runs always end."""
+    stop_event = threading.Event()
+
+    def sweep() -> None:
+        while not stop_event.wait(every_seconds):
+            try:
+                requeue_stale(engine)
+            except Exception:  # the database may be briefly unavailable; sweep again later
+                logger.exception("sweeping stale solve runs failed")
+
+    thread = threading.Thread(target=sweep, name="labq-stale-sweeper", daemon=True)
+    thread.start()
+
+    def stop(timeout: float = 10.0) -> None:
+        stop_event.set()
+        thread.join(timeout=timeout)
+
+    return stop
 
 
 # ---- claiming -------------------------------------------------------------------------------
@@ -207,6 +258,7 @@ def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Clai
                 SolveRun.requested_by,
             ).where(SolveRun.id == run_id)
         ).one()
+        begin_attempt(session, run_id, run.attempts, worker_id, now)
         audit.record(
             session,
             actor=worker_id[:64],
@@ -233,7 +285,11 @@ def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Clai
 
 
 class Heartbeat:
-    """Keeps a claimed run alive and carries progress and cancellation between threads."""
+    """Keeps a claimed run alive and carries progress and cancellation between threads.
+
+    ``stop`` is set once the run is cancelled or lost; the solve watches it (``stop=`` of
+    `solve_snapshot`) and ends its search at once.
+    """
 
     def __init__(self, engine: Engine, claim: Claim, interval: float) -> None:
         self.engine = engine
@@ -243,6 +299,7 @@ class Heartbeat:
         self.objective: int | None = None
         self.cancelled = threading.Event()
         self.lost = threading.Event()
+        self.stop_event = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._last_write = 0.0
@@ -258,8 +315,12 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.beat()
+        poll = min(CANCEL_POLL_SECONDS, self.interval)
+        while not self._stop.wait(poll) and not self.stopping:
+            if time.monotonic() - self._last_write >= self.interval:
+                self.beat()
+            else:
+                self.poll_cancel()
 
     def beat(self) -> None:
         """Write heartbeat and progress in a short transaction; learn of a cancel request."""
@@ -272,50 +333,84 @@ class Heartbeat:
                         .values(heartbeat_at=utcnow(), progress=min(1.0, max(0.0, self.fraction)))
                     )
                     if rows_changed(result) != 1:
-                        self.lost.set()
+                        self._mark(self.lost)
                         return
                     cancel = session.scalar(
                         select(SolveRun.cancel_requested).where(SolveRun.id == self.claim.run_id)
                     )
                 if cancel:
-                    self.cancelled.set()
+                    self._mark(self.cancelled)
                 self._last_write = time.monotonic()
             except Exception:  # the database may be briefly unavailable; try again next beat
                 logger.exception("heartbeat of solve run %s failed", self.claim.run_id)
+
+    def poll_cancel(self) -> None:
+        """Read whether the run was cancelled or taken from us (a read, no write)."""
+        try:
+            with session_scope(self.engine) as session:
+                held, cancel = session.execute(
+                    select(_ours(self.claim), SolveRun.cancel_requested).where(
+                        SolveRun.id == self.claim.run_id
+                    )
+                ).one_or_none() or (False, False)
+        except Exception:  # try again at the next poll
+            logger.exception("cancel poll of solve run %s failed", self.claim.run_id)
+            return
+        if not held:
+            self._mark(self.lost)
+        elif cancel:
+            self._mark(self.cancelled)
+
+    def _mark(self, event: threading.Event) -> None:
+        event.set()
+        self.stop_event.set()
 
     def report(self, fraction: float, objective: int) -> None:
         """The solve's progress callback: record, write now and then, stop if cancelled."""
         self.fraction, self.objective = fraction, objective
         if time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS:
             self.beat()
-        if self.cancelled.is_set() or self.lost.is_set():
+        if self.stopping:
             raise RunCancelled(f"solve run {self.claim.run_id} was cancelled")
 
     @property
     def stopping(self) -> bool:
-        return self.cancelled.is_set() or self.lost.is_set()
+        return self.stop_event.is_set()
 
 
 # ---- executing ------------------------------------------------------------------------------
 
 
+def _lost(claim: Claim) -> str:
+    """The run was taken from us: say so, write nothing (every write would be refused anyway)."""
+    logger.warning(
+        "solve run %s is no longer held by worker %s (attempt %s): it was re-queued as stale "
+        "and taken over; stopping it without writing anything",
+        claim.run_id,
+        claim.worker_id,
+        claim.attempt,
+    )
+    return "lost"
+
+
 def _finish(engine: Engine, claim: Claim, status: str, error: str | None = None) -> bool:
+    now = utcnow()
     with session_scope(engine) as session:
         result = session.execute(
             update(SolveRun)
             .where(_ours(claim))
-            .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), error=error)
+            .values(status=status, finished_at=now, heartbeat_at=now, error=error)
         )
         if rows_changed(result) != 1:
             return False
-        audit.record(
+        end_attempt(session, claim.run_id, claim.attempt, status, error, now)
+        run_ended(
             session,
-            actor=claim.worker_id[:64],
-            action=f"solve_run.{status}",
-            entity_type="solve_run",
-            entity_id=claim.run_id,
+            run_id=claim.run_id,
             lab_id=claim.lab_id,
-            after={"status": status, "error": error},
+            status=status,
+            actor=claim.worker_id,
+            error=error,
         )
     return True
 
@@ -330,6 +425,7 @@ def execute(
 ) -> str:
     """Solve a claimed run and record the outcome; returns the run's final status.
 
+    ``"lost"`` means the run was taken from this worker (see `_lost`): nothing was written.
     ``now`` fixes the planning time (tests, replays); by default it is the moment the solve starts.
     """
     settings = get_settings()
@@ -356,6 +452,7 @@ def execute(
             policy=policy,
             workers=workers or DEFAULT_WORKERS,
             progress=heartbeat.report,
+            stop=heartbeat.stop_event,
         )
         if heartbeat.stopping:
             raise RunCancelled(f"solve run {claim.run_id} was cancelled")
@@ -376,28 +473,31 @@ def execute(
                 publish(session, version, actor=run.requested_by)
             run.status, run.finished_at = "succeeded", utcnow()
             run.objective, run.bound = plan.objective, plan.bound
-            audit.record(
+            end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
+            run_ended(
                 session,
-                actor=claim.worker_id[:64],
-                action="solve_run.succeeded",
-                entity_type="solve_run",
-                entity_id=run.id,
+                run_id=run.id,
                 lab_id=lab.id,
-                after={"status": "succeeded", "version": version.id},
+                status="succeeded",
+                actor=claim.worker_id,
+                version_id=version.id,
             )
         logger.info("solve run %s succeeded: version %s", claim.run_id, version.id)
         return "succeeded"
-    except RunCancelled:
+    except (RunCancelled, SolveStopped):
         heartbeat.stop()
-        return "cancelled" if _finish(engine, claim, "cancelled") else "lost"
-    except RunLost as exc:
-        logger.warning("%s", exc)
-        return "lost"
+        if heartbeat.lost.is_set():
+            return _lost(claim)
+        return "cancelled" if _finish(engine, claim, "cancelled") else _lost(claim)
+    except RunLost:
+        return _lost(claim)
     except Exception as exc:
         heartbeat.stop()
+        if heartbeat.lost.is_set():
+            return _lost(claim)
         message = exc.detail if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
         logger.exception("solve run %s failed", claim.run_id)
-        return "failed" if _finish(engine, claim, "failed", message[:MAX_ERROR]) else "lost"
+        return "failed" if _finish(engine, claim, "failed", message[:MAX_ERROR]) else _lost(claim)
     finally:
         heartbeat.stop()
 

@@ -1,6 +1,8 @@
 """Cases: single upserts, the bulk import, links, triage flags and escalation.
 
-Integrations (case-management systems) and supervisors write; auditors read.
+Integrations (case-management systems) and supervisors write; auditors read. Every write that
+can raise a case's level is declared with ``EscalateCtx`` (one rule for who may escalate) and
+answers with the repair run it queued (``run``, and ``Location`` unless it answers 201).
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from api.deps import REF_PATTERN, CaseReadCtx, CaseWriteCtx, Context, ManageCtx, lab_path
+from api.deps import (
+    REF_PATTERN,
+    CaseReadCtx,
+    CaseWriteCtx,
+    Context,
+    EscalateCtx,
+    ManageCtx,
+    lab_path,
+)
 from api.etag import (
     IfMatch,
     IfNoneMatch,
@@ -23,17 +33,21 @@ from api.etag import (
 )
 from api.pagination import Page, PageDep, encode_cursor
 from api.problems import problems
+from api.run_links import answer_with_run
 from api.schemas.cases import (
+    CaseChanged,
     CaseIn,
     CaseOut,
     CasePatch,
     CaseStatus,
     CaseSummary,
     EscalateIn,
+    FlagAdded,
     FlagIn,
     FlagOut,
     ImportIn,
     ImportOut,
+    LinkAdded,
     LinkIn,
     LinkOut,
 )
@@ -137,7 +151,7 @@ def list_cases(
 
 
 @router.post("/cases:import", responses=problems(404, 409, 413, 422))
-def import_cases_route(body: ImportIn, ctx: CaseWriteCtx) -> ImportOut:
+def import_cases_route(body: ImportIn, ctx: EscalateCtx, response: Response) -> ImportOut:
     """Create or update many cases with their devices and jobs, keyed by external reference.
 
     Idempotent: the same payload twice changes nothing the second time (all ``unchanged``). One
@@ -146,7 +160,20 @@ def import_cases_route(body: ImportIn, ctx: CaseWriteCtx) -> ImportOut:
     device).
     """
     result = import_cases(ctx.session, ctx.lab, body["cases"], actor=ctx.actor)
-    return ImportOut(created=result.created, updated=result.updated, unchanged=result.unchanged)
+    return ImportOut(
+        created=result.created,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        run=answer_with_run(ctx.session, ctx.lab.code, response),
+    )
+
+
+def _changed(ctx: Context, out: CaseOut, response: Response) -> CaseChanged:
+    """The changed case (its ETag already set from ``out``) with the run the change queued;
+    a 201 keeps ``Location`` for nothing else."""
+    located = response if response.status_code != 201 else None
+    run = answer_with_run(ctx.session, ctx.lab.code, located)
+    return CaseChanged(**out.model_dump(), run=run)
 
 
 @router.get("/cases/{ref:segment}", responses={**problems(404, 422), **NOT_MODIFIED})
@@ -165,11 +192,11 @@ def get_case(
 def put_case(
     ref: RefPath,
     body: CaseIn,
-    ctx: CaseWriteCtx,
+    ctx: EscalateCtx,
     response: Response,
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
-) -> CaseOut:
+) -> CaseChanged:
     """Create or replace a case's own fields (devices and jobs have their own routes).
 
     A more urgent priority than the stored one is an escalation and is recorded as one.
@@ -190,7 +217,7 @@ def put_case(
         response.status_code = 201
     out = case_out(ctx.session, case)
     set_etag(response, out)
-    return out
+    return _changed(ctx, out, response)
 
 
 @router.patch("/cases/{ref:segment}", responses=problems(404, 412, 422))
@@ -228,16 +255,20 @@ def delete_case(ref: RefPath, ctx: ManageCtx, if_match: IfMatch = None) -> Respo
 
 @router.post("/cases/{ref}:escalate", responses=problems(404, 409, 412, 422))
 def escalate_case(
-    ref: RefPath, body: EscalateIn, ctx: ManageCtx, response: Response, if_match: IfMatch = None
-) -> CaseOut:
-    """Raise the case's priority level (a lower or equal level is a conflict)."""
+    ref: RefPath, body: EscalateIn, ctx: EscalateCtx, response: Response, if_match: IfMatch = None
+) -> CaseChanged:
+    """Raise the case's priority level (a lower or equal level is a conflict).
+
+    Answers with the repair run it queued (``run`` and ``Location``), if the lab has a published
+    schedule and the case is open.
+    """
     case = casework.get_case(ctx.session, ctx.lab, ref)
     check_if_match(if_match, etag_of(case_out(ctx.session, case)))
     get_level(ctx.session, ctx.lab, body.priority)
     case = casework.escalate_case(ctx.session, ctx.lab, case, body.priority, ctx.actor, body.reason)
     out = case_out(ctx.session, case)
     set_etag(response, out)
-    return out
+    return _changed(ctx, out, response)
 
 
 @router.get("/cases/{ref}/links", responses=problems(404, 422))
@@ -246,12 +277,17 @@ def list_links(ref: RefPath, ctx: CaseReadCtx) -> list[LinkOut]:
 
 
 @router.post("/cases/{ref}/links", status_code=201, responses=problems(404, 409, 422))
-def link_case(ref: RefPath, body: LinkIn, ctx: CaseWriteCtx) -> LinkOut:
+def link_case(ref: RefPath, body: LinkIn, ctx: EscalateCtx) -> LinkAdded:
     """Link two cases of the lab (same suspect, same report, shared hashes)."""
     case = casework.get_case(ctx.session, ctx.lab, ref)
     other = casework.get_case(ctx.session, ctx.lab, body.case)
     link = casework.link_cases(ctx.session, case, other, actor=ctx.actor, reason=body.reason)
-    return LinkOut(case=other.external_ref, reason=link.reason, created_at=link.created_at)
+    return LinkAdded(
+        case=other.external_ref,
+        reason=link.reason,
+        created_at=link.created_at,
+        run=answer_with_run(ctx.session, ctx.lab.code, None),
+    )
 
 
 @router.delete("/cases/{ref}/links/{other}", status_code=204, responses=problems(404, 422))
@@ -272,8 +308,9 @@ def list_flags(ref: RefPath, ctx: CaseReadCtx) -> list[FlagOut]:
 
 
 @router.post("/cases/{ref}/flags", status_code=201, responses=problems(404, 422))
-def add_flag(ref: RefPath, body: FlagIn, ctx: CaseWriteCtx) -> FlagOut:
+def add_flag(ref: RefPath, body: FlagIn, ctx: EscalateCtx) -> FlagAdded:
     """Record a triage signal (hash-set hit, classifier, linked report, manual)."""
     case = casework.get_case(ctx.session, ctx.lab, ref)
     flag = casework.add_flag(ctx.session, case, actor=ctx.actor, kind=body.kind, note=body.note)
-    return FlagOut.model_validate(flag)
+    run = answer_with_run(ctx.session, ctx.lab.code, None)
+    return FlagAdded(**FlagOut.model_validate(flag).model_dump(), run=run)

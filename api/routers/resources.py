@@ -21,7 +21,9 @@ from api.etag import (
 )
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
+from api.run_links import answer_with_run
 from api.schemas.resources import (
+    AbsenceAdded,
     AbsenceIn,
     AbsenceOut,
     ExaminerIn,
@@ -214,11 +216,12 @@ def list_absences(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[AbsenceOut]
 @router.post(
     "/examiners/{ref}/absences", status_code=201, tags=["examiners"], responses=problems(404, 422)
 )
-def add_absence(ref: RefPath, body: AbsenceIn, ctx: ManageCtx) -> AbsenceOut:
+def add_absence(ref: RefPath, body: AbsenceIn, ctx: ManageCtx) -> AbsenceAdded:
     """Leave, training, a counselling appointment...: the examiner is not available."""
     examiner = resources.get_examiner(ctx.session, ctx.lab, ref)
     absence = resources.add_absence(ctx.session, examiner, actor=ctx.actor, **body.model_dump())
-    return AbsenceOut.model_validate(absence)
+    run = answer_with_run(ctx.session, ctx.lab.code, None)
+    return AbsenceAdded(**AbsenceOut.model_validate(absence).model_dump(), run=run)
 
 
 @router.delete(

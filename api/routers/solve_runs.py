@@ -1,8 +1,10 @@
 """Solve runs: queue one (202, never solved inside the request), follow it, cancel it.
 
 A worker (``labq worker`` or the one embedded in ``labq serve``) claims queued runs; a lab never has
-two running at once. ``mode``: ``full`` re-plans everything, ``repair`` keeps unchanged published
-work beyond a short window, ``preview`` is solved and stored but never published.
+two running at once, and at most one queued per mode: a request while one waits joins it. A run's
+``time_limit_seconds`` may not exceed the lab's ``max_time_limit_seconds`` (422 naming the cap).
+``mode``: ``full`` re-plans everything, ``repair`` keeps unchanged published work beyond a short
+window, ``preview`` is solved and stored but never published.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from sqlalchemy import select
 from api.deps import ManageCtx, ReadCtx, lab_path
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
+from api.run_links import run_path
 from api.schemas.common import Body, Flag, IntegerOnly, Note
-from models import ScheduleVersion, SolveRun
+from models import ScheduleVersion, SolveRun, SolveRunAttempt
 from models.base import utcnow
 from scheduler.core.snapshot import snapshot_to_json
 from scheduler.planning import runs
@@ -49,6 +52,17 @@ class SolveRunIn(Body):
     reason: Note | None = None
 
 
+class AttemptOut(BaseModel):
+    """One claim of the run by a worker and how it ended (``outcome`` null while it runs)."""
+
+    attempt: int
+    worker_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None = Field(description="succeeded, failed, cancelled or stale.")
+    reason: str | None = Field(description="Why the attempt ended, when it did not succeed.")
+
+
 class SolveRunOut(BaseModel):
     id: int
     lab: str
@@ -70,9 +84,23 @@ class SolveRunOut(BaseModel):
     bound: int | None
     error: str | None
     schedule_version: int | None = Field(description="The version this run produced, if any.")
+    history: list[AttemptOut] = Field(
+        description="Each attempt, first to last: a re-claimed run keeps why earlier ones ended."
+    )
 
 
-def run_out(ctx_lab: str, run: SolveRun, version_id: int | None) -> SolveRunOut:
+class QueuedRunOut(SolveRunOut):
+    joined: bool = Field(
+        description="True when the request joined the run of this mode already waiting."
+    )
+
+
+def run_out(
+    ctx_lab: str,
+    run: SolveRun,
+    version_id: int | None,
+    history: list[SolveRunAttempt] | None = None,
+) -> SolveRunOut:
     return SolveRunOut(
         id=run.id,
         lab=ctx_lab,
@@ -94,6 +122,7 @@ def run_out(ctx_lab: str, run: SolveRun, version_id: int | None) -> SolveRunOut:
         bound=run.bound,
         error=run.error,
         schedule_version=version_id,
+        history=[AttemptOut.model_validate(a, from_attributes=True) for a in history or ()],
     )
 
 
@@ -111,9 +140,14 @@ def _versions_of(session: Any, run_ids: list[int]) -> dict[int, int]:
 
 
 @router.post("/solve-runs", status_code=202, responses=problems(404, 422))
-def queue_solve_run(body: SolveRunIn, ctx: ManageCtx, response: Response) -> SolveRunOut:
-    """Queue a solve run; a worker executes it. Poll the run (``Location``) for its progress."""
-    run = runs.queue_run(
+def queue_solve_run(body: SolveRunIn, ctx: ManageCtx, response: Response) -> QueuedRunOut:
+    """Queue a solve run; a worker executes it. Poll the run (``Location``) for its progress.
+
+    If a run of this mode is already waiting, the request joins it (``joined: true``, the same
+    run): it is switched to auto-publish or given the longer time limit if this request asks for
+    that. A time limit above the lab's ``max_time_limit_seconds`` is refused (422).
+    """
+    queued = runs.queue_run(
         ctx.session,
         ctx.lab,
         actor=ctx.actor,
@@ -122,8 +156,11 @@ def queue_solve_run(body: SolveRunIn, ctx: ManageCtx, response: Response) -> Sol
         time_limit_seconds=body.time_limit_seconds,
         reason=body.reason,
     )
-    response.headers["Location"] = f"/labs/{ctx.lab.code}/solve-runs/{run.id}"
-    return run_out(ctx.lab.code, run, None)
+    run = queued.run
+    response.headers["Location"] = run_path(ctx.lab.code, run.id)
+    history = runs.attempts_of(ctx.session, [run.id])[run.id]
+    out = run_out(ctx.lab.code, run, None, history)
+    return QueuedRunOut(**out.model_dump(), joined=queued.joined)
 
 
 @router.get("/solve-runs", responses=problems(404, 422))
@@ -131,9 +168,12 @@ def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
     rows, cursor = paginate(
         ctx.session, select(SolveRun).where(SolveRun.lab_id == ctx.lab.id), SolveRun.id, page
     )
-    versions = _versions_of(ctx.session, [r.id for r in rows])
+    ids = [r.id for r in rows]
+    versions = _versions_of(ctx.session, ids)
+    history = runs.attempts_of(ctx.session, ids)
     return Page[SolveRunOut](
-        items=[run_out(ctx.lab.code, r, versions.get(r.id)) for r in rows], next_cursor=cursor
+        items=[run_out(ctx.lab.code, r, versions.get(r.id), history[r.id]) for r in rows],
+        next_cursor=cursor,
     )
 
 
@@ -141,14 +181,16 @@ def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
 def get_solve_run(run_id: RunId, ctx: ReadCtx) -> SolveRunOut:
     """A run's status, progress, timings, objective and bound, or its error."""
     run = runs.get_run(ctx.session, ctx.lab, run_id)
-    return run_out(ctx.lab.code, run, _versions_of(ctx.session, [run.id]).get(run.id))
+    version = _versions_of(ctx.session, [run.id]).get(run.id)
+    return run_out(ctx.lab.code, run, version, runs.attempts_of(ctx.session, [run.id])[run.id])
 
 
 @router.post("/solve-runs/{run_id}:cancel", responses=problems(404, 409, 422))
 def cancel_solve_run(run_id: RunId, ctx: ManageCtx) -> SolveRunOut:
-    """Cancel a queued run at once, or ask the worker to stop a running one."""
+    """Cancel a queued run at once, or ask the worker to stop a running one (it stops within
+    about a second: poll the run until its status is ``cancelled``)."""
     run = runs.cancel_run(ctx.session, runs.get_run(ctx.session, ctx.lab, run_id), actor=ctx.actor)
-    return run_out(ctx.lab.code, run, None)
+    return run_out(ctx.lab.code, run, None, runs.attempts_of(ctx.session, [run.id])[run.id])
 
 
 @router.get("/snapshot", responses=problems(404, 422))

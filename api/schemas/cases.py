@@ -25,6 +25,7 @@ from api.schemas.common import (
     Omittable,
     Out,
     Planned,
+    QueuedRun,
     Ref,
     Severity,
 )
@@ -114,6 +115,20 @@ class CaseOut(CaseSummary):
     links: list[LinkOut]
     created_at: datetime
     updated_at: datetime
+
+
+class CaseChanged(CaseOut):
+    """A case after a change, with the repair run the change queued (a raised level)."""
+
+    run: QueuedRun = None
+
+
+class FlagAdded(FlagOut):
+    run: QueuedRun = None
+
+
+class LinkAdded(LinkOut):
+    run: QueuedRun = None
 
 
 # --- devices and jobs ----------------------------------------------------------------------------
@@ -242,3 +257,4 @@ class ImportOut(Out):
     created: int = Field(description="Cases that did not exist.")
     updated: int = Field(description="Cases where anything (case, device or job) changed.")
     unchanged: int = Field(description="Cases the payload left exactly as they were.")
+    run: QueuedRun = None

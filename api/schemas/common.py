@@ -227,3 +227,17 @@ Severity = Annotated[
 ]
 Weight = Annotated[int, Field(ge=0, le=1_000_000), IntegerOnly]
 Capacity = Annotated[int, Field(ge=1, le=1000, description="Parallel jobs."), IntegerOnly]
+
+
+class RunLink(BaseModel):
+    """The solve run a change queued, or joined if one was already waiting."""
+
+    id: int
+    status: str = Field(description="queued, running, succeeded, failed or cancelled.")
+    href: str = Field(description="The run's URL path: poll it for progress.")
+
+
+QueuedRun = Annotated[
+    RunLink | None,
+    Field(description="The solve run this change queued or joined; null if none."),
+]

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from api.schemas.common import Body, Flag, IntegerOnly, Name, Omittable, Out, PlainText, Ref, Weight
-from models.lab import DEFAULT_CHANGE_WEIGHT
+from models.lab import DEFAULT_CHANGE_WEIGHT, DEFAULT_MAX_TIME_LIMIT_SECONDS
 
 Timezone = Annotated[
     str,
@@ -19,6 +19,15 @@ HorizonDays = Annotated[int, Field(ge=1, le=60, description="Working days planne
 SlotMinutes = Annotated[int, Field(ge=1, le=240), IntegerOnly]
 FrozenDays = Annotated[int, Field(ge=0, le=10), IntegerOnly]
 TimeLimit = Annotated[int, Field(ge=1, le=3600, description="Seconds per solve."), IntegerOnly]
+TimeLimitCap = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=3600,
+        description="The longest time limit a solve run of the lab may ask for (longer: 422).",
+    ),
+    IntegerOnly,
+]
 Rank = Annotated[int, Field(ge=1, le=100, description="1 is the most urgent."), IntegerOnly]
 TargetHours = Annotated[
     int, Field(ge=0, le=100_000, description="SLA: start within this many hours."), IntegerOnly
@@ -30,6 +39,7 @@ class LabSettings(Body):
     slot_minutes: SlotMinutes = 15
     frozen_working_days: FrozenDays = 1
     solve_time_limit_seconds: TimeLimit = 60
+    max_time_limit_seconds: TimeLimitCap = DEFAULT_MAX_TIME_LIMIT_SECONDS
     weight_tardiness: Weight = 1
     weight_change: Weight = DEFAULT_CHANGE_WEIGHT
     weight_balance: Weight = 5
@@ -52,6 +62,7 @@ class LabPatch(Body):
     slot_minutes: Omittable[SlotMinutes] = None
     frozen_working_days: Omittable[FrozenDays] = None
     solve_time_limit_seconds: Omittable[TimeLimit] = None
+    max_time_limit_seconds: Omittable[TimeLimitCap] = None
     weight_tardiness: Omittable[Weight] = None
     weight_change: Omittable[Weight] = None
     weight_balance: Omittable[Weight] = None
@@ -66,6 +77,7 @@ class LabOut(Out):
     slot_minutes: int
     frozen_working_days: int
     solve_time_limit_seconds: int
+    max_time_limit_seconds: int
     weight_tardiness: int
     weight_change: int
     weight_balance: int

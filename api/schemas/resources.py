@@ -20,6 +20,7 @@ from api.schemas.common import (
     Out,
     PastDay,
     Planned,
+    QueuedRun,
     Severity,
     WeekMinutes,
 )
@@ -121,6 +122,12 @@ class AbsenceOut(Out):
     kind: str
     starts_at: datetime
     ends_at: datetime
+
+
+class AbsenceAdded(AbsenceOut):
+    """A new absence, with the repair run it queued when it reaches into the frozen horizon."""
+
+    run: QueuedRun = None
 
 
 class ExposureLogIn(Body):

@@ -79,7 +79,7 @@ def _nightly(engine: Engine, code: str, time_limit: int, now: datetime | None = 
             mode="full",
             auto_publish=True,
             time_limit_seconds=time_limit,
-        ).id
+        ).run.id
     started = time.perf_counter()
     status = run_to_completion(engine, run_id, "bench", now=now)
     if status != "succeeded":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ from scheduler.core.eligibility import eligible_examiners, eligible_workstations
 from scheduler.core.objective import job_tardiness, plan_objective, unassigned_end
 from scheduler.core.plan import Assignment, Plan, Unscheduled
 from scheduler.core.snapshot import Job, Snapshot
+from scheduler.core.stopping import is_set
 from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
@@ -167,7 +169,9 @@ class _Search:
         settings: SearchSettings,
         balance_scope: Sequence[str] | None,
         progress: Progress | None,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop
         self.snapshot = snapshot
         self.placements = dict(placements)
         self.objective = objective
@@ -547,6 +551,8 @@ class _Search:
                         break
                 elif now >= deadline - 0.05:
                     break
+                if is_set(self.stop):
+                    break
                 iteration += 1
                 attempt = self._prepare(iteration, deadline)
                 if attempt is None:
@@ -571,7 +577,11 @@ class _Search:
         pending: dict[Future[cp_model.CpSolverStatus], _Attempt] = {}
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             while True:
-                while len(pending) < self.threads and time.monotonic() < deadline - 0.1:
+                while (
+                    len(pending) < self.threads
+                    and time.monotonic() < deadline - 0.1
+                    and not is_set(self.stop)
+                ):
                     iteration += 1
                     attempt = self._prepare(iteration, deadline)
                     if attempt is None:
@@ -598,6 +608,7 @@ def improve(
     locked: frozenset[str] = frozenset(),
     balance_scope: Sequence[str] | None = None,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> SearchOutcome:
     """Improve a valid plan by large-neighbourhood search within ``settings.time_limit``.
 
@@ -606,9 +617,10 @@ def improve(
     found; it is never worse than the one given. With ``settings.workers == 1`` the result depends
     only on the inputs and the seed: time is counted on a clock of CP-SAT deterministic time
     (``DETERMINISTIC_UNITS_PER_SECOND`` per second) plus an estimate of model building; wall
-    time only stops a run that takes more than three times its limit.
+    time only stops a run that takes more than three times its limit. Setting ``stop`` ends the
+    search after the neighbourhood solves in progress (each at most ``settings.sub_limit``).
     """
     search = _Search(
-        snapshot, dict(placements), objective, locked, settings, balance_scope, progress
+        snapshot, dict(placements), objective, locked, settings, balance_scope, progress, stop
     )
     return search.run()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from scheduler.core.lns import DETERMINISTIC_UNITS_PER_SECOND, LIGHT_PRESOLVE
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import Assignment
 from scheduler.core.snapshot import Job, Snapshot
+from scheduler.core.stopping import is_set, under
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +82,16 @@ def search(
     balance_scope: Sequence[str] | None = None,
     floor: int = 0,
     full_model_share: float | None = None,
+    stop: threading.Event | None = None,
 ) -> MakespanOutcome | None:
     """Minimise the objective of a makespan snapshot whose jobs are all placed.
 
     ``placements`` holds every job (the free ones as the warm start); ``floor`` is a lower bound
     known from elsewhere. With ``full_model_share`` 0 the neighbourhoods start from the warm
-    start itself. Returns None when the full model finds nothing within its share.
+    start itself. Returns None when the full model finds nothing within its share. Setting
+    ``stop`` ends the search as if its budget were spent.
     """
-    run = _Search(snapshot, free, placements, budget, workers, seed, balance_scope)
+    run = _Search(snapshot, free, placements, budget, workers, seed, balance_scope, stop)
     share = FULL_MODEL_SHARE if full_model_share is None else full_model_share
     return run.run(floor, share)
 
@@ -104,7 +108,9 @@ class _Search:
         workers: int,
         seed: int,
         balance_scope: Sequence[str] | None,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop
         self.snapshot = snapshot
         self.free = list(free)
         self.free_set = frozenset(free)
@@ -128,6 +134,8 @@ class _Search:
     # -- time ---------------------------------------------------------------------------------
 
     def left(self) -> float:
+        if is_set(self.stop):
+            return 0.0
         if self.deterministic:
             return self.budget - self.spent
         return self.budget - (time.monotonic() - self.started)
@@ -173,7 +181,8 @@ class _Search:
         if len(self.free) > 40:
             for key, value in LIGHT_PRESOLVE.items():
                 setattr(solver.parameters, key, value)
-        status = solver.solve(ctx.model)
+        with under(self.stop, solver):
+            status = solver.solve(ctx.model)
         self._spend(solver, BUILD_SECONDS_PER_JOB * len(self.free))
         log.info("makespan full model on %d jobs: %s", len(self.free), solver.status_name(status))
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -328,7 +337,8 @@ class _Search:
         solver = self._solver(limit)
         for key, value in LIGHT_PRESOLVE.items():
             setattr(solver.parameters, key, value)
-        status = solver.solve(ctx.model)
+        with under(self.stop, solver):
+            status = solver.solve(ctx.model)
         self._spend(solver, BUILD_SECONDS_PER_JOB * len(self.free))
         if status == cp_model.INFEASIBLE:
             return self.best, incumbent, True

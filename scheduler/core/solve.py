@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -55,6 +56,7 @@ from scheduler.core.plan import (
     Unscheduled,
 )
 from scheduler.core.snapshot import Snapshot
+from scheduler.core.stopping import check, under
 from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
@@ -110,12 +112,17 @@ class SolveConfig:
 
 
 def solve(
-    snapshot: Snapshot, config: SolveConfig | None = None, progress: Progress | None = None
+    snapshot: Snapshot,
+    config: SolveConfig | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> Plan:
     """Solve ``snapshot`` and return a plan that passes ``verify`` (see the module docstring).
 
     ``progress(fraction, objective)`` is called with the fraction of the time limit used and the
-    best objective so far, at least once at the start and once at the end.
+    best objective so far, at least once at the start and once at the end. Setting ``stop`` (a
+    cancel, from another thread) ends the search within a fraction of a second and raises
+    `SolveStopped` (see `scheduler.core.stopping`).
     """
     config = config or SolveConfig()
     if config.policy != CPSAT and config.policy not in POLICIES:
@@ -135,6 +142,7 @@ def solve(
         return plan
 
     policy, base = best_dispatch(snapshot)
+    check(stop)
     report(base.objective)
     published = _published_start(snapshot, policy, base)
     if published is not None:
@@ -176,9 +184,9 @@ def solve(
         budget = min(limit * share, time_left(0.0))
         planned = budget
         if makespan and all(a is not None for a in placements.values()):
-            result = _makespan_search(snapshot, free, placements, scope, config, budget)
+            result = _makespan_search(snapshot, free, placements, scope, config, budget, stop)
         else:
-            result = _full_model(snapshot, free, placements, scope, config, budget)
+            result = _full_model(snapshot, free, placements, scope, config, budget, stop)
         if result is not None:
             better, value, optimal, model_bound = result
             if value < objective:
@@ -194,6 +202,7 @@ def solve(
             closed = optimal
             if everything and not dropped:
                 known_bound = model_bound  # valid for every plan: nothing else could be planned
+    check(stop)
     if not proven and snapshot.objective != "makespan" and len(snapshot.jobs) <= LP_BOUND_MAX_JOBS:
         lp_budget = LP_BOUND_SHARE * limit
         planned += lp_budget
@@ -215,6 +224,7 @@ def solve(
             locked=locked | frozenset(j.id for j in snapshot.jobs if j.id not in insertable),
             balance_scope=scope,
             progress=lambda f, v: report(v),
+            stop=stop,
         )
         if outcome.objective < objective:
             placements = outcome.placements
@@ -225,6 +235,7 @@ def solve(
             outcome.improvements,
             objective,
         )
+    check(stop)
     optimized = _plan_from(snapshot, placements, base)
     status = INFEASIBLE if dropped else FEASIBLE
     plan = _finish(snapshot, optimized, base, status, started, proven=proven, bound=known_bound)
@@ -284,6 +295,7 @@ def _full_model(
     scope: list[str],
     config: SolveConfig,
     budget: float,
+    stop: threading.Event | None = None,
 ) -> tuple[dict[str, Assignment | None], int, bool, int] | None:
     """Solve all free jobs in one model, warm-started.
 
@@ -315,7 +327,8 @@ def _full_model(
     if len(free) > 40:
         for key, value in LIGHT_PRESOLVE.items():
             setattr(params, key, value)
-    status = solver.solve(ctx.model)
+    with under(stop, solver):
+        status = solver.solve(ctx.model)
     log.info("full model on %d jobs: %s", len(free), solver.status_name(status))
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
@@ -333,6 +346,7 @@ def _makespan_search(
     scope: list[str],
     config: SolveConfig,
     budget: float,
+    stop: threading.Event | None = None,
 ) -> tuple[dict[str, Assignment | None], int, bool, int] | None:
     """Every job placed: the makespan search (full model, then order-keeping neighbourhoods)."""
     if budget <= 0.05:
@@ -345,6 +359,7 @@ def _makespan_search(
         workers=config.workers,
         seed=config.seed,
         balance_scope=scope,
+        stop=stop,
         floor=lower_bound(snapshot),
     )
     if outcome is None:

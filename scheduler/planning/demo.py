@@ -79,7 +79,7 @@ def solve_and_publish_demo(
             auto_publish=True,
             time_limit_seconds=time_limit,
             reason="labq demo",
-        ).id
+        ).run.id
     status = run_to_completion(
         engine, run_id, f"demo:{default_worker_id()}", policy=policy, now=now
     )

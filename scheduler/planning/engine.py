@@ -8,6 +8,7 @@ the best dispatch baseline plus the forecast, so the service path keeps working.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -30,8 +31,12 @@ def solve_snapshot(
     workers: int = DEFAULT_WORKERS,
     seed: int = 0,
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> Plan:
-    """Solve ``snapshot`` within ``time_limit`` seconds with ``policy`` ("cpsat" or a dispatch)."""
+    """Solve ``snapshot`` within ``time_limit`` seconds with ``policy`` ("cpsat" or a dispatch).
+
+    Setting ``stop`` (a cancelled run) ends the solve promptly with `SolveStopped`.
+    """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
     try:
@@ -40,7 +45,7 @@ def solve_snapshot(
         logger.warning("scheduler.core.solve is not available; planning with dispatch only")
         return _dispatch_only(snapshot, policy, progress)
     config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
-    plan: Plan = solve(snapshot, config, progress=progress)
+    plan: Plan = solve(snapshot, config, progress=progress, stop=stop)
     return plan
 
 

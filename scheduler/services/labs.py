@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Lab, PriorityLevel
-from models.lab import DEFAULT_PRIORITY_SCHEME
+from models.lab import DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_PRIORITY_SCHEME
 from scheduler.errors import Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
@@ -21,6 +21,7 @@ LAB_SETTINGS = (
     "slot_minutes",
     "frozen_working_days",
     "solve_time_limit_seconds",
+    "max_time_limit_seconds",
     "weight_tardiness",
     "weight_change",
     "weight_balance",
@@ -36,6 +37,17 @@ def check_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid(f"timezone {name!r} is not an IANA timezone name", field="timezone") from None
     return name
+
+
+def _check_time_limits(lab: Lab) -> None:
+    """The lab's default time limit must be one its cap allows."""
+    default, cap = lab.solve_time_limit_seconds, lab.max_time_limit_seconds
+    if default is not None and cap is not None and default > cap:
+        raise Invalid(
+            f"solve_time_limit_seconds ({default}) is above the lab's cap "
+            f"max_time_limit_seconds ({cap})",
+            field="solve_time_limit_seconds",
+        )
 
 
 def get_lab(session: Session, code: str) -> Lab:
@@ -63,7 +75,9 @@ def create_lab(
     unknown = set(lab_settings) - set(LAB_SETTINGS)
     if unknown:
         raise Invalid(f"unknown lab settings: {', '.join(sorted(unknown))}")
+    lab_settings.setdefault("max_time_limit_seconds", DEFAULT_MAX_TIME_LIMIT_SECONDS)
     lab = Lab(code=code, name=name, timezone=check_timezone(timezone), **lab_settings)
+    _check_time_limits(lab)
     if default_scheme:
         for rank, (level, title, weight, hours, auto_publish) in enumerate(
             DEFAULT_PRIORITY_SCHEME, start=1
@@ -101,6 +115,7 @@ def update_lab(session: Session, lab: Lab, *, actor: str, **changes: Any) -> Lab
         check_timezone(changes["timezone"])
     for key, value in changes.items():
         setattr(lab, key, value)
+    _check_time_limits(lab)
     flush(session)
     audit.record(
         session,

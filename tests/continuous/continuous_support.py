@@ -54,7 +54,7 @@ def solve_and_publish(
             mode=mode,
             auto_publish=True,
             time_limit_seconds=limit,
-        ).id
+        ).run.id
     return run_to_completion(engine, run_id, "test-worker", policy=policy, now=MONDAY)
 
 

@@ -91,7 +91,7 @@ def test_worker_once_executes_a_queued_run(cli_url):
     with session_scope(engine) as session:
         run_id = queue_run(
             session, get_lab(session, "solo"), actor="t", auto_publish=True, time_limit_seconds=1
-        ).id
+        ).run.id
     result = CliRunner().invoke(app, ["worker", "--once", "--policy", "fifo", "--id", "w-cli"])
     assert result.exit_code == 0, result.output
     with session_scope(engine) as session:

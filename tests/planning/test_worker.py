@@ -33,11 +33,20 @@ def _lab(engine, code, cases=3):
         small_lab(session, code, cases=cases)
 
 
+MODES = ("full", "repair", "preview")
+
+
 def _queue(engine, code, n=1, **options):
+    """``n`` distinct queued runs (a lab holds one queued run per mode: up to three)."""
     options.setdefault("time_limit_seconds", 2)
     with session_scope(engine) as session:
         lab = get_lab(session, code)
-        return [queue_run(session, lab, actor="sup", **options).id for _ in range(n)]
+        if n == 1:
+            return [queue_run(session, lab, actor="sup", **options).run.id]
+        return [
+            queue_run(session, lab, actor="sup", mode=mode, **options).run.id
+            for mode in MODES[:n]
+        ]
 
 
 def _run(engine, run_id) -> SolveRun:
@@ -89,7 +98,7 @@ def test_a_lab_with_a_running_solve_is_not_claimed_again(shared_engine, lab_code
 
 def test_simultaneous_claims_on_one_lab_give_exactly_one_run(shared_engine, lab_code):
     _lab(shared_engine, lab_code)
-    _queue(shared_engine, lab_code, 4)
+    _queue(shared_engine, lab_code, 3)
 
     def claim(name: str, barrier: threading.Barrier, claims: list) -> None:
         barrier.wait()
@@ -120,7 +129,7 @@ def test_simultaneous_claims_on_one_lab_give_exactly_one_run(shared_engine, lab_
 
 def test_two_workers_draining_one_lab_never_overlap(shared_engine, lab_code):
     _lab(shared_engine, lab_code)
-    run_ids = _queue(shared_engine, lab_code, 4)
+    run_ids = _queue(shared_engine, lab_code, 3)
     stop = threading.Event()
     workers = [
         threading.Thread(
@@ -142,7 +151,7 @@ def test_two_workers_draining_one_lab_never_overlap(shared_engine, lab_code):
         for w in workers:
             w.join(timeout=30)
     runs = sorted((_run(shared_engine, r) for r in run_ids), key=lambda r: r.started_at)
-    assert [r.status for r in runs] == ["succeeded"] * 4
+    assert [r.status for r in runs] == ["succeeded"] * 3
     for earlier, later in zip(runs, runs[1:], strict=False):
         assert earlier.finished_at <= later.started_at
 
