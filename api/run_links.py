@@ -19,9 +19,7 @@ def run_path(lab: str, run_id: int) -> str:
     return f"/labs/{lab}/solve-runs/{run_id}"
 
 
-def answer_with_run(
-    session: Session, lab: str, response: Response | None
-) -> RunLink | None:
+def answer_with_run(session: Session, lab: str, response: Response | None) -> RunLink | None:
     """The run queued in this request, also set as ``Location`` when ``response`` is given;
     None if none was."""
     run = runs.queued_in(session)

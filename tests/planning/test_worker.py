@@ -44,8 +44,7 @@ def _queue(engine, code, n=1, **options):
         if n == 1:
             return [queue_run(session, lab, actor="sup", **options).run.id]
         return [
-            queue_run(session, lab, actor="sup", mode=mode, **options).run.id
-            for mode in MODES[:n]
+            queue_run(session, lab, actor="sup", mode=mode, **options).run.id for mode in MODES[:n]
         ]
 
 
