@@ -12,11 +12,13 @@ one running:
 
 While a run solves, a heartbeat thread writes ``heartbeat_at`` and the latest progress every
 ``worker_heartbeat_seconds`` in its own short transaction, and reads ``cancel_requested`` every
-``CANCEL_POLL_SECONDS``; a cancel sets the solve's stop event, which ends CP-SAT's search and the
-neighbourhood loop at once (``scheduler.core.solve``), so a cancel takes effect within about a
-second. A run whose heartbeat is older than ``worker_stale_after_seconds`` (at least three
-heartbeats, see `scheduler.settings`) belonged to a worker that died or was stopped: any process
-that sees the queue sweeps such runs (`requeue_stale`: the worker between runs, ``labq
+``CANCEL_POLL_SECONDS``. A cancel ends the run at once (``cancelled``) and sets the solve's stop
+event, which ends CP-SAT's search and the neighbourhood loop (``scheduler.core.stopping``), so a
+cancel takes effect within about a second.
+
+A run whose heartbeat is older than ``worker_stale_after_seconds`` (at least three heartbeats,
+see `scheduler.settings`) belonged to a worker that died or was stopped: any process that sees
+the queue sweeps such runs (`requeue_stale`: the worker between runs, ``labq
 reoptimize`` while it waits, ``labq serve`` every ``stale_sweep_seconds`` with or without its
 embedded worker). A stale run is re-queued while ``attempts < max_run_attempts``, failed after
 that; each attempt and how it ended is kept in ``solve_run_attempt``.
@@ -287,8 +289,12 @@ def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Clai
 class Heartbeat:
     """Keeps a claimed run alive and carries progress and cancellation between threads.
 
-    ``stop`` is set once the run is cancelled or lost; the solve watches it (``stop=`` of
-    `solve_snapshot`) and ends its search at once.
+    ``stop_event`` is set once the run is cancelled or lost; the solve watches it (``stop=`` of
+    `solve_snapshot`) and ends its search at once. A cancel also ends the run here and now
+    (``cancelled`` in the database, ``ended`` set), without waiting for the solve to reach its
+    next check: phases such as the dispatch construction of a large lab take seconds, and
+    whatever the solve still returns can no longer be stored (every write is conditional on
+    the run still running under this claim).
     """
 
     def __init__(self, engine: Engine, claim: Claim, interval: float) -> None:
@@ -300,6 +306,7 @@ class Heartbeat:
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self.stop_event = threading.Event()
+        self.ended = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._last_write = 0.0
@@ -324,6 +331,8 @@ class Heartbeat:
 
     def beat(self) -> None:
         """Write heartbeat and progress in a short transaction; learn of a cancel request."""
+        if self.ended.is_set():  # cancelled and ended here: nothing more to write
+            return
         with self._lock:
             try:
                 with session_scope(self.engine) as session:
@@ -346,6 +355,8 @@ class Heartbeat:
 
     def poll_cancel(self) -> None:
         """Read whether the run was cancelled or taken from us (a read, no write)."""
+        if self.ended.is_set():
+            return
         try:
             with session_scope(self.engine) as session:
                 held, cancel = session.execute(
@@ -362,8 +373,15 @@ class Heartbeat:
             self._mark(self.cancelled)
 
     def _mark(self, event: threading.Event) -> None:
+        first = not event.is_set()
         event.set()
         self.stop_event.set()
+        if first and event is self.cancelled:
+            try:
+                if _finish(self.engine, self.claim, "cancelled"):
+                    self.ended.set()
+            except Exception:  # the solve's own end records the cancel instead
+                logger.exception("ending cancelled solve run %s failed", self.claim.run_id)
 
     def report(self, fraction: float, objective: int) -> None:
         """The solve's progress callback: record, write now and then, stop if cancelled."""
@@ -486,13 +504,18 @@ def execute(
         return "succeeded"
     except (RunCancelled, SolveStopped):
         heartbeat.stop()
+        if heartbeat.ended.is_set():
+            return "cancelled"
         if heartbeat.lost.is_set():
             return _lost(claim)
         return "cancelled" if _finish(engine, claim, "cancelled") else _lost(claim)
     except RunLost:
-        return _lost(claim)
+        heartbeat.stop()
+        return "cancelled" if heartbeat.ended.is_set() else _lost(claim)
     except Exception as exc:
         heartbeat.stop()
+        if heartbeat.ended.is_set():
+            return "cancelled"
         if heartbeat.lost.is_set():
             return _lost(claim)
         message = exc.detail if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"

@@ -73,7 +73,8 @@ def queue_run(
     claims it, so a second one would solve the same problem again. Joining never weakens the
     waiting run: it is switched to auto-publish, or given the longer time limit, if this request
     asks for that (audited). A run that is already solving loaded its data before this request,
-    so a new run is queued behind it. Preview runs are never published.
+    so a new run is queued behind it. (A run re-queued after its worker died may wait beside a
+    newer one of its mode; requests then join the older.) Preview runs are never published.
     """
     if mode not in RUN_MODES:
         raise Invalid(f"mode must be one of {', '.join(RUN_MODES)}, got {mode!r}", field="mode")

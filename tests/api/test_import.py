@@ -61,14 +61,14 @@ def test_same_payload_twice_duplicates_nothing(app, client, integration):
     cases = [case_payload(f"IDEM-{i}", devices=2) for i in range(5)]
     first = post(client, integration, cases)
     assert first.status_code == 200, first.text
-    assert first.json() == {"created": 5, "updated": 0, "unchanged": 0}
+    assert first.json() == {"created": 5, "updated": 0, "unchanged": 0, "run": None}
     stored = counts(app, "IDEM-")
     assert stored == {"cases": 5, "devices": 10, "jobs": 30, "edges": 20}
     actor = integration["X-API-Key"].split("_")[1]
     assert audit_count(app, actor) == 5
 
     second = post(client, integration, cases)
-    assert second.json() == {"created": 0, "updated": 0, "unchanged": 5}
+    assert second.json() == {"created": 0, "updated": 0, "unchanged": 5, "run": None}
     assert counts(app, "IDEM-") == stored
     assert audit_count(app, actor) == 5  # nothing changed, nothing audited
 
@@ -80,7 +80,7 @@ def test_a_changed_job_updates_only_its_case(app, client, integration, admin):
     changed[1]["devices"][0]["jobs"][2]["attended_minutes"] = 180
     changed[1]["devices"][0]["jobs"][2]["skills"] = ["review", "mobile"]
     result = post(client, integration, changed).json()
-    assert result == {"created": 0, "updated": 1, "unchanged": 2}
+    assert result == {"created": 0, "updated": 1, "unchanged": 2, "run": None}
     jobs = client.get(f"/labs/{LAB}/jobs?case=UPD-1", headers=admin).json()["items"]
     review = next(j for j in jobs if j["external_ref"] == "review")
     assert review["attended_minutes"] == 180
@@ -117,7 +117,12 @@ def test_new_devices_join_an_existing_case_and_old_ones_stay(app, client, integr
     assert post(client, integration, [case_payload("GROW-1")]).json()["created"] == 1
     grown = case_payload("GROW-1", devices=2)
     grown["devices"] = grown["devices"][1:]  # only the new device D2
-    assert post(client, integration, [grown]).json() == {"created": 0, "updated": 1, "unchanged": 0}
+    assert post(client, integration, [grown]).json() == {
+        "created": 0,
+        "updated": 1,
+        "unchanged": 0,
+        "run": None,
+    }
     assert counts(app, "GROW-") == {"cases": 1, "devices": 2, "jobs": 6, "edges": 4}
 
 

@@ -224,9 +224,11 @@ def test_two_concurrent_reoptimize_commands_never_solve_one_lab_twice(
             .where(SolveRun.lab_id == get_lab(session, lab_code).id)
             .order_by(SolveRun.started_at)
         ).all()
-        assert [r.status for r in runs] == ["succeeded", "succeeded"]
-        first, second = runs
-        assert first.finished_at <= second.started_at  # one after the other, never together
+        # The second command joins the first one's run if it is still waiting, or queues its
+        # own behind it if it is already solving: either way, never two solves at once.
+        assert [r.status for r in runs] in (["succeeded"], ["succeeded", "succeeded"])
+        for first, second in zip(runs, runs[1:], strict=False):
+            assert first.finished_at <= second.started_at
 
 
 def test_a_failing_repair_leaves_the_published_schedule_intact(shared_engine, lab_code):

@@ -258,10 +258,10 @@ def test_without_auto_publish_the_version_waits_and_a_preview_is_never_published
     shared_engine, lab_code
 ):
     _lab(shared_engine, lab_code)
-    _queue(shared_engine, lab_code)
-    _queue(shared_engine, lab_code, mode="preview")
-    assert run_once(shared_engine, "w1", policy="fifo", now=MONDAY)
-    assert run_once(shared_engine, "w1", policy="fifo", now=MONDAY)
+    runs = _queue(shared_engine, lab_code) + _queue(shared_engine, lab_code, mode="preview")
+    for run_id in runs:  # by id: other tests' runs may be claimable too
+        claim = claim_next(shared_engine, "w1", run_id=run_id)
+        assert execute(shared_engine, claim, policy="fifo", now=MONDAY) == "succeeded"
     assert _version_count(shared_engine, lab_code) == 2
     assert _current_id(shared_engine, lab_code) is None
 
@@ -269,7 +269,7 @@ def test_without_auto_publish_the_version_waits_and_a_preview_is_never_published
 def test_cancel_while_cp_sat_is_solving_stores_nothing(shared_engine, lab_code):
     _lab(shared_engine, lab_code, cases=4)
     (run_id,) = _queue(shared_engine, lab_code, time_limit_seconds=3, auto_publish=True)
-    claim = claim_next(shared_engine, "w-cpsat")
+    claim = claim_next(shared_engine, "w-cpsat", run_id=run_id)
     outcome: list[str] = []
     solving = threading.Thread(
         target=lambda: outcome.append(execute(shared_engine, claim, policy="cpsat", now=MONDAY))
