@@ -32,8 +32,10 @@ from api.routers import (
     schedules,
     solve_runs,
     system,
+    webhooks,
 )
 from scheduler.db import make_engine, session_factory
+from scheduler.delivery import start_delivery_thread
 from scheduler.settings import Settings, get_settings
 from scheduler.worker import start_embedded_worker, start_stale_sweeper
 
@@ -199,7 +201,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # With or without a worker here, the server sees the queue: it ends abandoned runs.
         sweep = settings.stale_sweep_seconds
         stop_sweeper = start_stale_sweeper(bound, sweep) if sweep > 0 else None
+        # The embedded worker's process also posts webhooks, in a thread of its own so that a
+        # long solve never delays a delivery (and a slow receiver never delays a solve).
+        stop_delivery = start_delivery_thread(bound) if settings.embedded_worker else None
         yield
+        if stop_delivery is not None:
+            stop_delivery()
         if stop_sweeper is not None:
             stop_sweeper()
         if stop_worker is not None:
@@ -237,6 +244,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(reports.router)
     app.include_router(feeds.router)
     app.include_router(feeds.public)
+    app.include_router(webhooks.router)
 
     def openapi() -> dict[str, Any]:
         return _openapi(app)

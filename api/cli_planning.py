@@ -43,6 +43,7 @@ class Policy(StrEnum):
 
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
+    app.command("deliver")(deliver)
     app.command("reoptimize")(reoptimize)
 
 
@@ -71,11 +72,19 @@ def worker(
     policy: Annotated[Policy, typer.Option(help="Optimizer or a dispatch baseline.")] = (
         Policy.cpsat
     ),
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Also post webhook deliveries, in a thread of their own.",
+        ),
+    ] = True,
 ) -> None:
-    """Execute queued solve runs (several workers may share a database)."""
+    """Execute queued solve runs (several workers may share a database); also post webhooks."""
     import threading
 
     from scheduler.db import get_engine
+    from scheduler.delivery import start_delivery_thread
     from scheduler.worker import default_worker_id, run_once, work
 
     ident = worker_id or default_worker_id()
@@ -95,7 +104,42 @@ def worker(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     err_console.print(f"worker [cyan]{escape(ident)}[/cyan] waiting for solve runs")
-    work(engine, ident, stop, policy=policy.value, poll_seconds=poll)
+    stop_delivery = start_delivery_thread(engine) if webhooks else None
+    try:
+        work(engine, ident, stop, policy=policy.value, poll_seconds=poll)
+    finally:
+        if stop_delivery is not None:
+            stop_delivery()
+
+
+def deliver(
+    once: Annotated[
+        bool, typer.Option("--once", help="Post what is due now (one step), then exit.")
+    ] = False,
+) -> None:
+    """Post pending webhook deliveries (several delivery loops may share a database)."""
+    import threading
+
+    from scheduler.db import get_engine
+    from scheduler.delivery import deliver_due, run_deliveries
+
+    engine = get_engine()
+    if once:
+        step = deliver_due(engine)
+        err_console.print(
+            f"posted {step.attempted}: {step.delivered} delivered, {step.retrying} to retry, "
+            f"{step.failed} given up"
+        )
+        return
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    err_console.print("delivering webhooks")
+    run_deliveries(engine, stop)
 
 
 # ---- reoptimize -----------------------------------------------------------------------------

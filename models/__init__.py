@@ -35,6 +35,7 @@ from models.schedule import (
     UnscheduledJob,
 )
 from models.security import ApiKey, AuditEvent, FeedToken
+from models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
     "Absence",
@@ -67,6 +68,9 @@ __all__ = [
     "SolveRunAttempt",
     "TriageFlag",
     "UnscheduledJob",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookSubscription",
     "Workstation",
     "WorkstationCapability",
 ]

@@ -6,6 +6,7 @@ current version is switched off and the new one on in the same flush, and the pa
 loser gets a 409). The lab row is locked first on PostgreSQL so concurrent publishes of one lab
 queue up instead of failing. The diff against the version it replaces is stored on the version;
 jobs in the new schedule become ``scheduled``, jobs that dropped out of it ``pending`` again.
+The lab's webhook events (scheduler/planning/events.py) are queued in the same transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from models import Assignment, Job, Lab, ScheduleVersion, SolveRun, UnscheduledJob
 from models.base import utcnow
 from scheduler.errors import Conflict
+from scheduler.planning.events import announce_publication
 from scheduler.services import audit
 from scheduler.services.integrity import flush
 
@@ -156,6 +158,7 @@ def publish(
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Job):  # statuses were changed in bulk above
             session.expire(obj, ["status", "updated_at"])
+    announce_publication(session, lab, current, version, version.published_at)
     audit.record(
         session,
         actor=actor,

@@ -13,6 +13,7 @@ from models import Lab, PriorityLevel, SolveRun, SolveRunAttempt
 from models.base import utcnow
 from models.schedule import RUN_MODES
 from scheduler.errors import Conflict, Invalid, NotFound
+from scheduler.planning.events import announce_run_failed
 from scheduler.services import audit
 from scheduler.services.integrity import flush
 
@@ -314,3 +315,5 @@ def run_ended(
         lab_id=lab_id,
         after=after,
     )
+    if status == "failed":
+        announce_run_failed(session, run_id)
