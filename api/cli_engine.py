@@ -48,7 +48,7 @@ class Size(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp|repair|churn|scale|api`` to the CLI."""
+    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp|repair|churn|scale|api|webhooks``."""
     app.command("solve")(solve)
     app.command("generate")(generate)
     bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
     bench.command("churn")(bench_churn)
     bench.command("scale")(bench_scale)
     bench.command("api")(bench_api)
+    bench.command("webhooks")(bench_webhooks)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -599,3 +600,80 @@ def _print_phase(phase: Any) -> None:
         f"{phase.connections_opened} connections opened; whole machine busy "
         f"{phase.machine_cpu_seconds / phase.seconds:.2f} of {os.cpu_count()} cores"
     )
+
+
+def bench_webhooks(
+    admin_url: Annotated[
+        str, typer.Option(help="The PostgreSQL server to create the benchmark database on.")
+    ] = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of labq serve.")] = 8180,
+    receiver_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port of the loopback receiver.")
+    ] = 8190,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="labq worker processes (delivery loops).")
+    ] = 2,
+    down: Annotated[float, typer.Option(min=1, help="Seconds the receiver is down.")] = 120,
+    every: Annotated[float, typer.Option(min=1, help="Seconds between published runs.")] = 15,
+    time_limit: Annotated[int, typer.Option(min=1, max=60, help="Seconds per solve.")] = 2,
+    drain_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds to wait for the outbox to empty.")
+    ] = 900,
+    backoff_cap: Annotated[
+        float | None,
+        typer.Option(help="LABQ_WEBHOOK_BACKOFF_CAP_SECONDS for the workers (default: theirs)."),
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="Keep the database.")] = False,
+) -> None:
+    """Webhooks through a receiver outage: produced, delivered, duplicates, order, delays."""
+    from scheduler.benchmarks import webhooks as bench
+    from scheduler.benchmarks.api_reads import uptime
+    from scheduler.settings import get_settings
+
+    env = {"LABQ_EMBEDDED_WORKER": "false"}
+    if backoff_cap is not None:
+        env["LABQ_WEBHOOK_BACKOFF_CAP_SECONDS"] = str(backoff_cap)
+    settings = get_settings().model_copy(
+        update={"webhook_backoff_cap_seconds": backoff_cap} if backoff_cap is not None else {}
+    )
+    console.print(
+        f"labq serve :{port} + {workers} labq worker(s) on PostgreSQL; retry policy: "
+        f"{settings.webhook_backoff_base_seconds:g} s x 2^n, cap "
+        f"{settings.webhook_backoff_cap_seconds:g} s, jitter 50-100 %, timeout "
+        f"{settings.webhook_timeout_seconds:g} s, max age {settings.webhook_max_age_seconds:g} s; "
+        f"{uptime()}"
+    )
+    try:
+        f = bench.run_benchmark(
+            admin_url=admin_url,
+            port=port,
+            receiver_port=receiver_port,
+            workers=workers,
+            down=down,
+            every=every,
+            time_limit=time_limit,
+            drain_timeout=drain_timeout,
+            env=env,
+            keep=keep,
+            echo=console.print,
+        )
+    except (RuntimeError, OSError) as exc:
+        raise _fail(str(exc), EXIT_FAILURE) from None
+    delays = sorted(f.delays)
+    p50 = delays[len(delays) // 2] if delays else float("nan")
+    console.print(
+        f"runs published {f.runs_published}, runs failed {f.runs_failed}; events produced "
+        f"{f.produced} ({', '.join(f'{k} {v}' for k, v in sorted(f.by_type.items()))})"
+    )
+    console.print(
+        f"delivered {f.delivered}, duplicates {f.duplicates}, out of order {f.out_of_order}, "
+        f"failed {f.failed}, still pending {f.pending}; attempts {f.attempts}, "
+        f"requests seen by the receiver {f.requests}"
+    )
+    console.print(
+        f"delay after the receiver returned: p50 {p50:.1f} s, max "
+        f"{(delays[-1] if delays else float('nan')):.1f} s; outbox empty after "
+        f"{f.drain_seconds:.1f} s; {uptime()}"
+    )
+    if f.delivered != f.produced or f.duplicates or f.out_of_order:
+        raise typer.Exit(EXIT_FAILURE)

@@ -3,12 +3,13 @@
 A step (``deliver_due``) works in three short phases and holds no transaction while it posts, so a
 slow or dead receiver never holds a lock that a request or a solve waits for:
 
-1. Claim: the *head* of each subscription (its oldest pending delivery) that is due and not leased
-   is leased (``lease_until``) and its attempt counted, in one transaction; on PostgreSQL the rows
-   are taken with ``FOR UPDATE SKIP LOCKED``, so several loops (one per worker or server process)
-   share the outbox without posting a delivery twice. Only heads are claimed: a delivery is never
-   sent while an earlier one for the same subscription is pending, which keeps each receiver's
-   events in the order they happened.
+1. Claim: deliveries older than the maximum age are given up, then the *head* of each
+   subscription (its oldest pending delivery) that is due and not leased is leased
+   (``lease_until``) and its attempt counted, in one transaction; on PostgreSQL the rows are taken
+   with ``FOR UPDATE SKIP LOCKED``, so several loops (one per worker or server process) share the
+   outbox without posting a delivery twice. Only heads are claimed: a delivery is never sent while
+   an earlier one for the same subscription is pending, which keeps each receiver's events in the
+   order they happened.
 2. Post: every claimed delivery (one per subscription) is posted concurrently with a short timeout.
 3. Record: a 2xx answer marks it delivered; anything else schedules the next attempt after an
    exponential backoff with jitter, capped, or marks it failed once the event is older than the
@@ -33,7 +34,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, exists, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow
@@ -105,34 +106,40 @@ def encode_body(body: dict[str, Any]) -> bytes:
 # ---- the three phases -----------------------------------------------------------------------
 
 
-def fail_expired(engine: Engine, now: datetime, settings: Settings) -> int:
+def _fail_expired(session: Session, now: datetime, settings: Settings) -> int:
     """Give up pending deliveries whose event is older than the maximum age (not leased ones)."""
     cutoff = now - timedelta(seconds=settings.webhook_max_age_seconds)
     old_events = select(WebhookEvent.id).where(WebhookEvent.occurred_at < cutoff)
-    with session_scope(engine) as session:
-        result = session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.status == "pending",
-                or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
-                WebhookDelivery.event_id.in_(old_events),
-            )
-            .values(
-                status="failed",
-                lease_until=None,
-                last_error=func.coalesce(WebhookDelivery.last_error.concat("; "), "").concat(
-                    f"gave up: older than {settings.webhook_max_age_seconds:g} s"
-                ),
-            )
-            .execution_options(synchronize_session=False)
+    result = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.status == "pending",
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+            WebhookDelivery.event_id.in_(old_events),
         )
-        return rows_changed(result)
+        .values(
+            status="failed",
+            lease_until=None,
+            last_error=func.coalesce(WebhookDelivery.last_error.concat("; "), "").concat(
+                f"gave up: older than {settings.webhook_max_age_seconds:g} s"
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return rows_changed(result)
 
 
 def claim_due(
     engine: Engine, now: datetime, settings: Settings, *, batch: int = BATCH
 ) -> list[Claimed]:
     """Lease the due head delivery of each subscription (at most ``batch``)."""
+    return _claim(engine, now, settings, batch)[1]
+
+
+def _claim(
+    engine: Engine, now: datetime, settings: Settings, batch: int
+) -> tuple[int, list[Claimed]]:
+    """Give up expired deliveries, then lease due heads: one short transaction."""
     earlier = aliased(WebhookDelivery)
     blocked = exists().where(
         earlier.subscription_id == WebhookDelivery.subscription_id,
@@ -152,11 +159,12 @@ def claim_due(
     )
     lease_until = now + timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
     with session_scope(engine) as session:
+        expired = _fail_expired(session, now, settings)
         if session.get_bind().dialect.name == "postgresql":
             heads = heads.with_for_update(skip_locked=True, of=WebhookDelivery)
         ids = list(session.scalars(heads))
         if not ids:
-            return []
+            return expired, []
         session.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(ids))
@@ -183,7 +191,7 @@ def claim_due(
             .where(WebhookDelivery.id.in_(ids))
             .order_by(WebhookDelivery.id)
         ).all()
-    return [Claimed(*row) for row in rows]
+    return expired, [Claimed(*row) for row in rows]
 
 
 def post(client: httpx.Client, claimed: Claimed, now: datetime) -> Outcome:
@@ -271,8 +279,7 @@ def deliver_due(
     settings = settings or get_settings()
     clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
     result = StepResult()
-    result.failed += fail_expired(engine, clock(), settings)
-    claimed = claim_due(engine, clock(), settings, batch=batch)
+    result.failed, claimed = _claim(engine, clock(), settings, batch)
     if not claimed:
         return result
     own_client = client is None

@@ -67,7 +67,7 @@ class Receiver:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 receiver.arrived.set()
-                receiver.gate.wait(timeout=60)
+                receiver.gate.wait(timeout=600)
                 with receiver._lock:
                     answer = receiver.answers.popleft() if receiver.answers else receiver.status
                     header = self.headers.get(SIGNATURE_HEADER, "")
