@@ -45,10 +45,12 @@ class Settings(BaseSettings):
     # Rendered schedule reads kept per process (entries, least recently used dropped first).
     schedule_cache_entries: int = Field(default=256, ge=0, le=100_000)
     # Webhook deliveries: each post waits at most `timeout`; a failed one is retried after
-    # base x 2^(attempt-1) seconds (capped, with jitter) until it is older than `max_age`.
+    # base x 2^(attempt-1) seconds (capped, with jitter) until it is older than `max_age`. Only
+    # the oldest pending delivery of a subscription is retried, so a low cap costs one request
+    # a minute per dead receiver and bounds the delay after it returns to about a minute.
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     webhook_backoff_base_seconds: float = Field(default=5.0, gt=0, le=3600)
-    webhook_backoff_cap_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    webhook_backoff_cap_seconds: float = Field(default=60.0, gt=0, le=86_400)
     webhook_max_age_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
 

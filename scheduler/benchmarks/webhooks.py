@@ -4,12 +4,13 @@ returns, in order, none twice beyond the retry policy).
 A new PostgreSQL database (dropped afterwards) gets a generated small lab; ``labq serve`` (embedded
 worker off) and N ``labq worker`` processes (each with its delivery thread, so N loops compete for
 the outbox) run as child processes. A subscription to every event type points at a loopback
-receiver that is down for ``down`` seconds while events are produced: solve runs published every
-``every`` seconds through the API (each a ``schedule.published`` and the cases whose forecast moved
-or that newly breach), and one run made to fail (a predecessor cycle written behind the services'
-back, removed afterwards). Then the receiver comes back and the benchmark waits until the outbox
-is empty. Printed: events produced, delivered, duplicates, out of order, failed, attempts, and the
-delay of each delivery after the receiver returned (p50, max).
+receiver that is down for ``down`` seconds while events are produced: every ``every`` seconds a
+backlog case is escalated to P1 and a solve run is published through the API (each publication a
+``schedule.published`` and an event per case whose forecast moved or that newly breaches; the
+escalation's own repair runs may publish too), and one run made to fail (a predecessor cycle
+written behind the services' back, removed afterwards). Then the receiver comes back and the
+benchmark waits until the outbox is empty. Printed: events produced, delivered, duplicates, out
+of order, failed, attempts, and each delivery's delay after the receiver returned (p50, max).
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ class Producer:
         self.api = api
         self.url = url
         self.time_limit = time_limit
+        self.backlog: list[str] | None = None
+
+    def escalate_one(self) -> str | None:
+        """Raise one backlog case to P1 (its forecast, and others', move at the next publish)."""
+        if self.backlog is None:
+            cases = self.api.get(f"/labs/{LAB}/cases", params={"limit": 500}).json()["items"]
+            self.backlog = [c["external_ref"] for c in cases if c["priority"] in ("P4", "P5")]
+        while self.backlog:
+            ref = self.backlog.pop()
+            answer = self.api.post(
+                f"/labs/{LAB}/cases/{ref}:escalate", json={"priority": "P1", "reason": "bench"}
+            )
+            if answer.status_code == 200:
+                return ref
+        return None
 
     def run(self) -> str:
         queued = self.api.post(
@@ -188,6 +204,7 @@ def measure(
                 failed_once = True
                 figures.runs_failed += status == "failed"
             else:
+                producer.escalate_one()
                 status = producer.run()
                 figures.runs_published += status == "succeeded"
             echo(f"  {time.monotonic() - started:5.0f} s  run {status}")

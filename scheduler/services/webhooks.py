@@ -151,6 +151,11 @@ def emit(
     ]
     if not subscribers:
         return None
+    if session.get_bind().dialect.name == "postgresql":
+        # Ids in the order of commit per lab: the lab row stays locked until this transaction
+        # ends, so a later event of the lab cannot commit first and overtake this one. (SQLite
+        # serializes every write already.) A publication holds this lock anyway.
+        session.execute(select(Lab.id).where(Lab.id == lab.id).with_for_update())
     at = now or utcnow()
     uid = str(uuid.uuid4())
     event = WebhookEvent(

@@ -7,6 +7,7 @@ loop is driven one step at a time with an explicit ``now``, so nothing here depe
 from __future__ import annotations
 
 import random
+import threading
 from datetime import timedelta
 
 import pytest
@@ -327,3 +328,36 @@ def test_backoff_doubles_up_to_the_cap_with_jitter():
         full = min(SETTINGS.webhook_backoff_cap_seconds, 5 * 2 ** (n - 1))
         assert full / 2 <= delay <= full
     assert max(delays) <= SETTINGS.webhook_backoff_cap_seconds
+
+
+def test_loops_claiming_at_once_never_share_a_delivery(shared_engine, lab_code):
+    _lab(shared_engine, lab_code)
+    subs = [
+        _subscribe(shared_engine, lab_code, f"http://127.0.0.1:9/hook{n}", ["schedule.published"])[
+            0
+        ]
+        for n in range(6)
+    ]
+    _publish(shared_engine, lab_code)
+    _publish(shared_engine, lab_code, MONDAY + timedelta(hours=1))
+    now = MONDAY + timedelta(hours=1)
+    start = threading.Barrier(3)
+    claimed: list[list[int]] = [[] for _ in range(3)]
+
+    def loop(n: int) -> None:
+        start.wait()
+        claimed[n] = [c.delivery_id for c in claim_due(shared_engine, now, SETTINGS, batch=4)]
+
+    threads = [threading.Thread(target=loop, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    every = [d for ids in claimed for d in ids]
+    assert len(every) == len(set(every))  # no delivery handed to two loops
+    heads = {_deliveries(shared_engine, s)[0].id for s in subs}
+    assert set(every) <= heads  # and never one behind a pending head
+    # What the three loops did not take (batch 3 x 4 > 6 heads, but a loop may skip locked rows)
+    # is taken by the next step; every head is claimed exactly once in all.
+    rest = [c.delivery_id for c in claim_due(shared_engine, now, SETTINGS)]
+    assert sorted(every + rest) == sorted(heads)
