@@ -14,7 +14,7 @@ import pytest
 from lab_builders import MONDAY, small_lab
 from sqlalchemy import delete, func, select
 
-from models import Job, JobPredecessor, WebhookDelivery, WebhookEvent, WebhookSubscription
+from models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from scheduler.benchmarks.receiver import Receiver
 from scheduler.core.dispatch import dispatch
 from scheduler.db import session_scope
@@ -285,17 +285,13 @@ def test_a_failed_run_is_announced_and_a_lab_without_subscriptions_writes_nothin
     for code in (lab_code, quiet):
         with session_scope(shared_engine) as session:
             lab = get_lab(session, code)
-            acquire, review = (
-                session.scalar(select(Job.id).where(Job.lab_id == lab.id, Job.external_ref == r))
-                for r in ("acquire", "review")
-            )
-            session.add(JobPredecessor(job_id=acquire, predecessor_id=review))
-            runs[code] = queue_run(session, lab, actor="sup", time_limit_seconds=2).id
+            lab.timezone = "Nowhere/Atlantis"  # a lab that cannot be planned at all
+            runs[code] = queue_run(session, lab, actor="sup", time_limit_seconds=2).run.id
         assert run_once(shared_engine, "w1", policy="fifo", now=MONDAY)
     (event,) = _events(shared_engine, lab_code)
     assert event[1] == "run.failed"
     assert event[2]["data"]["run"] == runs[lab_code]
-    assert "cycle" in event[2]["data"]["error"]
+    assert "Nowhere/Atlantis" in event[2]["data"]["error"]
     assert _events(shared_engine, quiet) == []
 
 
