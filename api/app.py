@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """Build the API. ``engine`` overrides the one made from ``settings.database_url`` (tests)."""
     settings = settings or get_settings()
     owned = engine is None
-    bound = engine if engine is not None else make_engine(settings.database_url)
+    bound = engine if engine is not None else make_engine(settings.database_url, settings=settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -224,6 +224,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = bound
     app.state.sessionmaker = session_factory(bound)
+    app.state.read_sessionmaker = session_factory(bound, read_only=True)
     app.state.key_touched = {}
     app.state.metrics = Metrics()
     problems.install(app)

@@ -2,8 +2,10 @@
 
 - ``SessionDep``: one session per request; commits when the route returns, rolls back on any error
   (services only flush). It ends before the response is sent, so a failed commit is never reported
-  as a success. Dependencies that do no I/O on their common path are ``async`` (each sync one is
-  a threadpool hop, a measurable share of a short read).
+  as a success. GET and HEAD requests get a read-only session (scheduler/db.py: on SQLite they
+  never wait for the write lock), so those routes must not write. Dependencies that do no I/O
+  on their common path are ``async`` (each sync one is a threadpool hop, a measurable share of a
+  short read).
 - ``authenticate``: the API key from ``X-API-Key`` or ``Authorization: Bearer``; a key verified in
   the last ``key_cache_seconds`` is taken from the app's ``KeyCache`` without a database read.
 - ``allow(*roles)``: the declarative role check every route but health states. It also enforces
@@ -41,6 +43,7 @@ from scheduler.settings import Settings
 T = TypeVar("T")
 API_KEY_HEADER = "X-API-Key"
 REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class SegmentConvertor(StringConvertor):
@@ -89,7 +92,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     # Async so that opening the session (no I/O until its first query) costs no threadpool hop;
     # the commit or rollback and the close run in one hop, shielded from cancellation so a
     # dropped client never leaves a connection checked out.
-    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    state = request.app.state
+    factory: sessionmaker[Session] = (
+        state.read_sessionmaker if request.method in READ_METHODS else state.sessionmaker
+    )
     session = factory()
     try:
         yield session

@@ -2,8 +2,11 @@
 
 Domain errors (``scheduler.errors.DomainError``) are rendered by one handler; request validation
 errors become 422 with the offending fields listed; routing errors (404 unknown route, 405) and the
-body size limit (413) use the same shape. Routes declare the problems they can return with
-``responses=problems(...)`` so they appear in the OpenAPI document.
+body size limit (413) use the same shape. A database that is too busy (no pooled connection free,
+or a lock wait that ran out) is 503 with ``Retry-After``: the client retries, nothing was written.
+A 500 closes its connection, since the server drops the connection after an unhandled error.
+Routes declare the problems they can return with ``responses=problems(...)`` so they appear in
+the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from scheduler.db import is_lock_timeout
 from scheduler.errors import DomainError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://labq.dev/problems/"
+RETRY_AFTER_SECONDS = 1
 MAX_LISTED_ERRORS = 50
 
 
@@ -221,30 +227,46 @@ def _allowed_methods(request: Request) -> str:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Bugs stay loud: this renders the 500 for the client, then Starlette re-raises to the server.
+    # Bugs stay loud: this renders the 500 for the client, then Starlette re-raises to the server,
+    # which then drops the connection; "Connection: close" tells the client not to reuse it.
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(
         500,
         detail="internal error; it has been logged",
         instance=request.url.path,
+        headers={"Connection": "close"},
+    )
+
+
+def _busy(request: Request, detail: str) -> JSONResponse:
+    """The database cannot take this request now: the client may retry; not a server fault."""
+    return problem_response(
+        503,
+        title="Service busy",
+        detail=detail,
+        type_=PROBLEM_BASE + "busy",
+        instance=request.url.path,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
 async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
-    """Every database connection is in use: the client may retry; this is not a server fault."""
-    return problem_response(
-        503,
-        title="Service busy",
-        detail="every database connection is in use; retry shortly",
-        type_=PROBLEM_BASE + "busy",
-        instance=request.url.path,
-        headers={"Retry-After": "1"},
-    )
+    return _busy(request, "every database connection is in use; retry shortly")
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A lock wait that ran out (SQLite busy, PostgreSQL lock or statement timeout, a
+    serialization failure) is 503; any other database error is a bug (500)."""
+    if is_lock_timeout(exc):
+        log.info("lock timeout on %s %s: %s", request.method, request.url.path, exc)
+        return _busy(request, "the database is busy with another change; retry shortly")
+    return await _unexpected(request, exc)
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers that render every error as problem+json."""
     app.add_exception_handler(PoolTimeout, _database_busy)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,49 +1,136 @@
-"""Engines and sessions. SQLite runs with foreign keys enforced, like PostgreSQL."""
+"""Engines and sessions. SQLite runs with foreign keys enforced, like PostgreSQL.
+
+Reads and writes are told apart here, in one place: a session made with ``read_only=True`` (the
+API's GET and HEAD requests, the worker's loads and polls) begins a plain deferred transaction on
+SQLite, which under WAL reads beside a writer that holds the write lock; every other session
+begins ``BEGIN IMMEDIATE`` and so waits (``db_busy_timeout_seconds``) for that lock up front. A
+wait that runs out is a *lock timeout* (``is_lock_timeout``): the API answers it with 503 and
+``Retry-After``, the worker retries its own short transactions (``retry_locked``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler.settings import get_settings
+from scheduler.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+READ_ONLY = "labq_read_only"
+"""Execution option of a read-only engine: on SQLite its transactions begin deferred."""
+
+# SQLite's busy/locked results; PostgreSQL's lock_not_available (lock_timeout), query_canceled
+# (statement_timeout), serialization_failure and deadlock_detected: all "try again shortly".
+_SQLITE_LOCKED = ("database is locked", "database table is locked", "database is busy")
+_POSTGRES_TRANSIENT = frozenset({"55P03", "57014", "40001", "40P01"})
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; on SQLite, enforce foreign keys and wait on locks."""
-    if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = create_engine(url, **kwargs)
+def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for ``url`` with the pool (and on SQLite the lock wait) of ``settings``.
 
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy emit BEGIN itself so transactions (and BEGIN IMMEDIATE) behave.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
+    On SQLite: foreign keys enforced, WAL (readers never wait for the writer), and the busy
+    timeout from ``db_busy_timeout_seconds``, kept shorter than a client's patience so a writer
+    queued behind a long transaction is refused (503) instead of hanging.
+    """
+    settings = settings or get_settings()
+    sqlite = url.startswith("sqlite")
+    if not sqlite:
+        kwargs.setdefault("pool_pre_ping", True)
+    if not sqlite or not _in_memory(url):
+        kwargs.setdefault("pool_size", settings.db_pool_size)
+        kwargs.setdefault("max_overflow", settings.db_max_overflow)
+        kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
+    if not sqlite:
+        return create_engine(url, **kwargs)
+    busy = settings.db_busy_timeout_seconds
+    kwargs.setdefault("connect_args", {"timeout": busy})
+    engine = create_engine(url, **kwargs)
 
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE: take the write lock up front (waiting on busy_timeout). A deferred
-            # transaction that reads and then writes fails at once with "database is locked"
-            # when another connection committed in between (the worker's heartbeat, a second
-            # API request), since WAL cannot upgrade a stale read snapshot.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself so transactions (and BEGIN IMMEDIATE) behave.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
 
-        return engine
-    settings = get_settings()
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", settings.db_pool_size)
-    kwargs.setdefault("max_overflow", settings.db_max_overflow)
-    kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
-    return create_engine(url, **kwargs)
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            # A read: no lock until its first SELECT, and under WAL none that a writer holds.
+            conn.exec_driver_sql("BEGIN")
+            return
+        # IMMEDIATE: take the write lock up front (waiting on busy_timeout). A deferred
+        # transaction that reads and then writes fails at once with "database is locked"
+        # when another connection committed in between (the worker's heartbeat, a second
+        # API request), since WAL cannot upgrade a stale read snapshot.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _in_memory(url: str) -> bool:
+    database = make_url(url).database
+    return not database or database == ":memory:" or "mode=memory" in url
+
+
+def reading(engine: Engine) -> Engine:
+    """``engine`` for read-only work (same pool): deferred transactions on SQLite."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a wait for a lock that ran out (or a conflict worth retrying)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _POSTGRES_TRANSIENT:
+        return True
+    if isinstance(orig, sqlite3.OperationalError):
+        message = str(orig).lower()
+        return any(text in message for text in _SQLITE_LOCKED)
+    return False
+
+
+def retry_locked(
+    work: Callable[[], T],
+    *,
+    what: str,
+    budget_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``work`` (a whole unit of work) again after a lock timeout, backing off, within budget.
+
+    For background work that must not fail because a long transaction (a bulk import) holds the
+    lock; requests are not retried (the client gets 503 with ``Retry-After``).
+    """
+    deadline = time.monotonic() + budget_seconds
+    delay = 0.05
+    while True:
+        try:
+            return work()
+        except DBAPIError as exc:
+            if not is_lock_timeout(exc) or time.monotonic() + delay > deadline:
+                raise
+            logger.info("%s: the database is locked; retrying in %.2f s", what, delay)
+            sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(2 * delay, 2.0)
 
 
 @lru_cache
@@ -51,14 +138,20 @@ def get_engine() -> Engine:
     return make_engine(get_settings().database_url)
 
 
-def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+def session_factory(
+    engine: Engine | None = None, *, read_only: bool = False
+) -> sessionmaker[Session]:
+    bound = engine or get_engine()
+    return sessionmaker(bind=reading(bound) if read_only else bound, expire_on_commit=False)
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A unit of work: commit on success, roll back on any error."""
-    session = session_factory(engine)()
+def session_scope(engine: Engine | None = None, *, read_only: bool = False) -> Iterator[Session]:
+    """A unit of work: commit on success, roll back on any error.
+
+    ``read_only``: the work only reads (on SQLite it then never waits for the write lock).
+    """
+    session = session_factory(engine, read_only=read_only)()
     try:
         yield session
         session.commit()

@@ -29,11 +29,14 @@ class Settings(BaseSettings):
     max_run_attempts: int = Field(default=3, ge=1, le=20)
     stale_sweep_seconds: float = Field(default=15.0, ge=0, le=3600)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
-    # Connections per process; size the pool to the server's worker threads (40 by default) so
-    # a burst of requests queues for a connection instead of timing out.
+    # Connections per process (SQLite and PostgreSQL); size the pool to the server's worker
+    # threads (40 by default) so a burst of requests queues for a connection instead of timing out.
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=30, ge=0, le=200)
     db_pool_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    # SQLite: how long a writer waits for the write lock before its request is refused with 503
+    # and Retry-After (a client's patience is longer); reads never wait for it.
+    db_busy_timeout_seconds: float = Field(default=5.0, ge=0.01, le=300)
     # A verified API key is trusted this long per process without a database check: a key
     # revoked in another process (another server worker, `labq keys revoke`) stops working
     # within this many seconds; in the revoking process at once. 0 checks every request.

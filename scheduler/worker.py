@@ -29,6 +29,13 @@ never overwrite another worker's result: it logs the loss at WARNING and writes 
 
 A failed run records its error and leaves the published schedule untouched: storing and
 publishing happen in one transaction that rolls back as a whole.
+
+On SQLite a long writer (a bulk import) may hold the write lock for a while: the worker's reads
+never wait for it, and its own short write transactions (claim, finish, store) are retried with
+backoff for up to ``worker_stale_after_seconds`` (``retry_locked``). The solve's progress
+callback never touches the database: it hands progress to the heartbeat thread, so a held lock
+delays a heartbeat, never the solve. The plan is verified and its rows prepared before the store
+transaction begins, so that transaction holds the lock only to insert and publish.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import ColumnElement, Engine, exists, or_, select, update
 from sqlalchemy.orm import aliased
@@ -49,13 +57,13 @@ from sqlalchemy.orm import aliased
 from models import Lab, SolveRun
 from models.base import utcnow
 from scheduler.core.stopping import SolveStopped
-from scheduler.db import session_scope
+from scheduler.db import is_lock_timeout, retry_locked, session_scope
 from scheduler.errors import DomainError
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
 from scheduler.planning.publish import publish
 from scheduler.planning.runs import begin_attempt, end_attempt, rows_changed, run_ended
-from scheduler.planning.store import store_plan
+from scheduler.planning.store import prepare_version, store_plan
 from scheduler.services import audit
 from scheduler.settings import get_settings
 
@@ -123,7 +131,7 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
         SolveRun.heartbeat_at < cutoff,
         SolveRun.heartbeat_at.is_(None) & (SolveRun.started_at < cutoff),
     )
-    with session_scope(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         stale = session.execute(
             select(SolveRun.id, SolveRun.attempts, SolveRun.cancel_requested, SolveRun.worker_id)
             .where(SolveRun.status == "running", stale_clause)
@@ -143,13 +151,23 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
             values.update(worker_id=None, heartbeat_at=None, started_at=None, progress=0.0)
         else:
             values.update(finished_at=now)
-        with session_scope(engine) as session:
-            result = session.execute(
-                update(SolveRun)
-                .where(SolveRun.id == run_id, SolveRun.status == "running", stale_clause)
-                .values(**values)
-            )
-            if rows_changed(result) == 1:
+
+        def settle(
+            run_id: int = run_id,
+            values: dict[str, object] = values,
+            attempts: int = attempts,
+            worker: str | None = worker,
+            status: str = status,
+            error: str = error,
+        ) -> bool:
+            with session_scope(engine) as session:
+                result = session.execute(
+                    update(SolveRun)
+                    .where(SolveRun.id == run_id, SolveRun.status == "running", stale_clause)
+                    .values(**values)
+                )
+                if rows_changed(result) != 1:
+                    return False
                 lab_id = session.scalar(select(SolveRun.lab_id).where(SolveRun.id == run_id))
                 assert lab_id is not None
                 reason = f"worker {worker} stopped responding"
@@ -161,7 +179,7 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
                     entity_type="solve_run",
                     entity_id=run_id,
                     lab_id=lab_id,
-                    after={"status": status, "error": error},
+                    after={"status": values["status"], "error": values["error"]},
                 )
                 if status != "queued":
                     run_ended(
@@ -172,9 +190,17 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
                         actor=STALE_SWEEP_ACTOR,
                         error=error,
                     )
-                handled.append(run_id)
-                logger.warning("solve run %s: %s", run_id, error)
+                return True
+
+        if retry_locked(settle, what=f"re-queue solve run {run_id}", budget_seconds=_patience()):
+            handled.append(run_id)
+            logger.warning("solve run %s: %s", run_id, error)
     return handled
+
+
+def _patience() -> float:
+    """How long the worker's own write transactions retry while another writer holds the lock."""
+    return float(get_settings().worker_stale_after_seconds)
 
 
 def start_stale_sweeper(engine: Engine, every_seconds: float) -> Callable[[], None]:
@@ -209,13 +235,17 @@ def claim_next(engine: Engine, worker_id: str, *, run_id: int | None = None) -> 
     query = select(SolveRun.id, SolveRun.lab_id).where(SolveRun.status == "queued", ~busy)
     if run_id is not None:
         query = query.where(SolveRun.id == run_id)
-    with session_scope(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         candidates = session.execute(query.order_by(SolveRun.id).limit(CANDIDATES)).all()
     tried_labs: set[int] = set()
     for candidate_id, lab_id in candidates:
         if lab_id in tried_labs:
             continue
-        claim = _try_claim(engine, candidate_id, lab_id, worker_id)
+        claim = retry_locked(
+            partial(_try_claim, engine, candidate_id, lab_id, worker_id),
+            what=f"claim solve run {candidate_id}",
+            budget_seconds=_patience(),
+        )
         if claim is not None:
             return claim
         tried_labs.add(lab_id)
@@ -308,6 +338,7 @@ class Heartbeat:
         self.stop_event = threading.Event()
         self.ended = threading.Event()
         self._stop = threading.Event()
+        self._due = threading.Event()  # the solve has progress to write
         self._lock = threading.Lock()
         self._last_write = 0.0
         self._thread = threading.Thread(
@@ -319,12 +350,18 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
+        self._due.set()
         self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         poll = min(CANCEL_POLL_SECONDS, self.interval)
-        while not self._stop.wait(poll) and not self.stopping:
-            if time.monotonic() - self._last_write >= self.interval:
+        while not self._stop.is_set() and not self.stopping:
+            # Woken early when the solve has progress to write; otherwise poll for a cancel.
+            due = self._due.wait(poll)
+            self._due.clear()
+            if self._stop.is_set():
+                return
+            if due or time.monotonic() - self._last_write >= self.interval:
                 self.beat()
             else:
                 self.poll_cancel()
@@ -350,15 +387,18 @@ class Heartbeat:
                 if cancel:
                     self._mark(self.cancelled)
                 self._last_write = time.monotonic()
-            except Exception:  # the database may be briefly unavailable; try again next beat
-                logger.exception("heartbeat of solve run %s failed", self.claim.run_id)
+            except Exception as exc:  # the database may be busy or away; try again next beat
+                if is_lock_timeout(exc):
+                    logger.warning("heartbeat of solve run %s: database locked", self.claim.run_id)
+                else:
+                    logger.exception("heartbeat of solve run %s failed", self.claim.run_id)
 
     def poll_cancel(self) -> None:
         """Read whether the run was cancelled or taken from us (a read, no write)."""
         if self.ended.is_set():
             return
         try:
-            with session_scope(self.engine) as session:
+            with session_scope(self.engine, read_only=True) as session:
                 held, cancel = session.execute(
                     select(_ours(self.claim), SolveRun.cancel_requested).where(
                         SolveRun.id == self.claim.run_id
@@ -384,10 +424,14 @@ class Heartbeat:
                 logger.exception("ending cancelled solve run %s failed", self.claim.run_id)
 
     def report(self, fraction: float, objective: int) -> None:
-        """The solve's progress callback: record, write now and then, stop if cancelled."""
+        """The solve's progress callback: record, have it written now and then, stop if cancelled.
+
+        It never waits for the database (a held write lock would stall the search): the heartbeat
+        thread writes.
+        """
         self.fraction, self.objective = fraction, objective
         if time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS:
-            self.beat()
+            self._due.set()
         if self.stopping:
             raise RunCancelled(f"solve run {self.claim.run_id} was cancelled")
 
@@ -412,6 +456,14 @@ def _lost(claim: Claim) -> str:
 
 
 def _finish(engine: Engine, claim: Claim, status: str, error: str | None = None) -> bool:
+    return retry_locked(
+        lambda: _finish_once(engine, claim, status, error),
+        what=f"record solve run {claim.run_id} {status}",
+        budget_seconds=_patience(),
+    )
+
+
+def _finish_once(engine: Engine, claim: Claim, status: str, error: str | None) -> bool:
     now = utcnow()
     with session_scope(engine) as session:
         result = session.execute(
@@ -450,7 +502,7 @@ def execute(
     heartbeat = Heartbeat(engine, claim, settings.worker_heartbeat_seconds)
     heartbeat.start()
     try:
-        with session_scope(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             lab = session.get(Lab, claim.lab_id)
             if lab is None:
                 raise DomainError(f"lab {claim.lab_id} no longer exists")
@@ -474,33 +526,43 @@ def execute(
         )
         if heartbeat.stopping:
             raise RunCancelled(f"solve run {claim.run_id} was cancelled")
-        with session_scope(engine) as session:
-            # The run row first: the write lock on SQLite, and proof the run is still ours.
-            held = session.execute(
-                update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
-            )
-            if rows_changed(held) != 1:
-                raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
-            run = session.get(SolveRun, claim.run_id)
-            lab = session.get(Lab, claim.lab_id)
-            assert run is not None and lab is not None
-            if run.cancel_requested:
-                raise RunCancelled(f"solve run {claim.run_id} was cancelled")
-            version = store_plan(session, lab, run, snapshot, plan, idmap)
-            if run.auto_publish and run.mode != "preview":
-                publish(session, version, actor=run.requested_by)
-            run.status, run.finished_at = "succeeded", utcnow()
-            run.objective, run.bound = plan.objective, plan.bound
-            end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
-            run_ended(
-                session,
-                run_id=run.id,
-                lab_id=lab.id,
-                status="succeeded",
-                actor=claim.worker_id,
-                version_id=version.id,
-            )
-        logger.info("solve run %s succeeded: version %s", claim.run_id, version.id)
+        prepared = prepare_version(snapshot, plan, idmap)
+
+        def store() -> int:
+            with session_scope(engine) as session:
+                # The run row first: the write lock on SQLite, and proof the run is still ours.
+                held = session.execute(
+                    update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
+                )
+                if rows_changed(held) != 1:
+                    raise RunLost(
+                        f"solve run {claim.run_id} is no longer held by {claim.worker_id}"
+                    )
+                run = session.get(SolveRun, claim.run_id)
+                lab = session.get(Lab, claim.lab_id)
+                assert run is not None and lab is not None
+                if run.cancel_requested:
+                    raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+                version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)
+                if run.auto_publish and run.mode != "preview":
+                    publish(session, version, actor=run.requested_by)
+                run.status, run.finished_at = "succeeded", utcnow()
+                run.objective, run.bound = plan.objective, plan.bound
+                end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
+                run_ended(
+                    session,
+                    run_id=run.id,
+                    lab_id=lab.id,
+                    status="succeeded",
+                    actor=claim.worker_id,
+                    version_id=version.id,
+                )
+            return version.id
+
+        version_id = retry_locked(
+            store, what=f"store solve run {claim.run_id}", budget_seconds=_patience()
+        )
+        logger.info("solve run %s succeeded: version %s", claim.run_id, version_id)
         return "succeeded"
     except (RunCancelled, SolveStopped):
         heartbeat.stop()
@@ -549,7 +611,7 @@ def run_to_completion(
             status = execute(engine, claim, policy=policy, workers=workers, now=now)
             if status != "lost":
                 return status
-        with session_scope(engine) as session:
+        with session_scope(engine, read_only=True) as session:
             current = session.scalar(select(SolveRun.status).where(SolveRun.id == run_id))
         if current is None:
             raise DomainError(f"solve run {run_id} does not exist")

@@ -3,11 +3,13 @@
 A plan that fails the independent verifier is never stored (DESIGN.md §4: every plan passes the
 verifier before it is stored or published). The version keeps the assignments, every job left out
 with its reason (including the jobs the loader could not put in the snapshot), the forecast beyond
-the horizon, the objective's terms and the KPIs, all written in one flush.
+the horizon, the objective's terms and the KPIs, all written in one flush. The verification and
+the rows are prepared before the write transaction (``prepare_version``), which then only inserts.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert
@@ -42,17 +44,22 @@ def _violation(v: Violation) -> dict[str, Any]:
     return {"rule": v.rule, "job": v.job, "detail": v.detail}
 
 
-def store_plan(
-    session: Session,
-    lab: Lab,
-    run: SolveRun | None,
-    snapshot: Snapshot,
-    plan: Plan,
-    idmap: IdMap,
-) -> ScheduleVersion:
-    """Store ``plan`` (solved on ``snapshot``) as a new, unpublished version of ``lab``."""
-    if snapshot.lab != lab.code:
-        raise Invalid(f"the snapshot is of lab {snapshot.lab!r}, not {lab.code!r}")
+@dataclass(frozen=True)
+class PreparedVersion:
+    """A verified plan's version, computed outside any transaction: the KPIs and the rows of
+    assignments, unscheduled jobs and forecast (without their version id, not known yet)."""
+
+    kpis: dict[str, Any]
+    assignments: list[dict[str, Any]]
+    unscheduled: list[dict[str, Any]]
+    forecast: list[dict[str, Any]]
+
+
+def prepare_version(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> PreparedVersion:
+    """Verify ``plan`` and compute everything its version stores.
+
+    The slow part of storing, done before the write transaction so it holds the lock briefly.
+    """
     violations = verify(snapshot, plan)
     if violations:
         first = violations[0]
@@ -62,27 +69,15 @@ def store_plan(
             violations=[_violation(v) for v in violations[:MAX_REPORTED_VIOLATIONS]],
         )
     tl = idmap.timeline
-    version = ScheduleVersion(
-        lab_id=lab.id,
-        solve_run_id=run.id if run is not None else None,
-        epoch=tl.epoch,
-        status=plan.status,
-        objective=plan.objective,
-        bound=plan.bound,
-        is_current=False,
-        terms=dict(plan.terms),
-        kpis=compute_kpis(snapshot, plan, idmap),
-        diff=None,
-    )
-    session.add(version)
-    flush(session)
 
     def ref(table: dict[str, int], sid: str | None) -> int | None:
         return None if sid is None else table[sid]
 
+    def clamp(minute: int) -> int:
+        return max(0, min(MAX_FORECAST_MINUTES, minute))
+
     assignments = [
         {
-            "schedule_version_id": version.id,
             "job_id": idmap.jobs[a.job],
             "examiner_id": ref(idmap.examiners, a.examiner),
             "workstation_id": ref(idmap.workstations, a.workstation),
@@ -93,7 +88,6 @@ def store_plan(
     ]
     unscheduled = [
         {
-            "schedule_version_id": version.id,
             "job_id": idmap.jobs[u.job],
             "reason": u.reason[:MAX_REASON],
             "detail": u.detail[:MAX_DETAIL],
@@ -101,21 +95,11 @@ def store_plan(
         for u in plan.unscheduled
     ]
     unscheduled.extend(
-        {
-            "schedule_version_id": version.id,
-            "job_id": e.job_id,
-            "reason": e.reason[:MAX_REASON],
-            "detail": e.detail[:MAX_DETAIL],
-        }
+        {"job_id": e.job_id, "reason": e.reason[:MAX_REASON], "detail": e.detail[:MAX_DETAIL]}
         for e in idmap.excluded
     )
-
-    def clamp(minute: int) -> int:
-        return max(0, min(MAX_FORECAST_MINUTES, minute))
-
     forecast = [
         {
-            "schedule_version_id": version.id,
             "job_id": idmap.jobs[f.job],
             "starts_at": tl.at(clamp(f.start)),
             "ends_at": tl.at(clamp(max(f.start, f.end))),
@@ -123,14 +107,54 @@ def store_plan(
         for f in plan.forecast
         if f.job in idmap.jobs
     ]
+    return PreparedVersion(
+        kpis=compute_kpis(snapshot, plan, idmap),
+        assignments=assignments,
+        unscheduled=unscheduled,
+        forecast=forecast,
+    )
+
+
+def store_plan(
+    session: Session,
+    lab: Lab,
+    run: SolveRun | None,
+    snapshot: Snapshot,
+    plan: Plan,
+    idmap: IdMap,
+    prepared: PreparedVersion | None = None,
+) -> ScheduleVersion:
+    """Store ``plan`` (solved on ``snapshot``) as a new, unpublished version of ``lab``.
+
+    ``prepared``: ``prepare_version``'s result, computed before the transaction began.
+    """
+    if snapshot.lab != lab.code:
+        raise Invalid(f"the snapshot is of lab {snapshot.lab!r}, not {lab.code!r}")
+    prepared = prepared or prepare_version(snapshot, plan, idmap)
+    version = ScheduleVersion(
+        lab_id=lab.id,
+        solve_run_id=run.id if run is not None else None,
+        epoch=idmap.timeline.epoch,
+        status=plan.status,
+        objective=plan.objective,
+        bound=plan.bound,
+        is_current=False,
+        terms=dict(plan.terms),
+        kpis=prepared.kpis,
+        diff=None,
+    )
+    session.add(version)
+    flush(session)
     for model, rows in (
-        (Assignment, assignments),
-        (UnscheduledJob, unscheduled),
-        (ForecastEntry, forecast),
+        (Assignment, prepared.assignments),
+        (UnscheduledJob, prepared.unscheduled),
+        (ForecastEntry, prepared.forecast),
     ):
         if rows:
             try:
-                session.execute(insert(model), rows)
+                session.execute(
+                    insert(model), [{**row, "schedule_version_id": version.id} for row in rows]
+                )
             except IntegrityError as exc:
                 raise integrity_error(exc) from None
     session.expire(version, ["assignments", "unscheduled", "forecast"])
@@ -146,8 +170,8 @@ def store_plan(
             "run": version.solve_run_id,
             "status": version.status,
             "objective": version.objective,
-            "assignments": len(assignments),
-            "unscheduled": len(unscheduled),
+            "assignments": len(prepared.assignments),
+            "unscheduled": len(prepared.unscheduled),
         },
     )
     return version

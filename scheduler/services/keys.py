@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -25,14 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from models import ApiKey, Examiner, Lab
 from models.base import utcnow
 from models.security import ROLES
+from scheduler.db import is_lock_timeout
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "labq"
 PREFIX_BYTES = 4
@@ -173,18 +178,25 @@ def touch(engine: Engine, key_id: int, now: datetime | None = None) -> bool:
     """Record that a key was used, at most once per ``TOUCH_EVERY`` (one indexed UPDATE).
 
     Runs in its own short transaction, off the request's unit of work, so a read request never
-    becomes a writer. Returns whether the row was updated.
+    becomes a writer. A database too busy to take it (a lock wait that ran out) skips the touch:
+    it is bookkeeping, retried on the key's next use. Returns whether the row was updated.
     """
     now = now or utcnow()
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(ApiKey)
-            .where(
-                ApiKey.id == key_id,
-                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY),
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_EVERY),
+                )
+                .values(last_used_at=now)
             )
-            .values(last_used_at=now)
-        )
+    except DBAPIError as exc:
+        if not is_lock_timeout(exc):
+            raise
+        logger.info("last use of key %s not recorded: the database is busy", key_id)
+        return False
     return bool(result.rowcount)
 
 

@@ -220,7 +220,9 @@ def test_the_heartbeat_writes_progress_and_stops_the_solve_on_cancel(shared_engi
     claim = claim_next(shared_engine, "w1")
     _age_heartbeat(shared_engine, run_id, seconds=20)
     beat = Heartbeat(shared_engine, claim, interval=60)
-    beat.report(0.25, 1000)
+    beat.report(0.25, 1000)  # the solve's callback only hands progress over: it never waits
+    assert _run(shared_engine, run_id).progress == pytest.approx(0.0)
+    beat.beat()  # the heartbeat thread's write (not started here)
     run = _run(shared_engine, run_id)
     assert run.progress == pytest.approx(0.25)
     assert utcnow() - run.heartbeat_at < timedelta(seconds=15)
