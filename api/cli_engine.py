@@ -48,7 +48,8 @@ class Size(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``solve``, ``generate`` and ``bench lab|fjsp|jssp|repair|churn|scale|api|webhooks``."""
+    """Add ``solve``, ``generate`` and the ``bench`` commands (lab, fjsp, jssp, repair, churn,
+    scale, api, webhooks, sqlite-overload) to the CLI."""
     app.command("solve")(solve)
     app.command("generate")(generate)
     bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
     bench.command("scale")(bench_scale)
     bench.command("api")(bench_api)
     bench.command("webhooks")(bench_webhooks)
+    bench.command("sqlite-overload")(bench_sqlite_overload)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -558,6 +560,48 @@ def bench_api(
         elif prepared is not None and prepared.created:
             console.print(f"kept database {prepared.created}")
     console.print(f"after   {bench.uptime()}")
+
+
+class OverloadLab(StrEnum):
+    demo = "demo"
+    small = "small"
+    medium = "medium"
+
+
+def bench_sqlite_overload(
+    lab: Annotated[OverloadLab, typer.Option(help="The demo lab, or a generated one.")] = (
+        OverloadLab.small
+    ),
+    clients: Annotated[int, typer.Option(min=1, max=500, help="Clients without pauses.")] = 40,
+    imports: Annotated[int, typer.Option(min=0, max=100, help="Bulk imports, back to back.")] = 8,
+    cases: Annotated[int, typer.Option(min=1, max=10_000, help="Cases per bulk import.")] = 10_000,
+    time_limit: Annotated[int, typer.Option(min=1, max=600, help="Seconds for the solve.")] = 40,
+    port: Annotated[int | None, typer.Option(help="Port for labq serve (default: a free one).")] = (
+        None
+    ),
+    busy_timeout: Annotated[
+        float | None, typer.Option(help="LABQ_DB_BUSY_TIMEOUT_SECONDS for the server.")
+    ] = None,
+) -> None:
+    """Reads, small writes and bulk imports at once on `labq serve` (SQLite) during a solve."""
+    from scheduler.benchmarks import sqlite_overload as bench
+    from scheduler.benchmarks.api_reads import uptime
+
+    try:
+        outcome = bench.run(
+            lab=lab.value,
+            clients=clients,
+            imports=imports,
+            cases=cases,
+            time_limit=time_limit,
+            port=port,
+            busy_timeout=busy_timeout,
+            echo=console.print,
+        )
+    except (RuntimeError, OSError) as exc:
+        raise _fail(str(exc), EXIT_FAILURE) from None
+    bench.report(outcome, time_limit, lambda line: console.print(escape(line)))
+    console.print(f"after   {uptime()}")
 
 
 def _print_phase(phase: Any) -> None:

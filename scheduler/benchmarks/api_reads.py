@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, select, text
@@ -330,13 +331,28 @@ def postgres_sessions(url: str) -> int:
     return int(value or 0)
 
 
-def start_server(url: str, workers: int, checkout: str | None = None) -> Server:
-    """Start ``labq serve --workers N`` on a free port and wait until /health answers.
+def start_server(
+    url: str,
+    workers: int,
+    checkout: str | None = None,
+    *,
+    port: int | None = None,
+    environment: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Server:
+    """Start ``labq serve --workers N`` on ``port`` (default: a free one); wait for /health.
 
     ``checkout``: serve the code of another checkout (an earlier commit, to compare with).
+    ``environment``: settings on top of ours (the embedded worker is off unless it says so);
+    ``log``: where the server's output goes (default: discarded).
     """
-    port = free_port()
-    environment = {**os.environ, "LABQ_DATABASE_URL": url, "LABQ_EMBEDDED_WORKER": "false"}
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "LABQ_DATABASE_URL": url,
+        "LABQ_EMBEDDED_WORKER": "false",
+        **(environment or {}),
+    }
     if checkout is not None:
         environment["PYTHONPATH"] = checkout
     command = [
@@ -350,14 +366,17 @@ def start_server(url: str, workers: int, checkout: str | None = None) -> Server:
         "--workers",
         str(workers),
     ]
+    output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         command,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         start_new_session=True,
         cwd=checkout,
     )
+    if log is not None:
+        output.close()  # type: ignore[union-attr]
     server = Server(process, port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

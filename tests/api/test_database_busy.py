@@ -81,6 +81,8 @@ def admin(app: FastAPI, client: TestClient) -> dict[str, str]:
         assert r.status_code == 201, r.text
     r = client.put(f"/labs/{LAB}/workstations/U1", json={"capabilities": ["ufed"]}, headers=headers)
     assert r.status_code == 201, r.text
+    r = client.put(f"/labs/{LAB}/licence-pools/axiom", json={"capacity": 2}, headers=headers)
+    assert r.status_code in (200, 201), r.text
     cases = [case_payload(f"C{n}") for n in range(1, 4)]
     r = client.post(f"/labs/{LAB}/cases:import", json={"cases": cases}, headers=headers)
     assert r.status_code == 200, r.text
@@ -114,15 +116,28 @@ def _assert_busy(response) -> None:
     assert "busy" in body["detail"]
 
 
-def _read_paths(app: FastAPI) -> list[str]:
-    """Every GET route of the lab (and outside it) that needs no other path parameter."""
+def _read_paths(app: FastAPI, job_id: int) -> list[str]:
+    """Every authenticated GET route, its path parameters naming the lab's own records."""
+    names = {
+        "lab": LAB,
+        "version": "current",
+        "device": "D1",
+        "job_id": str(job_id),
+        "run_id": "1",
+        "name": "axiom",
+    }
+    refs = {"cases": "C1", "examiners": "E1", "workstations": "U1"}
     paths = []
     for (method, path), roles in role_table(app).items():
         if method != "GET" or roles is None:
             continue
-        filled = path.replace("{lab}", LAB).replace("{version}", "current")
-        if "{" not in filled:
-            paths.append(filled)
+        filled = path
+        for name, value in names.items():
+            filled = filled.replace(f"{{{name}}}", value)
+        for kind, ref in refs.items():
+            filled = filled.replace(f"/{kind}/{{ref}}", f"/{kind}/{ref}")
+        assert "{" not in filled, f"no value for a parameter of {path}"
+        paths.append(filled)
     return sorted(paths)
 
 
@@ -133,8 +148,9 @@ def fresh(app: FastAPI, admin: dict[str, str]) -> dict[str, str]:
 
 
 def test_reads_go_on_while_another_connection_holds_the_write_lock(app, client, fresh, write_lock):
-    paths = _read_paths(app)
-    assert len(paths) > 20
+    job_id = client.get(f"/labs/{LAB}/jobs", headers=fresh).json()["items"][0]["id"]
+    paths = _read_paths(app, job_id)
+    assert len(paths) > 40
     statuses = {path: client.get(path, headers=fresh).status_code for path in paths}
     assert {p: s for p, s in statuses.items() if s != 200} == {}
     assert f"/labs/{LAB}/schedules/current/assignments" in statuses
