@@ -155,9 +155,17 @@ def serve(
         from scheduler.migrate import upgrade
 
         upgrade(get_settings().database_url)
+    keep_alive = get_settings().http_keep_alive_seconds
     if workers == 1:
         from api.app import create_app
 
-        uvicorn.run(create_app(), host=host, port=port)
+        uvicorn.run(create_app(), host=host, port=port, timeout_keep_alive=keep_alive)
     else:
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_keep_alive=keep_alive,
+        )

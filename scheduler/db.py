@@ -6,14 +6,22 @@ SQLite, which under WAL reads beside a writer that holds the write lock; every o
 begins ``BEGIN IMMEDIATE`` and so waits (``db_busy_timeout_seconds``) for that lock up front. A
 wait that runs out is a *lock timeout* (``is_lock_timeout``): the API answers it with 503 and
 ``Retry-After``, the worker retries its own short transactions (``retry_locked``).
+
+SQLite's own wait is a poll that the latest arrival often wins, so a bulk import could starve
+behind a stream of small writes. Writers of one database file in this process therefore queue
+first (``WriterQueue``) and take the lock in arrival order; other processes still meet them at
+SQLite's busy timeout.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -21,7 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.settings import Settings, get_settings
@@ -36,6 +44,50 @@ READ_ONLY = "labq_read_only"
 # (statement_timeout), serialization_failure and deadlock_detected: all "try again shortly".
 _SQLITE_LOCKED = ("database is locked", "database table is locked", "database is busy")
 _POSTGRES_TRANSIENT = frozenset({"55P03", "57014", "40001", "40P01"})
+
+
+class WriterQueue:
+    """This process's writers of one SQLite file, let in one at a time in arrival order."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._waiting: deque[object] = deque()
+        self._holder: object | None = None
+
+    def enter(self, writer: object, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until every earlier writer has left."""
+        with self._changed:
+            self._waiting.append(writer)
+            admitted = self._changed.wait_for(
+                lambda: self._holder is None and self._waiting[0] is writer, timeout
+            )
+            self._waiting.remove(writer)
+            if admitted:
+                self._holder = writer
+            else:
+                self._changed.notify_all()  # the next in line may be first now
+            return admitted
+
+    def leave(self, writer: object) -> None:
+        with self._changed:
+            if self._holder is writer:
+                self._holder = None
+                self._changed.notify_all()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+
+_writer_queues: dict[str, WriterQueue] = {}
+_writer_queues_lock = threading.Lock()
+
+
+def writer_queue(url: str) -> WriterQueue:
+    """The queue of the SQLite file ``url`` names (one per file and process)."""
+    path = os.path.realpath(make_url(url).database or "")
+    with _writer_queues_lock:
+        return _writer_queues.setdefault(path, WriterQueue())
 
 
 def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) -> Engine:
@@ -58,6 +110,7 @@ def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) ->
     busy = settings.db_busy_timeout_seconds
     kwargs.setdefault("connect_args", {"timeout": busy})
     engine = create_engine(url, **kwargs)
+    queue = writer_queue(url)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -79,7 +132,26 @@ def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) ->
         # transaction that reads and then writes fails at once with "database is locked"
         # when another connection committed in between (the worker's heartbeat, a second
         # API request), since WAL cannot upgrade a stale read snapshot.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        writer = conn.connection.dbapi_connection
+        if not queue.enter(writer, busy):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+            )
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            queue.leave(writer)
+            raise
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _sqlite_end(conn: Any) -> None:
+        queue.leave(conn.connection.dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    @event.listens_for(engine, "invalidate")
+    def _sqlite_returned(dbapi_connection: Any, *_: Any) -> None:
+        queue.leave(dbapi_connection)  # however its transaction ended
 
     return engine
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     max_run_attempts: int = Field(default=3, ge=1, le=20)
     stale_sweep_seconds: float = Field(default=15.0, ge=0, le=3600)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
+    # `labq serve` closes a keep-alive connection idle this long. Longer than uvicorn's 5 s: while
+    # the event loop validates a large body (10,000 cases: 1.3 s of CPU, several seconds on a busy
+    # box) the close fires before the client's waiting request is read, and the client sees a
+    # dropped connection.
+    http_keep_alive_seconds: int = Field(default=30, ge=1, le=600)
     # Connections per process (SQLite and PostgreSQL); size the pool to the server's worker
     # threads (40 by default) so a burst of requests queues for a connection instead of timing out.
     db_pool_size: int = Field(default=10, ge=1, le=200)
