@@ -297,3 +297,16 @@ def test_the_sqlite_pool_and_busy_timeout_come_from_the_settings(tmp_path):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_recording_a_keys_last_use_is_skipped_while_the_database_is_locked(app, admin, db_path):
+    with session_scope(app.state.engine) as session:
+        key = keys.create_key(session, actor="test", role="auditor", name="touched").key
+    holder = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert keys.touch(app.state.engine, key.id) is False  # skipped, not raised
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert keys.touch(app.state.engine, key.id) is True
