@@ -131,7 +131,7 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
         SolveRun.heartbeat_at < cutoff,
         SolveRun.heartbeat_at.is_(None) & (SolveRun.started_at < cutoff),
     )
-    with session_scope(engine, read_only=True) as session:
+    with session_scope(engine) as session:
         stale = session.execute(
             select(SolveRun.id, SolveRun.attempts, SolveRun.cancel_requested, SolveRun.worker_id)
             .where(SolveRun.status == "running", stale_clause)
@@ -179,7 +179,7 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
                     entity_type="solve_run",
                     entity_id=run_id,
                     lab_id=lab_id,
-                    after={"status": values["status"], "error": values["error"]},
+                    after={"status": status, "error": error},
                 )
                 if status != "queued":
                     run_ended(
