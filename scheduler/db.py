@@ -146,7 +146,8 @@ def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) ->
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _sqlite_end(conn: Any) -> None:
-        queue.leave(conn.connection.dbapi_connection)
+        if not conn.closed and not conn.invalidated:  # else the pool events below release it
+            queue.leave(conn.connection.dbapi_connection)
 
     @event.listens_for(engine, "checkin")
     @event.listens_for(engine, "invalidate")
