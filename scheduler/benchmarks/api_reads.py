@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -366,17 +367,15 @@ def start_server(
         "--workers",
         str(workers),
     ]
-    output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        command,
-        env=environment,
-        stdout=output,
-        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=checkout,
-    )
-    if log is not None:
-        output.close()  # type: ignore[union-attr]
+    with open(log, "ab") if log is not None else nullcontext(subprocess.DEVNULL) as output:
+        process = subprocess.Popen(
+            command,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=checkout,
+        )
     server = Server(process, port)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
