@@ -139,7 +139,8 @@ def prepare(url: str, lab: str, echo: Echo) -> tuple[str, str]:
                 epoch = next_monday_8am(datetime.now(UTC)) - timedelta(days=7)
                 seed_lab(session, generate_lab(lab, 1), code=code, epoch=epoch)
         with session_scope(engine) as session:
-            run_id = queue_run(session, get_lab(session, code), actor="bench", auto_publish=True).id
+            queued = queue_run(session, get_lab(session, code), actor="bench", auto_publish=True)
+            run_id = queued.run.id
         status = run_to_completion(engine, run_id, "bench-setup", policy="fifo")
         if status != "succeeded":
             raise RuntimeError(f"the first (dispatch) run of {code} {status}")

@@ -94,6 +94,12 @@ def admin(app: FastAPI, client: TestClient) -> dict[str, str]:
     assert r.status_code == 202, r.text
     assert run_once(app.state.engine, "w-busy", policy="fifo")
     assert client.get(f"/labs/{LAB}/schedules/current", headers=headers).status_code == 200
+    r = client.post(
+        f"/labs/{LAB}/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["run.failed"]},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
     return headers
 
 
@@ -116,9 +122,10 @@ def _assert_busy(response) -> None:
     assert "busy" in body["detail"]
 
 
-def _read_paths(app: FastAPI, job_id: int) -> list[str]:
+def _read_paths(app: FastAPI, job_id: int, webhook_id: int) -> list[str]:
     """Every authenticated GET route, its path parameters naming the lab's own records."""
     names = {
+        "webhook_id": str(webhook_id),
         "lab": LAB,
         "version": "current",
         "device": "D1",
@@ -149,7 +156,8 @@ def fresh(app: FastAPI, admin: dict[str, str]) -> dict[str, str]:
 
 def test_reads_go_on_while_another_connection_holds_the_write_lock(app, client, fresh, write_lock):
     job_id = client.get(f"/labs/{LAB}/jobs", headers=fresh).json()["items"][0]["id"]
-    paths = _read_paths(app, job_id)
+    webhook_id = client.get(f"/labs/{LAB}/webhooks", headers=fresh).json()["items"][0]["id"]
+    paths = _read_paths(app, job_id, webhook_id)
     assert len(paths) > 40
     statuses = {path: client.get(path, headers=fresh).status_code for path in paths}
     assert {p: s for p, s in statuses.items() if s != 200} == {}
