@@ -10,7 +10,7 @@ seed always give the same snapshot, so benchmark figures can be reproduced.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from scheduler.core.snapshot import (
@@ -99,19 +99,49 @@ LOCKED_PHONE_SHARE = 0.56
 REVIEW_SHARE = {"phone": 1.0, "computer": 1.5, "storage": 1.0, "cloud_return": 0.7}
 
 
-def generate_lab(size: str, seed: int, epoch: str = DEFAULT_EPOCH) -> Snapshot:
+def generate_lab(
+    size: str,
+    seed: int,
+    epoch: str = DEFAULT_EPOCH,
+    *,
+    scale: int = 1,
+    horizon_days: int = HORIZON_DAYS,
+) -> Snapshot:
     """A realistic synthetic lab of ``size`` ("small", "medium" or "large"), fixed by ``seed``.
 
     ``epoch`` must be a Monday 08:00 (the start of the first shift): days, weeks, shifts and the
-    16:00 exposure cut-off are laid out from it.
+    16:00 exposure cut-off are laid out from it. ``scale`` multiplies the examiners, the backlog
+    and every kind of workstation and licence; ``horizon_days`` (whole weeks) stretches the
+    planning horizon, with shifts on every working day of it (the benchmarks of the snapshot
+    contract's limits use both; the defaults give the labs every other benchmark knows).
     """
     if size not in SIZES:
         raise ValueError(f"unknown lab size {size!r}; expected one of {', '.join(SIZES)}")
+    if scale < 1:
+        raise ValueError(f"scale {scale} must be at least 1")
+    if horizon_days < 7 or horizon_days % 7:
+        raise ValueError(f"horizon_days {horizon_days} must be a whole number of weeks")
     start = datetime.fromisoformat(epoch)
     if start.weekday() != 0 or (start.hour, start.minute, start.second) != (8, 0, 0):
         raise ValueError(f"epoch {epoch!r} must be a Monday 08:00")
-    return _LabBuilder(SIZES[size], random.Random(f"labq:{size}:{seed}")).build(
-        f"synthetic-{size}-{seed}", epoch
+    base = SIZES[size]
+    lab_size = replace(
+        base,
+        examiners=base.examiners * scale,
+        jobs=(base.jobs[0] * scale, base.jobs[1] * scale),
+        ufeds=base.ufeds * scale,
+        imagers=base.imagers * scale,
+        graykeys=base.graykeys * scale,
+        servers=base.servers * scale,
+        axiom_licences=base.axiom_licences * scale,
+    )
+    name = f"synthetic-{size}-{seed}"
+    if scale != 1:
+        name += f"-x{scale}"
+    if horizon_days != HORIZON_DAYS:
+        name += f"-{horizon_days}d"
+    return _LabBuilder(lab_size, random.Random(f"labq:{size}:{seed}"), horizon_days).build(
+        name, epoch
     )
 
 
@@ -119,18 +149,15 @@ def _round_up(minutes: float, step: int = 15) -> int:
     return max(step, -(-int(minutes) // step) * step)
 
 
-def _working_days() -> list[int]:
-    return [d for d in range(HORIZON_DAYS) if d % 7 < 5]
-
-
 class _LabBuilder:
     """Draws one lab; kept as a class so the random stream is consumed in one fixed order."""
 
-    def __init__(self, size: LabSize, rng: random.Random) -> None:
+    def __init__(self, size: LabSize, rng: random.Random, horizon_days: int) -> None:
         self.size = size
         self.rng = rng
         self.jobs: list[Job] = []
-        self.horizon = HORIZON_DAYS * DAY
+        self.horizon_days = horizon_days
+        self.horizon = horizon_days * DAY
         self.busy_pins: set[str] = set()  # workstations already holding an in-progress job
         self.reviewers: list[str] = []  # examiners who may take any review session
         self.station_ids: dict[str, list[str]] = {}
@@ -151,8 +178,8 @@ class _LabBuilder:
             epoch=epoch,
             horizon=self.horizon,
             objective="weighted_tardiness",
-            days=tuple((d * DAY, (d + 1) * DAY) for d in range(HORIZON_DAYS)),
-            weeks=tuple((w * WEEK, (w + 1) * WEEK) for w in range(HORIZON_DAYS // 7)),
+            days=tuple((d * DAY, (d + 1) * DAY) for d in range(self.horizon_days)),
+            weeks=tuple((w * WEEK, (w + 1) * WEEK) for w in range(self.horizon_days // 7)),
             examiners=examiners,
             workstations=workstations,
             pools=pools,
@@ -161,6 +188,9 @@ class _LabBuilder:
             frozen_until=DAY + SHIFT,  # end of the next working day
             weights=Weights(),
         )
+
+    def _working_days(self) -> list[int]:
+        return [d for d in range(self.horizon_days) if d % 7 < 5]
 
     # -- people ---------------------------------------------------------------------------------
 
@@ -203,7 +233,7 @@ class _LabBuilder:
     def _availability(self) -> tuple[Interval, ...]:
         """Mon-Fri 08:00-16:30 less leave, training and counselling appointments."""
         rng = self.rng
-        days = _working_days()
+        days = self._working_days()
         off: set[int] = set()
         if rng.random() < 0.25:  # annual leave: a run of working days
             first = rng.randrange(len(days))
@@ -245,7 +275,7 @@ class _LabBuilder:
             stations.append(Workstation(f"server{i + 1}", frozenset({"processing"}), 1, whole))
         # One acquisition box is down for a maintenance day.
         index = rng.randrange(size.ufeds + size.imagers)
-        day = rng.choice(_working_days())
+        day = rng.choice(self._working_days())
         down = stations[index]
         stations[index] = Workstation(
             down.id,
@@ -280,7 +310,7 @@ class _LabBuilder:
             PRIORITIES[0] if urgent else rng.choices(PRIORITIES, [p.share for p in PRIORITIES])[0]
         )
         if rng.random() < level.arriving:
-            day = rng.choice(_working_days()[:-2])
+            day = rng.choice(self._working_days()[:-2])
             received = day * DAY + rng.randrange(0, SHIFT - 60, 15)
         else:
             received = -rng.randrange(0, level.max_age_days * DAY + 1, 15)

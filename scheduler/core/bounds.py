@@ -21,8 +21,11 @@ the same relaxations bound the latest end instead.
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from ortools.graph.python import min_cost_flow
 
@@ -437,6 +440,13 @@ FLUID_STEP = 120
 #: Per-unit costs are scaled by this and rounded down before the min-cost flow (integers only).
 FLUID_SCALE = 16
 
+#: Work budget of one group's fluid bound: supply evaluations (grid times x members) and arcs
+#: of the flow (jobs x blocks). Past them the grid coarsens and neighbouring blocks merge, which
+#: weakens the bound but keeps it valid (work counted in a block ends no earlier than its
+#: start), so a long horizon or a large lab costs seconds, not minutes or gigabytes.
+FLUID_MAX_EVALUATIONS = 400_000
+FLUID_MAX_ARCS = 1_000_000
+
 
 Cumulative = Callable[[int], int | None]  # most units a resource can have completed by t
 
@@ -452,17 +462,32 @@ class _Supply:
     edges: dict[str, list[int]]  # times where a resource's supply rate changes
 
 
-def _elapsed(windows: Sequence[tuple[int, int]], t: int) -> int:
-    return sum(min(b, t) - a for a, b in windows if a < t)
+def _elapsed(windows: Sequence[tuple[int, int]]) -> Callable[[int], int]:
+    """Minutes of sorted, disjoint ``windows`` before t, in O(log n) per call."""
+    starts = [a for a, _ in windows]
+    before = list(accumulate((b - a for a, b in windows), initial=0))
+
+    def by(t: int) -> int:
+        i = bisect_left(starts, t)  # windows[:i] start before t
+        if i == 0:
+            return 0
+        a, b = windows[i - 1]
+        return before[i - 1] + min(b, t) - a
+
+    return by
+
+
+def _begun(periods: Sequence[tuple[int, int]]) -> Callable[[int], int]:
+    """Sum of the minutes of the (start, minutes) ``periods`` begun before t (sorted starts)."""
+    starts = [a for a, _ in periods]
+    before = list(accumulate((n for _, n in periods), initial=0))
+    return lambda t: before[bisect_left(starts, t)]
 
 
 def _window_supply(windows: list[tuple[int, int]], capacity: int) -> Cumulative:
     """Minutes of work a resource with ``capacity`` lanes open in ``windows`` can do by t."""
-
-    def by(t: int) -> int:
-        return capacity * _elapsed(windows, t)
-
-    return by
+    elapsed = _elapsed(windows)
+    return lambda t: capacity * elapsed(t)
 
 
 def _exposure_supply(
@@ -470,11 +495,8 @@ def _exposure_supply(
 ) -> Cumulative:
     """Exposure minutes an examiner can do by t: inside exposure windows, and no more than what
     is left of each cap in the days (weeks) begun by then."""
-
-    def by(t: int) -> int:
-        return min([_elapsed(windows, t)] + [sum(n for a, n in cap if a < t) for cap in caps])
-
-    return by
+    limits = [_elapsed(windows), *(_begun(sorted(cap)) for cap in caps)]
+    return lambda t: min(limit(t) for limit in limits)
 
 
 def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
@@ -534,14 +556,19 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
     ]
 
 
-def _fluid_bounds(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> list[int]:
+def _fluid_bounds(
+    snapshot: Snapshot, relaxed: dict[str, _Relaxed], deadline: float | None = None
+) -> list[int]:
     """The fluid bound (below) for every kind of work and every group of interchangeable
-    resources: a group serves every job whose eligible set lies inside it."""
+    resources: a group serves every job whose eligible set lies inside it. Groups not reached
+    by ``deadline`` (``time.monotonic()``) are skipped: the bound is weaker, never wrong."""
     live = [r for r in relaxed.values() if r.earliest_end is not None]
-    out = []
+    out: list[int] = []
     for supply in _fluid_supplies(snapshot):
         tagged = [(m, r) for r in live if (m := supply.members_of(r))]
         for members in sorted({m for m, _ in tagged}, key=sorted):
+            if deadline is not None and time.monotonic() >= deadline:
+                return out
             inside = {r.job.id for m, r in tagged if m <= members}
             out.append(_fluid_bound(snapshot, relaxed, supply, members, inside))
     return out
@@ -566,9 +593,13 @@ def _fluid_bound(
     group keep their critical-path charge.
     """
     h = snapshot.horizon
-    grid = {0, h, *range(0, h, FLUID_STEP)}
-    for m in members:
-        grid.update(t for t in supply.edges.get(m, ()) if 0 <= t <= h)
+    edges = {t for m in members for t in supply.edges.get(m, ()) if 0 <= t <= h}
+    step = FLUID_STEP
+    while (len(edges) + h // step) * len(members) > FLUID_MAX_EVALUATIONS and step < h:
+        step *= 2
+    grid = {0, h, *range(0, h, step)}
+    if (len(edges) + h // step) * len(members) <= FLUID_MAX_EVALUATIONS:
+        grid |= edges  # window edges sharpen the blocks when the budget allows them
     blocks: list[tuple[int, int]] = []  # (earliest end of work counted here, units it holds)
     done = 0
     times = sorted(grid)
@@ -582,6 +613,9 @@ def _fluid_bound(
         if by_end > done:
             blocks.append((a, by_end - done))
             done = by_end
+    jobs_inside = max(1, len(inside))
+    while len(blocks) > 1 and len(blocks) * jobs_inside > FLUID_MAX_ARCS:
+        blocks = _merged(blocks)
     flow = min_cost_flow.SimpleMinCostFlow()
     sink, first_block = 0, 1
     node = first_block + len(blocks)
@@ -611,19 +645,36 @@ def _fluid_bound(
     return base + int(flow.optimal_cost()) // FLUID_SCALE
 
 
-def lower_bound(snapshot: Snapshot) -> int:
+def _merged(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Neighbouring blocks two by two: each starts where its first one did and holds both."""
+    return [
+        (blocks[i][0], sum(units for _, units in blocks[i : i + 2]))
+        for i in range(0, len(blocks), 2)
+    ]
+
+
+def lower_bound(snapshot: Snapshot, deadline: float | None = None) -> int:
     """A lower bound on the weighted objective of every valid plan of ``snapshot``.
 
     ``weights.tardiness`` times the best relaxation bound of the main term (weighted tardiness, or
-    the latest end for ``objective: "makespan"``).
+    the latest end for ``objective: "makespan"``). With a ``deadline`` (``time.monotonic()``) the
+    relaxations still to run when it passes are skipped: a weaker bound, in time.
     """
+
+    def late() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
     relaxed = relax(snapshot)
     best = _critical(snapshot, relaxed)
+    if late():
+        return snapshot.weights.tardiness * best
     bounds = _capacity_bounds(snapshot, relaxed)
     if bounds:
         best = max(best, *bounds)
+    if late():
+        return snapshot.weights.tardiness * best
     if snapshot.objective == "makespan":
         best = max(best, _makespan_energy(snapshot, relaxed))
     else:
-        best = max(best, *_fluid_bounds(snapshot, relaxed), 0)
+        best = max(best, *_fluid_bounds(snapshot, relaxed, deadline), 0)
     return snapshot.weights.tardiness * best

@@ -6,8 +6,14 @@ own error type (`SnapshotError`, `PlanError`) so a caller sees one error type pe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
+
+#: Longest integer literal a document may hold. Every integer of the contracts fits in int64
+#: (19 digits); a longer literal is refused before it is converted, so a multi-thousand-digit
+#: number reads as too long instead of failing inside the interpreter's conversion guard.
+MAX_INTEGER_DIGITS = 30
 
 
 class FieldError(ValueError):
@@ -74,8 +80,30 @@ def read_int(value: object, path: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         fail(path, f"expected an integer, got {kind(value)}")
     if not low <= value <= high:
+        if value.bit_length() > 3 * MAX_INTEGER_DIGITS:  # too long to show, or even to print
+            fail(path, f"the number is far outside [{low}, {high}]")
         fail(path, f"{value} is outside [{low}, {high}]")
     return value
+
+
+def _parse_int(literal: str) -> int:
+    digits = len(literal.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ValueError(
+            f"a number of {digits:,} digits ({literal[:12]}...) is too long; "
+            f"numbers have at most {MAX_INTEGER_DIGITS} digits"
+        )
+    return int(literal)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(text: str) -> object:
+    """Decode a contract document: no NaN or Infinity, no integer literal longer than
+    ``MAX_INTEGER_DIGITS``. Raises ``ValueError`` (or ``RecursionError``) with a readable cause."""
+    return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
 
 
 def read_array(value: object, path: str) -> Sequence[object]:

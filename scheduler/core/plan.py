@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 from scheduler.core.fields import (
     FieldError,
     fail,
     kind,
+    parse_json,
     read_array,
     read_int,
     read_object,
@@ -245,11 +244,7 @@ def load_plan(path: str | Path) -> Plan:
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError("", f"cannot read plan file {path}: {exc}") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = parse_json(text)
     except (ValueError, RecursionError) as exc:
         raise PlanError("", f"invalid JSON in {path}: {exc}") from None
     return plan_from_json(data)
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")

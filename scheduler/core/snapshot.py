@@ -11,18 +11,17 @@ malformed file never reaches a solver and never ends in a traceback.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
 
 from scheduler.core.fields import (
     FieldError,
     fail,
     join,
     kind,
+    parse_json,
     read_array,
     read_int,
     read_object,
@@ -40,6 +39,19 @@ MAX_WEIGHT = 10**6
 MAX_CAPACITY = 10**6
 MAX_SEVERITY = 3
 MAX_ID_LENGTH = 200
+
+# The size of a lab the engine promises to plan within a time limit (plus its allowance) and
+# 4 GB of memory: `labq bench limits` solves snapshots at these limits. A snapshot beyond one is
+# refused naming the limit, rather than left to run for minutes or exhaust the memory.
+#: 60 weeks of minutes: the loader's longest horizon (60 working days, one a week) fits.
+MAX_HORIZON = 60 * 7 * 24 * 60
+#: Listed days and weeks, and the windows of one examiner, workstation or exposure policy.
+MAX_DAYS = 60 * 7
+MAX_WINDOWS = 5 * MAX_DAYS
+MAX_JOBS = 20_000
+MAX_EXAMINERS = 500
+MAX_WORKSTATIONS = 500
+MAX_POOLS = 500
 
 Interval = tuple[int, int]
 
@@ -280,12 +292,25 @@ def _interval(value: object, path: str, horizon: int) -> Interval:
     return (start, end)
 
 
+def _limited(value: object, path: str, limit: int, what: str) -> Sequence[object]:
+    """An array of at most ``limit`` items (a limit of the contract, see ``MAX_JOBS``)."""
+    items = read_array(value, path)
+    if len(items) > limit:
+        fail(path, f"{len(items):,} {what} is beyond the limit of {limit:,} {what}")
+    return items
+
+
 def _intervals(
-    value: object, path: str, horizon: int, *, nonempty: bool = False
+    value: object,
+    path: str,
+    horizon: int,
+    *,
+    nonempty: bool = False,
+    limit: int = MAX_WINDOWS,
 ) -> tuple[Interval, ...]:
     """Intervals in time order, not overlapping (touching is fine): windows, days, weeks."""
     result: list[Interval] = []
-    for i, item in enumerate(read_array(value, path)):
+    for i, item in enumerate(_limited(value, path, limit, "intervals")):
         start, end = _interval(item, f"{path}[{i}]", horizon)
         if nonempty and end == start:
             fail(f"{path}[{i}]", "must not be empty")
@@ -614,32 +639,40 @@ def _snapshot_from_json(data: object) -> Snapshot:
     except ValueError:
         fail("epoch", f"not an ISO 8601 date-time: {epoch!r:.60}")
     horizon = read_int(top["horizon"], "horizon", 1, MAX_MINUTES)
+    if horizon > MAX_HORIZON:
+        fail(
+            "horizon",
+            f"{horizon:,} minutes is beyond the limit of {MAX_HORIZON:,} minutes "
+            f"({MAX_HORIZON // 1440} days)",
+        )
     objective = top.get("objective", WEIGHTED_TARDINESS)
     if not isinstance(objective, str) or objective not in OBJECTIVES:
         fail("objective", f"expected one of {', '.join(OBJECTIVES)}, got {objective!r:.60}")
-    days = _intervals(top["days"], "days", horizon, nonempty=True)
-    weeks = _intervals(top["weeks"], "weeks", horizon, nonempty=True)
+    days = _intervals(top["days"], "days", horizon, nonempty=True, limit=MAX_DAYS)
+    weeks = _intervals(top["weeks"], "weeks", horizon, nonempty=True, limit=MAX_DAYS)
 
-    raw_examiners = read_array(top["examiners"], "examiners")
+    raw_examiners = _limited(top["examiners"], "examiners", MAX_EXAMINERS, "examiners")
     examiner_ids = _ids(raw_examiners, "examiners", "examiner")
     examiners = tuple(
         _examiner(raw, f"examiners[{ident}]", ident, horizon, len(days))
         for ident, raw in zip(examiner_ids, raw_examiners, strict=True)
     )
-    raw_workstations = read_array(top["workstations"], "workstations")
+    raw_workstations = _limited(
+        top["workstations"], "workstations", MAX_WORKSTATIONS, "workstations"
+    )
     workstation_ids = _ids(raw_workstations, "workstations", "workstation")
     workstations = tuple(
         _workstation(raw, f"workstations[{ident}]", ident, horizon)
         for ident, raw in zip(workstation_ids, raw_workstations, strict=True)
     )
-    raw_pools = read_array(top.get("pools", []), "pools")
+    raw_pools = _limited(top.get("pools", []), "pools", MAX_POOLS, "pools")
     pool_ids = _ids(raw_pools, "pools", "pool")
     pools = tuple(
         _pool(raw, f"pools[{ident}]", ident) for ident, raw in zip(pool_ids, raw_pools, strict=True)
     )
 
     known = _Known(set(examiner_ids), set(workstation_ids), set(pool_ids), horizon)
-    raw_jobs = read_array(top["jobs"], "jobs")
+    raw_jobs = _limited(top["jobs"], "jobs", MAX_JOBS, "jobs")
     job_ids = _ids(raw_jobs, "jobs", "job")
     jobs = tuple(
         _job(raw, f"jobs[{ident}]", ident, known)
@@ -651,7 +684,7 @@ def _snapshot_from_json(data: object) -> Snapshot:
 
     previous: list[PreviousAssignment] = []
     seen_previous: set[str] = set()
-    for i, raw in enumerate(read_array(top.get("previous", []), "previous")):
+    for i, raw in enumerate(_limited(top.get("previous", []), "previous", MAX_JOBS, "assignments")):
         item = _previous(raw, f"previous[{i}]", known)
         if item.job in seen_previous:
             fail(f"previous[{i}].job", f"job '{item.job}' has two previous assignments")
@@ -767,10 +800,6 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, object]:
     }
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def load_snapshot(path: str | Path) -> Snapshot:
     """Read and validate a snapshot file; unreadable files and invalid JSON are `SnapshotError`."""
     try:
@@ -778,7 +807,7 @@ def load_snapshot(path: str | Path) -> Snapshot:
     except (OSError, UnicodeDecodeError) as exc:
         raise SnapshotError("", f"cannot read snapshot file {path}: {exc}") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = parse_json(text)
     except (ValueError, RecursionError) as exc:
         raise SnapshotError("", f"invalid JSON in {path}: {exc}") from None
     return snapshot_from_json(data)
