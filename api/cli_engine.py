@@ -49,7 +49,7 @@ class Size(StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add ``solve``, ``generate`` and the ``bench`` commands (lab, fjsp, jssp, repair, churn,
-    scale, api, webhooks, sqlite-overload) to the CLI."""
+    scale, api, webhooks, sqlite-overload, limits) to the CLI."""
     app.command("solve")(solve)
     app.command("generate")(generate)
     bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
     bench.command("api")(bench_api)
     bench.command("webhooks")(bench_webhooks)
     bench.command("sqlite-overload")(bench_sqlite_overload)
+    bench.command("limits")(bench_limits)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -721,3 +722,43 @@ def bench_webhooks(
     )
     if f.delivered != f.produced or f.duplicates or f.out_of_order:
         raise typer.Exit(EXIT_FAILURE)
+
+
+# -- limits benchmark (scheduler/benchmarks/limits.py) -----------------------------------------
+
+
+def bench_limits(
+    scenarios: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: medium-x10, max-jobs, max-resources, max-horizon, all-limits."
+        ),
+    ] = "medium-x10,max-jobs,max-resources,max-horizon,all-limits",
+    time_limit: Annotated[float, typer.Option(min=0.1, help="--time-limit of each solve.")] = 10.0,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+) -> None:
+    """`labq solve` on snapshots at the contract's limits: wall time and peak memory of each."""
+    from scheduler.benchmarks.limits import SCENARIOS, LimitResult, run_limits
+    from scheduler.core.solve import allowance
+
+    chosen = _names(scenarios)
+    if unknown := [s for s in chosen if s not in SCENARIOS]:
+        raise _fail(f"unknown scenario(s): {', '.join(unknown)}", EXIT_MALFORMED)
+    promise = time_limit + allowance(time_limit)
+    console.print(
+        f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, --time-limit {time_limit:g} s "
+        f"(promise <= {promise:g} s), {workers} workers"
+    )
+
+    def echo(r: LimitResult) -> None:
+        verdict = "ok" if r.within(time_limit) and r.peak_rss_mb <= 4096 else "MISSED"
+        console.print(
+            f"{r.name}: {r.jobs:,} jobs, {r.examiners} examiners, {r.workstations} "
+            f"workstations, horizon {r.horizon:,} min -> exit {r.exit_code}, wall "
+            f"{r.wall_seconds:.1f} s, peak {r.peak_rss_mb:,.0f} MB [{verdict}]"
+        )
+        console.print(f"  {escape(r.summary)}")
+
+    results = run_limits(chosen, time_limit, workers, echo)
+    if any(r.exit_code != 0 for r in results):
+        raise _fail("some solves failed (see above)", EXIT_FAILURE)

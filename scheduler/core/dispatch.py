@@ -810,10 +810,17 @@ def dispatch(snapshot: Snapshot, policy: str) -> Plan:
     return plan
 
 
-def best_dispatch(snapshot: Snapshot) -> tuple[str, Plan]:
-    """Run every policy and return the one with the lowest weighted objective (first on ties)."""
+def best_dispatch(snapshot: Snapshot, deadline: float | None = None) -> tuple[str, Plan]:
+    """Run every policy and return the one with the lowest weighted objective (first on ties).
+
+    Past ``deadline`` (``time.monotonic()``) no further policy is tried: the first always runs,
+    so there is always a valid plan, and a large lab keeps time for the search.
+    """
     best: tuple[str, Plan] | None = None
     for policy in POLICIES:
+        if best is not None and deadline is not None and time.monotonic() >= deadline:
+            logger.info("dispatch: time share spent, %s is the best baseline tried", best[0])
+            break
         plan = dispatch(snapshot, policy)
         if best is None or _rank(plan) < _rank(best[1]):
             best = (policy, plan)

@@ -14,6 +14,7 @@ Two kinds of explanation (DESIGN.md §4 "Explanations"):
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -107,15 +108,21 @@ def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> 
     return capped
 
 
+#: The detail of a left-out job whose reason the time limit left no time to work out.
+NOT_EXPLAINED = "not explained: the solve's time limit ran out before this job was analysed"
+
+
 def unscheduled_reasons(
     snapshot: Snapshot,
     assignments: Sequence[Assignment],
     left_out: Iterable[str],
     known: Mapping[str, Unscheduled] | None = None,
+    deadline: float | None = None,
 ) -> tuple[Unscheduled, ...]:
     """A reason and a detail for every job of ``left_out``, in snapshot order.
 
-    ``known`` reasons (candidate selection, pin conflicts) are kept as given.
+    ``known`` reasons (candidate selection, pin conflicts) are kept as given. Jobs not reached
+    by ``deadline`` (``time.monotonic()``) are ``horizon_full`` with the note ``NOT_EXPLAINED``.
     """
     known = dict(known or {})
     jobs = {j.id: j for j in snapshot.jobs}
@@ -131,6 +138,9 @@ def unscheduled_reasons(
             reasons[job_id] = known[job_id]
             return known[job_id]
         job = jobs[job_id]
+        if deadline is not None and time.monotonic() >= deadline:
+            reasons[job_id] = Unscheduled(job_id, HORIZON_FULL, NOT_EXPLAINED)
+            return reasons[job_id]
         reasons[job_id] = Unscheduled(job_id, HORIZON_FULL, "")  # guards against cycles
         reasons[job_id] = _reason(snapshot, job, placed, planned, jobs, reason)
         return reasons[job_id]

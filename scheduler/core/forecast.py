@@ -20,12 +20,16 @@ second:
 from __future__ import annotations
 
 import heapq
+import logging
+import time
 from bisect import bisect_right
 from collections.abc import Sequence
 
 from .eligibility import caps_allow, examiner_can_take, workstation_can_take
 from .plan import Forecast, Plan
 from .snapshot import Examiner, Job, Snapshot
+
+log = logging.getLogger(__name__)
 
 WEEK = 7 * 24 * 60
 DAY = 24 * 60
@@ -80,16 +84,21 @@ def _typical_week(snapshot: Snapshot, examiner: Examiner) -> _Pattern | None:
     """The examiner's availability pattern to repeat after the horizon (None: never available)."""
     h = snapshot.horizon
     period = WEEK if h >= WEEK else h
-    best: tuple[int, int] | None = None  # (minutes, base)
-    base = h - period
-    while base >= 0:
-        minutes = sum(max(0, min(b, base + period) - max(a, base)) for a, b in examiner.available)
-        if minutes > 0 and (best is None or minutes > best[0]):
-            best = (minutes, base)
-        base -= period
-    if best is None:
+    # Periods end at the horizon: [offset + n * period, offset + (n + 1) * period).
+    offset = h % period
+    minutes: dict[int, int] = {}
+    for a, b in examiner.available:
+        a = max(a, offset)
+        while a < b:
+            n = (a - offset) // period
+            end = min(b, offset + (n + 1) * period)
+            minutes[n] = minutes.get(n, 0) + end - a
+            a = end
+    worked = [n for n, m in minutes.items() if m > 0]
+    if not worked:
         return None
-    base = best[1]
+    # The longest week; of equally long ones the latest, the most like the weeks to come.
+    base = offset + period * max(worked, key=lambda n: (minutes[n], n))
     windows = [
         (max(a, base), min(b, base + period))
         for a, b in examiner.available
@@ -210,11 +219,13 @@ class _Simulation:
         return Forecast(job.id, start, end)
 
 
-def forecast(snapshot: Snapshot, plan: Plan) -> tuple[Forecast, ...]:
+def forecast(snapshot: Snapshot, plan: Plan, deadline: float | None = None) -> tuple[Forecast, ...]:
     """Projected start and end, beyond the horizon, of every unscheduled job that can be done.
 
     Jobs no examiner or workstation may ever take (and their successors) get no forecast: their
-    unscheduled reason says why. The result is in snapshot order.
+    unscheduled reason says why. The result is in snapshot order. Past ``deadline``
+    (``time.monotonic()``) the simulation stops: the jobs it had not reached (the least urgent,
+    as it goes in priority order) get no forecast, and a warning says how many.
     """
     h = snapshot.horizon
     jobs = {j.id: j for j in snapshot.jobs}
@@ -236,7 +247,16 @@ def forecast(snapshot: Snapshot, plan: Plan) -> tuple[Forecast, ...]:
     heap = [(_priority(j, order[j.id]), j.id) for j in pending if waiting[j.id] == 0]
     heapq.heapify(heap)
     out: dict[str, Forecast] = {}
+    placed_count = 0
     while heap:
+        placed_count += 1
+        if deadline is not None and placed_count % 64 == 0 and time.monotonic() >= deadline:
+            log.warning(
+                "forecast cut short at the time limit: %d of %d unscheduled jobs not reached",
+                len(pending) - placed_count + 1,
+                len(pending),
+            )
+            break
         _, job_id = heapq.heappop(heap)
         job = jobs[job_id]
         ready = max(h, job.release)

@@ -14,6 +14,19 @@ snapshot and never returns a plan the verifier rejects. The pipeline (DESIGN.md 
 Pinned and frozen placements that cannot all be kept make the status "infeasible": the plan keeps
 the ones that fit, and each dropped one is listed as ``pin_conflict`` with the jobs and rules it
 clashes with (found with CP-SAT assumptions, see ``explain.py``).
+
+The time limit is the budget of the whole call, and a promise: ``solve`` returns within
+``time_limit + allowance(time_limit)`` (the allowance, ``max(2 s, 10 %)``, also covers a caller's
+final verify and write). Every phase draws on one deadline: dispatch tries further baselines
+only within ``DISPATCH_SHARE`` of it; the optimizer stops ``reserve`` seconds before it (more for
+larger labs); the bound, the explanations and the forecast then degrade rather than overrun — a
+weaker bound (relaxations not reached are skipped), jobs whose reason was not worked out marked
+``NOT_EXPLAINED``, the least urgent backlog left without a forecast. With one worker the
+optimizer counts CP-SAT's deterministic time instead of the clock, so the plan is reproducible;
+wall time then stops it only at three times its share (``lns.improve``), so the promise holds
+for two or more workers (the default of the CLI, the API's runs and the nightly run).
+Memory and time stay bounded because the snapshot contract bounds the lab (``MAX_JOBS`` and the
+other limits in ``snapshot.py``).
 """
 
 from __future__ import annotations
@@ -85,6 +98,32 @@ MAKESPAN_FULL_MODEL_SHARE = 1.0
 LP_BOUND_MAX_JOBS = 800
 LP_BOUND_SHARE = 0.1
 
+#: The LP has a column per job, day and examiner, and is built before its time limit starts:
+#: it runs only while jobs x days stay within what ``LP_BOUND_MAX_JOBS`` jobs over a two-week
+#: horizon make (a year-long horizon took minutes just to build).
+LP_BOUND_MAX_JOB_DAYS = LP_BOUND_MAX_JOBS * 14
+
+
+def _lp_bound_fits(snapshot: Snapshot) -> bool:
+    jobs = len(snapshot.jobs)
+    return jobs <= LP_BOUND_MAX_JOBS and jobs * max(1, len(snapshot.days)) <= LP_BOUND_MAX_JOB_DAYS
+
+
+#: Share of the time limit within which dispatch tries further baselines and the warm start
+#: from the published schedule (the first baseline always runs: it is the fallback plan).
+DISPATCH_SHARE = 0.3
+
+#: Seconds per job kept back from the optimizer for the explanations, the bound, the forecast
+#: and the verify (measured: ~0.5 ms a job on a medium lab); at least ``min(2 s, 10 %)``, at most
+#: half the limit.
+RESERVE_SECONDS_PER_JOB = 5e-4
+
+
+def allowance(time_limit: float) -> float:
+    """Seconds past ``time_limit`` within which a solve, verified and written, is promised."""
+    return max(2.0, 0.1 * time_limit)
+
+
 #: Dispatch rounds for the warm start that holds the published schedule: each round lets go of
 #: the held placements the previous one could not keep.
 HELD_START_ROUNDS = 4
@@ -137,14 +176,19 @@ def solve(
 
     if config.policy != CPSAT:
         base = dispatch(snapshot, config.policy)
-        plan = _finish(snapshot, base, base, FEASIBLE, started, proven=False)
+        plan = _finish(
+            snapshot, base, base, FEASIBLE, started, proven=False, deadline=started + limit
+        )
         report(plan.objective, 1.0)
         return plan
 
-    policy, base = best_dispatch(snapshot)
+    deadline = started + limit
+    policy, base = best_dispatch(snapshot, deadline=started + DISPATCH_SHARE * limit)
     check(stop)
     report(base.objective)
-    published = _published_start(snapshot, policy, base)
+    published = None
+    if time.monotonic() < started + DISPATCH_SHARE * limit:
+        published = _published_start(snapshot, policy, base)
     if published is not None:
         base = published
         report(base.objective)
@@ -167,7 +211,9 @@ def solve(
         for j in snapshot.jobs
         if j.id not in locked and (j.id in candidate_ids or placements[j.id] is not None)
     ]
-    reserve = min(2.0, 0.1 * limit)  # explanations, bound, forecast, verify
+    reserve = min(  # explanations, bound, forecast, verify
+        0.5 * limit, max(min(2.0, 0.1 * limit), RESERVE_SECONDS_PER_JOB * len(snapshot.jobs))
+    )
     deterministic = config.workers <= 1
 
     def time_left(planned: float) -> float:
@@ -203,7 +249,7 @@ def solve(
             if everything and not dropped:
                 known_bound = model_bound  # valid for every plan: nothing else could be planned
     check(stop)
-    if not proven and snapshot.objective != "makespan" and len(snapshot.jobs) <= LP_BOUND_MAX_JOBS:
+    if not proven and snapshot.objective != "makespan" and _lp_bound_fits(snapshot):
         lp_budget = LP_BOUND_SHARE * limit
         planned += lp_budget
         known_bound = max(known_bound, lp_bound(snapshot, time_limit=lp_budget) or 0)
@@ -238,7 +284,16 @@ def solve(
     check(stop)
     optimized = _plan_from(snapshot, placements, base)
     status = INFEASIBLE if dropped else FEASIBLE
-    plan = _finish(snapshot, optimized, base, status, started, proven=proven, bound=known_bound)
+    plan = _finish(
+        snapshot,
+        optimized,
+        base,
+        status,
+        started,
+        proven=proven,
+        bound=known_bound,
+        deadline=deadline,
+    )
     report(plan.objective, 1.0)
     return plan
 
@@ -386,9 +441,11 @@ def _finish(
     *,
     proven: bool,
     bound: int = 0,
+    deadline: float | None = None,
 ) -> Plan:
-    """Reasons, verification (with fallback), objective, bound, status and forecast."""
-    complete = _explained(snapshot, plan)
+    """Reasons, verification (with fallback), objective, bound, status and forecast; the bound
+    gets half of what is left before ``deadline``, the forecast the rest (see the module)."""
+    complete = _explained(snapshot, plan, deadline)
     violations = verify(snapshot, complete)
     if violations:
         log.error(
@@ -396,14 +453,17 @@ def _finish(
             len(violations),
             violations[0],
         )
-        complete = _explained(snapshot, fallback)
+        complete = _explained(snapshot, fallback, deadline)
         proven = False
         if verify(snapshot, complete):
             log.error("baseline plan is not valid either; returning an empty plan")
-            complete = _explained(snapshot, Plan(UNKNOWN, None, None, 0.0, ()))
+            complete = _explained(snapshot, Plan(UNKNOWN, None, None, 0.0, ()), deadline)
             status = UNKNOWN
     objective, terms = plan_objective(snapshot, complete.assignments, complete.unscheduled)
-    bound = min(max(bound, lower_bound(snapshot)), objective)
+    bound_deadline = None
+    if deadline is not None:
+        bound_deadline = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
+    bound = min(max(bound, lower_bound(snapshot, bound_deadline)), objective)
     if proven:
         bound = objective
     if status == FEASIBLE and (proven or bound == objective):
@@ -426,12 +486,12 @@ def _finish(
         solve_seconds=round(time.monotonic() - started, 3),
         assignments=draft.assignments,
         unscheduled=draft.unscheduled,
-        forecast=forecast(snapshot, draft),
+        forecast=forecast(snapshot, draft, deadline),
         terms=draft.terms,
     )
 
 
-def _explained(snapshot: Snapshot, plan: Plan) -> Plan:
+def _explained(snapshot: Snapshot, plan: Plan, deadline: float | None = None) -> Plan:
     """The plan with every left-out job given a reason (pin conflicts with what they clash with)."""
     placed = {a.job for a in plan.assignments}
     conflicts = [u.job for u in plan.unscheduled if u.reason == PIN_CONFLICT]
@@ -442,7 +502,7 @@ def _explained(snapshot: Snapshot, plan: Plan) -> Plan:
         for job_id in conflicts:
             known[job_id] = Unscheduled(job_id, PIN_CONFLICT, details.get(job_id, ""))
     left = [j.id for j in snapshot.jobs if j.id not in placed]
-    unscheduled = explain.unscheduled_reasons(snapshot, plan.assignments, left, known)
+    unscheduled = explain.unscheduled_reasons(snapshot, plan.assignments, left, known, deadline)
     return Plan(
         plan.status, plan.objective, plan.bound, plan.solve_seconds, plan.assignments, unscheduled
     )
