@@ -119,6 +119,11 @@ DISPATCH_SHARE = 0.3
 RESERVE_SECONDS_PER_JOB = 5e-4
 
 
+#: With one worker, wall time stops the solve's phases only past this many time limits (as it
+#: stops the neighbourhood search, ``lns.improve``): a busy machine must not change the plan.
+DETERMINISTIC_WALL_FACTOR = 3
+
+
 def allowance(time_limit: float) -> float:
     """Seconds past ``time_limit`` within which a solve, verified and written, is promised."""
     return max(2.0, 0.1 * time_limit)
@@ -182,12 +187,16 @@ def solve(
         report(plan.objective, 1.0)
         return plan
 
-    deadline = started + limit
-    policy, base = best_dispatch(snapshot, deadline=started + DISPATCH_SHARE * limit)
+    deterministic = config.workers <= 1
+    # With one worker the clock must not change the plan: dispatch runs whole, and the clock
+    # cuts the later phases only where the optimizer's own wall-clock stop does (three limits).
+    deadline = started + (DETERMINISTIC_WALL_FACTOR if deterministic else 1) * limit
+    dispatch_deadline = None if deterministic else started + DISPATCH_SHARE * limit
+    policy, base = best_dispatch(snapshot, deadline=dispatch_deadline)
     check(stop)
     report(base.objective)
     published = None
-    if time.monotonic() < started + DISPATCH_SHARE * limit:
+    if dispatch_deadline is None or time.monotonic() < dispatch_deadline:
         published = _published_start(snapshot, policy, base)
     if published is not None:
         base = published
@@ -214,7 +223,6 @@ def solve(
     reserve = min(  # explanations, bound, forecast, verify
         0.5 * limit, max(min(2.0, 0.1 * limit), RESERVE_SECONDS_PER_JOB * len(snapshot.jobs))
     )
-    deterministic = config.workers <= 1
 
     def time_left(planned: float) -> float:
         """Seconds left for optimizing; with one worker counted without the wall clock (the
