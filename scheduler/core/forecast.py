@@ -88,7 +88,7 @@ def _typical_week(snapshot: Snapshot, examiner: Examiner) -> _Pattern | None:
     offset = h % period
     minutes: dict[int, int] = {}
     for a, b in examiner.available:
-        a = max(a, offset)
+        a, b = max(a, offset), min(b, h)
         while a < b:
             n = (a - offset) // period
             end = min(b, offset + (n + 1) * period)
