@@ -274,6 +274,7 @@ def reoptimize(
         title=f"re-optimization of {len(runs)} lab(s) in {time.perf_counter() - started:.1f} s",
     )
     failed: list[str] = []
+    left_out: list[str] = []
     with session_scope(engine) as session:
         for code, run_id in runs.items():
             run = session.get(SolveRun, run_id)
@@ -290,6 +291,7 @@ def reoptimize(
                     err_console.print(f"[red]{escape(code)}[/red]: {escape(run.error)}")
                 continue
             k: dict[str, Any] = version.kpis
+            left_out.extend(f"{code}: {record}" for record in k.get("unplannable", []))
             table.add_row(
                 code,
                 "[green]succeeded[/green]",
@@ -302,6 +304,10 @@ def reoptimize(
                 f"version {version.id}" if version.is_current else "no",
             )
     console.print(table)
+    if left_out:
+        console.print(f"{len(left_out)} stored record(s) cannot be planned and were left out:")
+        for line in left_out:
+            console.print(f"  {escape(line)}", soft_wrap=True)
     if failed:
         raise _fail(
             f"re-optimization failed for lab(s): {', '.join(failed)}; "

@@ -34,6 +34,10 @@ PREDECESSOR_UNSCHEDULED = "predecessor_unscheduled"
 RELEASED_AFTER_HORIZON = "released_after_horizon"
 NOT_A_CANDIDATE = "not_a_candidate"
 PIN_CONFLICT = "pin_conflict"
+UNPLANNABLE_RECORD = "unplannable_record"
+"""A stored record that cannot become planning data: an instant outside the contract's range of
+minutes, a reference that no longer resolves, a number past the contract's bounds. It is left out
+so the rest of its lab is planned; the detail names the record and the field to correct."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ REASONS = (
     RELEASED_AFTER_HORIZON,
     NOT_A_CANDIDATE,
     PIN_CONFLICT,
+    UNPLANNABLE_RECORD,
 )
 
 # Times beyond this are malformed; objective values may be large sums but stay inside int64.

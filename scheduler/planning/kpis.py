@@ -13,7 +13,10 @@ Computed from the snapshot the plan was solved on, so they describe exactly what
 - ``exposure``: per examiner, planned and logged exposure per lab-local day and week against the
   daily, severe and weekly caps;
 - ``utilization``: attended minutes over available minutes per examiner, machine minutes over
-  available capacity per workstation.
+  available capacity per workstation;
+- ``warnings`` from the loader, and ``unplannable``: every stored record left out because it
+  cannot be planned, each named with its field (its jobs are also listed as unscheduled with
+  reason ``unplannable_record``).
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "exposure": exposure_figures(snapshot, plan, idmap),
         "utilization": utilization(snapshot, plan),
         "warnings": idmap.warnings[:MAX_WARNINGS],
+        "unplannable": idmap.unplannable[:MAX_WARNINGS],
         "mode": idmap.mode,
     }
 

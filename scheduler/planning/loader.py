@@ -22,6 +22,12 @@ Jobs
     predecessors are omitted (absent = done). A job waiting for one that is not planned (on hold,
     case closed) is left out of the snapshot and reported as ``predecessor_unscheduled``.
 
+Unplannable records
+    A stored record that cannot become planning data (an instant out of range, a reference that
+    no longer resolves, a number past the contract's bounds; `scheduler.planning.plannable`) is
+    left out, named with its field: its jobs as ``unplannable_record``, an examiner, workstation
+    or pool in the warnings (a pin on one is dropped). The rest of the lab is planned.
+
 Pins
     A pinned job keeps its pin; an in-progress job without one is pinned to its published
     placement. A placement in the past is moved to the earliest time from the epoch where its
@@ -40,6 +46,7 @@ Published schedule
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -73,11 +80,18 @@ from models import (
 from models.schedule import RUN_MODES
 from scheduler.core import snapshot as core
 from scheduler.core.eligibility import examiner_can_take, workstation_can_take
-from scheduler.core.plan import NOT_A_CANDIDATE, PIN_CONFLICT, PREDECESSOR_UNSCHEDULED
+from scheduler.core.plan import (
+    NOT_A_CANDIDATE,
+    PIN_CONFLICT,
+    PREDECESSOR_UNSCHEDULED,
+    UNPLANNABLE_RECORD,
+)
 from scheduler.core.snapshot import SnapshotError, snapshot_from_json, snapshot_to_json
 from scheduler.errors import Invalid
+from scheduler.planning.plannable import InstantRange, Unplannable, record_problems
 
 Interval = tuple[int, int]
+logger = logging.getLogger(__name__)
 
 STAGE_ALLOWANCE_HOURS = 4
 """Hours added to a job's due time per stage before it on its chain (acquire 0, process 4, ...)."""
@@ -87,6 +101,10 @@ DONE_STATUSES = ("done", "cancelled")
 DEFAULT_WORKING_WEEKDAYS = frozenset(range(5))
 REPAIR_WINDOW_WORKING_DAYS = 2
 _MAX_SCAN_DAYS = 400
+_MAX_REBUILDS = 20
+"""Snapshot builds after the contract check named records to leave out (each build names all of
+the lab's bad records at once; more builds are needed only for problems between records, such as
+a cycle of predecessors)."""
 
 
 # ---- time -----------------------------------------------------------------------------------
@@ -298,6 +316,7 @@ class IdMap:
     level_rank: dict[str, int] = field(default_factory=dict)
     excluded: list[Excluded] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unplannable: list[str] = field(default_factory=list)  # every record left out as unplannable
     current_version_id: int | None = None
 
     def job_sid(self, job_id: int) -> str:
@@ -315,10 +334,6 @@ class IdMap:
         if name not in cache or len(cache[name]) != len(forward):
             cache[name] = {db_id: sid for sid, db_id in forward.items()}
         return cache[name]
-
-
-def job_ref(case: Case, device: Device, job: Job) -> str:
-    return f"{case.external_ref}/{device.external_ref}/{job.external_ref}"
 
 
 # ---- the loader -----------------------------------------------------------------------------
@@ -382,11 +397,37 @@ def load_snapshot(
 ) -> tuple[core.Snapshot, IdMap]:
     """Build the lab's snapshot at ``now`` and the map back to database ids.
 
-    The snapshot has passed `snapshot_from_json(snapshot_to_json(...))`; data that cannot make
-    a valid one raises `Invalid` naming the field.
+    The snapshot has passed `snapshot_from_json(snapshot_to_json(...))`. A record that would
+    break it is left out as unplannable (see `scheduler.planning.plannable`) and the snapshot is
+    built again without it; only a lab whose problem names no record raises `Invalid`.
     """
     if mode not in RUN_MODES:
         raise Invalid(f"unknown run mode {mode!r}; expected one of {', '.join(RUN_MODES)}")
+    unplannable = Unplannable()
+    for _ in range(_MAX_REBUILDS):
+        snapshot, idmap = _build(session, lab, now, mode, unplannable)
+        try:
+            checked = snapshot_from_json(snapshot_to_json(snapshot))
+        except SnapshotError as exc:
+            error = exc
+        else:
+            for record in idmap.unplannable:
+                logger.warning("lab %s: left out of planning: %s", lab.code, record)
+            return checked, idmap
+        found = record_problems(snapshot)
+        if not found and not unplannable.add_named_by(snapshot, error):
+            break
+        for table in ("examiners", "workstations", "pools", "jobs"):
+            getattr(unplannable, table).update(getattr(found, table))
+    raise Invalid(
+        f"lab {lab.code!r} does not make a valid snapshot: {error}", field=error.field
+    ) from None
+
+
+def _build(
+    session: Session, lab: Lab, now: datetime, mode: str, unplannable: Unplannable
+) -> tuple[core.Snapshot, IdMap]:
+    """The lab's snapshot, leaving out the records already found ``unplannable``."""
     examiners = list(
         session.scalars(
             select(Examiner)
@@ -416,10 +457,35 @@ def load_snapshot(
     idmap = IdMap(timeline=timeline, mode=mode)
     idmap.level_rank = {level.code: level.rank for level in lab.priority_levels}
 
-    snap_examiners = [_examiner(session, ex, timeline, idmap) for ex in examiners]
-    snap_workstations = [_workstation(ws, timeline, idmap) for ws in workstations]
+    left_out = _LeftOut()
+    snap_examiners: list[core.Examiner] = []
+    for ex in examiners:
+        why = unplannable.examiners.get(ex.external_ref)
+        if why is None:
+            try:
+                snap_examiners.append(_examiner(session, ex, timeline, idmap))
+                continue
+            except (ArithmeticError, ValueError) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            idmap.examiners.pop(ex.external_ref, None)
+        left_out.examiners[ex.id] = _leave_out(idmap, f"examiner {ex.external_ref}", why)
+    snap_workstations: list[core.Workstation] = []
+    for ws in workstations:
+        why = unplannable.workstations.get(ws.external_ref)
+        if why is None:
+            try:
+                snap_workstations.append(_workstation(ws, timeline, idmap))
+                continue
+            except (ArithmeticError, ValueError) as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            idmap.workstations.pop(ws.external_ref, None)
+        left_out.workstations[ws.id] = _leave_out(idmap, f"workstation {ws.external_ref}", why)
     snap_pools = []
     for pool in pools:
+        if pool.name in unplannable.pools:
+            what = f"licence pool {pool.name!r}"
+            left_out.pools[pool.id] = _leave_out(idmap, what, unplannable.pools[pool.name])
+            continue
         idmap.pools[pool.name] = pool.id
         snap_pools.append(core.Pool(id=pool.name, capacity=pool.capacity))
 
@@ -439,6 +505,8 @@ def load_snapshot(
         {e.id: e for e in snap_examiners},
         {w.id: w for w in snap_workstations},
         published,
+        left_out,
+        unplannable.jobs,
     )
     jobs = builder.build()
     previous = builder.previous(jobs)
@@ -465,13 +533,24 @@ def load_snapshot(
             continuity=lab.weight_continuity,
         ),
     )
-    try:
-        checked = snapshot_from_json(snapshot_to_json(snapshot))
-    except SnapshotError as exc:
-        raise Invalid(
-            f"lab {lab.code!r} does not make a valid snapshot: {exc}", field=exc.field
-        ) from None
-    return checked, idmap
+    return snapshot, idmap
+
+
+@dataclass
+class _LeftOut:
+    """Resources left out as unplannable: database id -> the sentence that names it and why."""
+
+    examiners: dict[int, str] = field(default_factory=dict)
+    workstations: dict[int, str] = field(default_factory=dict)
+    pools: dict[int, str] = field(default_factory=dict)
+
+
+def _leave_out(idmap: IdMap, what: str, why: str) -> str:
+    """Report an examiner, workstation or pool that cannot be planned (a version warning)."""
+    sentence = f"{what} is left out of planning as an unplannable record: {why}"
+    idmap.warnings.append(sentence)
+    idmap.unplannable.append(sentence)
+    return f"{what}, which cannot be planned ({why})"
 
 
 def _examiner(
@@ -562,6 +641,8 @@ class _JobBuilder:
         examiners: dict[str, core.Examiner],
         workstations: dict[str, core.Workstation],
         published: Mapping[int, PublishedAssignment],
+        left_out: _LeftOut,
+        unplannable_jobs: Mapping[str, str],
     ) -> None:
         self.session = session
         self.lab = lab
@@ -575,6 +656,9 @@ class _JobBuilder:
         self.changed_since: dict[int, datetime] = {}
         self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
         self.dropped: set[str] = set()  # jobs whose published placement was dropped
+        self.left_out = left_out
+        self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
+        self.unreadable: dict[int, str] = {}  # job id -> the stored instant it cannot plan
 
     # -- loading --
 
@@ -584,6 +668,12 @@ class _JobBuilder:
             Case.status == "open",
             Job.status.in_(ACTIVE_JOB_STATUSES),
         )
+        plannable = InstantRange.around(self.timeline.epoch)
+        dialect = self.session.get_bind().dialect.name
+        pin_start, pin_start_text = plannable.guarded(Job.pin_start_at, dialect)
+        arrived, arrived_text = plannable.guarded(Device.arrived_at, dialect)
+        received, received_text = plannable.guarded(Case.received_at, dialect)
+        deadline, deadline_text = plannable.guarded(Case.legal_deadline_at, dialect)
         rows: Sequence[Any] = self.session.execute(
             select(
                 Job.id,
@@ -595,18 +685,23 @@ class _JobBuilder:
                 Job.severity,
                 Job.pin_examiner_id,
                 Job.pin_workstation_id,
-                Job.pin_start_at,
+                pin_start,
                 Job.updated_at,
                 Device.external_ref,
-                Device.arrived_at,
+                arrived,
                 Case.id,
                 Case.external_ref,
-                Case.received_at,
-                Case.legal_deadline_at,
+                received,
+                deadline,
                 Case.updated_at,
                 PriorityLevel.code,
                 PriorityLevel.weight,
                 PriorityLevel.target_start_hours,
+                received_text,
+                deadline_text,
+                arrived_text,
+                pin_start_text,
+                Job.stage,
             )
             .join(Device, Job.device_id == Device.id)
             .join(Case, Device.case_id == Case.id)
@@ -614,13 +709,22 @@ class _JobBuilder:
             .where(*planned)
             .order_by(Case.received_at, Case.id, Device.id, Job.id)
         ).all()
+        epoch = self.timeline.epoch
         for r in rows:
             job = _JobData(*r[0:11])
-            device = _DeviceData(r[11], r[12])
-            case = _CaseData(*r[13:18])
+            device = _DeviceData(r[11], r[12] or epoch)
+            case = _CaseData(r[13], r[14], r[15] or epoch, r[16], r[17])
             level = _LevelData(*r[18:21])
             sid = f"{case.external_ref}/{device.external_ref}/{job.external_ref}"
             self.rows[job.id] = _Row(job, device, case, level, sid)
+            for text, what, name in (
+                (r[21], f"case {case.external_ref}", "received_at"),
+                (r[22], f"case {case.external_ref}", "legal_deadline_at"),
+                (r[23], f"device {case.external_ref}/{device.external_ref}", "arrived_at"),
+                (r[24], f"{r[25]} job {sid}", "pin_start_at"),
+            ):
+                if text is not None:
+                    self.unreadable.setdefault(job.id, plannable.problem(what, name, text))
             self.changed_since[job.id] = max(job.updated_at, case.updated_at)
         ids = (
             select(Job.id)
@@ -683,16 +787,24 @@ class _JobBuilder:
         }
         if not missing:
             return {}
-        rows = self.session.execute(
-            select(Job, Device, Case)
+        rows = self.session.execute(  # references only: no stored instant is read here
+            select(
+                Job.id,
+                Job.external_ref,
+                Job.status,
+                Device.external_ref,
+                Case.external_ref,
+                Case.status,
+            )
             .join(Device, Job.device_id == Device.id)
             .join(Case, Device.case_id == Case.id)
             .where(Job.id.in_(missing))
         ).all()
         out = {}
-        for job, device, case in rows:
-            state = f"case {case.status}" if case.status != "open" else job.status
-            out[job.id] = f"job {job_ref(case, device, job)}, which is {state.replace('_', ' ')}"
+        for job_id, job_external, status, device_ref, case_ref, case_status in rows:
+            state = f"case {case_status}" if case_status != "open" else status
+            ref = f"{case_ref}/{device_ref}/{job_external}"
+            out[job_id] = f"job {ref}, which is {state.replace('_', ' ')}"
         return out
 
     def _depth(self) -> dict[int, int]:
@@ -722,7 +834,17 @@ class _JobBuilder:
         idmap = self.idmap
         pins: dict[int, core.Pin] = {}
         excluded: dict[int, Excluded] = {}
+        jobs_per_problem: dict[str, int] = defaultdict(int)
         for job_id, row in self.rows.items():
+            why = self._unplannable(row)
+            if why is not None:
+                excluded[job_id] = Excluded(job_id, UNPLANNABLE_RECORD, why)
+                jobs_per_problem[why] += 1
+        for why, count in jobs_per_problem.items():
+            idmap.unplannable.append(why if count == 1 else f"{why} ({count} jobs)")
+        for job_id, row in self.rows.items():
+            if job_id in excluded:
+                continue
             result = self._pin(row)
             if isinstance(result, Excluded):
                 excluded[job_id] = result
@@ -760,8 +882,8 @@ class _JobBuilder:
             idmap.cases[row.case.external_ref] = row.case.id
             idmap.job_level[row.sid] = row.level.code
             idmap.case_level[row.case.external_ref] = row.level.code
-            target = row.case.received_at + timedelta(hours=row.level.target_start_hours)
-            idmap.case_target_start[row.case.external_ref] = self.timeline.floor(target)
+            target = self.timeline.floor(row.case.received_at) + 60 * row.level.target_start_hours
+            idmap.case_target_start[row.case.external_ref] = target
             idmap.job_case[job_id] = row.case.id
             if row.job.status == "in_progress":
                 idmap.cases_started.add(row.case.external_ref)
@@ -775,17 +897,35 @@ class _JobBuilder:
         idmap.cases_started.update(ref for ref in started if ref in idmap.case_level)
         return jobs
 
+    def _unplannable(self, row: _Row) -> str | None:
+        """Why the job cannot be planned at all, naming the record and field; None if it can."""
+        job = row.job
+        if job.id in self.unreadable:
+            return self.unreadable[job.id]
+        if row.sid in self.unplannable_jobs:
+            return f"job {row.sid}: {self.unplannable_jobs[row.sid]}"
+        pools = set(self.idmap.pools.values())
+        for pool_id in job.pool_ids:
+            if pool_id in self.left_out.pools:
+                return f"job {row.sid}: its licence pool is {self.left_out.pools[pool_id]}"
+            if pool_id not in pools:
+                return (
+                    f"job {row.sid}: licence pool #{pool_id} is not a pool of lab "
+                    f"{self.lab.code!r} (licence pools)"
+                )
+        return None
+
     def _job(
         self, row: _Row, depth: int, pin: core.Pin | None, excluded: dict[int, Excluded]
     ) -> core.Job:
         job, tl = row.job, self.timeline
         level, case = row.level, row.case
-        target = case.received_at + timedelta(
-            hours=level.target_start_hours + STAGE_ALLOWANCE_HOURS * depth
-        )
+        # In minutes, not datetimes: a target past year 9999 is only late, never an overflow.
+        hours = level.target_start_hours + STAGE_ALLOWANCE_HOURS * depth
+        target = tl.floor(case.received_at) + 60 * hours
         if case.legal_deadline_at is not None:
-            target = min(target, case.legal_deadline_at)
-        due = min(core.MAX_MINUTES, max(0, tl.floor(target)))
+            target = min(target, tl.floor(case.legal_deadline_at))
+        due = min(core.MAX_MINUTES, max(0, target))
         release = min(core.MAX_MINUTES, max(0, tl.ceil(row.device.arrived_at)))
 
         attended, machine, exposure = (
@@ -865,6 +1005,9 @@ class _JobBuilder:
         examiner = workstation = None
         if examiner_id is not None:
             refs = {db_id: ref for ref, db_id in idmap.examiners.items()}
+            if examiner_id in self.left_out.examiners:
+                self._without_pin(row, what, self.left_out.examiners[examiner_id])
+                return None
             if examiner_id not in refs:
                 return Excluded(
                     row.job.id, PIN_CONFLICT, f"{what} with an examiner who is not active"
@@ -872,6 +1015,9 @@ class _JobBuilder:
             examiner = refs[examiner_id]
         if ws_id is not None:
             refs = {db_id: ref for ref, db_id in idmap.workstations.items()}
+            if ws_id in self.left_out.workstations:
+                self._without_pin(row, what, self.left_out.workstations[ws_id])
+                return None
             if ws_id not in refs:
                 return Excluded(
                     row.job.id, PIN_CONFLICT, f"{what} on a workstation that is not active"
@@ -897,6 +1043,11 @@ class _JobBuilder:
         if row.job.status == "in_progress":
             self.elapsed[row.job.id] = -start
         return core.Pin(examiner=examiner, workstation=workstation, start=moved)
+
+    def _without_pin(self, row: _Row, what: str, resource: str) -> None:
+        self.idmap.warnings.append(
+            f"job {row.sid}: its {what} placement names {resource}; planned without the pin"
+        )
 
     def _remaining(
         self,
