@@ -143,9 +143,7 @@ def _solve_store_publish(session: Session, lab: Lab, *, policy: str, time_limit:
 def test_one_bad_record_is_left_out_named_and_the_rest_of_the_lab_is_planned(session, form):
     lab = small_lab(session, f"u-{form.__name__[:40]}", cases=4)
     words = form(session, lab)
-    snapshot, plan, idmap, version = _solve_store_publish(
-        session, lab, policy="fifo", time_limit=2
-    )
+    snapshot, plan, idmap, version = _solve_store_publish(session, lab, policy="fifo", time_limit=2)
     names = _names(idmap)
     assert all(word in names for word in words), names
     assert plan.assignments, "the rest of the lab is planned"
