@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from lab_builders import small_lab
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from api.cli import app
-from models import Job, JobPredecessor, SolveRun
+from models import Job, JobPredecessor, Lab, SolveRun
 from scheduler import db
 from scheduler.db import make_engine, session_scope
 from scheduler.migrate import upgrade
@@ -60,13 +60,8 @@ def test_reoptimize_names_a_failed_lab_which_keeps_its_schedule(cli_url):
     assert _current(cli_url, "east") is not None
     kept, east_before = _current(cli_url, "west"), _current(cli_url, "east")
     engine = make_engine(cli_url)
-    with session_scope(engine) as session:  # corrupt west behind the services' back: a cycle
-        lab = get_lab(session, "west")
-        acquire, review = (
-            session.scalar(select(Job.id).where(Job.lab_id == lab.id, Job.external_ref == ref))
-            for ref in ("acquire", "review")
-        )
-        session.add(JobPredecessor(job_id=acquire, predecessor_id=review))
+    with session_scope(engine) as session:  # corrupt west behind the services' back
+        session.execute(update(Lab).where(Lab.code == "west").values(timezone="Nowhere/Atlantis"))
     engine.dispose()
     result = CliRunner().invoke(
         app, ["reoptimize", "--all-labs", "--publish", "--policy", "fifo", "--time-limit", "2"]
@@ -75,6 +70,27 @@ def test_reoptimize_names_a_failed_lab_which_keeps_its_schedule(cli_url):
     assert "failed for lab(s): west" in " ".join(result.output.split())
     assert _current(cli_url, "west") == kept
     assert _current(cli_url, "east") not in (None, east_before)  # east was re-published
+
+
+def test_reoptimize_lists_the_records_it_could_not_plan(cli_url):
+    _labs(cli_url, "south")
+    engine = make_engine(cli_url)
+    with session_scope(engine) as session:  # a cycle of predecessors, behind the services' back
+        lab = get_lab(session, "south")
+        acquire, review = (
+            session.scalar(select(Job.id).where(Job.lab_id == lab.id, Job.external_ref == ref))
+            for ref in ("acquire", "review")
+        )
+        session.add(JobPredecessor(job_id=acquire, predecessor_id=review))
+    engine.dispose()
+    result = CliRunner().invoke(
+        app, ["reoptimize", "--lab", "south", "--publish", "--policy", "fifo", "--time-limit", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "1 stored record(s) cannot be planned" in output
+    assert "cycle in predecessors" in output
+    assert _current(cli_url, "south") is not None
 
 
 def test_reoptimize_needs_labs(cli_url):
