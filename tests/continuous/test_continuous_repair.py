@@ -238,15 +238,10 @@ def test_a_failing_repair_leaves_the_published_schedule_intact(shared_engine, la
     version, before = published(shared_engine, lab_code)
     with session_scope(shared_engine) as session:
         lab = get_lab(session, lab_code)
-        # Corrupt the data behind the services' back: a predecessor cycle cannot make a snapshot.
-        acquire, review = (
-            session.scalar(
-                select(Job.id).where(Job.lab_id == lab.id, Job.external_ref == ref).limit(1)
-            )
-            for ref in ("acquire", "review")
-        )
-        session.add(JobPredecessor(job_id=acquire, predecessor_id=review))
         casework.escalate_case(session, lab, casework.get_case(session, lab, "C2"), "P1", ACTOR)
+    with session_scope(shared_engine) as session:
+        # Corrupt the lab itself behind the services' back (one bad record is only left out).
+        get_lab(session, lab_code).timezone = "Nowhere/Atlantis"
     run_id = _repair_run(shared_engine, lab_code)
     assert run_to_completion(shared_engine, run_id, "w", now=MONDAY) == "failed"
     assert published(shared_engine, lab_code) == (version, before)
