@@ -37,7 +37,7 @@ from models.security import ROLES
 from scheduler.errors import DomainError, Forbidden, NotFound
 from scheduler.services import keys
 from scheduler.services.integrity import integrity_error
-from scheduler.services.labs import get_lab
+from scheduler.services.labs import get_lab, lock_lab
 from scheduler.settings import Settings
 
 T = TypeVar("T")
@@ -282,7 +282,9 @@ class Allow:
     """A route's role declaration: ``ctx: Annotated[Context, Depends(allow("admin"))]``.
 
     Checks the role (403), then, when the path names a lab, the key's scope (403 for another lab,
-    whether or not it exists) and the lab itself (404).
+    whether or not it exists) and the lab itself (404). A request that may change the lab's data
+    (any method but GET and HEAD) holds the lab's write lock (``lock_lab``) from here to its
+    commit, so everything it reads, its ETag checks included, stays current until it writes.
     """
 
     def __init__(self, *roles: str) -> None:
@@ -307,7 +309,11 @@ class Allow:
         if lab_code is not None:
             if principal.lab_code is not None and principal.lab_code != lab_code:
                 raise Forbidden(f"this key is scoped to lab {principal.lab_code!r}")
-            lab = await run_in_threadpool(get_lab, session, lab_code)
+            if request.method in READ_METHODS:
+                lab = await run_in_threadpool(get_lab, session, lab_code)
+            else:
+                wait = request.app.state.settings.lab_lock_wait_seconds
+                lab = await run_in_threadpool(lock_lab, session, lab_code, wait_seconds=wait)
         return Context(session=session, principal=principal, lab_or_none=lab)
 
 

@@ -46,3 +46,12 @@ class Forbidden(DomainError):
     status = 403
     title = "Forbidden"
     type = "https://labq.dev/problems/forbidden"
+
+
+class Busy(DomainError):
+    """The change waited too long for another one; nothing was written and a retry may pass."""
+
+    status = 503
+    title = "Service busy"
+    type = "https://labq.dev/problems/busy"
+    headers = {"Retry-After": "1"}

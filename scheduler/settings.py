@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # SQLite: how long a writer waits for the write lock before its request is refused with 503
     # and Retry-After (a client's patience is longer); reads never wait for it.
     db_busy_timeout_seconds: float = Field(default=5.0, ge=0.01, le=300)
+    # Changes to one lab run one after another (services/labs.py lock_lab); a change that waits
+    # longer than this for the one before it is refused with 503 and Retry-After. Bounded because
+    # each waiter holds a server thread.
+    lab_lock_wait_seconds: float = Field(default=15.0, ge=0.1, le=300)
     # A verified API key is trusted this long per process without a database check: a key
     # revoked in another process (another server worker, `labq keys revoke`) stops working
     # within this many seconds; in the revoking process at once. 0 checks every request.

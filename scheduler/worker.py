@@ -65,6 +65,7 @@ from scheduler.planning.publish import publish
 from scheduler.planning.runs import begin_attempt, end_attempt, rows_changed, run_ended
 from scheduler.planning.store import prepare_version, store_plan
 from scheduler.services import audit
+from scheduler.services.labs import lock_lab
 from scheduler.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -530,7 +531,11 @@ def execute(
 
         def store() -> int:
             with session_scope(engine) as session:
-                # The run row first: the write lock on SQLite, and proof the run is still ours.
+                # The lab's write lock before any row (publishing needs it, and a request that
+                # holds it may be cancelling this run); then the run row, proof it is still ours.
+                lab = session.get(Lab, claim.lab_id)
+                assert lab is not None
+                lock_lab(session, lab.code)
                 held = session.execute(
                     update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
                 )
@@ -539,8 +544,7 @@ def execute(
                         f"solve run {claim.run_id} is no longer held by {claim.worker_id}"
                     )
                 run = session.get(SolveRun, claim.run_id)
-                lab = session.get(Lab, claim.lab_id)
-                assert run is not None and lab is not None
+                assert run is not None
                 if run.cancel_requested:
                     raise RunCancelled(f"solve run {claim.run_id} was cancelled")
                 version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)

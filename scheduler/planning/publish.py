@@ -24,6 +24,7 @@ from scheduler.errors import Conflict
 from scheduler.planning.events import announce_publication
 from scheduler.services import audit
 from scheduler.services.integrity import flush
+from scheduler.services.labs import lock_lab
 
 
 def _placement(a: Assignment) -> dict[str, Any]:
@@ -91,11 +92,6 @@ def current_version(session: Session, lab: Lab) -> ScheduleVersion | None:
     )
 
 
-def _lock_lab(session: Session, lab: Lab) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Lab.id).where(Lab.id == lab.id).with_for_update())
-
-
 def publish(
     session: Session, version: ScheduleVersion, actor: str, *, now: datetime | None = None
 ) -> ScheduleVersion:
@@ -105,7 +101,7 @@ def publish(
     run = session.get(SolveRun, version.solve_run_id) if version.solve_run_id else None
     if run is not None and run.mode == "preview":
         raise Conflict(f"version {version.id} is a preview and is never published")
-    _lock_lab(session, lab)
+    lock_lab(session, lab.code)
     session.refresh(version)
     if version.is_current:
         return version

@@ -55,6 +55,7 @@ from scheduler import continuous
 from scheduler.errors import Invalid
 from scheduler.services.audit import digest
 from scheduler.services.integrity import integrity_error
+from scheduler.services.labs import lock_lab
 
 CHUNK = 500
 ACTION = "case.import"
@@ -631,7 +632,10 @@ def import_cases(
     """Upsert ``items`` (cases with devices and jobs) into ``lab``; see the module docstring.
 
     Each item is shaped like ``CaseItem``; the HTTP layer has already checked types and bounds.
+    Imports into one lab run one after another (``lock_lab``), so identical imports sent together
+    all succeed: the later ones find the earlier one's rows, unchanged.
     """
+    lock_lab(session, lab.code)
     with _collector_paused():
         return _import(session, lab, items, actor)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models import Lab, PriorityLevel
 from models.lab import DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_PRIORITY_SCHEME
-from scheduler.errors import Invalid, NotFound
+from scheduler.errors import Busy, Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
 
@@ -52,6 +53,45 @@ def _check_time_limits(lab: Lab) -> None:
 
 def get_lab(session: Session, code: str) -> Lab:
     lab = session.scalar(select(Lab).where(Lab.code == code))
+    if lab is None:
+        raise NotFound(f"lab {code!r} does not exist")
+    return lab
+
+
+def lock_lab(session: Session, code: str, *, wait_seconds: float | None = None) -> Lab:
+    """The lab, read afresh and held for writing until the transaction ends.
+
+    Every change to a lab's data takes this lock before it reads what it changes (the API on
+    each unsafe method, the import, publishing): writers of one lab run one after another, so an
+    ETag compared under the lock is still current when the change is written, a create-only PUT
+    creates once, a PATCH's read-modify-write and a replaced collection (skills, shifts) are one
+    writer's, and identical imports find each other's rows instead of colliding on them.
+
+    PostgreSQL: ``FOR NO KEY UPDATE`` on the lab row. It excludes the other writers but not
+    inserts of rows that refer to the lab (their foreign key takes only KEY SHARE), so it never
+    deadlocks against them; waiting longer than ``wait_seconds`` is ``Busy`` (a waiter holds a
+    server thread). SQLite: every transaction already holds the database's write lock from its
+    first statement (``BEGIN IMMEDIATE``, scheduler/db.py), so the plain read is enough.
+    """
+    stmt = select(Lab).where(Lab.code == code).execution_options(populate_existing=True)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        stmt = stmt.with_for_update(key_share=True)
+    if postgres and wait_seconds is not None:
+        timeout = {"timeout": f"{max(1, round(wait_seconds * 1000))}ms"}
+        session.execute(text("SELECT set_config('lock_timeout', :timeout, true)"), timeout)
+        try:
+            lab = session.scalar(stmt)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                raise Busy(
+                    f"another change to lab {code!r} held it for over {wait_seconds:g} s; "
+                    "retry shortly"
+                ) from None
+            raise
+        session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+    else:
+        lab = session.scalar(stmt)
     if lab is None:
         raise NotFound(f"lab {code!r} does not exist")
     return lab
