@@ -49,6 +49,14 @@ def winner(responses: list[Any], status: int = 200) -> int:
     return index
 
 
+@pytest.fixture(scope="module", autouse=True)
+def patient_writers(app):
+    """Writers queue behind each other for as long as it takes: on a busy machine the last of
+    20 may wait many seconds, and how long is no part of what these tests check (the wait's own
+    bound has its own test below)."""
+    app.state.settings.lab_lock_wait_seconds = 300.0
+
+
 @pytest.fixture(scope="module")
 def world(client, admin):
     make_lab(client, admin, LAB)
