@@ -309,6 +309,31 @@ def test_patches_of_different_case_fields_all_land(client, admin, world):
     assert case["received_at"].startswith("2026-11-01T08:00:00")
 
 
+def test_unconditional_puts_of_a_new_pool_and_level_create_one_each(client, admin, world):
+    pools = race(
+        WRITERS,
+        lambda i: client.put(
+            f"/labs/{LAB}/licence-pools/NEWPOOL", json={"capacity": 1 + i}, headers=admin
+        ),
+    )
+    level = {"rank": 9, "weight": 1, "target_start_hours": 500}
+    levels = race(
+        WRITERS,
+        lambda i: client.put(
+            f"/labs/{LAB}/priority-levels/P9", json={**level, "name": f"Level {i}"}, headers=admin
+        ),
+    )
+
+    assert statuses(pools) == {200: WRITERS}, [r.text for r in pools if r.status_code != 200]
+    assert statuses(levels) == {200: WRITERS}, [r.text for r in levels if r.status_code != 200]
+    listed = client.get(f"/labs/{LAB}/licence-pools", headers=admin).json()["items"]
+    assert [p["name"] for p in listed].count("NEWPOOL") == 1
+    stored = client.get(f"/labs/{LAB}/licence-pools/NEWPOOL", headers=admin).json()
+    assert stored["capacity"] in range(1, WRITERS + 1)
+    scheme = client.get(f"/labs/{LAB}/priority-levels", headers=admin).json()["items"]
+    assert [lv["code"] for lv in scheme].count("P9") == 1
+
+
 def _skill_set(i: int) -> list[str]:
     """Writer i's skills: sets of different sizes, so a merge of two can never pass for one."""
     return sorted(f"w{i}-k{j}" for j in range(1 + i % 4))
