@@ -16,6 +16,7 @@ from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.planning.events import announce_run_failed
 from scheduler.services import audit
 from scheduler.services.integrity import flush
+from scheduler.services.labs import lock_lab
 
 FINISHED = ("succeeded", "failed", "cancelled")
 REPAIR_TIME_LIMIT_SECONDS = 4
@@ -124,8 +125,7 @@ def _lock_lab_queue(session: Session, lab: Lab) -> None:
     PostgreSQL locks the lab row until the request commits; SQLite writers are serialised by its
     database lock already.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Lab.id).where(Lab.id == lab.id).with_for_update())
+    lock_lab(session, lab.code)
 
 
 def _join(

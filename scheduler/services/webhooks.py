@@ -28,6 +28,7 @@ from models.webhooks import EVENT_TYPES
 from scheduler.errors import Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
+from scheduler.services.labs import lock_lab
 
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "X-Labq-Signature"
@@ -151,11 +152,10 @@ def emit(
     ]
     if not subscribers:
         return None
-    if session.get_bind().dialect.name == "postgresql":
-        # Ids in the order of commit per lab: the lab row stays locked until this transaction
-        # ends, so a later event of the lab cannot commit first and overtake this one. (SQLite
-        # serializes every write already.) A publication holds this lock anyway.
-        session.execute(select(Lab.id).where(Lab.id == lab.id).with_for_update())
+    # Ids in the order of commit per lab: the lab row stays locked until this transaction ends,
+    # so a later event of the lab cannot commit first and overtake this one. A request that
+    # changes the lab, and a publication, hold this lock already.
+    lock_lab(session, lab.code)
     at = now or utcnow()
     uid = str(uuid.uuid4())
     event = WebhookEvent(
