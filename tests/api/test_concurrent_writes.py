@@ -21,7 +21,9 @@ import pytest
 from api_support import case_payload, make_lab
 from sqlalchemy import select
 
+from api.app import create_app
 from models import Lab
+from scheduler.settings import Settings
 
 LAB = "race"
 CASE = {"priority": "P3", "received_at": "2026-11-02T09:00:00+00:00"}
@@ -49,12 +51,22 @@ def winner(responses: list[Any], status: int = 200) -> int:
     return index
 
 
-@pytest.fixture(scope="module", autouse=True)
-def patient_writers(app):
-    """Writers queue behind each other for as long as it takes: on a busy machine the last of
-    20 may wait many seconds, and how long is no part of what these tests check (the wait's own
-    bound has its own test below)."""
-    app.state.settings.lab_lock_wait_seconds = 300.0
+@pytest.fixture(scope="module")
+def app(api_url):
+    """The app, with writers that queue behind each other for as long as it takes (the lab lock
+    on PostgreSQL, the write lock on SQLite): on a busy machine the last of 20 may wait many
+    seconds, and how long is no part of what these tests check (the lab lock's own bound has its
+    own test below)."""
+    settings = Settings(
+        database_url=api_url,
+        environment="test",
+        embedded_worker=False,
+        lab_lock_wait_seconds=300,
+        db_busy_timeout_seconds=300,
+    )
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
 
 
 @pytest.fixture(scope="module")
