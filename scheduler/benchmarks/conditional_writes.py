@@ -15,7 +15,7 @@ releases N client threads at once (a barrier), each with its own HTTP connection
   the stored set to be exactly one writer's;
 - ``increments``: every client adds 1 to a counter kept in a case note five times (read with
   its ETag, write with If-Match, again on 412); expected the counter to equal the writes that
-  were answered 200.
+  were answered 200 (a 503 is retried after its Retry-After and counted).
 
 Figures are printed (counts of each status, lost updates), never asserted. ``--checkout DIR``
 serves another checkout's code (an earlier commit) to compare with.
@@ -27,6 +27,7 @@ import argparse
 import os
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -153,7 +154,8 @@ def imports(c: Clients, prefix: str, writers: int = 10, cases: int = 50) -> dict
     totals: Counter[str] = Counter()
     for r in responses:
         if r.status_code == 200:
-            totals.update(r.json())
+            body = r.json()
+            totals.update({k: body[k] for k in ("created", "updated", "unchanged")})
     stored = 0
     for ref in refs:
         stored += c.clients[0].get(f"/labs/{LAB}/cases/{ref}").status_code == 200
@@ -171,28 +173,28 @@ def increments(c: Clients, url: str, each: int = 5) -> dict[str, Any]:
     first = c.clients[0].put(url, json={**CASE, "note": "0"})
     assert first.status_code in (200, 201), first.text
 
-    def add(client: httpx.Client, i: int) -> tuple[int, int]:
-        done = refused = 0
-        while done < each:
+    def add(client: httpx.Client, i: int) -> Counter[int]:
+        answers: Counter[int] = Counter()
+        while answers[200] < each:
             read = client.get(url)
             value = int(read.json()["note"])
             wrote = client.patch(
                 url, json={"note": str(value + 1)}, headers={"If-Match": read.headers["ETag"]}
             )
-            if wrote.status_code == 200:
-                done += 1
-            elif wrote.status_code == 412:
-                refused += 1
-            else:
+            answers[wrote.status_code] += 1
+            if wrote.status_code == 503:  # busy: nothing written, retry as told
+                time.sleep(float(wrote.headers.get("Retry-After", "1")))
+            elif wrote.status_code not in (200, 412):
                 raise RuntimeError(f"{wrote.status_code}: {wrote.text[:300]}")
-        return done, refused
+        return answers
 
     results = c.burst(c.n, add)
-    written = sum(d for d, _ in results)
+    written = sum(r[200] for r in results)
     final = int(c.clients[0].get(url).json()["note"])
     return {
         "writes_200": written,
-        "refused_412": sum(r for _, r in results),
+        "refused_412": sum(r[412] for r in results),
+        "busy_503": sum(r[503] for r in results),
         "final_counter": final,
         "lost_updates": written - final,
     }
