@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field
@@ -34,6 +34,19 @@ class Page(BaseModel, Generic[Item]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
     )
+    resume_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` later to get only what was added since: the position "
+        "after this page's last item (the request's own cursor when the page is empty), "
+        "present on the last page too.",
+    )
+
+
+class Cursors(NamedTuple):
+    """Where a list goes on: the next page now, or whatever is added after this page later."""
+
+    next_cursor: str | None
+    resume_cursor: str | None
 
 
 def id_path(what: str) -> Any:
@@ -79,6 +92,14 @@ class PageParams:
             raise _forged()
         return self.after[0]
 
+    def cursors(self, last_key: tuple[int, ...] | None, more: bool) -> Cursors:
+        """The cursors of a page whose last item has ``last_key`` (None when it is empty)."""
+        if last_key is None:
+            resume = encode_cursor(*self.after) if self.after is not None else None
+            return Cursors(None, resume)
+        resume = encode_cursor(*last_key)
+        return Cursors(resume if more else None, resume)
+
     def after_key(self, parts: int) -> tuple[int, ...] | None:
         """The last key seen, for a list ordered by ``parts`` integers."""
         if self.after is not None and len(self.after) != parts:
@@ -106,12 +127,12 @@ def paginate(
     stmt: Select[Any],
     id_column: InstrumentedAttribute[int],
     params: PageParams,
-) -> tuple[list[Any], str | None]:
+) -> tuple[list[Any], Cursors]:
     """One page of ``stmt``, which selects ORM entities, ordered by the integer ``id_column``."""
     if params.after_id is not None:
         stmt = stmt.where(id_column > params.after_id)
     rows = list(session.scalars(stmt.order_by(id_column).limit(params.limit + 1)).unique())
     more = len(rows) > params.limit
     rows = rows[: params.limit]
-    next_cursor = encode_cursor(getattr(rows[-1], id_column.key)) if more and rows else None
-    return rows, next_cursor
+    last = (getattr(rows[-1], id_column.key),) if rows else None
+    return rows, params.cursors(last, more)

@@ -71,8 +71,8 @@ def list_audit_events(
     if not ctx.principal.all_labs:
         stmt = stmt.where(AuditEvent.lab_id == ctx.principal.lab_id)
     stmt = _filtered(stmt, entity_type, entity_id, action, actor)
-    rows, cursor = paginate(ctx.session, stmt, AuditEvent.id, page)
-    return Page[AuditEventOut](items=_out(ctx.session, list(rows)), next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, AuditEvent.id, page)
+    return Page[AuditEventOut](items=_out(ctx.session, list(rows)), **cursors._asdict())
 
 
 @router.get(
@@ -90,5 +90,5 @@ def list_lab_audit_events(
 ) -> Page[AuditEventOut]:
     stmt = select(AuditEvent).where(AuditEvent.lab_id == ctx.lab.id)
     stmt = _filtered(stmt, entity_type, entity_id, action, actor)
-    rows, cursor = paginate(ctx.session, stmt, AuditEvent.id, page)
-    return Page[AuditEventOut](items=_out(ctx.session, list(rows)), next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, AuditEvent.id, page)
+    return Page[AuditEventOut](items=_out(ctx.session, list(rows)), **cursors._asdict())

@@ -31,7 +31,7 @@ from api.etag import (
     not_modified,
     set_etag,
 )
-from api.pagination import Page, PageDep, encode_cursor
+from api.pagination import Page, PageDep
 from api.problems import problems
 from api.run_links import answer_with_run
 from api.schemas.cases import (
@@ -146,7 +146,7 @@ def list_cases(
             )
             for c, code in rows
         ],
-        next_cursor=encode_cursor(rows[-1][0].id) if more and rows else None,
+        **page.cursors((rows[-1][0].id,) if rows else None, more)._asdict(),
     )
 
 

@@ -104,8 +104,8 @@ def create_board_link(body: FeedCreate, request: Request, ctx: ManageCtx) -> Fee
 def list_feeds(ctx: FeedReadCtx, page: PageDep) -> Page[FeedOut]:
     """The lab's feed tokens, live and revoked (never their secrets)."""
     stmt = select(FeedToken).where(FeedToken.lab_id == ctx.lab.id)
-    rows, next_cursor = paginate(ctx.session, stmt, FeedToken.id, page)
-    return Page(items=[feed_out(ctx.session, f) for f in rows], next_cursor=next_cursor)
+    rows, cursors = paginate(ctx.session, stmt, FeedToken.id, page)
+    return Page(items=[feed_out(ctx.session, f) for f in rows], **cursors._asdict())
 
 
 @router.delete("/feeds/{prefix}", status_code=204, responses=problems(404, 409))

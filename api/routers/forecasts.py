@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import REF_PATTERN, CaseReadCtx, Context, ReadCtx, lab_path
+from api.job_address import JobAt, job_route
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
-from models import Case, Job, PriorityLevel, ScheduleVersion
+from models import Case, PriorityLevel, ScheduleVersion
 from models.base import utcnow
-from scheduler.errors import NotFound
 from scheduler.planning import views
 from scheduler.planning.publish import current_version
 from scheduler.services.casework import get_case
@@ -118,7 +118,7 @@ def case_forecast(ref: RefPath, ctx: CaseReadCtx) -> CaseForecastOut:
 def list_forecasts(ctx: CaseReadCtx, page: PageDep) -> Page[CaseOutlookOut]:
     """Expected start and finish of every open case, from the published schedule and forecast."""
     version = _current(ctx)
-    rows, cursor = paginate(
+    rows, cursors = paginate(
         ctx.session,
         select(Case).where(Case.lab_id == ctx.lab.id, Case.status == "open"),
         Case.id,
@@ -141,19 +141,25 @@ def list_forecasts(ctx: CaseReadCtx, page: PageDep) -> Page[CaseOutlookOut]:
             )
             for c in rows
         ],
-        next_cursor=cursor,
+        **cursors._asdict(),
     )
 
 
-@router.get("/jobs/{job_id}/recommendations", responses=problems(404, 409, 422))
 def job_recommendations(
-    job_id: JobId,
     ctx: ReadCtx,
+    at: JobAt,
     limit: Annotated[int, Query(ge=1, le=20, description="Options to return.")] = 5,
 ) -> RecommendationsOut:
     """Where else the job could go (examiner, workstation, start), priced against the schedule."""
-    job = ctx.session.get(Job, job_id)
-    if job is None or job.lab_id != ctx.lab.id:
-        raise NotFound(f"job {job_id} does not exist in lab {ctx.lab.code!r}")
-    data = views.recommendations(ctx.session, ctx.lab, job, limit=limit, now=utcnow())
+    data = views.recommendations(ctx.session, ctx.lab, at.find(ctx), limit=limit, now=utcnow())
     return RecommendationsOut.model_validate(data)
+
+
+job_route(
+    router,
+    "GET",
+    "/recommendations",
+    job_recommendations,
+    name="job_recommendations",
+    responses=problems(404, 409, 422),
+)

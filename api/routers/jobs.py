@@ -20,7 +20,8 @@ from api.etag import (
     not_modified,
     set_etag,
 )
-from api.pagination import Page, PageDep, id_path, paginate
+from api.job_address import JobAt, job_route
+from api.pagination import Page, PageDep, paginate
 from api.problems import problems
 from api.schemas.cases import DeviceIn, DeviceOut, JobIn, JobOut, JobStatus, PinIn, PinOut
 from api.schemas.common import QueryText
@@ -44,7 +45,6 @@ from scheduler.services.resources import get_examiner, get_workstation
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)])
 
 RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
-JobId = Annotated[int, id_path("job")]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
 
 
@@ -173,11 +173,11 @@ def device_out(session: Session, case: Case, device: Device) -> DeviceOut:
 @router.get("/cases/{ref}/devices", tags=["devices"], responses=problems(404, 422))
 def list_devices(ref: RefPath, ctx: CaseReadCtx, page: PageDep) -> Page[DeviceOut]:
     case = casework.get_case(ctx.session, ctx.lab, ref)
-    rows, cursor = paginate(
+    rows, cursors = paginate(
         ctx.session, select(Device).where(Device.case_id == case.id), Device.id, page
     )
     return Page[DeviceOut](
-        items=[device_out(ctx.session, case, d) for d in rows], next_cursor=cursor
+        items=[device_out(ctx.session, case, d) for d in rows], **cursors._asdict()
     )
 
 
@@ -223,22 +223,31 @@ def list_jobs(
             .join(Case, Device.case_id == Case.id)
             .where(Case.external_ref == case)
         )
-    rows, cursor = paginate(ctx.session, stmt, Job.id, page)
-    return Page[JobOut](items=job_views(ctx.session, rows), next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, Job.id, page)
+    return Page[JobOut](items=job_views(ctx.session, rows), **cursors._asdict())
 
 
-@router.get(
-    "/jobs/{job_id:segment}", tags=["jobs"], responses={**problems(404, 422), **NOT_MODIFIED}
-)
 def get_job(
-    job_id: JobId, ctx: CaseReadCtx, response: Response, if_none_match: IfNoneMatch = None
+    ctx: CaseReadCtx, at: JobAt, response: Response, if_none_match: IfNoneMatch = None
 ) -> JobOut:
-    out = job_view(ctx.session, casework.get_job(ctx.session, ctx.lab, job_id))
+    out = job_view(ctx.session, at.find(ctx))
     tag = etag_of(out)
     if not_modified(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
     response.headers["ETag"] = tag
     return out
+
+
+job_route(
+    router,
+    "GET",
+    "",
+    get_job,
+    name="get_job",
+    segment=True,
+    tags=["jobs"],
+    responses={**problems(404, 422), **NOT_MODIFIED},
+)
 
 
 @router.put(
@@ -291,12 +300,11 @@ def _answer(ctx: Context, job: Job, response: Response) -> JobOut:
     return out
 
 
-@router.post("/jobs/{job_id}:pin", tags=["jobs"], responses=problems(404, 409, 412, 422))
 def pin_job(
-    job_id: JobId, body: PinIn, ctx: ManageCtx, response: Response, if_match: IfMatch = None
+    ctx: ManageCtx, at: JobAt, body: PinIn, response: Response, if_match: IfMatch = None
 ) -> JobOut:
     """Fix the job's start, examiner and workstation: every solve keeps them exactly."""
-    job = _guarded(ctx, job_id, if_match)
+    job = _guarded(ctx, at.id_in(ctx), if_match)
     examiner = get_examiner(ctx.session, ctx.lab, body.examiner) if body.examiner else None
     workstation = (
         get_workstation(ctx.session, ctx.lab, body.workstation) if body.workstation else None
@@ -312,32 +320,52 @@ def pin_job(
     return _answer(ctx, job, response)
 
 
-@router.post("/jobs/{job_id}:unpin", tags=["jobs"], responses=problems(404, 412, 422))
-def unpin_job(
-    job_id: JobId, ctx: ManageCtx, response: Response, if_match: IfMatch = None
-) -> JobOut:
+def unpin_job(ctx: ManageCtx, at: JobAt, response: Response, if_match: IfMatch = None) -> JobOut:
     """Release the pin: the solver may move the job again."""
-    job = _guarded(ctx, job_id, if_match)
+    job = _guarded(ctx, at.id_in(ctx), if_match)
     casework.unpin_job(ctx.session, job, actor=ctx.actor)
     return _answer(ctx, job, response)
 
 
+job_route(
+    router,
+    "POST",
+    ":pin",
+    pin_job,
+    name="pin_job",
+    tags=["jobs"],
+    responses=problems(404, 409, 412, 422),
+)
+job_route(
+    router,
+    "POST",
+    ":unpin",
+    unpin_job,
+    name="unpin_job",
+    tags=["jobs"],
+    responses=problems(404, 412, 422),
+)
+
+
 def _status_route(action: str, status: str, summary: str) -> None:
     def change_status(
-        job_id: JobId, ctx: CaseWriteCtx, response: Response, if_match: IfMatch = None
+        ctx: CaseWriteCtx, at: JobAt, response: Response, if_match: IfMatch = None
     ) -> JobOut:
-        job = _guarded(ctx, job_id, if_match)
+        job = _guarded(ctx, at.id_in(ctx), if_match)
         casework.set_job_status(ctx.session, job, actor=ctx.actor, status=status)
         return _answer(ctx, job, response)
 
-    change_status.__name__ = f"{action}_job"
     change_status.__doc__ = summary
-    router.post(
-        f"/jobs/{{job_id}}:{action}",
+    job_route(
+        router,
+        "POST",
+        f":{action}",
+        change_status,
+        name=f"{action}_job",
+        operation_id=True,
         tags=["jobs"],
         responses=problems(404, 409, 412, 422),
-        operation_id=f"{action}_job",
-    )(change_status)
+    )
 
 
 _status_route("start", "in_progress", "The job has started (it is kept where it is).")

@@ -69,8 +69,8 @@ def list_keys(ctx: OperateCtx, page: PageDep) -> Page[KeyOut]:
     stmt = select(ApiKey)
     if not ctx.principal.all_labs:
         stmt = stmt.where(ApiKey.lab_id == ctx.principal.lab_id)
-    rows, cursor = paginate(ctx.session, stmt, ApiKey.id, page)
-    return Page[KeyOut](items=[key_out(ctx.session, k) for k in rows], next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, ApiKey.id, page)
+    return Page[KeyOut](items=[key_out(ctx.session, k) for k in rows], **cursors._asdict())
 
 
 @router.post("/{prefix}:revoke", responses=problems(404, 409, 422))

@@ -48,8 +48,8 @@ def list_labs(ctx: LabReadCtx, page: PageDep) -> Page[LabOut]:
     stmt = select(Lab)
     if ctx.principal.lab_id is not None:
         stmt = stmt.where(Lab.id == ctx.principal.lab_id)
-    rows, cursor = paginate(ctx.session, stmt, Lab.id, page)
-    return Page[LabOut](items=[LabOut.model_validate(r) for r in rows], next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, Lab.id, page)
+    return Page[LabOut](items=[LabOut.model_validate(r) for r in rows], **cursors._asdict())
 
 
 @lab_router.get("", responses={**problems(404), 304: {"description": "Not modified."}})
@@ -79,9 +79,9 @@ def update_lab(
 @lab_router.get("/priority-levels", tags=["priority levels"], responses=problems(404, 422))
 def list_priority_levels(ctx: LabReadCtx, page: PageDep) -> Page[PriorityLevelOut]:
     stmt = select(PriorityLevel).where(PriorityLevel.lab_id == ctx.lab.id)
-    rows, cursor = paginate(ctx.session, stmt, PriorityLevel.id, page)
+    rows, cursors = paginate(ctx.session, stmt, PriorityLevel.id, page)
     return Page[PriorityLevelOut](
-        items=[PriorityLevelOut.model_validate(r) for r in rows], next_cursor=cursor
+        items=[PriorityLevelOut.model_validate(r) for r in rows], **cursors._asdict()
     )
 
 

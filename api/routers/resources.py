@@ -111,8 +111,8 @@ def list_examiners(ctx: ReadCtx, page: PageDep) -> Page[ExaminerOut]:
         .where(Examiner.lab_id == ctx.lab.id)
         .options(selectinload(Examiner.skills), selectinload(Examiner.shifts))
     )
-    rows, cursor = paginate(ctx.session, stmt, Examiner.id, page)
-    return Page[ExaminerOut](items=[examiner_out(e) for e in rows], next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, Examiner.id, page)
+    return Page[ExaminerOut](items=[examiner_out(e) for e in rows], **cursors._asdict())
 
 
 @router.get(
@@ -209,8 +209,8 @@ def put_shifts(
 def list_absences(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[AbsenceOut]:
     examiner = resources.get_examiner(ctx.session, ctx.lab, ref)
     stmt = select(Absence).where(Absence.examiner_id == examiner.id)
-    rows, cursor = paginate(ctx.session, stmt, Absence.id, page)
-    return Page[AbsenceOut](items=[AbsenceOut.model_validate(a) for a in rows], next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, Absence.id, page)
+    return Page[AbsenceOut](items=[AbsenceOut.model_validate(a) for a in rows], **cursors._asdict())
 
 
 @router.post(
@@ -240,9 +240,9 @@ def delete_absence(ref: RefPath, absence_id: IdPath, ctx: ManageCtx) -> Response
 def list_exposure_logs(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[ExposureLogOut]:
     examiner = resources.get_examiner(ctx.session, ctx.lab, ref)
     stmt = select(ExposureLog).where(ExposureLog.examiner_id == examiner.id)
-    rows, cursor = paginate(ctx.session, stmt, ExposureLog.id, page)
+    rows, cursors = paginate(ctx.session, stmt, ExposureLog.id, page)
     return Page[ExposureLogOut](
-        items=[ExposureLogOut.model_validate(e) for e in rows], next_cursor=cursor
+        items=[ExposureLogOut.model_validate(e) for e in rows], **cursors._asdict()
     )
 
 
@@ -269,8 +269,8 @@ def list_workstations(ctx: ReadCtx, page: PageDep) -> Page[WorkstationOut]:
         .where(Workstation.lab_id == ctx.lab.id)
         .options(selectinload(Workstation.capabilities))
     )
-    rows, cursor = paginate(ctx.session, stmt, Workstation.id, page)
-    return Page[WorkstationOut](items=[workstation_out(w) for w in rows], next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, Workstation.id, page)
+    return Page[WorkstationOut](items=[workstation_out(w) for w in rows], **cursors._asdict())
 
 
 @router.get(
@@ -351,9 +351,9 @@ def patch_workstation(
 def list_maintenance(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[MaintenanceOut]:
     workstation = resources.get_workstation(ctx.session, ctx.lab, ref)
     stmt = select(MaintenanceWindow).where(MaintenanceWindow.workstation_id == workstation.id)
-    rows, cursor = paginate(ctx.session, stmt, MaintenanceWindow.id, page)
+    rows, cursors = paginate(ctx.session, stmt, MaintenanceWindow.id, page)
     return Page[MaintenanceOut](
-        items=[MaintenanceOut.model_validate(w) for w in rows], next_cursor=cursor
+        items=[MaintenanceOut.model_validate(w) for w in rows], **cursors._asdict()
     )
 
 
@@ -389,9 +389,9 @@ def delete_maintenance(ref: RefPath, window_id: IdPath, ctx: ManageCtx) -> Respo
 @router.get("/licence-pools", tags=["licence pools"], responses=problems(404, 422))
 def list_pools(ctx: ReadCtx, page: PageDep) -> Page[LicencePoolOut]:
     stmt = select(LicencePool).where(LicencePool.lab_id == ctx.lab.id)
-    rows, cursor = paginate(ctx.session, stmt, LicencePool.id, page)
+    rows, cursors = paginate(ctx.session, stmt, LicencePool.id, page)
     return Page[LicencePoolOut](
-        items=[LicencePoolOut.model_validate(p) for p in rows], next_cursor=cursor
+        items=[LicencePoolOut.model_validate(p) for p in rows], **cursors._asdict()
     )
 
 

@@ -38,7 +38,7 @@ from api.deps import (
     require_examiner_self,
 )
 from api.etag import IfNoneMatch, etag_of_json, not_modified
-from api.pagination import MAX_ID, Page, PageDep, encode_cursor, id_path, paginate
+from api.pagination import MAX_ID, Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.common import FilterInstant
 from models import (
@@ -292,13 +292,13 @@ def _unscheduled(
 @router.get("/schedules", responses=problems(404, 422))
 def list_versions(ctx: ReadCtx, page: PageDep) -> Page[VersionOut]:
     """Every schedule version of the lab (published or not), oldest first."""
-    rows, cursor = paginate(
+    rows, cursors = paginate(
         ctx.session,
         select(ScheduleVersion).where(ScheduleVersion.lab_id == ctx.lab.id),
         ScheduleVersion.id,
         page,
     )
-    return Page[VersionOut](items=[version_out(ctx, v) for v in rows], next_cursor=cursor)
+    return Page[VersionOut](items=[version_out(ctx, v) for v in rows], **cursors._asdict())
 
 
 def summary_json(ctx: Context, request: Request, version: ScheduleVersion) -> tuple[bytes, str]:
@@ -430,14 +430,17 @@ def list_assignments(
         after=_start_key(page.after_key(2)),
         limit=page.limit + 1,
     )
-    cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    last_key = None
+    if rows:
         last = rows[-1]
-        cursor = encode_cursor((last.starts_at - EPOCH) // timedelta(microseconds=1), last.job_id)
-    body = b'{"items":' + assignments_json(rows) + b',"next_cursor":'
-    body += (b'"' + cursor.encode() + b'"' if cursor else b"null") + b"}"
-    return Response(body, media_type=JSON)
+        last_key = ((last.starts_at - EPOCH) // timedelta(microseconds=1), last.job_id)
+    body = b'{"items":' + assignments_json(rows)
+    for name, cursor in page.cursors(last_key, more)._asdict().items():
+        body += b',"' + name.encode() + b'":'
+        body += b'"' + cursor.encode() + b'"' if cursor else b"null"
+    return Response(body + b"}", media_type=JSON)
 
 
 @router.get("/schedules/{version}/unscheduled", responses=problems(404, 422))
@@ -452,8 +455,8 @@ def list_unscheduled(
     stmt = select(UnscheduledJob).where(UnscheduledJob.schedule_version_id == target.id)
     if reason is not None:
         stmt = stmt.where(UnscheduledJob.reason == reason.value)
-    rows, cursor = paginate(ctx.session, stmt, UnscheduledJob.job_id, page)
-    return Page[UnscheduledOut](items=_unscheduled(ctx, target, rows), next_cursor=cursor)
+    rows, cursors = paginate(ctx.session, stmt, UnscheduledJob.job_id, page)
+    return Page[UnscheduledOut](items=_unscheduled(ctx, target, rows), **cursors._asdict())
 
 
 # ---- views ----------------------------------------------------------------------------------

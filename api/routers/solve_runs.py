@@ -165,7 +165,7 @@ def queue_solve_run(body: SolveRunIn, ctx: ManageCtx, response: Response) -> Que
 
 @router.get("/solve-runs", responses=problems(404, 422))
 def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
-    rows, cursor = paginate(
+    rows, cursors = paginate(
         ctx.session, select(SolveRun).where(SolveRun.lab_id == ctx.lab.id), SolveRun.id, page
     )
     ids = [r.id for r in rows]
@@ -173,7 +173,7 @@ def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
     history = runs.attempts_of(ctx.session, ids)
     return Page[SolveRunOut](
         items=[run_out(ctx.lab.code, r, versions.get(r.id), history[r.id]) for r in rows],
-        next_cursor=cursor,
+        **cursors._asdict(),
     )
 
 

@@ -77,10 +77,10 @@ def create_webhook(body: WebhookCreate, ctx: ManageCtx, response: Response) -> W
 def list_webhooks(ctx: ReadCtx, page: PageDep) -> Page[WebhookOut]:
     """The lab's subscriptions (never their secrets)."""
     stmt = select(WebhookSubscription).where(WebhookSubscription.lab_id == ctx.lab.id)
-    rows, cursor = paginate(ctx.session, stmt, WebhookSubscription.id, page)
+    rows, cursors = paginate(ctx.session, stmt, WebhookSubscription.id, page)
     pending = _pending(ctx.session, [s.id for s in rows])
     return Page[WebhookOut](
-        items=[webhook_out(ctx.lab, s, pending.get(s.id, 0)) for s in rows], next_cursor=cursor
+        items=[webhook_out(ctx.lab, s, pending.get(s.id, 0)) for s in rows], **cursors._asdict()
     )
 
 
@@ -113,7 +113,7 @@ def list_deliveries(
     stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
     if status is not None:
         stmt = stmt.where(WebhookDelivery.status == status)
-    rows, cursor = paginate(ctx.session, stmt, WebhookDelivery.id, page)
+    rows, cursors = paginate(ctx.session, stmt, WebhookDelivery.id, page)
     events = {
         e.id: e
         for e in ctx.session.scalars(
@@ -137,5 +137,5 @@ def list_deliveries(
             )
             for d in rows
         ],
-        next_cursor=cursor,
+        **cursors._asdict(),
     )

@@ -410,6 +410,18 @@ def find_job(session: Session, case: Case, device_ref: str, job_ref: str) -> Job
     )
 
 
+def job_at(session: Session, lab: Lab, case_ref: str, device_ref: str, job_ref: str) -> Job:
+    """The job at its natural address; the error names the first part that does not exist."""
+    case = get_case(session, lab, case_ref)
+    get_device(session, case, device_ref)
+    job = find_job(session, case, device_ref, job_ref)
+    if job is None:
+        raise NotFound(
+            f"job {job_ref!r} does not exist on device {device_ref!r} of case {case_ref!r}"
+        )
+    return job
+
+
 def resolve_predecessors(
     session: Session, case: Case, device_ref: str, refs: Sequence[str]
 ) -> list[Job]:
