@@ -63,8 +63,7 @@ def _addressed(handler: Callable[..., Any], address: Callable[..., JobAt], name:
     at = Annotated[JobAt, Depends(address)]
     route.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[
-            p.replace(annotation=at) if p.name == "at" else p
-            for p in signature.parameters.values()
+            p.replace(annotation=at) if p.name == "at" else p for p in signature.parameters.values()
         ]
     )
     route.__name__ = route.__qualname__ = name

@@ -69,6 +69,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     entity_type: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[str] = mapped_column(String(64))
+    # The entity's external reference when it was written (a case ref, ``case/device/job``, an
+    # examiner ref, a version or run id), so the trail names it even after it is deleted.
+    entity_ref: Mapped[str | None] = mapped_column(String(200))
     lab_id: Mapped[int | None] = mapped_column(ForeignKey("lab.id", ondelete="SET NULL"))
     before_digest: Mapped[str | None] = mapped_column(String(64))
     after_digest: Mapped[str | None] = mapped_column(String(64))

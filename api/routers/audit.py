@@ -49,6 +49,7 @@ def _out(session: Session, events: list[AuditEvent]) -> list[AuditEventOut]:
             action=e.action,
             entity_type=e.entity_type,
             entity_id=e.entity_id,
+            entity_ref=e.entity_ref,
             lab=codes.get(e.lab_id) if e.lab_id is not None else None,
             before_digest=e.before_digest,
             after_digest=e.after_digest,

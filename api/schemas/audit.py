@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
+
 from api.schemas.common import Out
 
 
@@ -14,6 +16,10 @@ class AuditEventOut(Out):
     action: str
     entity_type: str
     entity_id: str
+    entity_ref: str | None = Field(
+        description="The entity's external reference when the event was written (a case ref, "
+        "`case/device/job`, an examiner ref, a version or run id); null for older events."
+    )
     lab: str | None
     before_digest: str | None
     after_digest: str | None

@@ -7,10 +7,18 @@ import json
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from models import AuditEvent
+from models import AuditEvent, Case, Device, Examiner, Job, Workstation
+
+# Entities whose id is what clients already use to name them.
+_NAMED_BY_ID = {"schedule_version", "solve_run", "api_key", "feed_token", "absence"}
+_NAMED_BY_REF: dict[str, type[Case] | type[Examiner] | type[Workstation]] = {
+    "case": Case,
+    "examiner": Examiner,
+    "workstation": Workstation,
+}
 
 
 def _plain(value: Any) -> Any:
@@ -32,6 +40,42 @@ def digest(state: dict[str, Any] | None) -> str | None:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def reference_of(
+    session: Session, entity_type: str, entity_id: object, state: dict[str, Any] | None
+) -> str | None:
+    """How clients name the entity: its external reference, ``case/device[/job]`` for the parts
+    of a case, or the id clients already hold; None when it has no such name."""
+    if entity_type in _NAMED_BY_ID or entity_type in ("maintenance_window", "exposure_log"):
+        return str(entity_id)
+    if state is not None:
+        for field in ("external_ref", "code"):
+            if isinstance(state.get(field), str) and entity_type not in ("job", "device"):
+                return str(state[field])
+    if not str(entity_id).isdigit():
+        return None
+    key = int(str(entity_id))
+    if entity_type == "job":
+        job = session.execute(
+            select(Case.external_ref, Device.external_ref, Job.external_ref)
+            .join(Device, Job.device_id == Device.id)
+            .join(Case, Device.case_id == Case.id)
+            .where(Job.id == key)
+        ).first()
+        return "/".join(job) if job else None
+    if entity_type == "device":
+        device = session.execute(
+            select(Case.external_ref, Device.external_ref)
+            .join(Case, Device.case_id == Case.id)
+            .where(Device.id == key)
+        ).first()
+        return "/".join(device) if device else None
+    model = _NAMED_BY_REF.get(entity_type)
+    if model is None:
+        return None
+    ref: str | None = session.scalar(select(model.external_ref).where(model.id == key))
+    return ref
+
+
 def record(
     session: Session,
     *,
@@ -42,8 +86,12 @@ def record(
     lab_id: int | None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
+    entity_ref: str | None = None,
 ) -> AuditEvent:
+    if entity_ref is None:
+        entity_ref = reference_of(session, entity_type, entity_id, after or before)
     event = AuditEvent(
+        entity_ref=entity_ref,
         actor=actor,
         action=action,
         entity_type=entity_type,
