@@ -184,6 +184,15 @@ def test_recommendations_for_one_job(client, flow, published):
     assert body["job"] == last["job"]
     assert len(body["options"]) <= 3
     assert all(o["examiner"] in (None, "E1", "E2") for o in body["options"])
+    job = client.get(f"/labs/{LAB}/jobs/{last['job_id']}", headers=flow.sup).json()
+    by_ref = client.get(
+        f"/labs/{LAB}/cases/{job['case']}/devices/{job['device']}/jobs/{job['external_ref']}"
+        "/recommendations",
+        params={"limit": 3},
+        headers=flow.sup,
+    )
+    assert by_ref.status_code == 200, by_ref.text
+    assert by_ref.json() == body
     costs = [o["cost_delta"] for o in body["options"]]
     assert costs == sorted(costs)
 
