@@ -45,8 +45,9 @@ Schedules device examinations in forensic labs. Authenticate with an API key in 
 `Authorization: Bearer`). Errors are RFC 9457 `application/problem+json`. Lists are cursor-paginated
 (`limit`, `cursor` -> `next_cursor`, null on the last page); keep a page's `resume_cursor` to poll
 later for only what was added since. A job is addressed by its id or by
-`/cases/{ref}/devices/{device}/jobs/{job}`. Mutable resources carry an `ETag`; send it back in `If-Match`
-to change them safely (412 when stale). Free-text notes must be short and non-identifying.
+`/cases/{ref}/devices/{device}/jobs/{job}`. Mutable resources carry an `ETag`; send it back in
+`If-Match` to change them safely (412 when stale). Free-text notes must be short and
+non-identifying.
 """
 
 
