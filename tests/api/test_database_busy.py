@@ -130,6 +130,7 @@ def _read_paths(app: FastAPI, job_id: int, webhook_id: int) -> list[str]:
         "version": "current",
         "device": "D1",
         "job_id": str(job_id),
+        "job": "acquire",
         "run_id": "1",
         "name": "axiom",
     }
