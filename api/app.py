@@ -10,15 +10,22 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+import fastapi_offline
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
+from api.deps import role_table
 from api.routers import (
     audit,
     cases,
@@ -34,12 +41,14 @@ from api.routers import (
     system,
     webhooks,
 )
+from models.security import ROLES
 from scheduler.db import make_engine, session_factory
 from scheduler.delivery import start_delivery_thread
 from scheduler.settings import Settings, get_settings
 from scheduler.worker import start_embedded_worker, start_stale_sweeper
 
 API_VERSION = "1"
+_DOCS_FILES = Path(fastapi_offline.__file__).parent / "static"
 DESCRIPTION = """\
 Schedules device examinations in forensic labs. Authenticate with an API key in `X-API-Key` (or
 `Authorization: Bearer`). Errors are RFC 9457 `application/problem+json`. Lists are cursor-paginated
@@ -155,7 +164,13 @@ class BodyLimitMiddleware:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, with every error response published as application/problem+json."""
+    """The generated document, completed in one place so that it states what the API does.
+
+    Every error is published as application/problem+json; every status a route can answer is
+    listed (the generic ones derived from what the operation takes: a key, path parameters, a
+    body, conditional headers); each operation names the roles its ``allow(...)`` declaration
+    admits, in its description and as ``x-roles``.
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -164,24 +179,67 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    validation_ref = "#/components/schemas/ValidationProblem"
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     if "ValidationProblem" not in components:
         components.update(_problem_schemas())
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content")
-                if status[:1] in ("4", "5") and content and "application/json" in content:
-                    content[problems.PROBLEM_JSON] = content.pop("application/json")
-                if status == "422" and content:
-                    # FastAPI's default 422 (HTTPValidationError) is not what the handler returns.
-                    content[problems.PROBLEM_JSON] = {"schema": {"$ref": validation_ref}}
-                    response["description"] = problems.describe(422)
+    roles = role_table(app)
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            allowed = roles.get((method.upper(), path))
+            _document_roles(operation, allowed, lab_scoped=path.startswith("/labs/{lab}"))
+            _document_statuses(method, operation, authenticated=allowed is not None)
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     app.openapi_schema = schema
     return schema
+
+
+def _document_roles(
+    operation: dict[str, Any], allowed: frozenset[str] | None, *, lab_scoped: bool
+) -> None:
+    if allowed is None:
+        operation["x-roles"] = []
+        note = "**Roles:** public, no API key needed."
+    else:
+        ordered = [role for role in ROLES if role in allowed]
+        operation["x-roles"] = ordered
+        note = f"**Roles:** {', '.join(ordered)}."
+        if lab_scoped:
+            note += " A key scoped to one lab reaches only that lab."
+    description = operation.get("description", "").rstrip()
+    operation["description"] = f"{description}\n\n{note}" if description else note
+
+
+def _document_statuses(method: str, operation: dict[str, Any], *, authenticated: bool) -> None:
+    parameters = operation.get("parameters", [])
+    headers = {p["name"].lower() for p in parameters if p.get("in") == "header"}
+    statuses: set[int] = {503}
+    if authenticated:
+        statuses |= {401, 403, 429}
+    if parameters or "requestBody" in operation:
+        statuses.add(422)
+    if any(p.get("in") == "path" for p in parameters):
+        statuses.add(404)
+    if "requestBody" in operation:
+        statuses |= {400, 413, 415}
+    if method != "get" and headers & {"if-match", "if-none-match"}:
+        statuses.add(412)
+    responses = operation.setdefault("responses", {})
+    created = responses.get("201")
+    if created is not None and "content" not in created and "200" in responses:
+        created["content"] = responses["200"].get("content", {})  # a create-or-replace PUT
+    for status in sorted(statuses):
+        responses.setdefault(str(status), {"description": problems.describe(status)})
+    for status, response in responses.items():
+        if status[:1] not in ("4", "5"):
+            continue
+        ref = "ValidationProblem" if status in ("400", "422") else "Problem"
+        response["content"] = {
+            problems.PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{ref}"}}
+        }
+        if status in ("400", "422"):
+            response["description"] = problems.describe(int(status))
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def _problem_schemas() -> dict[str, Any]:
@@ -189,7 +247,48 @@ def _problem_schemas() -> dict[str, Any]:
         ref_template="#/components/schemas/{model}"
     )
     definitions: dict[str, Any] = document.pop("$defs", {})
-    return {"ValidationProblem": document, **definitions}
+    problem = problems.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"ValidationProblem": document, "Problem": problem, **definitions}
+
+
+def operation_id(route: APIRoute) -> str:
+    """A stable, readable operationId: the route's function name in camelCase (``listJobs``)."""
+    head, *rest = route.name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their scripts served by labq itself.
+
+    The assets come from the ``fastapi-offline`` package, so the pages render on a lab network
+    without internet access (FastAPI's defaults load them from a CDN).
+    """
+    app.mount(DOCS_ASSETS, StaticFiles(directory=_DOCS_FILES), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} API",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -222,7 +321,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from packaged assets below, so /docs works offline
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.engine = bound
@@ -252,6 +353,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     def openapi() -> dict[str, Any]:
         return _openapi(app)
+
+    _serve_docs(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -35,6 +35,7 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://labq.dev/problems/"
 RETRY_AFTER_SECONDS = 1
 MAX_LISTED_ERRORS = 50
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for a non-UTF-8 body
 
 
 class Problem(BaseModel):
@@ -63,7 +64,7 @@ class ValidationProblem(Problem):
 
 
 _DESCRIPTIONS: dict[int, str] = {
-    400: "Bad request.",
+    400: "The body cannot be parsed: not JSON, or not UTF-8.",
     401: "No API key, or an unknown or revoked one.",
     403: "The key's role or lab scope does not allow this.",
     404: "The resource (or a resource the request names) does not exist.",
@@ -71,26 +72,38 @@ _DESCRIPTIONS: dict[int, str] = {
     409: "Conflicts with the current state (duplicate, impossible transition).",
     412: "If-Match does not match the resource's current ETag.",
     413: "The request body is larger than the configured limit.",
-    422: "The payload is invalid; every bad field is listed.",
-    503: "The service or its database is unavailable.",
+    415: "The body is not application/json.",
+    422: "The payload is invalid; every bad field is listed in errors[].",
+    429: "Too many requests (e.g. repeated failed authentication); see Retry-After.",
+    503: "The service or its database is unavailable or busy; see Retry-After.",
 }
 
 
-def problems(*statuses: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
+def problems(
+    *statuses: int, auth: bool = True, creates: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the problems a route can return.
 
-    ``auth`` adds 401 and 403 (every route but health). The app's OpenAPI hook publishes them as
+    ``auth`` adds 401 and 403 (every route but health). ``creates`` marks a create-or-replace
+    ``PUT`` that answers 201 when the key was new (the app publishes it with the 200's schema).
+    The app's OpenAPI hook adds the generic problems of every operation and publishes them all as
     application/problem+json.
     """
     if auth:
         statuses = (401, 403, *statuses)
-    return {
+    responses: dict[int | str, dict[str, Any]] = {
         status: {
-            "model": ValidationProblem if status == 422 else Problem,
+            "model": ValidationProblem if status in (400, 422) else Problem,
             "description": describe(status),
         }
         for status in statuses
     }
+    if creates:
+        responses[201] = {"description": CREATED}
+    return responses
+
+
+CREATED = "Created: nothing had this key before."
 
 
 def describe(status: int) -> str:
@@ -157,6 +170,9 @@ def _field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = getattr(exc, "headers", None)
+    extra = dict(exc.extra)
+    if exc.status == 422:
+        extra["errors"] = _domain_field_errors(request, exc)
     return problem_response(
         exc.status,
         title=exc.title,
@@ -164,13 +180,51 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
         type_=exc.type,
         instance=request.url.path,
         headers=headers,
-        **exc.extra,
+        **extra,
     )
+
+
+def _domain_field_errors(request: Request, exc: DomainError) -> list[dict[str, str]]:
+    """The ``errors[]`` of a 422 raised by a service, in the shape request validation uses.
+
+    A service names the offending ``field`` (kept at the top level too, as before) or lists
+    several ``errors``; the location is the request part that holds that name: a path or query
+    parameter of this request, else the body.
+    """
+    listed = exc.extra.get("errors")
+    if not isinstance(listed, list) or not listed:
+        field = exc.extra.get("field")
+        listed = [{"field": field if isinstance(field, str) else "", "message": exc.detail}]
+    errors = []
+    for error in listed[:MAX_LISTED_ERRORS]:
+        item = dict(error) if isinstance(error, dict) else {"message": str(error)}
+        field = str(item.get("field") or "")
+        name = field.split(".", 1)[0].split("[", 1)[0]
+        location = item.get("location") or (
+            "path"
+            if name and name in request.path_params
+            else "query"
+            if name and name in request.query_params
+            else "body"
+        )
+        errors.append(
+            {
+                "location": str(location),
+                "field": field,
+                "message": str(item.get("message") or exc.detail),
+                "type": str(item.get("type") or "invalid"),
+            }
+        )
+    return errors
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc.errors())
+    if any(e["location"] == "body" for e in errors) and not _is_json(request):
+        return unsupported_media_type(request)
+    if any(e["type"] == "json_invalid" for e in errors):
+        return malformed_body(request, [e for e in errors if e["type"] == "json_invalid"])
     shown = errors[:MAX_LISTED_ERRORS]
     first = shown[0] if shown else None
     if first is None:
@@ -190,9 +244,58 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _is_json(request: Request) -> bool:
+    """No Content-Type (read as JSON) or application/json or application/*+json."""
+    content_type = request.headers.get("content-type")
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def unsupported_media_type(request: Request) -> JSONResponse:
+    given = request.headers.get("content-type", "").split(";", 1)[0].strip()
+    return problem_response(
+        415,
+        title="Unsupported media type",
+        detail=f"the body must be application/json, not {given}",
+        type_=PROBLEM_BASE + "unsupported-media-type",
+        instance=request.url.path,
+        headers={"Accept": "application/json"},
+    )
+
+
+def malformed_body(request: Request, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+    """400: the body cannot be parsed at all (not JSON, or not UTF-8).
+
+    422 is kept for a body that parses but breaks the schema (RFC 9110 §15.5.21): a client's
+    serializer bug and a wrong value are different faults.
+    """
+    errors = errors or [
+        {
+            "location": "body",
+            "field": "",
+            "message": "the body is not valid JSON (it is not UTF-8 text)",
+            "type": "json_invalid",
+        }
+    ]
+    return problem_response(
+        400,
+        title="Malformed request body",
+        detail=errors[0]["message"],
+        type_=PROBLEM_BASE + "malformed-body",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and exc.detail == BODY_PARSE_ERROR:
+        return malformed_body(request)
     phrase = HTTPStatus(status).phrase
     detail = exc.detail if exc.detail and exc.detail != phrase else None
     if status == 404 and detail is None:

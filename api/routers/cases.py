@@ -150,7 +150,7 @@ def list_cases(
     )
 
 
-@router.post("/cases:import", responses=problems(404, 409, 413, 422))
+@router.post("/cases:import", name="import_cases", responses=problems(404, 409, 413, 422))
 def import_cases_route(body: ImportIn, ctx: EscalateCtx, response: Response) -> ImportOut:
     """Create or update many cases with their devices and jobs, keyed by external reference.
 
@@ -188,7 +188,7 @@ def get_case(
     return out
 
 
-@router.put("/cases/{ref:segment}", responses=problems(404, 409, 412, 422))
+@router.put("/cases/{ref:segment}", responses=problems(404, 409, 412, 422, creates=True))
 def put_case(
     ref: RefPath,
     body: CaseIn,

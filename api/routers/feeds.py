@@ -71,9 +71,7 @@ def _created(request: Request, ctx: Context, feed: FeedToken, token: str) -> Fee
     return FeedCreated(**feed_out(ctx.session, feed).model_dump(), url=url)
 
 
-@router.post(
-    "/examiners/{ref}/calendar-feeds", status_code=201, responses=problems(404, 409, 422)
-)
+@router.post("/examiners/{ref}/calendar-feeds", status_code=201, responses=problems(404, 409, 422))
 def create_calendar_feed(
     ref: RefPath, body: FeedCreate, request: Request, ctx: SelfManageCtx
 ) -> FeedCreated:

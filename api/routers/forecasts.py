@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -14,6 +13,7 @@ from api.deps import REF_PATTERN, CaseReadCtx, Context, ReadCtx, lab_path
 from api.job_address import JobAt, job_route
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
+from api.schemas.common import Instant
 from models import Case, PriorityLevel, ScheduleVersion
 from models.base import utcnow
 from scheduler.planning import views
@@ -31,8 +31,8 @@ class JobForecastOut(BaseModel):
     job: str
     stage: str
     status: str
-    expected_start: datetime | None
-    expected_end: datetime | None
+    expected_start: Instant | None
+    expected_end: Instant | None
     source: str = Field(description="schedule (published), forecast (beyond it), done or none.")
     examiner: str | None
     workstation: str | None
@@ -45,12 +45,12 @@ class CaseForecastOut(BaseModel):
     case: str
     status: str
     priority: str
-    received_at: datetime
-    target_start_at: datetime = Field(description="received_at + the level's target start hours.")
-    legal_deadline_at: datetime | None
+    received_at: Instant
+    target_start_at: Instant = Field(description="received_at + the level's target start hours.")
+    legal_deadline_at: Instant | None
     schedule_version: int | None
-    expected_examination_start: datetime | None
-    expected_finish: datetime | None
+    expected_examination_start: Instant | None
+    expected_finish: Instant | None
     meets_target_start: bool | None
     misses_legal_deadline: bool | None
     jobs_open: int
@@ -62,16 +62,16 @@ class CaseForecastOut(BaseModel):
 class CaseOutlookOut(BaseModel):
     case: str
     priority: str
-    received_at: datetime
-    expected_examination_start: datetime | None
-    expected_finish: datetime | None
+    received_at: Instant
+    expected_examination_start: Instant | None
+    expected_finish: Instant | None
 
 
 class OptionOut(BaseModel):
     examiner: str | None
     workstation: str | None
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
     cost_delta: int = Field(description="Change of the lab's weighted objective (+ is worse).")
 
 

@@ -187,7 +187,9 @@ def get_device(ref: RefPath, device: RefPath, ctx: CaseReadCtx) -> DeviceOut:
     return device_out(ctx.session, case, casework.get_device(ctx.session, case, device))
 
 
-@router.put("/cases/{ref}/devices/{device}", tags=["devices"], responses=problems(404, 422))
+@router.put(
+    "/cases/{ref}/devices/{device}", tags=["devices"], responses=problems(404, 422, creates=True)
+)
 def put_device(
     ref: RefPath, device: RefPath, body: DeviceIn, ctx: CaseWriteCtx, response: Response
 ) -> DeviceOut:
@@ -253,7 +255,7 @@ job_route(
 @router.put(
     "/cases/{ref}/devices/{device}/jobs/{job}",
     tags=["jobs"],
-    responses=problems(404, 409, 412, 422),
+    responses=problems(404, 409, 412, 422, creates=True),
 )
 def put_job(
     ref: RefPath,
@@ -362,7 +364,6 @@ def _status_route(action: str, status: str, summary: str) -> None:
         f":{action}",
         change_status,
         name=f"{action}_job",
-        operation_id=True,
         tags=["jobs"],
         responses=problems(404, 409, 412, 422),
     )

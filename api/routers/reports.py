@@ -3,7 +3,7 @@ examiner and week (planned vs cap vs logged), utilization. Computed from the pub
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ReadCtx, lab_path
 from api.problems import problems
+from api.schemas.common import Instant
 from models import ScheduleVersion
 from models.base import utcnow
 from scheduler.planning import views
@@ -25,16 +26,16 @@ class BacklogLevel(BaseModel):
     cases: int
     open_jobs: int
     by_age: dict[str, int] = Field(description="Open cases by days since receipt.")
-    oldest_received_at: datetime | None
+    oldest_received_at: Instant | None
     cases_started_in_horizon: int
-    expected_finish_median: datetime | None
-    expected_finish_latest: datetime | None
+    expected_finish_median: Instant | None
+    expected_finish_latest: Instant | None
     cases_without_expected_date: int
 
 
 class BacklogOut(BaseModel):
     lab: str
-    as_of: datetime
+    as_of: Instant
     schedule_version: int | None
     levels: list[BacklogLevel]
     total_cases: int
@@ -44,11 +45,11 @@ class BacklogOut(BaseModel):
 class Breach(BaseModel):
     case: str
     priority: str
-    received_at: datetime
-    target_start_at: datetime
-    legal_deadline_at: datetime | None
-    expected_start: datetime | None
-    expected_finish: datetime | None
+    received_at: Instant
+    target_start_at: Instant
+    legal_deadline_at: Instant | None
+    expected_start: Instant | None
+    expected_finish: Instant | None
     breaches: list[str] = Field(
         description="target_start_passed, target_start_will_be_missed, legal_deadline_passed, "
         "legal_deadline_at_risk."
@@ -58,7 +59,7 @@ class Breach(BaseModel):
 
 class BreachesOut(BaseModel):
     lab: str
-    as_of: datetime
+    as_of: Instant
     schedule_version: int | None
     count: int
     by_priority: dict[str, int]

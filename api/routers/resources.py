@@ -129,7 +129,9 @@ def get_examiner(
     return out
 
 
-@router.put("/examiners/{ref}", tags=["examiners"], responses=problems(404, 409, 412, 422))
+@router.put(
+    "/examiners/{ref}", tags=["examiners"], responses=problems(404, 409, 412, 422, creates=True)
+)
 def put_examiner(
     ref: RefPath,
     body: ExaminerIn,
@@ -289,7 +291,11 @@ def get_workstation(
     return out
 
 
-@router.put("/workstations/{ref}", tags=["workstations"], responses=problems(404, 409, 412, 422))
+@router.put(
+    "/workstations/{ref}",
+    tags=["workstations"],
+    responses=problems(404, 409, 412, 422, creates=True),
+)
 def put_workstation(
     ref: RefPath,
     body: WorkstationIn,

@@ -40,7 +40,7 @@ from api.deps import (
 from api.etag import IfNoneMatch, etag_of_json, not_modified
 from api.pagination import MAX_ID, Page, PageDep, id_path, paginate
 from api.problems import problems
-from api.schemas.common import FilterInstant
+from api.schemas.common import FilterInstant, Instant
 from models import (
     Examiner,
     ForecastEntry,
@@ -84,10 +84,10 @@ class VersionOut(BaseModel):
     solve_run: int | None
     mode: str | None = Field(description="The run's mode: full, repair or preview.")
     status: str = Field(description="optimal, feasible, infeasible or unknown.")
-    created_at: datetime
-    published_at: datetime | None
+    created_at: Instant
+    published_at: Instant | None
     is_current: bool
-    epoch: datetime = Field(description="Start of the planning horizon.")
+    epoch: Instant = Field(description="Start of the planning horizon.")
     objective: int | None
     bound: int | None
     terms: dict[str, int]
@@ -105,8 +105,8 @@ class AssignmentOut(BaseModel):
     priority: str
     examiner: str | None
     workstation: str | None
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
     attended_minutes: int
     machine_minutes: int
     exposure_minutes: int
@@ -118,8 +118,8 @@ class UnscheduledOut(BaseModel):
     job: str
     reason: str
     detail: str
-    forecast_start: datetime | None
-    forecast_end: datetime | None
+    forecast_start: Instant | None
+    forecast_end: Instant | None
 
 
 class Placement(BaseModel):

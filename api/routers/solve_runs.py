@@ -9,7 +9,6 @@ window, ``preview`` is solved and stored but never published.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,7 +20,7 @@ from api.deps import ManageCtx, ReadCtx, lab_path
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.run_links import run_path
-from api.schemas.common import Body, Flag, IntegerOnly, Note
+from api.schemas.common import Body, Flag, Instant, IntegerOnly, Note
 from models import ScheduleVersion, SolveRun, SolveRunAttempt
 from models.base import utcnow
 from scheduler.core.snapshot import snapshot_to_json
@@ -57,8 +56,8 @@ class AttemptOut(BaseModel):
 
     attempt: int
     worker_id: str
-    started_at: datetime
-    ended_at: datetime | None
+    started_at: Instant
+    ended_at: Instant | None
     outcome: str | None = Field(description="succeeded, failed, cancelled or stale.")
     reason: str | None = Field(description="Why the attempt ended, when it did not succeed.")
 
@@ -75,10 +74,10 @@ class SolveRunOut(BaseModel):
     requested_by: str
     reason: str | None
     worker_id: str | None
-    created_at: datetime
-    started_at: datetime | None
-    heartbeat_at: datetime | None
-    finished_at: datetime | None
+    created_at: Instant
+    started_at: Instant | None
+    heartbeat_at: Instant | None
+    finished_at: Instant | None
     cancel_requested: bool
     objective: int | None
     bound: int | None

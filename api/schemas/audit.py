@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-from api.schemas.common import Out
+from api.schemas.common import Instant, Out
 
 
 class AuditEventOut(Out):
     id: int
-    at: datetime
+    at: Instant
     actor: str
     action: str
     entity_type: str

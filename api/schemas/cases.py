@@ -6,7 +6,6 @@ short and non-identifying.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal, NotRequired
 
 from pydantic import ConfigDict, Field, with_config
@@ -18,6 +17,7 @@ from api.schemas.common import (
     Body,
     Code,
     Flag,
+    Instant,
     IntegerOnly,
     Label,
     Minutes,
@@ -81,7 +81,7 @@ class FlagOut(Out):
     id: int
     kind: str
     note: str | None
-    created_at: datetime
+    created_at: Instant
 
 
 class LinkIn(Body):
@@ -92,7 +92,7 @@ class LinkIn(Body):
 class LinkOut(Out):
     case: str
     reason: str | None
-    created_at: datetime
+    created_at: Instant
 
 
 class EscalateIn(Body):
@@ -103,8 +103,8 @@ class EscalateIn(Body):
 class CaseSummary(Out):
     external_ref: str
     priority: str
-    received_at: datetime
-    legal_deadline_at: datetime | None
+    received_at: Instant
+    legal_deadline_at: Instant | None
     status: str
 
 
@@ -113,8 +113,8 @@ class CaseOut(CaseSummary):
     devices: list[str]
     flags: list[FlagOut]
     links: list[LinkOut]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class CaseChanged(CaseOut):
@@ -162,7 +162,7 @@ class JobIn(Body):
 class PinOut(Out):
     examiner: str | None
     workstation: str | None
-    start: datetime
+    start: Instant
 
 
 class JobOut(Out):
@@ -183,18 +183,18 @@ class JobOut(Out):
     allowed_examiners: list[str]
     workstation_minutes: dict[str, int]
     pin: PinOut | None
-    updated_at: datetime
+    updated_at: Instant
 
 
 class DeviceOut(Out):
     external_ref: str
     case: str
     kind: str
-    arrived_at: datetime
+    arrived_at: Instant
     size_gb: int | None
     locked: bool
     jobs: list[JobOut]
-    updated_at: datetime
+    updated_at: Instant
 
 
 class PinIn(Body):

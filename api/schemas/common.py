@@ -6,7 +6,16 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    WithJsonSchema,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from api.deps import REF_PATTERN
@@ -158,21 +167,29 @@ Omittable = Annotated[T | SkipJsonSchema[None], BeforeValidator(_not_null)]
 """A patch field that may be left out but never cleared (the stored value is required)."""
 
 
-_CLOCK = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
+WALL_CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+_WALL_CLOCK = re.compile(WALL_CLOCK_PATTERN)
 
 
-def _clock_string(value: Any) -> Any:
+def _wall_clock(value: Any) -> Any:
+    """A lab-local time of day is ``HH:MM`` or ``HH:MM:SS``, without an offset.
+
+    Its meaning comes from the lab's timezone (it is the same wall-clock time in winter and in
+    summer), so an offset would be wrong half the year; RFC 3339's ``time`` requires one, hence
+    the pattern instead of ``format: time``.
+    """
     if isinstance(value, time):
         return value
-    if not isinstance(value, str) or not _CLOCK.match(value):
-        raise ValueError("expected a wall-clock time as HH:MM or HH:MM:SS")
-    return value
+    if not isinstance(value, str) or not _WALL_CLOCK.fullmatch(value):
+        raise ValueError("a lab-local wall-clock time is HH:MM or HH:MM:SS, without an offset")
+    return time.fromisoformat(value)
 
 
-def _naive_time(value: time) -> time:
-    if value.tzinfo is not None:
-        raise ValueError("a lab-local wall-clock time has no offset")
-    return value
+def _utc_z(value: datetime) -> str:
+    """An instant as RFC 3339 in UTC with ``Z``; a naive value (SQLite) is UTC already."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Body(BaseModel):
@@ -214,10 +231,25 @@ Note = Annotated[
 Flag = StrictBool
 LocalTime = Annotated[
     time,
-    Field(description="Lab-local wall-clock time, HH:MM (no offset)."),
-    BeforeValidator(_clock_string),
-    AfterValidator(_naive_time),
+    BeforeValidator(_wall_clock),
+    PlainSerializer(lambda value: value.isoformat(timespec="seconds"), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": WALL_CLOCK_PATTERN,
+            "description": "Lab-local wall-clock time (HH:MM or HH:MM:SS, no offset).",
+            "examples": ["08:00"],
+        }
+    ),
 ]
+Instant = Annotated[
+    datetime,
+    PlainSerializer(_utc_z, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "description": "RFC 3339, UTC (ends in Z)."}
+    ),
+]
+"""Every instant an API response carries: one serializer, so every route writes the same form."""
 
 Minutes = Annotated[int, Field(ge=0, le=100_000, description="Minutes (0..100000)."), IntegerOnly]
 DayMinutes = Annotated[int, Field(ge=0, le=1440, description="Minutes in a day."), IntegerOnly]

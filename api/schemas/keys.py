@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-from api.schemas.common import Body, Name, Out, Ref
+from api.schemas.common import Body, Instant, Name, Out, Ref
 
 Role = Literal["admin", "supervisor", "integration", "examiner", "auditor"]
 
@@ -27,9 +26,9 @@ class KeyOut(Out):
     role: str
     lab: str | None
     examiner: str | None
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    created_at: Instant
+    last_used_at: Instant | None
+    revoked_at: Instant | None
 
 
 class KeyCreated(KeyOut):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
 
-from api.schemas.common import Body, Flag, IntegerOnly, Name, Omittable, Out, PlainText, Ref, Weight
+from api.schemas.common import (
+    Body,
+    Flag,
+    Instant,
+    IntegerOnly,
+    Name,
+    Omittable,
+    Out,
+    PlainText,
+    Ref,
+    Weight,
+)
 from models.lab import DEFAULT_CHANGE_WEIGHT, DEFAULT_MAX_TIME_LIMIT_SECONDS
 
 Timezone = Annotated[
@@ -82,8 +92,8 @@ class LabOut(Out):
     weight_change: int
     weight_balance: int
     weight_continuity: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
 
 class PriorityLevelIn(Body):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, time
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -12,6 +12,7 @@ from api.schemas.common import (
     Capacity,
     DayMinutes,
     Flag,
+    Instant,
     IntegerOnly,
     Label,
     LocalTime,
@@ -45,8 +46,8 @@ class ShiftIn(Body):
 
 class ShiftOut(Out):
     weekday: int
-    starts: time
-    ends: time
+    starts: LocalTime
+    ends: LocalTime
 
 
 Shifts = Annotated[list[ShiftIn], Field(max_length=50)]
@@ -100,9 +101,9 @@ class ExaminerOut(Out):
     daily_cap_minutes: int | None
     severe_daily_cap_minutes: int | None
     weekly_cap_minutes: int | None
-    exposure_cutoff: time | None
+    exposure_cutoff: LocalTime | None
     max_severity: int
-    updated_at: datetime
+    updated_at: Instant
 
 
 class AbsenceIn(Body):
@@ -120,8 +121,8 @@ class AbsenceIn(Body):
 class AbsenceOut(Out):
     id: int
     kind: str
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
 
 
 class AbsenceAdded(AbsenceOut):
@@ -163,7 +164,7 @@ class WorkstationOut(Out):
     capacity: int
     active: bool
     capabilities: list[str]
-    updated_at: datetime
+    updated_at: Instant
 
 
 class MaintenanceIn(Body):
@@ -179,8 +180,8 @@ class MaintenanceIn(Body):
 
 class MaintenanceOut(Out):
     id: int
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: Instant
+    ends_at: Instant
 
 
 class LicencePoolIn(Body):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from api_support import case_payload, make_lab
 
 from api.app import create_app
+from api.deps import role_table
+from api.schemas.common import WALL_CLOCK_PATTERN
 from scheduler.settings import Settings
 
 PROBLEM = "application/problem+json"
@@ -118,7 +123,10 @@ def test_nothing_is_stored_after_a_422(client, admin):
 def test_an_unknown_timezone_is_422_from_the_service(client, admin):
     lab = {"code": "tz", "name": "Tz", "timezone": "Mars/Olympus"}
     body = assert_problem(client.post("/labs", json=lab, headers=admin), 422)
-    assert body["field"] == "timezone"
+    assert body["field"] == "timezone"  # kept for clients written before errors[]
+    [error] = body["errors"]
+    assert (error["location"], error["field"], error["type"]) == ("body", "timezone", "invalid")
+    assert "Mars/Olympus" in error["message"]
     assert_problem(client.get("/labs/tz", headers=admin), 404)
 
 
@@ -138,12 +146,33 @@ def test_bad_case_fields_are_422(client, admin, lab, payload, field):
     assert_problem(client.get(f"/labs/{lab}/cases/C-1", headers=admin), 404)
 
 
-def test_invalid_json_is_422(client, admin):
+@pytest.mark.parametrize(
+    "content",
+    [b'{"code": ', b'{"code": "caf\xe9", "name": "x", "timezone": "UTC"}'],
+    ids=["json", "utf8"],
+)
+def test_a_body_that_does_not_parse_is_400_whatever_the_reason(client, admin, content):
     response = client.post(
-        "/labs", content=b'{"code": ', headers={**admin, "content-type": "application/json"}
+        "/labs", content=content, headers={**admin, "content-type": "application/json"}
     )
-    body = assert_problem(response, 422)
-    assert body["errors"][0]["type"] == "json_invalid"
+    body = assert_problem(response, 400)
+    assert body["type"].endswith("/malformed-body")
+    assert [(e["location"], e["type"]) for e in body["errors"]] == [("body", "json_invalid")]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_415_and_nothing_is_stored(client, admin, content_type):
+    lab = b'{"code": "plain", "name": "Plain", "timezone": "UTC"}'
+    response = client.post("/labs", content=lab, headers={**admin, "content-type": content_type})
+    body = assert_problem(response, 415)
+    assert content_type in body["detail"]
+    assert_problem(client.get("/labs/plain", headers=admin), 404)
+
+
+def test_a_json_suffix_media_type_is_read_as_json(client, admin):
+    lab = b'{"code": "suffix", "name": "Suffix", "timezone": "UTC"}'
+    headers = {**admin, "content-type": "application/vnd.labq+json; charset=utf-8"}
+    assert client.post("/labs", content=lab, headers=headers).status_code == 201
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=true", "limit=ten"])
@@ -156,6 +185,17 @@ def test_page_limit_is_bounded(client, admin, query):
 def test_a_forged_cursor_is_422(client, admin):
     body = assert_problem(client.get("/labs?cursor=%%%", headers=admin), 422)
     assert body["field"] == "cursor"
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("query", "cursor")]
+
+
+def test_a_domain_422_without_a_field_still_lists_errors(client, admin, lab):
+    case = client.put(f"/labs/{lab}/cases/SELF", json=CASE, headers=admin)
+    assert case.status_code == 201, case.text
+    response = client.post(f"/labs/{lab}/cases/SELF/links", json={"case": "SELF"}, headers=admin)
+    body = assert_problem(response, 422)
+    [error] = body["errors"]
+    assert error["location"] == "body"
+    assert error["message"] == body["detail"]
 
 
 def test_a_bad_path_reference_is_422(client, admin, lab):
@@ -276,3 +316,73 @@ def test_openapi_bounds_reach_the_schema(app):
     job = schemas["JobIn"]["properties"]["severity"]
     assert (job["minimum"], job["maximum"]) == (0, 3)
     assert "ApiKey" in app.openapi()["components"]["securitySchemes"]
+
+
+def operations(document):
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield method, path, operation
+
+
+def test_operation_ids_are_unique_and_readable(app):
+    ids = [op["operationId"] for _, _, op in operations(app.openapi())]
+    assert len(ids) == len(set(ids))
+    for operation_id in ids:
+        assert re.fullmatch(r"[a-z][a-zA-Z0-9]*", operation_id), operation_id
+    assert {"listJobs", "importCases", "putCase", "startJob", "createLab"} <= set(ids)
+
+
+def test_every_operation_names_its_roles_from_its_declaration(app):
+    table = role_table(app)
+    for method, path, operation in operations(app.openapi()):
+        declared = table[(method.upper(), path)]
+        assert set(operation["x-roles"]) == (declared or set()), f"{method} {path}"
+        assert "**Roles:**" in operation["description"]
+    by_id = {op["operationId"]: op for _, _, op in operations(app.openapi())}
+    assert by_id["createLab"]["x-roles"] == ["admin"]
+    assert "examiner" in by_id["examinerSchedule"]["x-roles"]
+    assert by_id["health"]["x-roles"] == []
+
+
+def test_every_status_an_operation_can_answer_is_documented(app):
+    for method, path, operation in operations(app.openapi()):
+        responses = set(operation["responses"])
+        where = f"{method} {path}"
+        assert "503" in responses, where
+        if operation["x-roles"]:
+            assert {"401", "403", "429"} <= responses, where
+        parameters = operation.get("parameters", [])
+        if parameters or "requestBody" in operation:
+            assert "422" in responses, where
+        if any(p["in"] == "path" for p in parameters):
+            assert "404" in responses, where
+        if "requestBody" in operation:
+            assert {"400", "413", "415"} <= responses, where
+            assert list(operation["requestBody"]["content"]) == ["application/json"], where
+        if method != "get" and any(p["name"] == "If-Match" for p in parameters):
+            assert "412" in responses, where
+        for status in ("400", "422"):
+            if status in responses:
+                schema = operation["responses"][status]["content"][PROBLEM]["schema"]
+                assert schema["$ref"].endswith("/ValidationProblem"), where
+
+
+def test_a_create_by_put_documents_201_with_the_resource(app, client, admin, lab):
+    document = app.openapi()
+    put = document["paths"]["/labs/{lab}/cases/{ref}"]["put"]
+    assert put["responses"]["201"]["content"] == put["responses"]["200"]["content"]
+    assert client.put(f"/labs/{lab}/cases/NEW-1", json=CASE, headers=admin).status_code == 201
+
+
+def test_no_schema_uses_format_time_and_wall_clock_times_have_a_pattern(app):
+    text = json.dumps(app.openapi())
+    assert '"format": "time"' not in text
+    shift = app.openapi()["components"]["schemas"]["ShiftOut"]["properties"]["starts"]
+    assert shift["pattern"] == WALL_CLOCK_PATTERN
+
+
+def test_the_validation_problem_schema_lists_errors(app):
+    schemas = app.openapi()["components"]["schemas"]
+    assert "errors" in schemas["ValidationProblem"]["required"]
+    field_error = schemas["FieldError"]
+    assert set(field_error["required"]) == {"location", "field", "message", "type"}
