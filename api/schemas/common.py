@@ -232,7 +232,9 @@ Flag = StrictBool
 LocalTime = Annotated[
     time,
     BeforeValidator(_wall_clock),
-    PlainSerializer(lambda value: value.isoformat(timespec="seconds"), return_type=str),
+    PlainSerializer(
+        lambda value: value.isoformat(timespec="seconds"), return_type=str, when_used="json"
+    ),
     WithJsonSchema(
         {
             "type": "string",
