@@ -77,6 +77,14 @@ def test_wrong_method_is_405_naming_the_allowed_ones(client, admin):
     assert "GET, POST" in body["detail"]
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_a_wrong_method_on_an_action_path_is_405(client, admin, lab, method):
+    for path in (f"/labs/{lab}/jobs/3:pin", f"/labs/{lab}/schedules/1:publish"):
+        response = client.request(method, path, headers=admin)
+        assert_problem(response, 405)
+        assert response.headers["Allow"] == "POST"
+
+
 def test_unknown_lab_is_404(client, admin):
     body = assert_problem(client.get("/labs/atlantis/cases", headers=admin), 404)
     assert "atlantis" in body["detail"]
