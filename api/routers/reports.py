@@ -93,8 +93,8 @@ class ExposureOut(BaseModel):
 class UtilizationOut(BaseModel):
     lab: str
     schedule_version: int
-    horizon_start: str | None
-    horizon_end: str | None
+    horizon_start: Instant | None
+    horizon_end: Instant | None
     examiner_share: float | None
     examiners: list[dict[str, Any]]
     workstations: list[dict[str, Any]]

@@ -40,7 +40,7 @@ from api.deps import (
 from api.etag import IfNoneMatch, etag_of_json, not_modified
 from api.pagination import MAX_ID, Page, PageDep, id_path, paginate
 from api.problems import problems
-from api.schemas.common import FilterInstant, Instant
+from api.schemas.common import FilterInstant, Instant, JsonWithInstants
 from models import (
     Examiner,
     ForecastEntry,
@@ -91,7 +91,7 @@ class VersionOut(BaseModel):
     objective: int | None
     bound: int | None
     terms: dict[str, int]
-    kpis: dict[str, Any]
+    kpis: JsonWithInstants
     assignments: int
     unscheduled: int
 

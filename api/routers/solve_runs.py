@@ -20,7 +20,7 @@ from api.deps import ManageCtx, ReadCtx, lab_path
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.run_links import run_path
-from api.schemas.common import Body, Flag, Instant, IntegerOnly, Note
+from api.schemas.common import Body, Flag, Instant, IntegerOnly, Note, utc_instants
 from models import ScheduleVersion, SolveRun, SolveRunAttempt
 from models.base import utcnow
 from scheduler.core.snapshot import snapshot_to_json
@@ -196,4 +196,5 @@ def cancel_solve_run(run_id: RunId, ctx: ManageCtx) -> SolveRunOut:
 def export_snapshot(ctx: ReadCtx) -> dict[str, Any]:
     """The ``labq.snapshot/1`` document a full solve would start from now (for offline tools)."""
     snapshot, _ = load_snapshot(ctx.session, ctx.lab, utcnow())
-    return snapshot_to_json(snapshot)
+    document: dict[str, Any] = utc_instants(snapshot_to_json(snapshot))
+    return document

@@ -185,6 +185,24 @@ def _wall_clock(value: Any) -> Any:
     return time.fromisoformat(value)
 
 
+_AWARE_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:\d{2}|Z)$")
+
+
+def utc_instants(value: Any) -> Any:
+    """A JSON document with every instant (a date-time with an offset) rewritten in UTC with Z.
+
+    For documents stored as JSON (a schedule's figures) or built by the planning layer (the
+    snapshot), whose instants were written with the lab's offset when they were made.
+    """
+    if isinstance(value, dict):
+        return {key: utc_instants(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [utc_instants(item) for item in value]
+    if isinstance(value, str) and _AWARE_INSTANT.match(value):
+        return _utc_z(datetime.fromisoformat(value))
+    return value
+
+
 def _utc_z(value: datetime) -> str:
     """An instant as RFC 3339 in UTC with ``Z``; a naive value (SQLite) is UTC already."""
     if value.tzinfo is None:
@@ -252,6 +270,10 @@ Instant = Annotated[
     ),
 ]
 """Every instant an API response carries: one serializer, so every route writes the same form."""
+JsonWithInstants = Annotated[
+    dict[str, Any], PlainSerializer(utc_instants, return_type=dict[str, Any], when_used="json")
+]
+"""A free-form JSON object (stored figures) whose instants are written like every other."""
 
 Minutes = Annotated[int, Field(ge=0, le=100_000, description="Minutes (0..100000)."), IntegerOnly]
 DayMinutes = Annotated[int, Field(ge=0, le=1440, description="Minutes in a day."), IntegerOnly]

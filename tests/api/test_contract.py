@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from api_support import make_lab
 
+from api.schemas.common import utc_instants
+
 LAB = "contract"
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?$")
 
@@ -55,6 +57,7 @@ def test_every_instant_is_utc_with_z_whatever_offset_it_came_in(client, admin, l
         f"/labs/{lab}/examiners/E1",
         f"/labs/{lab}/examiners/E1/absences",
         f"/labs/{lab}/audit-events",
+        f"/labs/{lab}/snapshot",
         "/api-keys",
     ):
         response = client.get(url, headers=admin)
@@ -62,6 +65,21 @@ def test_every_instant_is_utc_with_z_whatever_offset_it_came_in(client, admin, l
         seen += [(url + at, value) for at, value in instants(response.json())]
     assert len(seen) >= 10
     assert [(at, value) for at, value in seen if not value.endswith("Z")] == []
+
+
+def test_stored_documents_have_their_instants_rewritten_and_nothing_else():
+    stored = {
+        "epoch": "2026-12-02T17:00:00+01:00",
+        "days": [{"day": "2026-12-02", "at": "2026-12-02T08:00:00.250000-05:00"}],
+        "wall_clock": "2026-12-02T08:00:00",  # no offset: not an instant, left alone
+        "count": 3,
+    }
+    assert utc_instants(stored) == {
+        "epoch": "2026-12-02T16:00:00Z",
+        "days": [{"day": "2026-12-02", "at": "2026-12-02T13:00:00.250000Z"}],
+        "wall_clock": "2026-12-02T08:00:00",
+        "count": 3,
+    }
 
 
 def test_lab_local_times_are_wall_clock_without_offset(client, admin, lab):
