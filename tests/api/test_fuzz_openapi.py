@@ -1,8 +1,10 @@
 """Property-based requests generated from the OpenAPI document: no input makes the API fail.
 
 Schemathesis draws path, query, header and body values from each operation's schema and sends
-them through the ASGI app with an admin key. Whatever the answer, it is never a 5xx, and every
-error is problem+json. A few derandomized examples per operation keep the run short and stable.
+them through the ASGI app with an admin key. Whatever the answer, it is never a 5xx, every error
+is problem+json, and the answer keeps the contract: its status is one the operation documents,
+and its media type and body are the ones documented for that status. A few derandomized examples
+per operation keep the run short and stable.
 """
 
 from __future__ import annotations
@@ -10,6 +12,14 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+CONTRACT = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def operations(app):
@@ -47,6 +57,11 @@ def test_no_input_makes_the_api_fail(app, fuzz_headers):
                 failures.append(
                     (case.method, case.formatted_path, response.status_code, response.text[:200])
                 )
+                return
+            try:
+                case.validate_response(response, checks=CONTRACT)
+            except FailureGroup as broken:
+                failures.append((case.method, case.formatted_path, response.status_code, broken))
 
         probe()
         checked += 1
