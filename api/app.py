@@ -51,12 +51,16 @@ API_VERSION = "1"
 _DOCS_FILES = Path(fastapi_offline.__file__).parent / "static"
 DESCRIPTION = """\
 Schedules device examinations in forensic labs. Authenticate with an API key in `X-API-Key` (or
-`Authorization: Bearer`). Errors are RFC 9457 `application/problem+json`. Lists are cursor-paginated
-(`limit`, `cursor` -> `next_cursor`, null on the last page); keep a page's `resume_cursor` to poll
-later for only what was added since. A job is addressed by its id or by
-`/cases/{ref}/devices/{device}/jobs/{job}`. Mutable resources carry an `ETag`; send it back in
-`If-Match` to change them safely (412 when stale). Free-text notes must be short and
-non-identifying.
+`Authorization: Bearer`); each operation lists the roles it admits (and `x-roles`). Errors are
+RFC 9457 `application/problem+json`: a body that cannot be parsed (not JSON, not UTF-8) is 400, a
+body that is not `application/json` is 415, and a request that parses but is invalid is 422;
+both 400 and 422 list every bad part in `errors[]` (`location`, `field`, `message`, `type`).
+Instants are RFC 3339 in UTC (`...Z`); times of day such as shift starts are the lab's local
+wall-clock time (`HH:MM[:SS]`, no offset). Lists are cursor-paginated (`limit`, `cursor` ->
+`next_cursor`, null on the last page); keep a page's `resume_cursor` to poll later for only what
+was added since. A job is addressed by its id or by `/cases/{ref}/devices/{device}/jobs/{job}`.
+Mutable resources carry an `ETag`; send it back in `If-Match` to change them safely (412 when
+stale). Free-text notes must be short and non-identifying. ReDoc at /redoc.
 """
 
 

@@ -1,12 +1,13 @@
 """RFC 9457 problem details: every error the API returns has one shape and one media type.
 
-Domain errors (``scheduler.errors.DomainError``) are rendered by one handler; request validation
-errors become 422 with the offending fields listed; routing errors (404 unknown route, 405) and the
-body size limit (413) use the same shape. A database that is too busy (no pooled connection free,
-or a lock wait that ran out) is 503 with ``Retry-After``: the client retries, nothing was written.
-A 500 closes its connection, since the server drops the connection after an unhandled error.
-Routes declare the problems they can return with ``responses=problems(...)`` so they appear in
-the OpenAPI document.
+Domain errors (``scheduler.errors.DomainError``) are rendered by one handler; every 422, whether
+from a service or from request validation, lists the offending parts in ``errors[]``. A body that
+cannot be parsed is 400 with the same ``errors[]``, one that is not JSON is 415; routing errors
+(404 unknown route, 405) and the body size limit (413) use the same shape. A database that is too
+busy (no pooled connection free, or a lock wait that ran out) is 503 with ``Retry-After``: the
+client retries, nothing was written. A 500 closes its connection, since the server drops the
+connection after an unhandled error. Routes declare the problems particular to them with
+``responses=problems(...)``; the app's OpenAPI hook adds those every operation shares.
 """
 
 from __future__ import annotations
