@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-from api.schemas.common import Body, Name, Out
+from api.schemas.common import Body, Instant, Name, Out
 
 
 class FeedCreate(Body):
@@ -19,9 +17,9 @@ class FeedOut(Out):
     name: str
     examiner: str | None
     created_by: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+    created_at: Instant
+    last_used_at: Instant | None
+    revoked_at: Instant | None
 
 
 class FeedCreated(FeedOut):
