@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
 
-from api.schemas.common import Body, Note
+from api.schemas.common import Body, Instant, Note
 
 EventType = Literal[
     "schedule.published", "case.forecast_changed", "case.sla_breached", "run.failed"
@@ -35,7 +34,7 @@ class WebhookOut(BaseModel):
     event_types: list[str]
     description: str | None
     created_by: str
-    created_at: datetime
+    created_at: Instant
     pending: int = Field(description="Deliveries not yet made (waiting or being retried).")
 
 
@@ -49,11 +48,11 @@ class DeliveryOut(BaseModel):
     id: int
     event_id: str = Field(description="The event's id (`X-Labq-Event-Id`): de-duplicate by it.")
     event_type: str
-    occurred_at: datetime
+    occurred_at: Instant
     status: DeliveryStatus
     attempts: int
     last_status_code: int | None
     last_error: str | None
-    last_attempt_at: datetime | None
-    next_attempt_at: datetime | None = Field(description="When the next attempt is due (pending).")
-    delivered_at: datetime | None
+    last_attempt_at: Instant | None
+    next_attempt_at: Instant | None = Field(description="When the next attempt is due (pending).")
+    delivered_at: Instant | None
