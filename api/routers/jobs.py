@@ -253,7 +253,7 @@ job_route(
 
 
 @router.put(
-    "/cases/{ref}/devices/{device}/jobs/{job}",
+    "/cases/{ref}/devices/{device}/jobs/{job:segment}",  # stops at ":", beside the actions
     tags=["jobs"],
     responses=problems(404, 409, 412, 422, creates=True),
 )

@@ -79,7 +79,11 @@ def test_wrong_method_is_405_naming_the_allowed_ones(client, admin):
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_a_wrong_method_on_an_action_path_is_405(client, admin, lab, method):
-    for path in (f"/labs/{lab}/jobs/3:pin", f"/labs/{lab}/schedules/1:publish"):
+    for path in (
+        f"/labs/{lab}/jobs/3:pin",
+        f"/labs/{lab}/cases/C/devices/D/jobs/J:pin",  # a job addressed by reference
+        f"/labs/{lab}/schedules/1:publish",
+    ):
         response = client.request(method, path, headers=admin)
         assert_problem(response, 405)
         assert response.headers["Allow"] == "POST"
