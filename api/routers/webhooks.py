@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import ManageCtx, ReadCtx, lab_path
-from api.pagination import Page, PageDep, paginate
+from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.webhooks import (
     DeliveryOut,
@@ -30,7 +30,7 @@ from scheduler.services import webhooks
 
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["webhooks"])
 
-WebhookId = Annotated[int, Path(ge=1, le=2**62, description="The webhook subscription's id.")]
+WebhookId = Annotated[int, id_path("webhook subscription")]
 
 
 def _pending(session: Session, ids: list[int]) -> dict[int, int]:

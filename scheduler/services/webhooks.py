@@ -30,6 +30,7 @@ from scheduler.services import audit
 from scheduler.services.integrity import flush
 from scheduler.services.labs import lock_lab
 
+MAX_URL_LENGTH = 2000  # the column's width
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "X-Labq-Signature"
 EVENT_ID_HEADER = "X-Labq-Event-Id"
@@ -71,6 +72,8 @@ def create_subscription(
         )
     if not url.startswith(("http://", "https://")):
         raise Invalid("url must be an http:// or https:// URL", field="url")
+    if len(url) > MAX_URL_LENGTH:  # checked after normalisation, which may lengthen it
+        raise Invalid(f"url is longer than {MAX_URL_LENGTH} characters", field="url")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     subscription = WebhookSubscription(
         lab_id=lab.id,

@@ -180,3 +180,18 @@ def test_the_delivery_log_and_a_publish_that_does_not_wait_on_a_slow_receiver(
     assert deliver_due(engine, now=utcnow() + timedelta(seconds=1)).delivered == 1
     assert [r.data["data"]["version"] for r in receiver.accepted()] == [first, second]
     assert client.delete(hook, headers=sup).status_code == 204
+
+
+def test_ids_past_32_bits_and_urls_that_normalise_too_long_are_refused(client, admin):
+    """Found by schemathesis: both reached PostgreSQL and failed there with a 500."""
+    lab = client.get("/labs", headers=admin).json()["items"][0]["code"]
+    for method in ("GET", "DELETE"):
+        r = client.request(method, f"/labs/{lab}/webhooks/{2**31}", headers=admin)
+        assert r.status_code in (404, 422), r.text
+    long_url = "http://127.0.0.1:9/" + "é" * 1000  # 6 characters each once percent-encoded
+    r = client.post(
+        f"/labs/{lab}/webhooks",
+        json={"url": long_url, "event_types": ["run.failed"]},
+        headers=admin,
+    )
+    assert r.status_code == 422, r.text
