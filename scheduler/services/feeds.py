@@ -22,7 +22,7 @@ from models.base import utcnow
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
-from scheduler.services.keys import PREFIX_BYTES, SECRET_BYTES, TOUCH_EVERY, hash_secret
+from scheduler.services.keys import SECRET_BYTES, TOUCH_EVERY, free_prefix, hash_secret
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,7 @@ def create_feed(
     name = name.strip()
     if not name or len(name) > 200:
         raise Invalid("a feed name is 1 to 200 characters", field="name")
-    for _ in range(5):
-        prefix = secrets.token_hex(PREFIX_BYTES)
-        if session.scalar(select(FeedToken.id).where(FeedToken.prefix == prefix)) is None:
-            break
-    else:  # pragma: no cover - 2**32 prefixes
-        raise Conflict("could not find a free feed prefix")
+    prefix = free_prefix(session, FeedToken.prefix)
     secret = secrets.token_urlsafe(SECRET_BYTES)
     feed = FeedToken(
         prefix=prefix,

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from models import ApiKey, Examiner, Lab
 from models.base import utcnow
@@ -58,6 +58,16 @@ class NewKey:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def free_prefix(session: Session, column: InstrumentedAttribute[str]) -> str:
+    """A random public prefix not yet used in ``column`` (API keys and feed tokens alike)."""
+    for _ in range(5):
+        prefix = secrets.token_hex(PREFIX_BYTES)
+        if session.scalar(select(column).where(column == prefix)) is None:
+            return prefix
+    # 2**32 prefixes: five collisions in a row mean something is broken.
+    raise Conflict("could not find a free prefix")  # pragma: no cover
 
 
 def split_token(token: str) -> tuple[str, str] | None:
@@ -93,12 +103,7 @@ def create_key(
     name = name.strip()
     if not name or len(name) > 200:
         raise Invalid("a key name is 1 to 200 characters", field="name")
-    for _ in range(5):
-        prefix = secrets.token_hex(PREFIX_BYTES)
-        if session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix)) is None:
-            break
-    else:  # pragma: no cover - 2**32 prefixes; five collisions in a row mean something is broken
-        raise Conflict("could not find a free key prefix")
+    prefix = free_prefix(session, ApiKey.prefix)
     secret = secrets.token_urlsafe(SECRET_BYTES)
     key = ApiKey(
         prefix=prefix,
