@@ -14,7 +14,7 @@ from models.casework import (
     JobWorkstationMinutes,
     TriageFlag,
 )
-from models.lab import Lab, PriorityLevel
+from models.lab import Lab, LabTerm, PriorityLevel
 from models.resources import (
     Absence,
     Examiner,
@@ -59,6 +59,7 @@ __all__ = [
     "JobSkill",
     "JobWorkstationMinutes",
     "Lab",
+    "LabTerm",
     "LicencePool",
     "MaintenanceWindow",
     "PriorityLevel",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, Timestamps
+from models.base import Base, CreatedAt, Timestamps, one_of
+from models.casework import STAGES
 
 OBJECTIVES = ("weighted_tardiness", "makespan")
 
@@ -88,3 +89,39 @@ DEFAULT_PRIORITY_SCHEME: tuple[tuple[str, str, int, int, bool], ...] = (
     ("P4", "Possession referral", 30, 60 * 24, False),
     ("P5", "Informational", 10, 180 * 24, False),
 )
+
+
+# --- the lab's vocabulary ------------------------------------------------------------------------
+
+TERM_KINDS = ("skill", "capability", "stage")
+
+
+class LabTerm(CreatedAt, Base):
+    """One term a lab has defined: a skill examiners hold and jobs need, a workstation
+    capability, or a stage the lab works (one of the stages labq plans). Skills, capabilities
+    and stages outside a lab's terms are refused, so a typo ("mobil") is a 422, not a job no
+    examiner can ever take."""
+
+    __tablename__ = "lab_term"
+    __table_args__ = (
+        one_of("kind", TERM_KINDS),
+        CheckConstraint(
+            "kind <> 'stage' OR term IN ({})".format(", ".join(f"'{s}'" for s in STAGES)),
+            name="stage_planned",
+        ),
+    )
+
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    term: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+# The vocabulary a new lab starts with unless told otherwise, as it starts with the default
+# priority scheme: the skills and capabilities of the demo lab and the generated labs (mobile and
+# computer work, unlocking, chip-off, cloud returns, review, reporting; UFED, GrayKey, imagers and
+# write blockers, processing servers, AXIOM seats), and every stage labq plans.
+DEFAULT_VOCABULARY: dict[str, tuple[str, ...]] = {
+    "skill": ("chip_off", "cloud", "computer", "mobile", "report", "review", "unlock"),
+    "capability": ("axiom", "graykey", "imager", "processing", "ufed", "write_blocker"),
+    "stage": STAGES,
+}

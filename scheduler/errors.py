@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -34,6 +35,16 @@ class Invalid(DomainError):
     status = 422
     title = "Invalid value"
     type = "https://labq.dev/problems/invalid"
+
+    @classmethod
+    def listing(cls, problems: Sequence[Mapping[str, str]], **extra: Any) -> Invalid:
+        """One error for every problem found (each a ``field`` and a ``message``, optionally a
+        ``type``), so a client fixes them all at once; the detail names the first."""
+        first = problems[0]
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        if len(problems) > 1:
+            detail += f" (and {len(problems) - 1} more problem(s))"
+        return cls(detail, field=first["field"], errors=[dict(p) for p in problems], **extra)
 
 
 class PreconditionFailed(DomainError):

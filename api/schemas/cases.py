@@ -13,13 +13,13 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from api.deps import REF_PATTERN
 from api.schemas.common import (
+    VOCABULARY,
     Arrival,
     Body,
     Code,
     Flag,
     Instant,
     IntegerOnly,
-    Label,
     Minutes,
     Note,
     Omittable,
@@ -28,11 +28,13 @@ from api.schemas.common import (
     QueuedRun,
     Ref,
     Severity,
+    Terms,
 )
 
 CaseStatus = Literal["open", "on_hold", "closed"]
 DeviceKind = Literal["phone", "computer", "storage", "cloud_return", "other"]
 Stage = Literal["unlock", "acquire", "process", "review", "report"]
+LabStage = Annotated[Stage, Field(description=f"One of the stages labq plans, and {VOCABULARY}.")]
 FlagKind = Literal["hash_match", "classifier", "linked_report", "manual"]
 JobStatus = Literal["pending", "scheduled", "in_progress", "done", "on_hold", "cancelled"]
 SizeGb = Annotated[int, Field(ge=0, le=10_000_000, description="Capacity in GB."), IntegerOnly]
@@ -46,7 +48,7 @@ JobPath = Annotated[
         description='A job of the same case: "D1/acquire" (device/job) or "acquire" (same device).',
     ),
 ]
-Labels = Annotated[list[Label], Field(max_length=64)]
+Labels = Terms
 Refs = Annotated[list[Ref], Field(max_length=64)]
 
 
@@ -142,7 +144,7 @@ class DeviceIn(Body):
 
 
 class JobIn(Body):
-    stage: Stage
+    stage: LabStage
     attended_minutes: Minutes = Field(default=0, description="Needs an examiner from the start.")
     machine_minutes: Minutes = Field(default=0, description="Occupies a workstation.")
     exposure_minutes: Minutes = 0
@@ -214,7 +216,7 @@ FORBID = ConfigDict(extra="forbid")
 @with_config(FORBID)
 class ImportJob(TypedDict):
     external_ref: Ref
-    stage: Stage
+    stage: LabStage
     attended_minutes: NotRequired[Minutes]
     machine_minutes: NotRequired[Minutes]
     exposure_minutes: NotRequired[Minutes]

@@ -239,6 +239,14 @@ Label = Annotated[
         description="A lower-case label such as a skill or capability.",
     ),
 ]
+VOCABULARY = (
+    "terms of the lab's vocabulary (GET /labs/{lab}/vocabulary); any other is refused (422, "
+    "every unknown term listed)"
+)
+Terms = Annotated[
+    list[Label], Field(max_length=64, description=f"Skills or capabilities: {VOCABULARY}.")
+]
+"""Skills or capabilities a write names: the one rule is scheduler/services/vocabulary.py."""
 Name = Annotated[str, Field(min_length=1, max_length=200), PlainText]
 Note = Annotated[
     str,

@@ -1,16 +1,18 @@
-"""Labs and priority levels."""
+"""Labs, priority levels and vocabularies."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from pydantic import Field
 
+from api.schemas.cases import Stage
 from api.schemas.common import (
     Body,
     Flag,
     Instant,
     IntegerOnly,
+    Label,
     Name,
     Omittable,
     Out,
@@ -18,7 +20,7 @@ from api.schemas.common import (
     Ref,
     Weight,
 )
-from models.lab import DEFAULT_CHANGE_WEIGHT, DEFAULT_MAX_TIME_LIMIT_SECONDS
+from models.lab import DEFAULT_CHANGE_WEIGHT, DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_VOCABULARY
 
 Timezone = Annotated[
     str,
@@ -56,12 +58,41 @@ class LabSettings(Body):
     weight_continuity: Weight = 2
 
 
+Terms = Annotated[list[Label], Field(max_length=500)]
+
+
+class VocabularyIn(Body):
+    """A lab's whole vocabulary: the only skills, capabilities and stages its examiners,
+    workstations and jobs may name."""
+
+    skills: Terms = Field(default=[], description="Skills examiners hold and jobs need.")
+    capabilities: Terms = Field(default=[], description="Workstation capabilities jobs need.")
+    stages: Annotated[list[Stage], Field(max_length=len(get_args(Stage)))] = Field(
+        default=list(get_args(Stage)), description="The stages the lab works; omitted: all of them."
+    )
+
+
+class VocabularyOut(Out):
+    skills: list[str]
+    capabilities: list[str]
+    stages: list[str]
+
+
+def _default_vocabulary() -> str:
+    return "; ".join(f"{kind}: {', '.join(terms)}" for kind, terms in DEFAULT_VOCABULARY.items())
+
+
 class LabCreate(LabSettings):
     code: Ref
     name: Name
     timezone: Timezone
     default_scheme: Flag = Field(
         default=True, description="Create the default P1..P5 priority scheme."
+    )
+    vocabulary: VocabularyIn | None = Field(
+        default=None,
+        description="The lab's skills, capabilities and stages. Omitted or null: the default "
+        f"vocabulary ({_default_vocabulary()}).",
     )
 
 

@@ -14,7 +14,6 @@ from api.schemas.common import (
     Flag,
     Instant,
     IntegerOnly,
-    Label,
     LocalTime,
     Name,
     Omittable,
@@ -23,13 +22,14 @@ from api.schemas.common import (
     Planned,
     QueuedRun,
     Severity,
+    Terms,
     WeekMinutes,
 )
 
 Weekday = Annotated[int, Field(ge=0, le=6, description="0 = Monday."), IntegerOnly]
 AbsenceKind = Literal["leave", "training", "counselling", "sick", "court", "other"]
-Skills = Annotated[list[Label], Field(max_length=64)]
-Capabilities = Annotated[list[Label], Field(max_length=64)]
+Skills = Terms
+Capabilities = Terms
 
 
 class ShiftIn(Body):

@@ -162,8 +162,15 @@ def imports(c: Clients, prefix: str, writers: int = 10, cases: int = 50) -> dict
     return {"statuses": _counts(responses), "answered": dict(totals), "stored_cases": stored}
 
 
-def skills(c: Clients, url: str, writers: int = 14) -> dict[str, Any]:
-    sets = [sorted(f"w{i}-k{j}" for j in range(1 + i % 4)) for i in range(writers)]
+SKILL_WRITERS = 14
+
+
+def _skill_sets(writers: int = SKILL_WRITERS) -> list[list[str]]:
+    return [sorted(f"w{i}-k{j}" for j in range(1 + i % 4)) for i in range(writers)]
+
+
+def skills(c: Clients, url: str, writers: int = SKILL_WRITERS) -> dict[str, Any]:
+    sets = _skill_sets(writers)
     responses = c.burst(writers, lambda client, i: client.put(url, json={"skills": sets[i]}))
     stored = c.clients[0].get(url).json()["skills"]
     return {"statuses": _counts(responses), "one_writers_set": stored in sets}
@@ -228,7 +235,8 @@ def run(
         c = Clients(f"http://127.0.0.1:{server.port}", headers, clients)
         try:
             one = c.clients[0]
-            lab = {"code": LAB, "name": "Race", "timezone": "UTC"}
+            vocabulary = {"skills": sorted({s for k in _skill_sets() for s in k})}
+            lab = {"code": LAB, "name": "Race", "timezone": "UTC", "vocabulary": vocabulary}
             assert one.post("/labs", json=lab).status_code == 201
             assert one.put(f"/labs/{LAB}/examiners/E1", json={}).status_code == 201
             assert one.put(f"/labs/{LAB}/cases/C-1", json=CASE).status_code == 201

@@ -48,6 +48,7 @@ from models import (
     Workstation,
     WorkstationCapability,
 )
+from models.casework import STAGES
 from scheduler.core.snapshot import Job as SnapJob
 from scheduler.core.snapshot import Snapshot
 from scheduler.services.labs import create_lab
@@ -66,7 +67,7 @@ CAPABILITY_KIND = {
     "write_blocker": "storage",
     "cloud": "cloud_return",
 }
-STAGES = ("unlock", "acquire", "process", "review", "report")
+
 CHUNK = 2000
 CASE_DEVICE = "case"  # the pseudo-exhibit holding a case's report job
 
@@ -173,6 +174,19 @@ def _padded_jobs(snapshot: Snapshot, min_jobs: int | None) -> list[SnapJob]:
     return jobs
 
 
+def _vocabulary(snapshot: Snapshot) -> dict[str, list[str]]:
+    """The terms the snapshot's people, machines and work use: the lab defines these."""
+    skills = {s for e in snapshot.examiners for s in e.skills}
+    skills |= {s for j in snapshot.jobs for s in j.skills}
+    capabilities = {c for w in snapshot.workstations for c in w.capabilities}
+    capabilities |= {c for j in snapshot.jobs for c in j.capabilities}
+    return {
+        "skills": sorted(skills),
+        "capabilities": sorted(capabilities),
+        "stages": list(STAGES),
+    }
+
+
 def seed_lab(
     session: Session,
     snapshot: Snapshot,
@@ -189,7 +203,13 @@ def seed_lab(
         return epoch + timedelta(minutes=minute)
 
     lab = create_lab(
-        session, actor=actor, code=code, name=f"Lab {code}", timezone="UTC", **lab_settings
+        session,
+        actor=actor,
+        code=code,
+        name=f"Lab {code}",
+        timezone="UTC",
+        terms=_vocabulary(snapshot),
+        **lab_settings,
     )
     levels = {level.code: level for level in lab.priority_levels}
 

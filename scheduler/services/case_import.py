@@ -3,8 +3,10 @@
 A case-management system pushes its view of some cases; the same payload pushed twice changes
 nothing the second time. The whole batch is validated before anything is written, then written
 with a handful of multi-row statements (tens of thousands of rows a second on either backend),
-inside the caller's unit of work: a bad item raises a typed error naming it
-(``cases[3].devices[0].jobs[1].after[0]``) and the caller's rollback leaves nothing stored.
+inside the caller's unit of work: a bad batch raises one typed error listing every problem, each
+naming its item (``cases[3].devices[0].jobs[1].after[0]``), and the caller's rollback leaves
+nothing stored. Stages, skills and capabilities must be terms of the lab's vocabulary
+(``scheduler.services.vocabulary``), like pools, examiners and workstations must exist.
 
 Semantics: case, device and job fields in the payload replace the stored ones; a job's skills,
 capabilities, pools, allowed examiners, workstation minutes and predecessors are replaced as a
@@ -56,6 +58,7 @@ from scheduler.errors import Invalid
 from scheduler.services.audit import digest
 from scheduler.services.integrity import integrity_error
 from scheduler.services.labs import lock_lab
+from scheduler.services.vocabulary import Use, Vocabulary, unknown, uses_of, vocabulary_of
 
 CHUNK = 500
 ACTION = "case.import"
@@ -188,6 +191,7 @@ class _Lookups:
     examiner_refs: dict[int, str]
     workstations: dict[str, int]
     workstation_refs: dict[int, str]
+    vocabulary: Vocabulary
 
     @classmethod
     def load(cls, session: Session, lab: Lab) -> _Lookups:
@@ -213,51 +217,68 @@ class _Lookups:
             examiner_refs={v: k for k, v in examiners.items()},
             workstations=workstations,
             workstation_refs={v: k for k, v in workstations.items()},
+            vocabulary=vocabulary_of(session, lab),
         )
 
 
 # --- validation of the payload on its own ---------------------------------------------------------
 
 
-def _validate(items: Sequence[dict[str, Any]], refs: _Lookups) -> None:
+def _problem(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+def _validate(items: Sequence[dict[str, Any]], refs: _Lookups, lab: Lab) -> list[dict[str, str]]:
+    """Every problem of the payload on its own and against the lab's reference data."""
+    problems: list[dict[str, str]] = []
     seen_cases: dict[str, int] = {}
     for i, case in enumerate(items):
         at = f"cases[{i}]"
         ref = case["external_ref"]
         if ref in seen_cases:
-            raise Invalid(
-                f"{at}: case {ref!r} appears twice (also at cases[{seen_cases[ref]}])",
-                field=f"{at}.external_ref",
-                index=i,
+            problems.append(
+                _problem(
+                    f"{at}.external_ref",
+                    f"case {ref!r} appears twice (also at cases[{seen_cases[ref]}])",
+                )
             )
-        seen_cases[ref] = i
+        seen_cases.setdefault(ref, i)
         if case["priority"] not in refs.levels:
-            raise Invalid(
-                f"{at}: priority level {case['priority']!r} does not exist in this lab",
-                field=f"{at}.priority",
-                index=i,
+            problems.append(
+                _problem(
+                    f"{at}.priority",
+                    f"priority level {case['priority']!r} does not exist in this lab",
+                )
             )
         seen_devices: set[str] = set()
         for j, device in enumerate(case["devices"]):
             d_at = f"{at}.devices[{j}]"
             if device["external_ref"] in seen_devices:
-                raise Invalid(
-                    f"{d_at}: device {device['external_ref']!r} appears twice in case {ref!r}",
-                    field=f"{d_at}.external_ref",
-                    index=i,
+                problems.append(
+                    _problem(
+                        f"{d_at}.external_ref",
+                        f"device {device['external_ref']!r} appears twice in case {ref!r}",
+                    )
                 )
             seen_devices.add(device["external_ref"])
             seen_jobs: set[str] = set()
             for k, job in enumerate(device["jobs"]):
                 j_at = f"{d_at}.jobs[{k}]"
                 if job["external_ref"] in seen_jobs:
-                    raise Invalid(
-                        f"{j_at}: job {job['external_ref']!r} appears twice on device "
-                        f"{device['external_ref']!r}",
-                        field=f"{j_at}.external_ref",
-                        index=i,
+                    problems.append(
+                        _problem(
+                            f"{j_at}.external_ref",
+                            f"job {job['external_ref']!r} appears twice on device "
+                            f"{device['external_ref']!r}",
+                        )
                     )
                 seen_jobs.add(job["external_ref"])
+                terms = [
+                    Use(f"{j_at}.stage", "stage", job["stage"]),
+                    *uses_of(f"{j_at}.skills", "skill", job["skills"]),
+                    *uses_of(f"{j_at}.capabilities", "capability", job["capabilities"]),
+                ]
+                problems += unknown(refs.vocabulary, lab, terms)
                 for key, known, what in (
                     ("pools", refs.pools, "licence pool"),
                     ("allowed_examiners", refs.examiners, "examiner"),
@@ -267,11 +288,13 @@ def _validate(items: Sequence[dict[str, Any]], refs: _Lookups) -> None:
                     for m, name in enumerate(values):
                         if name not in known:
                             where = f".{name}" if isinstance(values, dict) else f"[{m}]"
-                            raise Invalid(
-                                f"{j_at}: {what} {name!r} does not exist in this lab",
-                                field=f"{j_at}.{key}{where}",
-                                index=i,
+                            problems.append(
+                                _problem(
+                                    f"{j_at}.{key}{where}",
+                                    f"{what} {name!r} does not exist in this lab",
+                                )
                             )
+    return problems
 
 
 # --- the stored state, canonically ---------------------------------------------------------------
@@ -438,8 +461,9 @@ def _merge(before: dict[str, Any] | None, case: dict[str, Any]) -> dict[str, Any
     return tree
 
 
-def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> None:
-    """Every predecessor exists in the case and the chain has no cycle."""
+def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> list[dict[str, str]]:
+    """The problems of a case's chain: predecessors outside the case, a cycle."""
+    problems: list[dict[str, str]] = []
     where: dict[str, str] = {}
     for j, device in enumerate(case["devices"]):
         for k, job in enumerate(device["jobs"]):
@@ -451,11 +475,11 @@ def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> None
                 dev, _, name = full.partition("/")
                 if name not in tree["devices"].get(dev, {}).get("jobs", {}):
                     at = f"cases[{index}].devices[{j}].jobs[{k}].after[{m}]"
-                    raise Invalid(
-                        f"{at}: {ref!r} is not a job of case {case['external_ref']!r}",
-                        field=at,
-                        index=index,
+                    problems.append(
+                        _problem(at, f"{ref!r} is not a job of case {case['external_ref']!r}")
                     )
+    if problems:
+        return problems  # the cycle check needs every predecessor to exist
     successors: dict[str, list[str]] = defaultdict(list)
     indegree: dict[str, int] = {}
     for dev, node in tree["devices"].items():
@@ -477,12 +501,14 @@ def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> None
     if done < len(indegree):
         stuck = sorted(k for k, n in indegree.items() if n > 0)
         named = next((where[k] for k in stuck if k in where), f"cases[{index}]")
-        raise Invalid(
-            f"{named}: predecessors form a cycle in case {case['external_ref']!r} "
-            f"({', '.join(stuck[:5])})",
-            field=f"{named}.after",
-            index=index,
+        problems.append(
+            _problem(
+                f"{named}.after",
+                f"predecessors form a cycle in case {case['external_ref']!r} "
+                f"({', '.join(stuck[:5])})",
+            )
         )
+    return problems
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -645,14 +671,16 @@ def _import(
 ) -> ImportResult:
     lookups = _Lookups.load(session, lab)
     cases = _complete(items)
-    _validate(cases, lookups)
+    problems = _validate(cases, lookups, lab)
+    if problems:
+        raise Invalid.listing(problems)
     stored = _load(session, lab, [c["external_ref"] for c in cases], lookups)
     created = updated = unchanged = 0
     plans: list[tuple[int, dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
     for index, case in enumerate(cases):
         before = stored.case_trees.get(case["external_ref"])
         after = _merge(before, case)
-        _check_graph(index, case, after)
+        problems += _check_graph(index, case, after)
         if before is None:
             created += 1
         elif after != before:
@@ -661,6 +689,8 @@ def _import(
             unchanged += 1
             continue
         plans.append((index, case, before, after))
+    if problems:
+        raise Invalid.listing(problems)
     if plans:
         try:
             _write(session, lab, lookups, stored, plans, actor)

@@ -28,7 +28,7 @@ from models import (
 )
 from scheduler import continuous
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.services import audit
+from scheduler.services import audit, vocabulary
 from scheduler.services.integrity import flush
 from scheduler.services.labs import get_level
 from scheduler.services.resources import get_examiner, get_pool, get_workstation
@@ -146,6 +146,16 @@ def upsert_job(
     """Create or update one job; ``after`` are the jobs that must finish before it starts."""
     lab = session.get(Lab, device.case.lab_id)
     assert lab is not None
+    skills, capabilities = list(skills), list(capabilities)
+    vocabulary.require_known(
+        session,
+        lab,
+        [
+            vocabulary.Use("stage", "stage", stage),
+            *vocabulary.uses_of("skills", "skill", skills),
+            *vocabulary.uses_of("capabilities", "capability", capabilities),
+        ],
+    )
     job = session.scalar(
         select(Job).where(Job.device_id == device.id, Job.external_ref == external_ref)
     )

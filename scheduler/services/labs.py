@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 from models import Lab, PriorityLevel
 from models.lab import DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_PRIORITY_SCHEME
 from scheduler.errors import Busy, Invalid, NotFound
-from scheduler.services import audit
+from scheduler.services import audit, vocabulary
 from scheduler.services.integrity import flush
 
 LAB_SETTINGS = (
@@ -109,12 +110,16 @@ def create_lab(
     name: str,
     timezone: str,
     default_scheme: bool = True,
+    terms: Mapping[str, Iterable[str]] | None = None,
     **lab_settings: Any,
 ) -> Lab:
-    """Create a lab, by default with the DESIGN.md §3 priority scheme."""
+    """Create a lab, by default with the default priority scheme, and with its vocabulary:
+    ``terms`` (``{"skills": [...], "capabilities": [...], "stages": [...]}``) or, if None, the
+    default one (models/lab.py ``DEFAULT_VOCABULARY``)."""
     unknown = set(lab_settings) - set(LAB_SETTINGS)
     if unknown:
         raise Invalid(f"unknown lab settings: {', '.join(sorted(unknown))}")
+    lab_terms = vocabulary.terms_for_new_lab(terms)
     lab_settings.setdefault("max_time_limit_seconds", DEFAULT_MAX_TIME_LIMIT_SECONDS)
     lab = Lab(code=code, name=name, timezone=check_timezone(timezone), **lab_settings)
     _check_time_limits(lab)
@@ -143,6 +148,7 @@ def create_lab(
         lab_id=lab.id,
         after=audit.state_of(lab),
     )
+    vocabulary.define_new_lab(session, lab, lab_terms, actor=actor)
     return lab
 
 

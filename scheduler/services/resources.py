@@ -23,7 +23,7 @@ from models import (
 )
 from scheduler import continuous
 from scheduler.errors import Invalid, NotFound
-from scheduler.services import audit
+from scheduler.services import audit, vocabulary
 from scheduler.services.integrity import flush
 
 EXPOSURE_POLICY = (
@@ -66,6 +66,9 @@ def upsert_examiner(
     unknown = set(fields) - set(EXAMINER_FIELDS)
     if unknown:
         raise Invalid(f"unknown examiner fields: {', '.join(sorted(unknown))}")
+    if skills is not None:
+        skills = [s.strip() for s in skills]
+        vocabulary.require_known(session, lab, vocabulary.uses_of("skills", "skill", skills))
     examiner = session.scalar(
         select(Examiner).where(Examiner.lab_id == lab.id, Examiner.external_ref == external_ref)
     )
@@ -165,6 +168,11 @@ def upsert_workstation(
     unknown = set(fields) - {"name", "capacity", "active"}
     if unknown:
         raise Invalid(f"unknown workstation fields: {', '.join(sorted(unknown))}")
+    if capabilities is not None:
+        capabilities = [c.strip() for c in capabilities]
+        vocabulary.require_known(
+            session, lab, vocabulary.uses_of("capabilities", "capability", capabilities)
+        )
     workstation = session.scalar(
         select(Workstation).where(
             Workstation.lab_id == lab.id, Workstation.external_ref == external_ref

@@ -71,7 +71,15 @@ def app(api_url):
 
 @pytest.fixture(scope="module")
 def world(client, admin):
-    make_lab(client, admin, LAB)
+    # The racing writers name terms of their own (s0, c0, w0-k0, ...): the lab defines them all.
+    racers = range(WRITERS)
+    vocabulary = {
+        "skills": ["mobile", "review", *(f"{k}{i}" for k in "sp" for i in racers)]
+        + [f"w{i}-k{j}" for i in racers for j in range(4)],
+        "capabilities": ["ufed", *(f"c{i}" for i in racers)]
+        + [f"w{i}-c{j}" for i in racers for j in range(4)],
+    }
+    make_lab(client, admin, LAB, vocabulary=vocabulary)
     for ref in ("E1", "E2"):
         assert client.put(f"/labs/{LAB}/examiners/{ref}", json={}, headers=admin).status_code == 201
     assert client.put(f"/labs/{LAB}/workstations/W1", json={}, headers=admin).status_code == 201
@@ -440,3 +448,31 @@ def test_a_change_that_waits_too_long_for_the_lab_is_503_and_writes_nothing(
     retried = client.patch(f"/labs/{LAB}/cases/C-1", json={"note": "in time"}, headers=admin)
     assert retried.status_code == 200
     assert retried.json()["note"] == "in time"
+
+
+def test_a_term_removed_while_writers_name_it_is_never_left_in_use(client, admin, world):
+    """The removal and the writes take the lab's lock: either the term goes and every write
+    naming it is refused, or a write stored it first and the removal is refused."""
+    assert client.put(f"/labs/{LAB}/vocabulary/skills/racy", headers=admin).status_code == 201
+
+    def call(i: int) -> Any:
+        if i == 0:
+            return client.delete(f"/labs/{LAB}/vocabulary/skills/racy", headers=admin)
+        return client.put(
+            f"/labs/{LAB}/examiners/RACY-{i}", json={"skills": ["racy"]}, headers=admin
+        )
+
+    removal, *writes = race(WRITERS, call)
+    defined = "racy" in client.get(f"/labs/{LAB}/vocabulary", headers=admin).json()["skills"]
+    if removal.status_code == 204:
+        assert not defined
+        assert statuses(writes) == {422: WRITERS - 1}
+    else:  # a write came first; the term stayed, so every write was accepted
+        assert removal.status_code == 409, removal.text
+        assert removal.json()["in_use"][0]["examiners"]["count"] >= 1
+        assert defined
+        assert statuses(writes) == {201: WRITERS - 1}
+    stored = [
+        client.get(f"/labs/{LAB}/examiners/RACY-{i}", headers=admin) for i in range(1, WRITERS)
+    ]
+    assert {r.status_code for r in stored} == ({200} if defined else {404})

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from models import Device, Job
+from models import Device, Job, LabTerm
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.services import casework, labs, resources
 from scheduler.services.integrity import flush
@@ -92,9 +92,18 @@ def test_unknown_timezone_is_invalid(session):
         labs.create_lab(session, actor="test", code="x", name="X", timezone="Mars/Olympus")
 
 
-def test_unknown_stage_is_invalid(session, device):
-    with pytest.raises(Invalid, match="ck_job_stage_valid"):
+def test_unknown_stage_is_invalid(session, lab, device):
+    with pytest.raises(Invalid, match="'guess' is not a stage labq plans"):
         casework.upsert_job(session, device, actor="test", external_ref="j", stage="guess")
+    session.add(Job(lab_id=lab.id, device_id=device.id, external_ref="j", stage="guess"))
+    with pytest.raises(Invalid, match="ck_job_stage_valid"):
+        flush(session)
+
+
+def test_a_lab_term_that_is_not_a_planned_stage_is_invalid(session, lab):
+    session.add(LabTerm(lab_id=lab.id, kind="stage", term="guess"))
+    with pytest.raises(Invalid, match="ck_lab_term_stage_planned"):
+        flush(session)
 
 
 def test_predecessor_cycle_is_refused(session, device):

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
+from sqlalchemy.orm import Session
 
-from models import Base
+from models import (
+    Base,
+    Case,
+    Device,
+    Examiner,
+    ExaminerSkill,
+    Job,
+    JobCapability,
+    JobSkill,
+    Lab,
+    LabTerm,
+    PriorityLevel,
+    Workstation,
+    WorkstationCapability,
+)
+from models.casework import STAGES
 from scheduler.db import make_engine
 from scheduler.migrate import downgrade, upgrade
+
+VOCABULARY_REVISION_BEFORE = "b4e2c7a9d1f3"  # the revision before lab vocabularies
 
 
 def _tables(url: str) -> set[str]:
@@ -31,3 +51,58 @@ def test_up_down_up_leaves_no_drift(backend, fresh_databases):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == []
+
+
+def test_upgrading_seeds_each_labs_vocabulary_with_the_terms_its_data_uses(
+    backend, fresh_databases
+):
+    """A lab's stored skills, capabilities and stages stay valid after the vocabulary arrives."""
+    url = fresh_databases.url(backend)
+    upgrade(url, VOCABULARY_REVISION_BEFORE)
+    engine = make_engine(url)
+    at = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        north, south, empty = (
+            Lab(code=code, name=code, timezone="UTC") for code in ("north", "south", "empty")
+        )
+        session.add_all([north, south, empty])
+        session.flush()
+        level = PriorityLevel(lab_id=north.id, code="P1", name="P1", rank=1, weight=1,
+                              target_start_hours=24)  # fmt: skip
+        examiner = Examiner(lab_id=north.id, external_ref="E1", display_name="E1")
+        examiner.skills = [ExaminerSkill(skill="mobile"), ExaminerSkill(skill="chip_off")]
+        box = Workstation(lab_id=north.id, external_ref="W1", name="W1")
+        box.capabilities = [WorkstationCapability(capability="graykey")]
+        other = Examiner(lab_id=south.id, external_ref="E1", display_name="E1")
+        other.skills = [ExaminerSkill(skill="cloud")]
+        session.add_all([level, examiner, box, other])
+        session.flush()
+        case = Case(lab_id=north.id, external_ref="C1", priority_level_id=level.id, received_at=at)
+        session.add(case)
+        session.flush()
+        device = Device(case_id=case.id, external_ref="D1", kind="phone", arrived_at=at)
+        session.add(device)
+        session.flush()
+        job = Job(lab_id=north.id, device_id=device.id, external_ref="J1", stage="unlock")
+        job.skills = [JobSkill(skill="mobile"), JobSkill(skill="unlock")]
+        job.capabilities = [JobCapability(capability="ufed")]
+        session.add(job)
+    upgrade(url)
+    with Session(engine) as session:
+        terms = {
+            (code, kind, term)
+            for code, kind, term in session.execute(
+                select(Lab.code, LabTerm.kind, LabTerm.term).join(Lab, Lab.id == LabTerm.lab_id)
+            )
+        }
+    engine.dispose()
+    stages = {(code, "stage", s) for code in ("north", "south", "empty") for s in STAGES}
+    assert terms - stages == {
+        ("north", "skill", "chip_off"),
+        ("north", "skill", "mobile"),
+        ("north", "skill", "unlock"),
+        ("north", "capability", "graykey"),
+        ("north", "capability", "ufed"),
+        ("south", "skill", "cloud"),
+    }
+    assert stages <= terms

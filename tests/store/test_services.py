@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from models import AuditEvent, Case, Job
-from scheduler.errors import Conflict
-from scheduler.services import casework, labs, resources
+from scheduler.errors import Conflict, Invalid
+from scheduler.services import casework, labs, resources, vocabulary
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -86,3 +86,46 @@ def test_job_status_moves_are_checked(session):
     with pytest.raises(Conflict, match="cannot go from done to pending"):
         casework.set_job_status(session, job, actor="t", status="pending")
     assert _count(session, Job, Job.status == "done", Job.lab_id == lab.id) == 1
+
+
+def test_the_services_enforce_the_vocabulary_whoever_calls_them(session):
+    """The demo, the seeders and the API all write through these: none can skip the rule."""
+    lab = labs.create_lab(
+        session,
+        actor="t",
+        code="v",
+        name="V",
+        timezone="UTC",
+        terms={"skills": ["mobile"], "capabilities": ["ufed"], "stages": ["acquire"]},
+    )
+    assert vocabulary.vocabulary_of(session, lab).as_lists() == {
+        "skills": ["mobile"],
+        "capabilities": ["ufed"],
+        "stages": ["acquire"],
+    }
+    with pytest.raises(Invalid) as refused:
+        resources.upsert_examiner(
+            session, lab, actor="t", external_ref="E1", skills=["mobile", " review ", "x"]
+        )
+    assert [(e["field"], e["type"]) for e in refused.value.extra["errors"]] == [
+        ("skills[1]", "unknown_term"),
+        ("skills[2]", "unknown_term"),
+    ]
+    assert "skill 'review' is not in the vocabulary of lab 'v'" in refused.value.detail
+    case = casework.upsert_case(
+        session, lab, actor="t", external_ref="C-1", priority="P4", received_at=NOW
+    )
+    device = casework.upsert_device(
+        session, case, actor="t", external_ref="D1", kind="phone", arrived_at=NOW
+    )
+    with pytest.raises(Invalid, match=r"^stage: stage 'review' is not in the vocabulary"):
+        casework.upsert_job(session, device, actor="t", external_ref="r", stage="review")
+    assert _count(session, Job, Job.lab_id == lab.id) == 0
+
+
+def test_a_new_lab_with_a_stage_labq_does_not_plan_is_refused_before_it_is_made(session):
+    with pytest.raises(Invalid, match="'triage' is not a stage labq plans"):
+        labs.create_lab(
+            session, actor="t", code="w", name="W", timezone="UTC", terms={"stages": ["triage"]}
+        )
+    assert labs.find_lab(session, "w") is None
