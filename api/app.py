@@ -60,7 +60,9 @@ wall-clock time (`HH:MM[:SS]`, no offset). Lists are cursor-paginated (`limit`, 
 `next_cursor`, null on the last page); keep a page's `resume_cursor` to poll later for only what
 was added since. A job is addressed by its id or by `/cases/{ref}/devices/{device}/jobs/{job}`.
 Mutable resources carry an `ETag`; send it back in `If-Match` to change them safely (412 when
-stale). Free-text notes must be short and non-identifying. ReDoc at /redoc.
+stale). Skills, capabilities and stages must be terms of the lab's vocabulary
+(`/labs/{lab}/vocabulary`): unknown ones are 422, every one listed. Free-text notes must be short
+and non-identifying. ReDoc at /redoc.
 """
 
 

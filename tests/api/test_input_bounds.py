@@ -180,6 +180,39 @@ def test_instants_inside_their_window_are_accepted(client, sup):
     assert r.status_code in (200, 201), r.text
 
 
+FAR_AHEAD = [_iso(NOW + timedelta(days=365 * 11)), "9999-12-31T23:59:59Z"]
+
+
+@pytest.mark.parametrize("far", FAR_AHEAD, ids=["11-years", "year-9999"])
+def test_every_planned_instant_is_at_most_ten_years_ahead(client, sup, far):
+    """Absences, maintenance windows, pins and legal deadlines share the one window."""
+    soon = _iso(NOW + timedelta(days=1))
+    absence = {"kind": "leave", "starts_at": soon, "ends_at": far}
+    problem = refused(
+        client.post(f"/labs/{LAB}/examiners/E1/absences", json=absence, headers=sup),
+        field="ends_at",
+    )
+    assert "must not be after" in problem["detail"]
+    assert "(at most 10 years from now)" in problem["detail"]
+    window = {"starts_at": far, "ends_at": far}
+    refused(
+        client.post(f"/labs/{LAB}/workstations/U1/maintenance-windows", json=window, headers=sup),
+        field="starts_at",
+    )
+    job = client.get(f"/labs/{LAB}/jobs", params={"case": "C2"}, headers=sup).json()["items"][0]
+    pin = {"start": far, "examiner": "E1", "workstation": "U1"}
+    refused(client.post(f"/labs/{LAB}/jobs/{job['id']}:pin", json=pin, headers=sup), field="start")
+    deadline = {"priority": "P3", "received_at": RECEIVED, "legal_deadline_at": far}
+    refused(
+        client.put(f"/labs/{LAB}/cases/FAR-D", json=deadline, headers=sup),
+        field="legal_deadline_at",
+    )
+    assert client.get(f"/labs/{LAB}/cases/FAR-D", headers=sup).status_code == 404
+    listed = client.get(f"/labs/{LAB}/examiners/E1/absences", headers=sup).json()["items"]
+    assert all(a["ends_at"] < far for a in listed)
+    assert client.get(f"/labs/{LAB}/jobs/{job['id']}", headers=sup).json()["pin"] is None
+
+
 def test_a_device_arriving_next_year_is_422(client, sup):
     client.put(
         f"/labs/{LAB}/cases/DEV", json={"priority": "P3", "received_at": RECEIVED}, headers=sup
