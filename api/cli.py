@@ -74,5 +74,11 @@ def _redact(url: str) -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING)
+    try:
+        level = get_settings().log_level
+    except ValueError:  # a bad setting: the command that reads it reports it
+        level = "WARNING"
+    logging.basicConfig(level=logging.WARNING)  # libraries (httpx, uvicorn's own) stay quiet
+    for name in ("api", "scheduler"):
+        logging.getLogger(name).setLevel(level)
     app()

@@ -1,16 +1,20 @@
 """Engines and sessions. SQLite runs with foreign keys enforced, like PostgreSQL.
 
 Reads and writes are told apart here, in one place: a session made with ``read_only=True`` (the
-API's GET and HEAD requests, the worker's loads and polls) begins a plain deferred transaction on
-SQLite, which under WAL reads beside a writer that holds the write lock; every other session
-begins ``BEGIN IMMEDIATE`` and so waits (``db_busy_timeout_seconds``) for that lock up front. A
-wait that runs out is a *lock timeout* (``is_lock_timeout``): the API answers it with 503 and
-``Retry-After``, the worker retries its own short transactions (``retry_locked``).
+API's GET and HEAD requests, the worker's loads and polls) reads one snapshot (``reading``): on
+SQLite a plain deferred transaction, which under WAL reads beside a writer that holds the write
+lock, on PostgreSQL REPEATABLE READ. Every other session begins (on SQLite) ``BEGIN IMMEDIATE``
+and so waits (``db_busy_timeout_seconds``) for that lock up front. A wait that runs out is a
+*lock timeout* (``is_lock_timeout``): the API answers it with 503 and ``Retry-After``, the worker
+retries its own short transactions (``retry_locked``).
 
 SQLite's own wait is a poll that the latest arrival often wins, so a bulk import could starve
 behind a stream of small writes. Writers of one database file in this process therefore queue
 first (``WriterQueue``) and take the lock in arrival order; other processes still meet them at
-SQLite's busy timeout.
+SQLite's busy timeout. A background writer retried by ``retry_locked`` (the worker storing a
+solve) waits in line for the rest of its budget instead: timing out at the busy timeout would send
+its retry to the back of the line, behind the next bulk import. A hold of the lock of a second or
+more is logged (INFO; WARNING once it outlasts the busy timeout, when waiters were refused).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -44,6 +49,11 @@ READ_ONLY = "labq_read_only"
 # (statement_timeout), serialization_failure and deadlock_detected: all "try again shortly".
 _SQLITE_LOCKED = ("database is locked", "database table is locked", "database is busy")
 _POSTGRES_TRANSIENT = frozenset({"55P03", "57014", "40001", "40P01"})
+LONG_HOLD_SECONDS = 1.0
+"""A hold of SQLite's write lock at least this long is logged (INFO)."""
+
+_patient_until: ContextVar[float | None] = ContextVar("labq_patient_until", default=None)
+"""While ``retry_locked`` runs its work: the monotonic deadline its writes may wait in line to."""
 
 
 class WriterQueue:
@@ -53,6 +63,7 @@ class WriterQueue:
         self._changed = threading.Condition()
         self._waiting: deque[object] = deque()
         self._holder: object | None = None
+        self._admitted_at = 0.0
 
     def enter(self, writer: object, timeout: float) -> bool:
         """Wait (at most ``timeout`` seconds) until every earlier writer has left."""
@@ -64,15 +75,19 @@ class WriterQueue:
             self._waiting.remove(writer)
             if admitted:
                 self._holder = writer
+                self._admitted_at = time.monotonic()
             else:
                 self._changed.notify_all()  # the next in line may be first now
             return admitted
 
-    def leave(self, writer: object) -> None:
+    def leave(self, writer: object) -> float | None:
+        """Let the next writer in; how long ``writer`` held its turn (None: it held none)."""
         with self._changed:
-            if self._holder is writer:
-                self._holder = None
-                self._changed.notify_all()
+            if self._holder is not writer:
+                return None
+            self._holder = None
+            self._changed.notify_all()
+            return time.monotonic() - self._admitted_at
 
     @property
     def waiting(self) -> int:
@@ -112,6 +127,18 @@ def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) ->
     engine = create_engine(url, **kwargs)
     queue = writer_queue(url)
 
+    def release(dbapi_connection: Any) -> None:
+        held = queue.leave(dbapi_connection)
+        if held is not None and held >= LONG_HOLD_SECONDS:
+            level = logging.WARNING if held > busy else logging.INFO
+            logger.log(
+                level,
+                "the SQLite write lock was held %.2f s (busy timeout %g s, %d writers waiting)",
+                held,
+                busy,
+                queue.waiting,
+            )
+
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy emit BEGIN itself so transactions (and BEGIN IMMEDIATE) behave.
@@ -133,26 +160,28 @@ def make_engine(url: str, *, settings: Settings | None = None, **kwargs: Any) ->
         # when another connection committed in between (the worker's heartbeat, a second
         # API request), since WAL cannot upgrade a stale read snapshot.
         writer = conn.connection.dbapi_connection
-        if not queue.enter(writer, busy):
+        deadline = _patient_until.get()
+        wait = busy if deadline is None else max(busy, deadline - time.monotonic())
+        if not queue.enter(writer, wait):
             raise OperationalError(
                 "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
             )
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            queue.leave(writer)
+            release(writer)
             raise
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
     def _sqlite_end(conn: Any) -> None:
         if not conn.closed and not conn.invalidated:  # else the pool events below release it
-            queue.leave(conn.connection.dbapi_connection)
+            release(conn.connection.dbapi_connection)
 
     @event.listens_for(engine, "checkin")
     @event.listens_for(engine, "invalidate")
     def _sqlite_returned(dbapi_connection: Any, *_: Any) -> None:
-        queue.leave(dbapi_connection)  # however its transaction ended
+        release(dbapi_connection)  # however its transaction ended
 
     return engine
 
@@ -163,8 +192,17 @@ def _in_memory(url: str) -> bool:
 
 
 def reading(engine: Engine) -> Engine:
-    """``engine`` for read-only work (same pool): deferred transactions on SQLite."""
-    return engine.execution_options(**{READ_ONLY: True})
+    """``engine`` for read-only work (same pool); each of its transactions reads one snapshot.
+
+    SQLite: a deferred transaction (under WAL its snapshot is taken at its first read, and no
+    writer blocks it). PostgreSQL: REPEATABLE READ, so a read of several queries (a solve's
+    snapshot, an import's comparison with what is stored) never straddles another commit; a
+    transaction that only reads never fails for it.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    return engine.execution_options(**options)
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
@@ -191,19 +229,23 @@ def retry_locked(
     """Run ``work`` (a whole unit of work) again after a lock timeout, backing off, within budget.
 
     For background work that must not fail because a long transaction (a bulk import) holds the
-    lock; requests are not retried (the client gets 503 with ``Retry-After``).
+    lock; requests are not retried (the client gets 503 with ``Retry-After``). On SQLite the
+    work's writes wait in this process's line of writers until the deadline, keeping their place.
     """
     deadline = time.monotonic() + budget_seconds
     delay = 0.05
     while True:
+        token = _patient_until.set(deadline)
         try:
             return work()
         except DBAPIError as exc:
             if not is_lock_timeout(exc) or time.monotonic() + delay > deadline:
                 raise
             logger.info("%s: the database is locked; retrying in %.2f s", what, delay)
-            sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(2 * delay, 2.0)
+        finally:
+            _patient_until.reset(token)
+        sleep(delay * random.uniform(0.5, 1.0))
+        delay = min(2 * delay, 2.0)
 
 
 @lru_cache

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, aliased
 
 from models import WebhookDelivery, WebhookEvent, WebhookSubscription
 from models.base import utcnow
-from scheduler.db import session_scope
+from scheduler.db import is_lock_timeout, session_scope
 from scheduler.planning.runs import rows_changed
 from scheduler.services.webhooks import (
     EVENT_ID_HEADER,
@@ -320,8 +320,13 @@ def run_deliveries(
         while not stop_event.is_set():
             try:
                 busy = deliver_due(engine, client=client, settings=settings).attempted > 0
-            except Exception:  # the database may be briefly away: try again after a pause
-                logger.exception("webhook delivery step failed")
+            except Exception as exc:
+                # The database may be briefly away, or a long writer (a bulk import) held the lock
+                # past the busy timeout: the outbox keeps every delivery; try after a pause.
+                if is_lock_timeout(exc):
+                    logger.warning("webhook delivery step: the database is locked; will retry")
+                else:
+                    logger.exception("webhook delivery step failed")
                 busy = False
             if not busy:
                 stop_event.wait(poll)

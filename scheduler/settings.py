@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     environment: str = Field(default="development", pattern="^(development|test|production)$")
     database_url: str = "sqlite:///labq.db"
+    # The level of labq's own log on the console (`labq serve`, `labq worker`, ...): INFO adds
+    # each solve run's course and every hold of SQLite's write lock of a second or more.
+    log_level: str = Field(default="WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     embedded_worker: bool = True
     # A worker holding a run writes a heartbeat every worker_heartbeat_seconds; a run whose last
     # beat is older than worker_stale_after_seconds is taken as abandoned (its worker died or was

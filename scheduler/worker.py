@@ -132,7 +132,7 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
         SolveRun.heartbeat_at < cutoff,
         SolveRun.heartbeat_at.is_(None) & (SolveRun.started_at < cutoff),
     )
-    with session_scope(engine) as session:
+    with session_scope(engine, read_only=True) as session:
         stale = session.execute(
             select(SolveRun.id, SolveRun.attempts, SolveRun.cancel_requested, SolveRun.worker_id)
             .where(SolveRun.status == "running", stale_clause)

@@ -7,7 +7,10 @@ timing is asserted: the lock is held or released by the test itself.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,8 @@ from sqlalchemy.exc import DBAPIError
 from api.app import create_app
 from api.deps import role_table
 from api.problems import PROBLEM_JSON
-from scheduler.db import is_lock_timeout, make_engine, retry_locked, session_scope
+from scheduler import db
+from scheduler.db import is_lock_timeout, make_engine, retry_locked, session_scope, writer_queue
 from scheduler.migrate import upgrade
 from scheduler.services import keys
 from scheduler.settings import Settings
@@ -177,6 +181,56 @@ def test_a_write_behind_a_held_lock_is_refused_with_503_and_retry_after(
     # Nothing was half-written.
     assert client.get(f"/labs/{LAB}/cases/C9", headers=admin).status_code == 404
     assert client.get(f"/labs/{LAB}", headers=admin).json()["name"] == "Busy"
+
+
+def test_a_retried_background_write_waits_in_line_past_the_busy_timeout(db_path):
+    """In this process's line of writers a write retried by ``retry_locked`` (the worker's store)
+    keeps its place while a long writer holds the lock, instead of timing out and retrying."""
+    url = f"sqlite:///{db_path}"
+    engine = make_engine(url, settings=Settings(database_url=url, db_busy_timeout_seconds=0.05))
+    line = writer_queue(url)
+    holding = threading.Event()
+    attempts: list[int] = []
+
+    def long_writer() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE lab SET name = 'Held' WHERE code = :c"), {"c": LAB})
+            holding.set()
+            while line.waiting == 0:  # until the background write has joined the line
+                time.sleep(0.01)
+            time.sleep(0.5)  # ten busy timeouts
+
+    def write() -> int:
+        attempts.append(1)
+        with engine.begin() as conn:
+            return conn.execute(
+                text("UPDATE lab SET name = 'Busy' WHERE code = :c"), {"c": LAB}
+            ).rowcount
+
+    holder = threading.Thread(target=long_writer)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        assert retry_locked(write, what="test", budget_seconds=60) == 1
+    finally:
+        holder.join()
+        engine.dispose()
+    assert len(attempts) == 1
+
+
+def test_a_long_hold_of_the_write_lock_is_logged(db_path, caplog, monkeypatch):
+    url = f"sqlite:///{db_path}"
+    engine = make_engine(url, settings=Settings(database_url=url, db_busy_timeout_seconds=0.05))
+    monkeypatch.setattr(db, "LONG_HOLD_SECONDS", 0.0)
+    try:
+        with caplog.at_level(logging.INFO, logger="scheduler.db"):
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE lab SET name = 'Busy' WHERE code = :c"), {"c": LAB})
+                time.sleep(0.1)  # past the busy timeout: waiters would have been refused
+    finally:
+        engine.dispose()
+    held = [r for r in caplog.records if "write lock was held" in r.getMessage()]
+    assert len(held) == 1 and held[0].levelno == logging.WARNING
 
 
 def test_the_refused_write_succeeds_when_retried_after_the_lock_is_released(
