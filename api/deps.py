@@ -2,10 +2,12 @@
 
 - ``SessionDep``: one session per request; commits when the route returns, rolls back on any error
   (services only flush). It ends before the response is sent, so a failed commit is never reported
-  as a success. GET and HEAD requests get a read-only session (scheduler/db.py: on SQLite they
-  never wait for the write lock), so those routes must not write. Dependencies that do no I/O
-  on their common path are ``async`` (each sync one is a threadpool hop, a measurable share of a
-  short read).
+  as a success. GET and HEAD requests get the read-only session (``ReadSessionDep``), so those
+  routes must not write. Dependencies that do no I/O on their common path are ``async`` (each sync
+  one is a threadpool hop, a measurable share of a short read).
+- ``ReadSessionDep``: the request's read-only session (scheduler/db.py: one snapshot; on SQLite it
+  never waits for the write lock). Any request reads through it what it need not read under its
+  write lock: the API key, and the bulk import its whole payload's comparison.
 - ``authenticate``: the API key from ``X-API-Key`` or ``Authorization: Bearer``; a key verified in
   the last ``key_cache_seconds`` is taken from the app's ``KeyCache`` without a database read.
 - ``allow(*roles)``: the declarative role check every route but health states. It also enforces
@@ -28,7 +30,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from api.throttle import FailureThrottle
@@ -70,7 +72,8 @@ ESCALATE = CASE_WRITE
 """Who may raise a case's level, whichever route does it: ``:escalate``, a PUT or an import with a
 more urgent priority, a link to a more urgent case, an escalating triage flag. Case-management
 systems carry the priority their investigators set, so the integration role may, on every one of
-these routes alike; every route that can raise a level is declared with ``EscalateCtx``."""
+these routes alike; every route that can raise a level is declared with ``EscalateCtx`` (the
+bulk import with ``ImportCtx``, the same roles)."""
 
 
 class Unauthorized(DomainError):
@@ -88,23 +91,41 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-async def get_session(request: Request) -> AsyncIterator[Session]:
+async def get_read_session(request: Request) -> AsyncIterator[Session]:
     # Async so that opening the session (no I/O until its first query) costs no threadpool hop;
     # the commit or rollback and the close run in one hop, shielded from cancellation so a
     # dropped client never leaves a connection checked out.
-    state = request.app.state
-    factory: sessionmaker[Session] = (
-        state.read_sessionmaker if request.method in READ_METHODS else state.sessionmaker
-    )
-    session = factory()
+    session = request.app.state.read_sessionmaker()
     try:
         yield session
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_discard, session)
+        await _end(session, _discard)
         raise
+    await _end(session, _finish)
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
+async def get_session(request: Request, reader: ReadSessionDep) -> AsyncIterator[Session]:
+    if request.method in READ_METHODS:
+        yield reader  # ended by get_read_session
+        return
+    session = request.app.state.sessionmaker()
+    try:
+        yield session
+    except BaseException:
+        await _end(session, _discard)
+        raise
+    await _end(session, _finish)
+
+
+async def _end(session: Session, how: Callable[[Session], None]) -> None:
+    if not session.in_transaction():
+        session.close()  # it never read or wrote: there is no connection to return
+        return
     with anyio.CancelScope(shield=True):
-        await run_in_threadpool(_finish, session)
+        await run_in_threadpool(how, session)
 
 
 def _finish(session: Session) -> None:
@@ -219,7 +240,7 @@ def key_cache(request: Request) -> keys.KeyCache:
 
 async def authenticate(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     background: BackgroundTasks,
     api_key: Annotated[str | None, Security(_api_key_scheme)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)] = None,
@@ -266,6 +287,8 @@ class Context:
     session: Session
     principal: Principal
     lab_or_none: Lab | None
+    reader: Session  # the request's read-only session (the same as ``session`` on GET and HEAD)
+    lock_wait_seconds: float  # how long a wait for the lab's lock may last (lab_lock_wait_seconds)
 
     @property
     def actor(self) -> str:
@@ -285,19 +308,27 @@ class Allow:
     whether or not it exists) and the lab itself (404). A request that may change the lab's data
     (any method but GET and HEAD) holds the lab's write lock (``lock_lab``) from here to its
     commit, so everything it reads, its ETag checks included, stays current until it writes.
+
+    ``lock=False``: the route takes the lab's lock itself, later (the bulk import works its
+    payload out from the read-only session first); the lab is read through that session.
     """
 
-    def __init__(self, *roles: str) -> None:
+    def __init__(self, *roles: str, lock: bool = True) -> None:
         unknown = set(roles) - set(ROLES)
         if unknown or not roles:
             raise ValueError(f"unknown roles: {sorted(unknown)}")
         self.roles = frozenset(roles)
+        self.lock = lock
 
     def __repr__(self) -> str:
         return f"allow({', '.join(sorted(self.roles))})"
 
     async def __call__(
-        self, request: Request, session: SessionDep, principal: PrincipalDep
+        self,
+        request: Request,
+        session: SessionDep,
+        reader: ReadSessionDep,
+        principal: PrincipalDep,
     ) -> Context:
         if principal.role not in self.roles:
             raise Forbidden(
@@ -306,19 +337,25 @@ class Allow:
             )
         lab_code = request.path_params.get("lab")
         lab = None
+        wait = request.app.state.settings.lab_lock_wait_seconds
         if lab_code is not None:
             if principal.lab_code is not None and principal.lab_code != lab_code:
                 raise Forbidden(f"this key is scoped to lab {principal.lab_code!r}")
-            if request.method in READ_METHODS:
-                lab = await run_in_threadpool(get_lab, session, lab_code)
+            if request.method in READ_METHODS or not self.lock:
+                lab = await run_in_threadpool(get_lab, reader, lab_code)
             else:
-                wait = request.app.state.settings.lab_lock_wait_seconds
                 lab = await run_in_threadpool(lock_lab, session, lab_code, wait_seconds=wait)
-        return Context(session=session, principal=principal, lab_or_none=lab)
+        return Context(
+            session=session,
+            principal=principal,
+            lab_or_none=lab,
+            reader=reader,
+            lock_wait_seconds=wait,
+        )
 
 
-def allow(*roles: str) -> Allow:
-    return Allow(*roles)
+def allow(*roles: str, lock: bool = True) -> Allow:
+    return Allow(*roles, lock=lock)
 
 
 def _route_path(request: Request) -> str:
@@ -345,6 +382,9 @@ CaseReadCtx = Annotated[Context, Depends(allow(*CASE_READ))]
 LabReadCtx = Annotated[Context, Depends(allow(*LAB_READ))]
 OperateCtx = Annotated[Context, Depends(allow(*OPERATE))]
 EscalateCtx = Annotated[Context, Depends(allow(*ESCALATE))]
+ImportCtx = Annotated[Context, Depends(allow(*ESCALATE, lock=False))]
+"""The bulk import's: ``EscalateCtx``'s roles; the import takes the lab's lock once its payload
+is worked out (scheduler/services/case_import.py)."""
 
 LabPath = Annotated[
     str,

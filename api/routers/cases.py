@@ -19,6 +19,7 @@ from api.deps import (
     CaseWriteCtx,
     Context,
     EscalateCtx,
+    ImportCtx,
     ManageCtx,
     lab_path,
 )
@@ -151,7 +152,7 @@ def list_cases(
 
 
 @router.post("/cases:import", name="import_cases", responses=problems(404, 409, 413, 422))
-def import_cases_route(body: ImportIn, ctx: EscalateCtx, response: Response) -> ImportOut:
+def import_cases_route(body: ImportIn, ctx: ImportCtx, response: Response) -> ImportOut:
     """Create or update many cases with their devices and jobs, keyed by external reference.
 
     Idempotent: the same payload twice changes nothing the second time (all ``unchanged``). One
@@ -159,7 +160,14 @@ def import_cases_route(body: ImportIn, ctx: EscalateCtx, response: Response) -> 
     Jobs name predecessors of the same case as ``"D1/acquire"`` (or ``"acquire"`` on the same
     device).
     """
-    result = import_cases(ctx.session, ctx.lab, body["cases"], actor=ctx.actor)
+    result = import_cases(
+        ctx.session,
+        ctx.lab,
+        body["cases"],
+        actor=ctx.actor,
+        reader=ctx.reader,
+        lock_wait_seconds=ctx.lock_wait_seconds,
+    )
     return ImportOut(
         created=result.created,
         updated=result.updated,

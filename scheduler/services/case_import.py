@@ -8,6 +8,12 @@ naming its item (``cases[3].devices[0].jobs[1].after[0]``), and the caller's rol
 nothing stored. Stages, skills and capabilities must be terms of the lab's vocabulary
 (``scheduler.services.vocabulary``), like pools, examiners and workstations must exist.
 
+The lab's lock (on SQLite the database's one write lock) is held briefly: the import is worked out
+first in a read-only snapshot (validation, comparison with the stored cases, every row it will
+write, see scheduler/services/bulk.py); under the lock it reads the lab's reference data and the
+named cases again and, if they still read the same, only writes. A 10,000-case import's lock hold
+drops from its whole run to about its inserts (``labq bench sqlite-overload`` prints the holds).
+
 Semantics: case, device and job fields in the payload replace the stored ones; a job's skills,
 capabilities, pools, allowed examiners, workstation minutes and predecessors are replaced as a
 whole. Devices and jobs that exist but are absent from the payload are left alone (use the single
@@ -25,13 +31,14 @@ from __future__ import annotations
 import gc
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict, TypeVar
 
-from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, insert, select, text, update
+from sqlalchemy import ARRAY, Integer, String, any_, bindparam, delete, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,6 +62,7 @@ from models import (
 from models.base import utcnow
 from scheduler import continuous
 from scheduler.errors import Invalid
+from scheduler.services import bulk
 from scheduler.services.audit import digest
 from scheduler.services.integrity import integrity_error
 from scheduler.services.labs import lock_lab
@@ -511,76 +519,7 @@ def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> list
     return problems
 
 
-# --- writing -------------------------------------------------------------------------------------
-
-
-def _insert_returning(
-    session: Session, model: Any, rows: list[dict[str, Any]], *key: Any
-) -> dict[tuple[Any, ...], int]:
-    """Insert rows; map each row's natural key (``key`` columns) to its new id."""
-    ids: dict[tuple[Any, ...], int] = {}
-    if not rows:
-        return ids
-    table = model.__table__
-    names = [k.key for k in key]
-    if _postgres(session):
-        new_ids = session.scalars(
-            text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
-            ),
-            {"table": f'"{table.name}"', "n": len(rows)},
-        ).all()
-        for row, new_id in zip(rows, new_ids, strict=True):
-            row["id"] = new_id
-            ids[tuple(row[n] for n in names)] = new_id
-        _copy(session, table, rows)
-        return ids
-    columns = [table.c[n] for n in names]
-    for chunk in _chunks(rows, 1000):
-        result = session.execute(insert(table).returning(table.c.id, *columns), list(chunk))
-        for returned in result:
-            ids[tuple(returned[1:])] = returned[0]
-    return ids
-
-
-def _insert(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    if _postgres(session):
-        _copy(session, model.__table__, rows)
-        return
-    for chunk in _chunks(rows, 1000):
-        session.execute(insert(model.__table__), list(chunk))
-
-
-def _copy(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: load rows with COPY, in the session's transaction (the fastest bulk path).
-
-    The driver's integrity errors (a case a concurrent import created first, say) come back as
-    SQLAlchemy's, so the caller maps them to the same typed errors as on any other path.
-    """
-    import psycopg
-    from psycopg import sql
-
-    columns = list(rows[0])
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-    )
-    connection = session.connection().connection.driver_connection
-    assert connection is not None
-    try:
-        with connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-    except psycopg.errors.IntegrityError as exc:
-        raise IntegrityError(statement.as_string(connection), None, exc) from exc
-
-
-def _delete_for_jobs(session: Session, model: Any, job_ids: Iterable[int]) -> None:
-    ids = sorted(set(job_ids))
-    for condition in _member_of(session, model.job_id, ids):
-        session.execute(delete(model).where(condition))
-
+# --- the rows to write, worked out before the lock ------------------------------------------------
 
 _SET_MODELS: dict[str, Any] = {
     "skills": JobSkill,
@@ -589,6 +528,14 @@ _SET_MODELS: dict[str, Any] = {
     "allowed_examiners": JobAllowedExaminer,
     "workstation_minutes": JobWorkstationMinutes,
     "after": JobPredecessor,
+}
+_SET_COLUMNS: dict[str, tuple[str, ...]] = {
+    "skills": ("job_id", "skill"),
+    "capabilities": ("job_id", "capability"),
+    "pools": ("job_id", "pool_id"),
+    "allowed_examiners": ("job_id", "examiner_id"),
+    "workstation_minutes": ("job_id", "workstation_id", "machine_minutes"),
+    "after": ("job_id", "predecessor_id"),
 }
 
 
@@ -599,28 +546,234 @@ def _set_rows(
     node: dict[str, Any],
     lookups: _Lookups,
     job_ids: Mapping[tuple[int, str, str], int],
-) -> Iterator[dict[str, Any]]:
-    """The rows of one of a job's sets (skills, pools, predecessors, ...)."""
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of one of a job's sets (skills, pools, predecessors, ...), in column order."""
     if name == "skills":
-        yield from ({"job_id": job_id, "skill": s} for s in node["skills"])
+        yield from ((job_id, s) for s in node["skills"])
     elif name == "capabilities":
-        yield from ({"job_id": job_id, "capability": c} for c in node["capabilities"])
+        yield from ((job_id, c) for c in node["capabilities"])
     elif name == "pools":
-        yield from ({"job_id": job_id, "pool_id": lookups.pools[p]} for p in node["pools"])
+        yield from ((job_id, lookups.pools[p]) for p in node["pools"])
     elif name == "allowed_examiners":
-        for ref in node["allowed_examiners"]:
-            yield {"job_id": job_id, "examiner_id": lookups.examiners[ref]}
+        yield from ((job_id, lookups.examiners[ref]) for ref in node["allowed_examiners"])
     elif name == "workstation_minutes":
         for ref, minutes in node["workstation_minutes"].items():
-            yield {
-                "job_id": job_id,
-                "workstation_id": lookups.workstations[ref],
-                "machine_minutes": minutes,
-            }
+            yield (job_id, lookups.workstations[ref], minutes)
     else:
         for pred in node["after"]:
             dev, _, jref = pred.partition("/")
-            yield {"job_id": job_id, "predecessor_id": job_ids[(case_id, dev, jref)]}
+            yield (job_id, job_ids[(case_id, dev, jref)])
+
+
+@dataclass
+class _Prepared:
+    """An import worked out against one reading of the lab: what it found, and every row it
+    writes (new ids and the write's instant still open, see scheduler/services/bulk.py)."""
+
+    lab_id: int
+    lookups: _Lookups
+    stored: _Stored
+    result: ImportResult
+    new_cases: list[tuple[str, str]]  # (level code, status) of each created case
+    raised: list[tuple[str, str, str, str]]  # (case ref, level before, after, status)
+    inserts: list[bulk.NewRows]  # in the order they are written (cases before their devices...)
+    updates: list[tuple[Any, list[dict[str, Any]]]]  # (model, changed rows by id, unstamped)
+    cleared: list[tuple[Any, list[int]]]  # (set model, existing jobs whose set is replaced)
+    audits: list[tuple[int, str, str | None, str | None]]  # (case id or ~k, ref, digests)
+
+    def matches(self, lab_id: int, lookups: _Lookups, stored: _Stored) -> bool:
+        """Whether the lab still reads as it did when this import was worked out."""
+        return (self.lab_id, self.lookups, self.stored) == (lab_id, lookups, stored)
+
+
+def _prepare(session: Session, lab: Lab, cases: list[dict[str, Any]]) -> _Prepared:
+    """Work the import out from what ``session`` reads (it writes nothing): validation, the
+    comparison with the stored cases, and the rows. A bad batch raises ``Invalid``."""
+    lookups = _Lookups.load(session, lab)
+    _check(cases, lookups, lab)
+    stored = _load(session, lab, [c["external_ref"] for c in cases], lookups)
+    return _plan(session.get_bind().dialect, lab.id, cases, lookups, stored)
+
+
+def _check(cases: list[dict[str, Any]], lookups: _Lookups, lab: Lab) -> None:
+    problems = _validate(cases, lookups, lab)
+    if problems:
+        raise Invalid.listing(problems)
+
+
+def _plan(
+    dialect: Dialect,
+    lab_id: int,
+    cases: list[dict[str, Any]],
+    lookups: _Lookups,
+    stored: _Stored,
+) -> _Prepared:
+    created = updated = unchanged = 0
+    problems: list[dict[str, str]] = []
+    plans: list[tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
+    for index, case in enumerate(cases):
+        before = stored.case_trees.get(case["external_ref"])
+        after = _merge(before, case)
+        problems += _check_graph(index, case, after)
+        if before is None:
+            created += 1
+        elif after != before:
+            updated += 1
+        else:
+            unchanged += 1
+            continue
+        plans.append((case, before, after))
+    if problems:
+        raise Invalid.listing(problems)
+
+    # Cases.
+    new_cases = bulk.NewRows(
+        Case,
+        dialect,
+        ("lab_id", "external_ref", "priority_level_id", *CASE_FIELDS[1:]),
+        numbered=True,
+        stamped=("created_at", "updated_at"),
+    )
+    case_ids: dict[str, int] = {}
+    changed_cases: list[dict[str, Any]] = []
+    for case, before, after in plans:
+        ref = case["external_ref"]
+        values = {
+            "priority_level_id": lookups.levels[case["priority"]],
+            **{f: case[f] for f in CASE_FIELDS[1:]},
+        }
+        if before is None:
+            case_ids[ref] = new_cases.add(lab_id, ref, *values.values())
+            continue
+        case_ids[ref] = stored.cases[ref]["id"]
+        if any(before[f] != after[f] for f in CASE_FIELDS):
+            changed_cases.append({"id": case_ids[ref], **values})
+
+    # Devices.
+    device_ids = dict(stored.device_ids)
+    new_devices = bulk.NewRows(
+        Device,
+        dialect,
+        ("case_id", "external_ref", *DEVICE_FIELDS),
+        numbered=True,
+        refers={"case_id": Case},
+        stamped=("created_at", "updated_at"),
+    )
+    changed_devices: list[dict[str, Any]] = []
+    for case, before, after in plans:
+        case_id = case_ids[case["external_ref"]]
+        for device in case["devices"]:
+            ref = device["external_ref"]
+            device_values = {f: device[f] for f in DEVICE_FIELDS}
+            old = before["devices"].get(ref) if before is not None else None
+            if old is None:
+                new_id = new_devices.add(case_id, ref, *device_values.values())
+                device_ids[(case_id, ref)] = new_id
+            elif any(old[f] != after["devices"][ref][f] for f in DEVICE_FIELDS):
+                changed_devices.append({"id": device_ids[(case_id, ref)], **device_values})
+
+    # Jobs, and which of their sets are written.
+    job_ids = dict(stored.job_ids)
+    new_jobs = bulk.NewRows(
+        Job,
+        dialect,
+        ("lab_id", "device_id", "external_ref", "status", *JOB_FIELDS),
+        numbered=True,
+        refers={"device_id": Device},
+        stamped=("created_at", "updated_at"),
+    )
+    changed_jobs: list[dict[str, Any]] = []
+    pending_sets: list[tuple[int, int, dict[str, Any], tuple[str, ...], bool]] = []
+    for case, before, after in plans:
+        case_id = case_ids[case["external_ref"]]
+        for device in case["devices"]:
+            dref = device["external_ref"]
+            old_jobs = (before["devices"].get(dref) or {}).get("jobs", {}) if before else {}
+            for job in device["jobs"]:
+                jref = job["external_ref"]
+                new = after["devices"][dref]["jobs"][jref]
+                old = old_jobs.get(jref)
+                job_values = {f: new[f] for f in JOB_FIELDS}
+                if old is None:
+                    device_id = device_ids[(case_id, dref)]
+                    job_id = new_jobs.add(lab_id, device_id, jref, "pending", *job_values.values())
+                    job_ids[(case_id, dref, jref)] = job_id
+                    pending_sets.append((job_id, case_id, new, JOB_SETS, False))
+                elif old != new:
+                    job_id = job_ids[(case_id, dref, jref)]
+                    changed_jobs.append({"id": job_id, **job_values})
+                    sets = tuple(s for s in JOB_SETS if old[s] != new[s])
+                    pending_sets.append((job_id, case_id, new, sets, True))
+
+    # Job sets: what changed on existing jobs is cleared, then every new content inserted.
+    inserts = [new_cases, new_devices, new_jobs]
+    cleared: list[tuple[Any, list[int]]] = []
+    for name, model in _SET_MODELS.items():
+        refers = {"job_id": Job, **({"predecessor_id": Job} if name == "after" else {})}
+        rows = bulk.NewRows(model, dialect, _SET_COLUMNS[name], refers=refers)
+        existing: list[int] = []
+        for job_id, case_id, node, sets, existed in pending_sets:
+            if name not in sets:
+                continue
+            if existed:
+                existing.append(job_id)
+            for row in _set_rows(name, job_id, case_id, node, lookups, job_ids):
+                rows.add(*row)
+        cleared.append((model, existing))
+        inserts.append(rows)
+
+    return _Prepared(
+        lab_id=lab_id,
+        lookups=lookups,
+        stored=stored,
+        result=ImportResult(created=created, updated=updated, unchanged=unchanged),
+        new_cases=[(c["priority"], c["status"]) for c, before, _ in plans if before is None],
+        raised=[
+            (case["external_ref"], before["priority"], after["priority"], after["status"])
+            for case, before, after in plans
+            if before is not None and before["priority"] != after["priority"]
+        ],
+        inserts=inserts,
+        updates=[(Case, changed_cases), (Device, changed_devices), (Job, changed_jobs)],
+        cleared=cleared,
+        audits=[
+            (case_ids[c["external_ref"]], c["external_ref"], digest(before), digest(after))
+            for c, before, after in plans
+        ],
+    )
+
+
+# --- writing, under the lab's lock ---------------------------------------------------------------
+
+
+def _write(session: Session, lab: Lab, prepared: _Prepared, actor: str) -> None:
+    """Write a prepared import: ids for the new rows, then a few bulk statements."""
+    now = utcnow()
+    ids = {
+        rows.model: bulk.allocate(session, rows.model, len(rows))
+        for rows in prepared.inserts
+        if rows.numbered
+    }
+    for model, job_ids in prepared.cleared:
+        for condition in _member_of(session, model.job_id, sorted(set(job_ids))):
+            session.execute(delete(model).where(condition))
+    for model, changed in prepared.updates:
+        for chunk in _chunks(changed, 1000):
+            session.execute(update(model), [{**row, "updated_at": now} for row in chunk])
+    for rows in prepared.inserts:
+        bulk.insert(session, rows.model, rows.columns, rows.close(ids, now))
+    case_ids = ids[Case]
+    events = bulk.NewRows(
+        AuditEvent,
+        session.get_bind().dialect,
+        ("actor", "action", "entity_type", "entity_id", "entity_ref", "lab_id")
+        + ("before_digest", "after_digest"),
+        stamped=("at",),
+    )
+    for case_id, ref, before, after in prepared.audits:
+        real = case_ids[~case_id] if bulk.new_ref(case_id) else case_id
+        events.add(actor, ACTION, "case", str(real), ref, lab.id, before, after)
+    bulk.insert(session, AuditEvent, events.columns, events.close({}, now))
 
 
 _pause_lock = threading.Lock()
@@ -653,207 +806,44 @@ def _collector_paused() -> Iterator[None]:
 
 
 def import_cases(
-    session: Session, lab: Lab, items: Sequence[Mapping[str, Any]], *, actor: str
+    session: Session,
+    lab: Lab,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    actor: str,
+    reader: Session | None = None,
+    lock_wait_seconds: float | None = None,
 ) -> ImportResult:
     """Upsert ``items`` (cases with devices and jobs) into ``lab``; see the module docstring.
 
     Each item is shaped like ``CaseItem``; the HTTP layer has already checked types and bounds.
     Imports into one lab run one after another (``lock_lab``), so identical imports sent together
     all succeed: the later ones find the earlier one's rows, unchanged.
+
+    ``reader``: a read-only session (one snapshot) in which the import is worked out before
+    ``session`` takes the lab's lock, so the lock (on SQLite the database's write lock) is held
+    only to read the lab again, check that nothing the import read has changed, and write. If
+    something has, the import is worked out again under the lock. An import that changes
+    nothing, or fails validation, in that snapshot takes no lock at all: it reads as if it ran
+    at the snapshot's moment. ``lock_wait_seconds`` bounds the wait for the lock (``lock_lab``).
     """
-    lock_lab(session, lab.code)
     with _collector_paused():
-        return _import(session, lab, items, actor)
-
-
-def _import(
-    session: Session, lab: Lab, items: Sequence[Mapping[str, Any]], actor: str
-) -> ImportResult:
-    lookups = _Lookups.load(session, lab)
-    cases = _complete(items)
-    problems = _validate(cases, lookups, lab)
-    if problems:
-        raise Invalid.listing(problems)
-    stored = _load(session, lab, [c["external_ref"] for c in cases], lookups)
-    created = updated = unchanged = 0
-    plans: list[tuple[int, dict[str, Any], dict[str, Any] | None, dict[str, Any]]] = []
-    for index, case in enumerate(cases):
-        before = stored.case_trees.get(case["external_ref"])
-        after = _merge(before, case)
-        problems += _check_graph(index, case, after)
-        if before is None:
-            created += 1
-        elif after != before:
-            updated += 1
-        else:
-            unchanged += 1
-            continue
-        plans.append((index, case, before, after))
-    if problems:
-        raise Invalid.listing(problems)
-    if plans:
+        cases = _complete(items)
+        prepared = _prepare(reader, lab, cases) if reader is not None else None
+        if prepared is not None and not prepared.audits:
+            return prepared.result
+        locked = lock_lab(session, lab.code, wait_seconds=lock_wait_seconds)
+        lookups = _Lookups.load(session, locked)
+        stored = _load(session, locked, [c["external_ref"] for c in cases], lookups)
+        if prepared is None or not prepared.matches(locked.id, lookups, stored):
+            _check(cases, lookups, locked)
+            prepared = _plan(session.get_bind().dialect, locked.id, cases, lookups, stored)
+        if not prepared.audits:
+            return prepared.result
         try:
-            _write(session, lab, lookups, stored, plans, actor)
+            _write(session, locked, prepared, actor)
         except IntegrityError as exc:
             raise integrity_error(exc) from None
-        new = [(c["priority"], c["status"]) for _, c, before, _ in plans if before is None]
-        continuous.after_new_cases(session, lab, new, actor=actor)
-        raised = [
-            (case["external_ref"], before["priority"], after["priority"], after["status"])
-            for _, case, before, after in plans
-            if before is not None and before["priority"] != after["priority"]
-        ]
-        continuous.after_imported_levels(session, lab, raised, actor=actor)
-    return ImportResult(created=created, updated=updated, unchanged=unchanged)
-
-
-def _write(
-    session: Session,
-    lab: Lab,
-    lookups: _Lookups,
-    stored: _Stored,
-    plans: list[tuple[int, dict[str, Any], dict[str, Any] | None, dict[str, Any]]],
-    actor: str,
-) -> None:
-    now = utcnow()
-    # Cases.
-    new_cases = [
-        {
-            "lab_id": lab.id,
-            "external_ref": case["external_ref"],
-            "priority_level_id": lookups.levels[case["priority"]],
-            "received_at": case["received_at"],
-            "legal_deadline_at": case["legal_deadline_at"],
-            "status": case["status"],
-            "note": case["note"],
-            "created_at": now,
-            "updated_at": now,
-        }
-        for _, case, before, _ in plans
-        if before is None
-    ]
-    case_ids = {
-        ref: stored.cases[ref]["id"]
-        for ref in (c["external_ref"] for _, c, _, _ in plans)
-        if ref in stored.cases
-    }
-    for (ref,), new_id in _insert_returning(session, Case, new_cases, Case.external_ref).items():
-        case_ids[ref] = new_id
-    changed_cases = [
-        {
-            "id": case_ids[case["external_ref"]],
-            "priority_level_id": lookups.levels[case["priority"]],
-            "received_at": case["received_at"],
-            "legal_deadline_at": case["legal_deadline_at"],
-            "status": case["status"],
-            "note": case["note"],
-            "updated_at": now,
-        }
-        for _, case, before, after in plans
-        if before is not None and any(before[f] != after[f] for f in CASE_FIELDS)
-    ]
-    for chunk in _chunks(changed_cases, 1000):
-        session.execute(update(Case), list(chunk))
-
-    # Devices.
-    device_ids = dict(stored.device_ids)
-    new_devices, changed_devices = [], []
-    for _, case, before, after in plans:
-        case_id = case_ids[case["external_ref"]]
-        for device in case["devices"]:
-            ref = device["external_ref"]
-            values = {
-                "kind": device["kind"],
-                "arrived_at": device["arrived_at"],
-                "size_gb": device["size_gb"],
-                "locked": device["locked"],
-                "updated_at": now,
-            }
-            old = before["devices"].get(ref) if before is not None else None
-            if old is None:
-                new_devices.append(
-                    {"case_id": case_id, "external_ref": ref, "created_at": now, **values}
-                )
-            elif any(old[f] != after["devices"][ref][f] for f in DEVICE_FIELDS):
-                changed_devices.append({"id": device_ids[(case_id, ref)], **values})
-    for (case_id, ref), new_id in _insert_returning(
-        session, Device, new_devices, Device.case_id, Device.external_ref
-    ).items():
-        device_ids[(case_id, ref)] = new_id
-    for chunk in _chunks(changed_devices, 1000):
-        session.execute(update(Device), list(chunk))
-
-    # Jobs, and which of their sets must be rewritten.
-    job_ids = dict(stored.job_ids)
-    new_jobs, changed_jobs = [], []
-    pending_sets: list[tuple[int, str, str, dict[str, Any], tuple[str, ...], bool]] = []
-    for _, case, before, after in plans:
-        case_id = case_ids[case["external_ref"]]
-        for device in case["devices"]:
-            dref = device["external_ref"]
-            old_jobs = (before["devices"].get(dref) or {}).get("jobs", {}) if before else {}
-            for job in device["jobs"]:
-                jref = job["external_ref"]
-                new = after["devices"][dref]["jobs"][jref]
-                old = old_jobs.get(jref)
-                values = {f: new[f] for f in JOB_FIELDS}
-                if old is None:
-                    new_jobs.append(
-                        {
-                            "lab_id": lab.id,
-                            "device_id": device_ids[(case_id, dref)],
-                            "external_ref": jref,
-                            "status": "pending",
-                            "created_at": now,
-                            "updated_at": now,
-                            **values,
-                        }
-                    )
-                    pending_sets.append((case_id, dref, jref, new, JOB_SETS, False))
-                    continue
-                if old == new:
-                    continue
-                job_id = job_ids[(case_id, dref, jref)]
-                changed_jobs.append({"id": job_id, "updated_at": now, **values})
-                sets = tuple(s for s in JOB_SETS if old[s] != new[s])
-                pending_sets.append((case_id, dref, jref, new, sets, True))
-    device_place = {v: k for k, v in device_ids.items()}
-    for (device_id, jref), new_id in _insert_returning(
-        session, Job, new_jobs, Job.device_id, Job.external_ref
-    ).items():
-        case_id, dref = device_place[device_id]
-        job_ids[(case_id, dref, jref)] = new_id
-    for chunk in _chunks(changed_jobs, 1000):
-        session.execute(update(Job), list(chunk))
-
-    # Job sets: delete what changed on existing jobs, insert the new contents.
-    for name, model in _SET_MODELS.items():
-        targets = [
-            (job_ids[(case_id, dref, jref)], case_id, node, existed)
-            for case_id, dref, jref, node, sets, existed in pending_sets
-            if name in sets
-        ]
-        _delete_for_jobs(session, model, (job_id for job_id, _, _, existed in targets if existed))
-        rows: list[dict[str, Any]] = []
-        for job_id, case_id, node, _ in targets:
-            rows.extend(_set_rows(name, job_id, case_id, node, lookups, job_ids))
-        _insert(session, model, rows)
-
-    # One audit event per created or changed case.
-    _insert(
-        session,
-        AuditEvent,
-        [
-            {
-                "at": now,
-                "actor": actor,
-                "action": ACTION,
-                "entity_type": "case",
-                "entity_id": str(case_ids[case["external_ref"]]),
-                "lab_id": lab.id,
-                "before_digest": digest(before),
-                "after_digest": digest(after),
-            }
-            for _, case, before, after in plans
-        ],
-    )
+        continuous.after_new_cases(session, locked, prepared.new_cases, actor=actor)
+        continuous.after_imported_levels(session, locked, prepared.raised, actor=actor)
+        return prepared.result

@@ -476,3 +476,31 @@ def test_a_term_removed_while_writers_name_it_is_never_left_in_use(client, admin
         client.get(f"/labs/{LAB}/examiners/RACY-{i}", headers=admin) for i in range(1, WRITERS)
     ]
     assert {r.status_code for r in stored} == ({200} if defined else {404})
+
+
+def test_an_import_waits_for_the_lab_as_long_as_any_change_and_no_longer(
+    client, admin, world, app, backend, monkeypatch
+):
+    """The import takes the lab's lock only once its payload is worked out, with the same bound
+    on the wait; a payload the lab already holds takes no lock and answers at once."""
+    if backend != "postgresql":
+        pytest.skip("SQLite waits on its busy timeout (scheduler/db.py), not on the lab row")
+    monkeypatch.setattr(app.state.settings, "lab_lock_wait_seconds", 0.2)
+    url = f"/labs/{LAB}/cases:import"
+    assert client.post(url, json={"cases": [case_payload("C-SAME")]}, headers=admin).is_success
+    other = app.state.engine.connect()
+    try:
+        with other.begin():
+            other.execute(select(Lab.id).where(Lab.code == LAB).with_for_update(key_share=True))
+            same = client.post(url, json={"cases": [case_payload("C-SAME")]}, headers=admin)
+            waited = client.post(url, json={"cases": [case_payload("C-NEW")]}, headers=admin)
+    finally:
+        other.close()
+
+    assert same.status_code == 200, same.text
+    assert same.json()["unchanged"] == 1
+    assert waited.status_code == 503, waited.text
+    assert waited.headers["Retry-After"] == "1"
+    assert client.get(f"/labs/{LAB}/cases/C-NEW", headers=admin).status_code == 404
+    retried = client.post(url, json={"cases": [case_payload("C-NEW")]}, headers=admin)
+    assert retried.status_code == 200 and retried.json()["created"] == 1

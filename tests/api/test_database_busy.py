@@ -183,6 +183,20 @@ def test_a_write_behind_a_held_lock_is_refused_with_503_and_retry_after(
     assert client.get(f"/labs/{LAB}", headers=admin).json()["name"] == "Busy"
 
 
+def test_an_import_that_changes_nothing_answers_while_the_write_lock_is_held(
+    app, client, fresh, write_lock
+):
+    """The import works its payload out in a read-only snapshot, and the key is verified by a
+    read: a payload the lab already holds needs no write lock at all."""
+    cases = [case_payload(f"C{n}") for n in range(1, 4)]
+    again = client.post(f"/labs/{LAB}/cases:import", json={"cases": cases}, headers=fresh)
+    assert again.status_code == 200, again.text
+    assert again.json() == {"created": 0, "updated": 0, "unchanged": 3, "run": None}
+    cases[0]["note"] = "changed"
+    _assert_busy(client.post(f"/labs/{LAB}/cases:import", json={"cases": cases}, headers=fresh))
+    assert client.get(f"/labs/{LAB}/cases/C1", headers=fresh).json()["note"] is None
+
+
 def test_a_retried_background_write_waits_in_line_past_the_busy_timeout(db_path):
     """In this process's line of writers a write retried by ``retry_locked`` (the worker's store)
     keeps its place while a long writer holds the lock, instead of timing out and retrying."""

@@ -257,3 +257,120 @@ def test_a_case_created_concurrently_is_a_conflict_not_a_crash(
     assert response.headers["content-type"] == "application/problem+json"
     monkeypatch.undo()
     assert counts(app, "RACE-") == {"cases": 1, "devices": 1, "jobs": 3, "edges": 2}
+
+
+def _items(cases):
+    """Payload items as the route hands them to the service (validated, instants parsed)."""
+    from pydantic import TypeAdapter
+
+    from api.schemas.cases import ImportIn
+
+    return TypeAdapter(ImportIn).validate_python({"cases": cases})["cases"]
+
+
+def _import_after_snapshot(app, client, integration, concurrent, cases):
+    """Import ``cases`` worked out in a snapshot taken before ``concurrent`` (another import)
+    commits, as a request's import is when another change lands between its reading and its
+    taking the lab's lock; returns the result and the lab's audit events of the import."""
+    from scheduler.db import session_scope
+    from scheduler.services.case_import import import_cases
+    from scheduler.services.labs import get_lab
+
+    engine = app.state.engine
+    with session_scope(engine, read_only=True) as reader:
+        lab = get_lab(reader, LAB)  # the snapshot starts here
+        assert post(client, integration, concurrent).status_code == 200
+        with session_scope(engine) as session:
+            result = import_cases(session, lab, _items(cases), actor="snapshot", reader=reader)
+    return result, audit_count(app, "snapshot")
+
+
+def test_a_case_created_after_the_snapshot_is_found_under_the_lock(app, client, integration):
+    case = case_payload("SNAP-1")
+    result, audited = _import_after_snapshot(app, client, integration, [case], [case])
+
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 1)
+    assert counts(app, "SNAP-") == {"cases": 1, "devices": 1, "jobs": 3, "edges": 2}
+    assert audited == 0
+
+
+def test_a_change_made_after_the_snapshot_is_compared_under_the_lock(app, client, integration):
+    original = case_payload("SNAP-2")
+    assert post(client, integration, [original]).status_code == 200
+    changed = copy.deepcopy(original)
+    changed["devices"][0]["jobs"][2]["attended_minutes"] = 99
+    # The snapshot sees the original, so the import looks like a change; under the lock the
+    # same change is already stored, and the import writes (and audits) nothing.
+    result, audited = _import_after_snapshot(app, client, integration, [changed], [changed])
+
+    assert (result.created, result.updated, result.unchanged) == (0, 0, 1)
+    assert audited == 0
+
+
+def test_an_import_worked_out_before_a_change_writes_onto_the_current_rows(
+    app, client, integration, admin
+):
+    original = case_payload("SNAP-3")
+    assert post(client, integration, [original]).status_code == 200
+    grown = case_payload("SNAP-3", devices=2)
+    changed = copy.deepcopy(original)
+    changed["devices"][0]["jobs"][2]["attended_minutes"] = 99
+    result, audited = _import_after_snapshot(app, client, integration, [grown], [changed])
+
+    assert (result.created, result.updated, result.unchanged) == (0, 1, 0)
+    assert audited == 1
+    assert counts(app, "SNAP-3") == {"cases": 1, "devices": 2, "jobs": 6, "edges": 4}
+    jobs = client.get(f"/labs/{LAB}/jobs?case=SNAP-3", headers=admin).json()["items"]
+    minutes = sorted((j["device"], j["external_ref"], j["attended_minutes"]) for j in jobs)
+    assert ("D1", "review", 99) in minutes and ("D2", "review", 120) in minutes
+
+
+def test_each_imported_case_is_audited_under_its_reference(app, client, integration, admin):
+    cases = [case_payload(f"NAMED-{i}") for i in range(3)]
+    assert post(client, integration, cases).status_code == 200
+    cases[1]["note"] = "changed"
+    assert post(client, integration, cases).json()["updated"] == 1
+
+    with app.state.engine.connect() as conn:
+        ids = dict(
+            conn.execute(
+                select(Case.external_ref, Case.id).where(Case.external_ref.like("NAMED-%"))
+            ).all()
+        )
+        events = conn.execute(
+            select(AuditEvent.entity_ref, AuditEvent.entity_id)
+            .where(AuditEvent.action == "case.import", AuditEvent.entity_ref.like("NAMED-%"))
+            .order_by(AuditEvent.id)
+        ).all()
+    named = ["NAMED-0", "NAMED-1", "NAMED-2", "NAMED-1"]
+    assert [tuple(e) for e in events] == [(ref, str(ids[ref])) for ref in named]
+
+
+def test_imported_rows_store_instants_as_every_other_write_does(app, client, integration, admin):
+    """The import sends its rows to the driver itself; on SQLite its instants must be the same
+    text as the ORM writes, or ordering and comparing them in SQL would go wrong."""
+    assert post(client, integration, [case_payload("FORM-1")]).status_code == 200
+    put = client.put(
+        f"/labs/{LAB}/cases/FORM-2",
+        json={"priority": "P4", "received_at": "2026-11-02T10:00:00+01:00"},
+        headers=admin,
+    )
+    assert put.status_code == 201, put.text
+    columns = "received_at, legal_deadline_at, created_at, updated_at"
+    with app.state.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            pytest.skip("PostgreSQL stores instants in its own type")
+        imported, single = (
+            conn.exec_driver_sql(
+                f'SELECT {columns} FROM "case" WHERE external_ref = ?', (ref,)
+            ).one()
+            for ref in ("FORM-1", "FORM-2")
+        )
+        device = conn.exec_driver_sql(
+            'SELECT d.arrived_at, d.locked FROM device d JOIN "case" c ON c.id = d.case_id '
+            "WHERE c.external_ref = 'FORM-1'"
+        ).one()
+    assert imported[0] == single[0] == "2026-11-02 09:00:00.000000"
+    assert imported[1] is None and single[1] is None
+    assert all(len(text) == len(single[2]) for text in (imported[2], imported[3], single[3]))
+    assert tuple(device) == ("2026-11-02 12:00:00.000000", 0)
