@@ -129,7 +129,22 @@ async def _end(session: Session, how: Callable[[Session], None]) -> None:
 
 
 def _finish(session: Session) -> None:
-    """Commit the request's work (an IntegrityError at commit becomes a problem), then close."""
+    """Commit the request's work, then close."""
+    try:
+        commit_now(session)
+    finally:
+        session.close()
+
+
+def commit_now(session: Session) -> None:
+    """Commit the request's work (an IntegrityError at commit becomes a problem) here, in the
+    route's own thread, rather than when the request ends.
+
+    For a route that takes the lab's lock in its own body (``allow(..., lock=False)``): the
+    request's end comes only after its answer is serialized and the event loop gets round to it,
+    seconds on a server busy with a large body, and until then it would hold SQLite's one write
+    lock. The session stays open for reads; the request's end has nothing left to commit.
+    """
     try:
         try:
             session.commit()
@@ -138,8 +153,6 @@ def _finish(session: Session) -> None:
     except BaseException:
         session.rollback()
         raise
-    finally:
-        session.close()
 
 
 def _discard(session: Session) -> None:

@@ -21,6 +21,7 @@ from api.deps import (
     EscalateCtx,
     ImportCtx,
     ManageCtx,
+    commit_now,
     lab_path,
 )
 from api.etag import (
@@ -168,11 +169,10 @@ def import_cases_route(body: ImportIn, ctx: ImportCtx, response: Response) -> Im
         reader=ctx.reader,
         lock_wait_seconds=ctx.lock_wait_seconds,
     )
+    run = answer_with_run(ctx.session, ctx.lab.code, response)
+    commit_now(ctx.session)  # the lock ends in the thread that took it (api/deps.py)
     return ImportOut(
-        created=result.created,
-        updated=result.updated,
-        unchanged=result.unchanged,
-        run=answer_with_run(ctx.session, ctx.lab.code, response),
+        created=result.created, updated=result.updated, unchanged=result.unchanged, run=run
     )
 
 
