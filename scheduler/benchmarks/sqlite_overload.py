@@ -11,15 +11,17 @@ embedded worker, and then, at the same time:
 
 It runs until the imports are done and the solve run has finished, then prints the responses per
 status code for reads, small writes and imports, whether every 503 carried ``Retry-After``, the
-connection errors by kind, the server log's tracebacks, and the solve run's wall time (claimed to
-finished) against its limit. Figures are printed, never asserted; the load average is printed
-before and after, since the machine's other work shows in every figure.
+connection errors by kind, the server log's tracebacks, the holds of the write lock of a second or
+more that the server logged (the bulk imports', the solve's store), and the solve run's wall time
+(claimed to finished) against its limit. Figures are printed, never asserted; the load average is
+printed before and after, since the machine's other work shows in every figure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import tempfile
 import time
 from collections import Counter
@@ -38,6 +40,7 @@ from scheduler.migrate import upgrade
 Echo = Callable[[str], None]
 WRITE_EVERY = 5  # every fifth request of a client is a small write
 REQUEST_TIMEOUT = 300.0
+LOCK_HELD = re.compile(r"the SQLite write lock was held ([0-9.]+) s")  # scheduler/db.py's log
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Outcome:
     queued_to_finished_seconds: float | None
     seconds: float
     tracebacks: int
+    lock_holds: list[float]
     log: Path
 
 
@@ -280,6 +284,7 @@ def run(
         code, token = prepare(url, lab, echo)
         environment = {
             "LABQ_EMBEDDED_WORKER": "true",
+            "LABQ_LOG_LEVEL": "INFO",
             "LABQ_MAX_REQUEST_BYTES": str(max(5_000_000, cases * 1_000)),
         }
         if busy_timeout is not None:
@@ -322,6 +327,7 @@ def run(
         queued_to_finished_seconds=queued_to_finished,
         seconds=seconds,
         tracebacks=text.count("Traceback (most recent call last)"),
+        lock_holds=[float(held) for held in LOCK_HELD.findall(text)],
         log=log,
     )
 
@@ -362,6 +368,11 @@ def report(outcome: Outcome, time_limit: int, echo: Echo) -> None:
             else "not finished"
         )
         + (f", error: {run['error']}" if run.get("error") else "")
+    )
+    holds = sorted(outcome.lock_holds, reverse=True)
+    echo(
+        f"write lock held >= 1 s: {len(holds)} times"
+        + (f", longest {', '.join(f'{h:.1f}' for h in holds[:10])} s" if holds else "")
     )
     echo(
         f"whole benchmark {outcome.seconds:.0f} s; server log {outcome.log} "
