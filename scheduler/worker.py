@@ -502,6 +502,7 @@ def execute(
     settings = get_settings()
     heartbeat = Heartbeat(engine, claim, settings.worker_heartbeat_seconds)
     heartbeat.start()
+    started = time.monotonic()
     try:
         with session_scope(engine, read_only=True) as session:
             lab = session.get(Lab, claim.lab_id)
@@ -517,11 +518,17 @@ def execute(
             claim.mode,
             claim.time_limit_seconds,
         )
+        # The run's limit counts from its claim: reading a large lab comes out of it. With one
+        # worker the solve is paced by work, not the clock, and keeps the whole limit.
+        threads = workers or DEFAULT_WORKERS
+        budget = float(claim.time_limit_seconds)
+        if threads > 1:
+            budget = max(0.1, budget - (time.monotonic() - started))
         plan = solve_snapshot(
             snapshot,
-            time_limit=claim.time_limit_seconds,
+            time_limit=budget,
             policy=policy,
-            workers=workers or DEFAULT_WORKERS,
+            workers=threads,
             progress=heartbeat.report,
             stop=heartbeat.stop_event,
         )

@@ -22,7 +22,7 @@ the same relaxations bound the latest end instead.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -88,6 +88,52 @@ class _Relaxed:
     charged: int  # lower bound on the end the objective charges
 
 
+class _AnyOf:
+    """The windows of several examiners at once, never cut (other jobs are relaxed away).
+
+    ``earliest(t, length)`` equals the least ``FreeList.earliest`` over the examiners, in
+    O(log n) instead of one search per examiner (a lab at the contract's limits has hundreds of
+    them): a window that starts by ``t`` and reaches ``t + length`` answers ``t``; otherwise the
+    answer is the start of the first later window at least ``length`` long, found by descending
+    a max-tree of window lengths.
+    """
+
+    __slots__ = ("starts", "reach", "size", "tree")
+
+    def __init__(self, lists: Iterable[FreeList]) -> None:
+        distinct = {id(fl): fl for fl in lists}.values()  # examiners on one shift share a list
+        segs = sorted((a, b) for fl in distinct for a, b in zip(fl.starts, fl.ends, strict=True))
+        self.starts = [a for a, _ in segs]
+        self.reach = list(accumulate((b for _, b in segs), max))  # latest end so far
+        size = 1
+        while size < len(segs):
+            size *= 2
+        tree = [0] * (2 * size)
+        for k, (a, b) in enumerate(segs):
+            tree[size + k] = b - a
+        for k in range(size - 1, 0, -1):
+            tree[k] = max(tree[2 * k], tree[2 * k + 1])
+        self.size, self.tree = size, tree
+
+    def earliest(self, t: int, length: int) -> int | None:
+        i = bisect_right(self.starts, t)
+        if i and self.reach[i - 1] >= t + length:
+            return t
+        if i >= len(self.starts):
+            return None
+        size, tree = self.size, self.tree
+        k = i + size
+        while tree[k] < length:  # nothing here: on to the next subtree to the right
+            while k & 1:
+                k >>= 1
+            if k == 0:
+                return None
+            k += 1
+        while k < size:
+            k = 2 * k if tree[2 * k] >= length else 2 * k + 1
+        return self.starts[k - size]
+
+
 class _Windows:
     """Each resource's windows as free lists, never cut (other jobs are relaxed away)."""
 
@@ -95,28 +141,41 @@ class _Windows:
         h = snapshot.horizon
         self.available: dict[str, FreeList] = {}
         self.exposure: dict[str, FreeList] = {}
+        # examiners with the same windows share one list, so that a group of them is searched
+        # as one (``_AnyOf``)
+        shared: dict[tuple[tuple[int, int], ...], FreeList] = {}
         for e in snapshot.examiners:
             avail = normalise(e.available, 0, h)
-            self.available[e.id] = FreeList(avail)
-            windows = normalise(e.exposure.windows or e.available, 0, h)
-            self.exposure[e.id] = FreeList(_intersect(avail, windows))
-        self.workstations = {
-            w.id: FreeList(normalise(w.available, 0, h)) for w in snapshot.workstations
-        }
+            self.available[e.id] = shared.setdefault(tuple(avail), FreeList(avail))
+            exposed = _intersect(avail, normalise(e.exposure.windows or e.available, 0, h))
+            self.exposure[e.id] = shared.setdefault(tuple(exposed), FreeList(exposed))
+        boxes: dict[tuple[tuple[int, int], ...], FreeList] = {}
+        self.workstations: dict[str, FreeList] = {}
+        for w in snapshot.workstations:
+            windows = normalise(w.available, 0, h)
+            self.workstations[w.id] = boxes.setdefault(tuple(windows), FreeList(windows))
+        # per examiner list (by identity: ``relax`` shares one list per kind of job) and kind of
+        # window, the list itself (so its id stays taken) and the group searched as one
+        self._groups: dict[tuple[int, bool], tuple[Sequence[str], _AnyOf]] = {}
 
-    def examiner_start(self, job: Job, examiners: Iterable[str], t: int) -> int | None:
+    def examiner_start(self, job: Job, examiners: Sequence[str], t: int) -> int | None:
+        """Earliest start >= t at which one of ``examiners`` could hold the attended part."""
         lists = self.exposure if job.exposure > 0 else self.available
-        best: int | None = None
-        for e in examiners:
-            s = lists[e].earliest(t, job.attended)
-            if s is not None and (best is None or s < best):
-                best = s
-                if s == t:
-                    break
-        return best
+        if job.attended <= 0:  # FreeList's own rule for an empty part
+            starts = [s for e in examiners if (s := lists[e].earliest(t, 0)) is not None]
+            return min(starts, default=None)
+        key = (id(examiners), job.exposure > 0)
+        known = self._groups.get(key)
+        if known is None:
+            known = self._groups[key] = (examiners, _AnyOf(lists[e] for e in examiners))
+        return known[1].earliest(t, job.attended)
 
 
-def relax(snapshot: Snapshot) -> dict[str, _Relaxed]:
+#: What ``relax`` works out, per job id: computed once per solve and shared by its phases.
+Relaxation = dict[str, _Relaxed]
+
+
+def relax(snapshot: Snapshot) -> Relaxation:
     """Earliest possible end of every job with all other jobs relaxed away (critical path)."""
     h = snapshot.horizon
     jobs = {j.id: j for j in snapshot.jobs}
@@ -124,17 +183,26 @@ def relax(snapshot: Snapshot) -> dict[str, _Relaxed]:
     windows = _Windows(snapshot)
     caps_everywhere = caps_hold_everywhere(snapshot)
     out: dict[str, _Relaxed] = {}
+    # who may take a job depends only on these of its fields: worked out once per combination
+    takers: dict[tuple[object, ...], list[str]] = {}
+    alike: dict[tuple[str, ...], list[str]] = {}
+    runners: dict[tuple[object, ...], list[str]] = {}
     for job in _topological(snapshot):
-        examiners = (
-            [e.id for e in snapshot.examiners if may_take(job, e, caps_everywhere)]
-            if job.needs_examiner
-            else []
-        )
-        stations = (
-            [w.id for w in snapshot.workstations if may_run(job, w)]
-            if job.needs_workstation
-            else []
-        )
+        examiners: list[str] = []
+        if job.needs_examiner:
+            exposed = (job.severity, job.exposure) if job.exposure > 0 else None
+            key = (job.skills, job.examiners, exposed)
+            if key not in takers:
+                ids = [e.id for e in snapshot.examiners if may_take(job, e, caps_everywhere)]
+                takers[key] = alike.setdefault(tuple(ids), ids)  # one list per set of examiners
+            examiners = takers[key]
+        stations: list[str] = []
+        if job.needs_workstation:
+            mbw = job.machine_by_workstation
+            box = (job.capabilities, None if mbw is None else frozenset(mbw))
+            if box not in runners:
+                runners[box] = [w.id for w in snapshot.workstations if may_run(job, w)]
+            stations = runners[box]
         unscheduled_end = h + job.min_duration
         earliest: int | None
         if job.id in fixed:
@@ -179,9 +247,15 @@ def _earliest_end(
         return None
     options: Sequence[str | None] = stations if job.needs_workstation else [None]
     best: int | None = None
+    tried: set[tuple[int, int, int]] = set()  # boxes with the same windows answer alike
     for w in options:
         machine = job.machine_on(w)
         duration = job.duration_on(w)
+        if w is not None:
+            alike = (id(windows.workstations[w]), machine, duration)
+            if alike in tried:
+                continue
+            tried.add(alike)
         s: int | None = t
         while s is not None and s + duration <= horizon:
             s0 = s
@@ -653,18 +727,22 @@ def _merged(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
     ]
 
 
-def lower_bound(snapshot: Snapshot, deadline: float | None = None) -> int:
+def lower_bound(
+    snapshot: Snapshot, deadline: float | None = None, relaxed: Relaxation | None = None
+) -> int:
     """A lower bound on the weighted objective of every valid plan of ``snapshot``.
 
     ``weights.tardiness`` times the best relaxation bound of the main term (weighted tardiness, or
     the latest end for ``objective: "makespan"``). With a ``deadline`` (``time.monotonic()``) the
-    relaxations still to run when it passes are skipped: a weaker bound, in time.
+    relaxations still to run when it passes are skipped: a weaker bound, in time. ``relaxed`` is
+    ``relax(snapshot)`` when the caller has it already.
     """
 
     def late() -> bool:
         return deadline is not None and time.monotonic() >= deadline
 
-    relaxed = relax(snapshot)
+    if relaxed is None:
+        relaxed = relax(snapshot)
     best = _critical(snapshot, relaxed)
     if late():
         return snapshot.weights.tardiness * best

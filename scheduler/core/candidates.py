@@ -24,14 +24,23 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import replace
 
-from .bounds import exposure_budget, may_run, may_take, relax
+from .bounds import Relaxation, exposure_budget, may_run, may_take, relax
 from .dispatch import dispatch, fixed_placements
 from .plan import HORIZON_FULL, RELEASED_AFTER_HORIZON, Plan, Unscheduled
 from .snapshot import Job, Snapshot
 
 
-def _overlap(windows: Iterable[tuple[int, int]], lo: int, hi: int) -> int:
-    return sum(max(0, min(b, hi) - max(a, lo)) for a, b in windows)
+def _per_day(windows: Iterable[tuple[int, int]], days: list[tuple[int, int]]) -> list[int]:
+    """Minutes of ``windows`` inside each of ``days`` (in time order, disjoint), visiting only
+    the days each window touches (a year's horizon has hundreds of days and windows each)."""
+    ends = [b for _, b in days]
+    out = [0] * len(days)
+    for a, b in windows:
+        d = bisect_right(ends, a)
+        while d < len(days) and days[d][0] < b:
+            out[d] += max(0, min(b, days[d][1]) - max(a, days[d][0]))
+            d += 1
+    return out
 
 
 class _Budgets:
@@ -51,7 +60,7 @@ class _Budgets:
         exposure = [0.0] * n
         exposure_limited = True
         for e in snapshot.examiners:
-            minutes = [_overlap(e.available, a, b) for a, b in days]
+            minutes = _per_day(e.available, days)
             keys = ["attended", *(f"skill:{s}" for s in e.skills)]
             for key in keys:
                 row = cap.setdefault(key, [0.0] * n)
@@ -62,16 +71,15 @@ class _Budgets:
                 exposure_limited = False
                 continue
             policy = e.exposure
-            windows = policy.windows or e.available
-            for d, (a, b) in enumerate(days):
-                room = _overlap(windows, a, b)
+            rooms = _per_day(policy.windows or e.available, days)
+            for d, room in enumerate(rooms):
                 if policy.daily_cap is not None:
                     room = min(room, max(0, policy.daily_cap - policy.used_by_day.get(d, 0)))
                 exposure[d] += room
         if exposure_limited:
             cap["exposure"] = exposure
         for w in snapshot.workstations:
-            minutes = [w.capacity * _overlap(w.available, a, b) for a, b in days]
+            minutes = [w.capacity * m for m in _per_day(w.available, days)]
             for key in ["machine", *(f"capability:{c}" for c in w.capabilities)]:
                 row = cap.setdefault(key, [0.0] * n)
                 for d in range(n):
@@ -141,7 +149,10 @@ def _describe(key: str) -> str:
 
 
 def select_candidates(
-    snapshot: Snapshot, factor: float = 1.3, plan: Plan | None = None
+    snapshot: Snapshot,
+    factor: float = 1.3,
+    plan: Plan | None = None,
+    relaxed: Relaxation | None = None,
 ) -> tuple[Snapshot, tuple[Unscheduled, ...]]:
     """The snapshot restricted to the jobs worth planning now, and the rest as unscheduled.
 
@@ -149,7 +160,7 @@ def select_candidates(
     "priority" dispatch, which honours every rule, exposure caps and chains included); its jobs
     are kept, and more jobs by urgency on top, up to ``factor - 1`` times the horizon's capacity.
     The kept set is closed under predecessors. When everything fits, the snapshot itself is
-    returned with no unscheduled jobs.
+    returned with no unscheduled jobs. ``relaxed`` is ``relax(snapshot)`` if the caller has it.
     """
     if plan is None:
         plan = dispatch(snapshot, "priority")
@@ -181,7 +192,8 @@ def select_candidates(
     fixed = fixed_placements(snapshot)
     # a job that cannot end inside the horizon even with every resource free (its chain is too
     # long) would only take budget from work that can be done
-    relaxed = relax(snapshot)
+    if relaxed is None:
+        relaxed = relax(snapshot)
     earliest: dict[str, int] = {}
 
     def earliest_start(job_id: str) -> int:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, replace
 from ortools.sat.python import cp_model
 
 from scheduler.core import explain
-from scheduler.core.bounds import lower_bound, relax
+from scheduler.core.bounds import Relaxation, lower_bound, relax
 from scheduler.core.candidates import select_candidates
 from scheduler.core.cpsat import add_hint, build_model, read_solution
 from scheduler.core.dispatch import POLICIES, best_dispatch, dispatch
@@ -112,6 +112,10 @@ def _lp_bound_fits(snapshot: Snapshot) -> bool:
 #: Share of the time limit within which dispatch tries further baselines and the warm start
 #: from the published schedule (the first baseline always runs: it is the fallback plan).
 DISPATCH_SHARE = 0.3
+
+#: Share of the time limit after which the first baseline stops placing jobs: a lab too large
+#: to dispatch whole in time leaves its least urgent jobs for the forecast (``dispatch``).
+FIRST_DISPATCH_SHARE = 0.5
 
 #: Seconds per job kept back from the optimizer for the explanations, the bound, the forecast
 #: and the verify (measured: ~0.5 ms a job on a medium lab); at least ``min(2 s, 10 %)``, at most
@@ -192,12 +196,13 @@ def solve(
     # cuts the later phases only where the optimizer's own wall-clock stop does (three limits).
     deadline = started + (DETERMINISTIC_WALL_FACTOR if deterministic else 1) * limit
     dispatch_deadline = None if deterministic else started + DISPATCH_SHARE * limit
-    policy, base = best_dispatch(snapshot, deadline=dispatch_deadline)
+    cutoff = None if deterministic else started + FIRST_DISPATCH_SHARE * limit
+    policy, base = best_dispatch(snapshot, deadline=dispatch_deadline, cutoff=cutoff)
     check(stop)
     report(base.objective)
     published = None
     if dispatch_deadline is None or time.monotonic() < dispatch_deadline:
-        published = _published_start(snapshot, policy, base)
+        published = _published_start(snapshot, policy, base, cutoff)
     if published is not None:
         base = published
         report(base.objective)
@@ -209,7 +214,8 @@ def solve(
     locked = frozenset(kept_targets) | dropped
     objective = base.objective if base.objective is not None else 0
 
-    candidates, _ = select_candidates(snapshot, plan=base)
+    relaxed = relax(snapshot)  # shared by the candidates, the full model's proof and the bound
+    candidates, _ = select_candidates(snapshot, plan=base, relaxed=relaxed)
     candidate_ids = {j.id for j in candidates.jobs}
     scope = [e.id for e in exposure_examiners(snapshot)]
     known_bound = 0  # a bound on the objective found by the solver itself
@@ -250,7 +256,6 @@ def solve(
             # Optimal overall if every job outside the model could never be scheduled anyway.
             inside = set(free) | locked
             outside = [j.id for j in snapshot.jobs if j.id not in inside]
-            relaxed = relax(snapshot) if outside else {}
             everything = all(relaxed[j].earliest_end is None for j in outside)
             proven = optimal and everything
             closed = optimal
@@ -301,12 +306,15 @@ def solve(
         proven=proven,
         bound=known_bound,
         deadline=deadline,
+        relaxed=relaxed,
     )
     report(plan.objective, 1.0)
     return plan
 
 
-def _published_start(snapshot: Snapshot, policy: str, base: Plan) -> Plan | None:
+def _published_start(
+    snapshot: Snapshot, policy: str, base: Plan, deadline: float | None = None
+) -> Plan | None:
     """A warm start that keeps the published schedule where it still fits, unless it is clearly
     dearer than the best baseline (``HELD_START_TOLERANCE``).
 
@@ -327,7 +335,7 @@ def _published_start(snapshot: Snapshot, policy: str, base: Plan) -> Plan | None
             previous=tuple(p for p in snapshot.previous if p.job in kept or p.job in held),
             frozen_until=snapshot.horizon,
         )
-        plan = dispatch(holding, policy)
+        plan = dispatch(holding, policy, deadline)
         # A held placement that no longer works (its predecessor moved, a pool filled up) is
         # let go and dispatched like any other job, rather than left out of the plan.
         lost = {u.job for u in plan.unscheduled if u.job in held and u.reason == PIN_CONFLICT}
@@ -450,6 +458,7 @@ def _finish(
     proven: bool,
     bound: int = 0,
     deadline: float | None = None,
+    relaxed: Relaxation | None = None,
 ) -> Plan:
     """Reasons, verification (with fallback), objective, bound, status and forecast; the bound
     gets half of what is left before ``deadline``, the forecast the rest (see the module)."""
@@ -471,7 +480,7 @@ def _finish(
     bound_deadline = None
     if deadline is not None:
         bound_deadline = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
-    bound = min(max(bound, lower_bound(snapshot, bound_deadline)), objective)
+    bound = min(max(bound, lower_bound(snapshot, bound_deadline, relaxed)), objective)
     if proven:
         bound = objective
     if status == FEASIBLE and (proven or bound == objective):

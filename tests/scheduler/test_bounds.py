@@ -254,3 +254,29 @@ def test_fjsp_bounds_stay_below_the_best_known() -> None:
     bks = json.loads((FJSP / "bks.json").read_text())["instances"]
     for name in ("mk01", "mk03", "mk08"):
         assert lower_bound(read_fjs(FJSP / f"{name}.fjs")) <= bks[name]["lower_bound"]
+
+
+_windows = st.lists(
+    st.tuples(st.integers(0, 500), st.integers(1, 120)).map(lambda w: (w[0], w[0] + w[1])),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_windows, min_size=1, max_size=5), st.integers(0, 600), st.integers(1, 150))
+def test_any_of_several_examiners_is_the_earliest_of_each(
+    lists: list[list[tuple[int, int]]], t: int, length: int
+) -> None:
+    """The relaxation asks all eligible examiners at once; it must answer as asking each would."""
+    from scheduler.core.bounds import _AnyOf
+    from scheduler.core.calendar import FreeList
+
+    frees = []
+    for windows in lists:  # one examiner's windows are disjoint, as normalise leaves them
+        disjoint: list[tuple[int, int]] = []
+        for a, b in sorted(windows):
+            if not disjoint or a >= disjoint[-1][1]:
+                disjoint.append((a, b))
+        frees.append(FreeList(disjoint))
+    each = [s for f in frees if (s := f.earliest(t, length)) is not None]
+    assert _AnyOf(frees).earliest(t, length) == min(each, default=None)

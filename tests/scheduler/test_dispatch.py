@@ -463,3 +463,19 @@ def test_generated_small_lab_dispatch_plans_are_valid() -> None:
         plan = dispatch(snapshot, policy)
         assert verify(snapshot, plan) == []
         assert plan.assignments
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_more_resource_pairs_than_one_search_tries_still_dispatch_every_job(policy: str) -> None:
+    """20 x 20 = 400 examiner/workstation pairs per job, more than ``SEARCH_TRIES``: the search
+    takes the best it has worked out, which is still a valid placement for every job."""
+    from scheduler.core.dispatch import SEARCH_TRIES
+
+    examiners = [examiner(f"e{i}", available=[(i * 30, i * 30 + 600)]) for i in range(20)]
+    boxes = [workstation(f"w{i}", available=[(i * 45, 2 * DAY)]) for i in range(20)]
+    jobs = [job(f"j{i}", attended=90, machine=120, capabilities=("ufed",)) for i in range(60)]
+    snapshot = lab(examiners, jobs, boxes)
+    assert len(examiners) * len(boxes) > SEARCH_TRIES
+    plan = dispatch(snapshot, policy)
+    assert verify(snapshot, plan) == []
+    assert len(plan.assignments) == len(jobs)

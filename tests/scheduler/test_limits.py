@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ import pytest
 
 from scheduler.core import explain
 from scheduler.core.bounds import critical_path_bound, lower_bound
-from scheduler.core.dispatch import best_dispatch
+from scheduler.core.dispatch import NOT_DISPATCHED, TRY_ORDER, best_dispatch, dispatch
 from scheduler.core.fields import FieldError, read_int
 from scheduler.core.forecast import forecast
-from scheduler.core.plan import HORIZON_FULL, PlanError, load_plan
+from scheduler.core.plan import HORIZON_FULL, PREDECESSOR_UNSCHEDULED, PlanError, load_plan
 from scheduler.core.snapshot import (
     MAX_DAYS,
     MAX_EXAMINERS,
@@ -27,6 +28,7 @@ from scheduler.core.snapshot import (
     MAX_POOLS,
     MAX_WINDOWS,
     MAX_WORKSTATIONS,
+    Pin,
     SnapshotError,
     load_snapshot,
     snapshot_from_json,
@@ -207,8 +209,49 @@ def test_past_its_deadline_the_bound_is_the_critical_path(small_lab: Any) -> Non
 
 def test_past_its_deadline_dispatch_still_returns_one_valid_baseline(small_lab: Any) -> None:
     policy, plan = best_dispatch(small_lab, deadline=0.0)
-    assert policy == "fifo"
+    assert policy == TRY_ORDER[0] == "priority"
     assert plan.objective is not None
+    assert verify(small_lab, plan) == []
+
+
+def test_a_dispatch_cut_short_leaves_the_jobs_it_did_not_reach_with_a_reason(
+    small_lab: Any,
+) -> None:
+    whole = dispatch(small_lab, "priority")
+    cut = dispatch(small_lab, "priority", deadline=0.0)
+    assert verify(small_lab, cut) == []
+    assert whole.assignments and not cut.assignments  # the demo lab has no pins or frozen work
+    reasons = {u.job: (u.reason, u.detail) for u in cut.unscheduled}
+    assert set(reasons) == {j.id for j in small_lab.jobs}
+    not_reached = {j for j, (r, d) in reasons.items() if d == NOT_DISPATCHED}
+    assert not_reached and all(reasons[j][0] == HORIZON_FULL for j in not_reached)
+    waiting = set(reasons) - not_reached
+    assert all(reasons[j][0] == PREDECESSOR_UNSCHEDULED for j in waiting)
+
+
+def test_a_cut_short_dispatch_still_keeps_pins(small_lab: Any) -> None:
+    whole = dispatch(small_lab, "priority")
+    heads = {j.id for j in small_lab.jobs if not j.after}
+    first = next(a for a in whole.assignments if a.job in heads)
+    pinned = replace(
+        small_lab,
+        jobs=tuple(
+            replace(j, pin=Pin(first.examiner, first.workstation, first.start))
+            if j.id == first.job
+            else j
+            for j in small_lab.jobs
+        ),
+    )
+    cut = dispatch(pinned, "priority", deadline=0.0)
+    assert verify(pinned, cut) == []
+    assert [a.job for a in cut.assignments] == [first.job]
+
+
+def test_best_dispatch_cut_short_is_still_the_first_policy_and_valid(small_lab: Any) -> None:
+    policy, plan = best_dispatch(small_lab, deadline=0.0, cutoff=0.0)
+    assert policy == "priority"
+    assert verify(small_lab, plan) == []
+    assert {u.detail for u in plan.unscheduled} >= {NOT_DISPATCHED}
 
 
 def test_past_its_deadline_explanations_are_cut_short_with_a_note(small_lab: Any) -> None:
