@@ -379,6 +379,20 @@ def exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None
     return min(budgets) if budgets else None
 
 
+class _SetsOf:
+    """Frozensets of the resource lists ``relax`` shares (one per kind of job), each made once:
+    by the list's identity, the list kept so that its id stays taken."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[list[str], frozenset[str]]] = {}
+
+    def __call__(self, ids: list[str]) -> frozenset[str]:
+        known = self._known.get(id(ids))
+        if known is None:
+            known = self._known[id(ids)] = (ids, frozenset(ids))
+        return known[1]
+
+
 def _demands(snapshot: Snapshot) -> list[_Demand]:
     h = snapshot.horizon
     examiners = {e.id: e for e in snapshot.examiners}
@@ -387,8 +401,9 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
         w.id: w.capacity * _available_minutes(w.available, h) for w in snapshot.workstations
     }
 
+    as_set = _SetsOf()
     def exposure_set(r: _Relaxed) -> frozenset[str] | None:
-        return frozenset(r.examiners) if r.job.exposure > 0 and r.job.needs_examiner else None
+        return as_set(r.examiners) if r.job.exposure > 0 and r.job.needs_examiner else None
 
     def budget(severe: bool) -> Capacity:
         def cap(members: frozenset[str]) -> int | None:
@@ -404,12 +419,12 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
 
     return [
         _Demand(  # attended minutes on examiners
-            lambda r: frozenset(r.examiners) if r.job.needs_examiner else None,
+            lambda r: as_set(r.examiners) if r.job.needs_examiner else None,
             lambda r: r.job.attended,
             lambda m: sum(avail[x] for x in m),
         ),
         _Demand(  # machine minutes on workstations (the fastest eligible box)
-            lambda r: frozenset(r.workstations) if r.job.needs_workstation else None,
+            lambda r: as_set(r.workstations) if r.job.needs_workstation else None,
             lambda r: min((r.job.machine_on(w) for w in r.workstations), default=0),
             lambda m: sum(ws_avail[x] for x in m),
         ),
@@ -422,11 +437,14 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
     ]
 
 
-def _capacity_bounds(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> list[int]:
+def _capacity_bounds(
+    snapshot: Snapshot, relaxed: dict[str, _Relaxed], late: Callable[[], bool] = lambda: False
+) -> list[int]:
     """Critical-path charge plus the least cost of leaving out what a group cannot hold.
 
     Groups are the distinct eligible sets S; a group holds every job whose eligible set lies
-    inside S (they can only use S), so its demand is a true lower bound on S's load.
+    inside S (they can only use S), so its demand is a true lower bound on S's load. Each bound
+    holds on its own, so once ``late()`` the groups not yet looked at are skipped.
     """
     h = snapshot.horizon
     base = _critical(snapshot, relaxed)
@@ -436,6 +454,8 @@ def _capacity_bounds(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> list[i
     for demand in _demands(snapshot):
         tagged = [(m, r) for r in live if (m := demand.members_of(r))]
         for members in {m for m, _ in tagged}:
+            if late():
+                return bounds
             capacity = demand.capacity_of(members)
             if capacity is None:
                 continue
@@ -606,9 +626,10 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
         avail = normalise(w.available, 0, h)
         machine[w.id] = _window_supply(avail, w.capacity)
         edges[w.id] = [x for window in avail for x in window]
+    as_set = _SetsOf()
     return [
         _Supply(
-            lambda r: frozenset(r.examiners) if r.job.needs_examiner else None,
+            lambda r: as_set(r.examiners) if r.job.needs_examiner else None,
             lambda r: r.job.attended,
             attended,
             edges,
@@ -622,7 +643,7 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
             edges,
         ),
         _Supply(
-            lambda r: frozenset(r.workstations) if r.job.needs_workstation else None,
+            lambda r: as_set(r.workstations) if r.job.needs_workstation else None,
             lambda r: min((r.job.machine_on(w) for w in r.workstations), default=0),
             machine,
             edges,
@@ -746,7 +767,7 @@ def lower_bound(
     best = _critical(snapshot, relaxed)
     if late():
         return snapshot.weights.tardiness * best
-    bounds = _capacity_bounds(snapshot, relaxed)
+    bounds = _capacity_bounds(snapshot, relaxed, late)
     if bounds:
         best = max(best, *bounds)
     if late():

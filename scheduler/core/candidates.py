@@ -21,7 +21,7 @@ the forecast.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from .bounds import Relaxation, exposure_budget, may_run, may_take, relax
@@ -59,8 +59,16 @@ class _Budgets:
         cap: dict[str, list[float]] = {"attended": [0.0] * n, "machine": [0.0] * n}
         exposure = [0.0] * n
         exposure_limited = True
+        known: dict[tuple[tuple[int, int], ...], list[int]] = {}  # resources on the same shifts
+
+        def per_day(windows: Sequence[tuple[int, int]]) -> list[int]:
+            key = tuple(windows)
+            if key not in known:
+                known[key] = _per_day(key, days)
+            return known[key]
+
         for e in snapshot.examiners:
-            minutes = _per_day(e.available, days)
+            minutes = per_day(e.available)
             keys = ["attended", *(f"skill:{s}" for s in e.skills)]
             for key in keys:
                 row = cap.setdefault(key, [0.0] * n)
@@ -71,7 +79,7 @@ class _Budgets:
                 exposure_limited = False
                 continue
             policy = e.exposure
-            rooms = _per_day(policy.windows or e.available, days)
+            rooms = per_day(policy.windows or e.available)
             for d, room in enumerate(rooms):
                 if policy.daily_cap is not None:
                     room = min(room, max(0, policy.daily_cap - policy.used_by_day.get(d, 0)))
@@ -79,7 +87,7 @@ class _Budgets:
         if exposure_limited:
             cap["exposure"] = exposure
         for w in snapshot.workstations:
-            minutes = [w.capacity * m for m in _per_day(w.available, days)]
+            minutes = [w.capacity * m for m in per_day(w.available)]
             for key in ["machine", *(f"capability:{c}" for c in w.capabilities)]:
                 row = cap.setdefault(key, [0.0] * n)
                 for d in range(n):
@@ -87,11 +95,21 @@ class _Budgets:
         self.left = {k: [v * factor for v in row] for k, row in cap.items()}
 
     @staticmethod
-    def demand(snapshot: Snapshot, job: Job) -> dict[str, int]:
-        """Minutes the job asks of each budget (empty if nobody may take it at all)."""
+    def demand(
+        snapshot: Snapshot, job: Job, seen: dict[tuple[object, ...], object] | None = None
+    ) -> dict[str, int]:
+        """Minutes the job asks of each budget (empty if nobody may take it at all).
+
+        ``seen`` keeps who may take each kind of job across calls: a lab at the contract's
+        limits has 20,000 jobs and 500 examiners, but only a few hundred kinds of job.
+        """
+        seen = {} if seen is None else seen
         out: dict[str, int] = {}
         if job.needs_examiner:
-            if not any(may_take(job, e) for e in snapshot.examiners):
+            kind = ("examiner", job.skills, job.examiners, job.severity, job.exposure)
+            if kind not in seen:
+                seen[kind] = any(may_take(job, e) for e in snapshot.examiners)
+            if not seen[kind]:
                 return {}
             out["attended"] = job.attended
             for s in job.skills:
@@ -99,10 +117,15 @@ class _Budgets:
             if job.exposure > 0:
                 out["exposure"] = job.exposure
         if job.needs_workstation:
-            stations = [w for w in snapshot.workstations if may_run(job, w)]
+            mbw = job.machine_by_workstation
+            box = ("workstation", job.capabilities, None if mbw is None else frozenset(mbw))
+            if box not in seen:
+                seen[box] = [w.id for w in snapshot.workstations if may_run(job, w)]
+            stations = seen[box]
+            assert isinstance(stations, list)
             if not stations:
                 return {}
-            machine = min(job.machine_on(w.id) for w in stations)
+            machine = job.machine if mbw is None else min(job.machine_on(w) for w in stations)
             out["machine"] = machine
             for c in job.capabilities:
                 out[f"capability:{c}"] = machine
@@ -208,8 +231,16 @@ def select_candidates(
             earliest[job_id] = fixed[job_id][2] if job_id in fixed else t
         return earliest[job_id]
 
+    seen: dict[tuple[object, ...], object] = {}
+    demands: dict[str, dict[str, int]] = {}
+
+    def demand(job_id: str) -> dict[str, int]:
+        if job_id not in demands:
+            demands[job_id] = _Budgets.demand(snapshot, jobs[job_id], seen)
+        return demands[job_id]
+
     def items(ids: list[str]) -> list[tuple[int, dict[str, int]]]:
-        return [(earliest_start(j), _Budgets.demand(snapshot, jobs[j])) for j in ids]
+        return [(earliest_start(j), demand(j)) for j in ids]
 
     for job_id in fixed:
         chosen.update(closure(job_id))
@@ -231,7 +262,7 @@ def select_candidates(
                 job.id, HORIZON_FULL, f"waits for {blocked.job}, which is not in this horizon"
             )
             continue
-        if not _Budgets.demand(snapshot, job):
+        if not demand(job.id):
             chosen.update(ids)  # nobody may take it: reported with its true reason
             continue
         if job.release >= snapshot.horizon:

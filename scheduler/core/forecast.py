@@ -234,6 +234,9 @@ def forecast(snapshot: Snapshot, plan: Plan, deadline: float | None = None) -> t
     pending = [j for j in snapshot.jobs if j.id not in ends]
     if not pending:
         return ()
+    if deadline is not None and time.monotonic() >= deadline:
+        log.warning("forecast skipped at the time limit: %d unscheduled jobs", len(pending))
+        return ()
     sim = _Simulation(snapshot)
     preds = {
         j.id: [p for p in dict.fromkeys(j.after) if p in jobs and p != j.id and p not in ends]
