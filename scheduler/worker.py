@@ -61,7 +61,7 @@ from scheduler.db import is_lock_timeout, retry_locked, session_scope
 from scheduler.errors import DomainError
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
-from scheduler.planning.publish import publish
+from scheduler.planning.publish import publish, publish_blockers
 from scheduler.planning.runs import begin_attempt, end_attempt, rows_changed, run_ended
 from scheduler.planning.store import prepare_version, store_plan
 from scheduler.services import audit
@@ -556,7 +556,22 @@ def execute(
                     raise RunCancelled(f"solve run {claim.run_id} was cancelled")
                 version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)
                 if run.auto_publish and run.mode != "preview":
-                    publish(session, version, actor=run.requested_by)
+                    blockers = publish_blockers(session, version)
+                    if blockers:  # never published by a machine: a supervisor decides
+                        logger.warning(
+                            "solve run %s: version %s not published: %s",
+                            claim.run_id,
+                            version.id,
+                            "; ".join(blockers),
+                        )
+                        kpis = dict(version.kpis or {})
+                        kpis["warnings"] = [
+                            f"not published automatically: {blockers[0]}",
+                            *kpis.get("warnings", []),
+                        ]
+                        version.kpis = kpis
+                    else:
+                        publish(session, version, actor=run.requested_by)
                 run.status, run.finished_at = "succeeded", utcnow()
                 run.objective, run.bound = plan.objective, plan.bound
                 end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)

@@ -352,10 +352,21 @@ def get_version(
 
 
 @router.post("/schedules/{version_id}:publish", responses=problems(404, 409, 422))
-def publish_version(version_id: VersionId, ctx: ManageCtx) -> VersionOut:
-    """Make a version the lab's published schedule (a preview or a stale version is a 409)."""
+def publish_version(
+    version_id: VersionId,
+    ctx: ManageCtx,
+    force: Annotated[
+        bool,
+        Query(
+            description="Publish a version that is infeasible or carries pin conflicts anyway; "
+            "its warnings then say so. Without it such a version is a 409 naming the conflicts."
+        ),
+    ] = False,
+) -> VersionOut:
+    """Make a version the lab's published schedule (a preview, a stale version, or one with pin
+    conflicts without ``force``, is a 409)."""
     version = views.get_version(ctx.session, ctx.lab, version_id)
-    return version_out(ctx, publish(ctx.session, version, actor=ctx.actor))
+    return version_out(ctx, publish(ctx.session, version, actor=ctx.actor, force=force))
 
 
 @router.get("/schedules/{version}/diff", responses=problems(404, 422))

@@ -402,6 +402,7 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
     }
 
     as_set = _SetsOf()
+
     def exposure_set(r: _Relaxed) -> frozenset[str] | None:
         return as_set(r.examiners) if r.job.exposure > 0 and r.job.needs_examiner else None
 

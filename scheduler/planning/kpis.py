@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from scheduler.core.plan import Assignment, Plan
+from scheduler.core.plan import PIN_CONFLICT, Assignment, Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.planning.loader import IdMap
 
@@ -119,7 +119,14 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "p2_on_time": level_rate(2),
         "exposure": exposure_figures(snapshot, plan, idmap),
         "utilization": utilization(snapshot, plan),
-        "warnings": idmap.warnings[:MAX_WARNINGS],
+        "warnings": [
+            *(
+                f"pin conflict: {u.job}: {u.detail}"
+                for u in plan.unscheduled
+                if u.reason == PIN_CONFLICT
+            ),
+            *idmap.warnings,
+        ][:MAX_WARNINGS],
         "unplannable": idmap.unplannable[:MAX_WARNINGS],
         "mode": idmap.mode,
     }

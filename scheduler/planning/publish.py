@@ -18,8 +18,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models import Assignment, Job, Lab, ScheduleVersion, SolveRun, UnscheduledJob
+from models import (
+    Assignment,
+    Case,
+    Device,
+    Job,
+    Lab,
+    ScheduleVersion,
+    SolveRun,
+    UnscheduledJob,
+)
 from models.base import utcnow
+from scheduler.core.plan import INFEASIBLE, PIN_CONFLICT
 from scheduler.errors import Conflict
 from scheduler.planning.events import announce_publication
 from scheduler.services import audit
@@ -92,10 +102,49 @@ def current_version(session: Session, lab: Lab) -> ScheduleVersion | None:
     )
 
 
+#: Most pin conflicts a refusal or a stored warning names one by one.
+NAMED_CONFLICTS = 5
+
+
+def publish_blockers(session: Session, version: ScheduleVersion) -> list[str]:
+    """Why ``version`` must not be published without ``force``: an infeasible status, and each
+    pinned or frozen placement it could not keep (empty: it may be published as it is)."""
+    conflicts = session.execute(
+        select(Case.external_ref, Device.external_ref, Job.external_ref, UnscheduledJob.detail)
+        .join(Job, Job.id == UnscheduledJob.job_id)
+        .join(Device, Device.id == Job.device_id)
+        .join(Case, Case.id == Device.case_id)
+        .where(
+            UnscheduledJob.schedule_version_id == version.id,
+            UnscheduledJob.reason == PIN_CONFLICT,
+        )
+        .order_by(Job.id)
+    ).all()
+    out = []
+    if version.status == INFEASIBLE or conflicts:
+        count = len(conflicts)
+        out.append(f"version {version.id} is {version.status} with {count} pin conflict(s)")
+    out += [
+        f"pin conflict: {case}/{device}/{job}: {detail}"
+        for case, device, job, detail in conflicts[:NAMED_CONFLICTS]
+    ]
+    return out
+
+
 def publish(
-    session: Session, version: ScheduleVersion, actor: str, *, now: datetime | None = None
+    session: Session,
+    version: ScheduleVersion,
+    actor: str,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
 ) -> ScheduleVersion:
-    """Make ``version`` the lab's published schedule (idempotent for the current version)."""
+    """Make ``version`` the lab's published schedule (idempotent for the current version).
+
+    A version that is infeasible or carries pin conflicts is published only with ``force``, and
+    then its warnings say it was forced past them (examiners would otherwise see a schedule
+    that silently drops a pin).
+    """
     lab = session.get(Lab, version.lab_id)
     assert lab is not None
     run = session.get(SolveRun, version.solve_run_id) if version.solve_run_id else None
@@ -105,6 +154,17 @@ def publish(
     session.refresh(version)
     if version.is_current:
         return version
+    blockers = publish_blockers(session, version)
+    if blockers and not force:
+        named = f" ({'; '.join(blockers[1:])})" if len(blockers) > 1 else ""
+        raise Conflict(f"{blockers[0]}{named}; publish with force=true to publish it anyway")
+    if blockers:
+        kpis = dict(version.kpis or {})
+        kpis["warnings"] = [
+            f"published by {actor} with force despite: {blockers[0]}",
+            *kpis.get("warnings", []),
+        ]
+        version.kpis = kpis
     current = current_version(session, lab)
     if current is not None and current.id > version.id:
         raise Conflict(

@@ -26,8 +26,10 @@ from models import (
     TriageFlag,
     Workstation,
 )
+from models.base import utcnow
 from scheduler import continuous
 from scheduler.errors import Conflict, Invalid, NotFound
+from scheduler.planning.pins import check_pin
 from scheduler.services import audit, vocabulary
 from scheduler.services.integrity import flush
 from scheduler.services.labs import get_level
@@ -269,6 +271,12 @@ def pin_job(
     job.pin_workstation_id = workstation.id if workstation else None
     job.pin_start_at = start
     flush(session)
+    now = utcnow()
+    if start >= now:  # a pin in the past records work begun: the loader keeps what remains
+        lab = session.get(Lab, job.lab_id)
+        assert lab is not None
+        # refused now rather than dropped by every solve as a pin conflict (caller rolls back)
+        check_pin(session, lab, job, now)
     audit.record(
         session,
         actor=actor,

@@ -1,0 +1,101 @@
+"""A pin is checked when it is placed: the lab's snapshot with the pin, the engine's verdict
+(``scheduler.core.pins``), and a refusal a supervisor can act on.
+
+A pin that clashes with other kept work is a conflict (409) naming the other job; one that
+breaks a rule on its own (outside the shift, over an exposure cap, before its predecessor can
+end) is invalid (422) naming the rule. Jobs are named by case reference, device and stage, times
+in the lab's time zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from models import Job, Lab
+from scheduler.core.pins import PinProblem, pin_problems
+from scheduler.errors import Conflict, Invalid
+from scheduler.planning.loader import IdMap, Timeline, load_snapshot
+
+#: How the rules a pin can break read to a supervisor.
+_RULES = {
+    "horizon": "lies outside the planning horizon",
+    "release": "starts before the job can begin (its device arrives or it is released later)",
+    "end": "runs past the end of the planning horizon",
+    "examiner_unknown": "names an examiner who is not available to plan",
+    "examiner_needed": "needs an examiner",
+    "examiner_not_needed": "names an examiner for a job with no attended part",
+    "skills": "names an examiner without the job's skills",
+    "examiner_allow_list": "names an examiner not on the job's examiner list",
+    "examiner_availability": "is outside the examiner's shift",
+    "examiner_overlap": "overlaps the examiner's other work",
+    "workstation_unknown": "names a workstation that is not available to plan",
+    "workstation_needed": "needs a workstation",
+    "workstation_not_needed": "names a workstation for a job with no machine part",
+    "capabilities": "names a workstation without the job's capabilities",
+    "machine_by_workstation": "names a workstation the job cannot run on",
+    "workstation_availability": "is outside the workstation's availability",
+    "workstation_capacity": "puts the workstation over its capacity",
+    "pool_capacity": "puts a licence pool over its capacity",
+    "max_severity": "gives the examiner material above their severity limit",
+    "exposure_window": "is outside the examiner's exposure window",
+    "exposure_daily_cap": "breaks the examiner's daily exposure cap",
+    "exposure_severe_daily_cap": "breaks the examiner's daily cap for the most severe material",
+    "exposure_weekly_cap": "breaks the examiner's weekly exposure cap",
+    "precedence": "starts before its predecessor can end",
+}
+
+
+def local_time(timeline: Timeline, minute: int) -> str:
+    """A time of the snapshot as the lab reads it: ``Thu 3 Dec 10:30``."""
+    at = timeline.at(minute).astimezone(timeline.tz)
+    return f"{at:%a} {at.day} {at:%b %H:%M}"
+
+
+def job_name(sid: str) -> str:
+    """A snapshot job id (``case/device/stage``) as a supervisor names the job."""
+    case, _, rest = sid.partition("/")
+    device, _, stage = rest.rpartition("/")
+    return f"{case} {device} {stage}".replace("  ", " ").strip() if rest else sid
+
+
+def _sentence(problem: PinProblem, idmap: IdMap) -> str:
+    what = _RULES.get(problem.rule, f"breaks the rule {problem.rule}")
+    when = local_time(idmap.timeline, problem.at)
+    if problem.rule == "precedence" and problem.other is not None:
+        return (
+            f"{what}: {job_name(problem.other)} ends at the earliest {when}"
+            if problem.at < idmap.timeline.horizon
+            else f"{what}: {job_name(problem.other)} cannot be finished inside the horizon"
+        )
+    if problem.other is not None:
+        return f"{what} at {when}: it clashes with {job_name(problem.other)}"
+    return f"{what} at {when}"
+
+
+def check_pin(session: Session, lab: Lab, job: Job, now: datetime) -> None:
+    """Refuse the pin just set on ``job`` (flushed, not committed) if no solve could keep it."""
+    snapshot, idmap = load_snapshot(session, lab, now)
+    try:
+        sid = idmap.job_sid(job.id)
+    except KeyError:
+        return  # not planned at all (left out as unplannable, with its reason on the version)
+    pinned = next((j for j in snapshot.jobs if j.id == sid), None)
+    if pinned is None or pinned.pin is None:
+        return  # the loader reported the pin (e.g. on an inactive examiner) rather than load it
+    problems = pin_problems(snapshot, sid)
+    if not problems:
+        return
+    detail = f"the pin of {job_name(sid)} cannot be kept: it " + "; it ".join(
+        _sentence(p, idmap) for p in problems
+    )
+    first = problems[0]
+    field = "start"
+    if first.rule in ("skills", "examiner_allow_list", "examiner_unknown", "max_severity"):
+        field = "examiner"
+    elif first.rule in ("capabilities", "machine_by_workstation", "workstation_unknown"):
+        field = "workstation"
+    if any(p.clash for p in problems):
+        raise Conflict(detail)
+    raise Invalid(detail, field=field)
