@@ -1,7 +1,7 @@
 """Engine commands of the `labq` CLI: offline solve, synthetic labs and benchmarks.
 
 ``register(app)`` adds ``solve``, ``generate`` and the ``bench`` group to the main app. They work on
-snapshot and plan files only (DESIGN.md §4.1), never on the database. Exit codes of ``solve``:
+snapshot and plan files only (docs/architecture.md §6), not the database. Exit codes of ``solve``:
 0 with a verified plan, 2 for a malformed snapshot, 1 for anything else going wrong.
 """
 

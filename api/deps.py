@@ -60,7 +60,7 @@ class SegmentConvertor(StringConvertor):
 
 register_url_convertor("segment", SegmentConvertor())
 
-# Role groups used across the routers (DESIGN.md §5).
+# Role groups used across the routers (docs/architecture.md §9).
 ADMIN = ("admin",)
 MANAGE = ("admin", "supervisor")
 READ = ("admin", "supervisor", "auditor")

@@ -81,7 +81,8 @@ class PriorityLevel(Base):
     lab: Mapped[Lab] = relationship(back_populates="priority_levels")
 
 
-# The default scheme (DESIGN.md §3), after the ICAC review-board scale and NCMEC priority 1.
+# The default scheme (docs/architecture.md §2.5), after the ICAC review-board scale and NCMEC
+# priority 1.
 DEFAULT_PRIORITY_SCHEME: tuple[tuple[str, str, int, int, bool], ...] = (
     ("P1", "Child at immediate risk", 1000, 24, True),
     ("P2", "Hands-on abuse / known offender access", 300, 72, True),

@@ -1,9 +1,9 @@
 """The demo lab: a realistic unit seeded through the domain services.
 
-Numbers follow DESIGN.md §1/§3: the default priority scheme, 56 % of phones locked (hours on a
-GrayKey that runs two at once), overnight processing on shared licences, review in sessions with
-hourly breaks folded in, exposure caps with one new examiner on reduced caps and one who opted out
-of the most severe material.
+Numbers follow docs/architecture.md §2.5, §2.6: the default priority scheme, 56 % of phones locked
+(hours on a GrayKey that runs two at once), overnight processing on shared licences, review in
+sessions with hourly breaks folded in, exposure caps with one new examiner on reduced caps and one
+who opted out of the most severe material.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def _seed_examiners(session: Session, lab: Lab, now: datetime, rng: random.Rando
             shifts=[(day, start, end) for day in range(5)],
             **policy,
         )
-        # Fortnightly counselling appointments (DESIGN.md §1: exposure welfare).
+        # Fortnightly counselling appointments (docs/architecture.md §2.3: exposure welfare).
         for week in (0, 2):
             day = monday + timedelta(weeks=week, days=index % 5, hours=14)
             resources.add_absence(

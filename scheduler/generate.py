@@ -1,10 +1,11 @@
 """Synthetic forensic labs for demos, tests and benchmarks.
 
-A generated lab looks like the units DESIGN.md §1 describes: a backlog that exceeds the two-week
+A generated lab looks like the units of docs/architecture.md §1: a backlog that exceeds the two-week
 horizon, a few urgent cases arriving during it, locked phones queueing for a GrayKey, overnight
 processing sharing a small pool of licences, and review work limited by exposure caps. Everything
-follows the §3 defaults (priority scheme, caps, 16:00 cut-off, hourly breaks). The same size and
-seed always give the same snapshot, so benchmark figures can be reproduced.
+follows the defaults of docs/architecture.md §2.6 (priority scheme, caps, 16:00 cut-off, hourly
+breaks). The same size and seed always give the same snapshot, so benchmark figures can be
+reproduced.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ MAX_SESSION_NET = 200  # review minutes in a full sitting; breaks bring it to <=
 
 @dataclass(frozen=True)
 class Priority:
-    """One level of the default scheme (DESIGN.md §3) and how its cases arrive."""
+    """One level of the default scheme (docs/architecture.md §2.5) and how its cases arrive."""
 
     code: str
     weight: int

@@ -1,4 +1,6 @@
-"""Schedule reads over real HTTP: ``labq bench api`` (DESIGN.md §6: p99 <= 50 ms at 50 clients).
+"""Schedule reads over real HTTP: ``labq bench api`` (target: p99 <= 50 ms at 50 clients).
+
+Where the benchmarks live and what they measure: docs/architecture.md §10.
 
 A PostgreSQL database (a new ``labq_apibench_*`` one, dropped afterwards, or ``--database-url``)
 gets a lab with a published schedule: the demo lab solved and published as ``labq demo`` does, or

@@ -1,6 +1,6 @@
 """Continuous-planning benchmarks on a real database: ``labq bench repair|churn|scale``.
 
-Figures are printed, never asserted (DESIGN.md §6 targets):
+Figures are printed, never asserted (docs/architecture.md §10); the targets:
 
 - repair: a medium lab with a published schedule; a new P1 case is POSTed through the real ASGI
   app (``cases:import``, httpx ``ASGITransport``) while a worker thread runs; the figure is the

@@ -1,4 +1,6 @@
-"""The lab benchmark: the optimizer against the dispatch rules labs use today (DESIGN.md §6).
+"""The lab benchmark: the optimizer against the dispatch rules labs use today.
+
+The benchmarks and the baselines: docs/architecture.md §10, §5.2.
 
 Raw weighted tardiness flatters nobody: a backlog case received a year ago is late whatever the
 plan does. So the headline figure is the *avoidable* tardiness, what is left above the critical-path

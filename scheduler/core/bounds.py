@@ -1,4 +1,4 @@
-"""Lower bounds on the main term, so every solve can report its gap (DESIGN.md §4 Bounds).
+"""Lower bounds on the main term, so every solve can report its gap (docs/architecture.md §5.7).
 
 CP-SAT's own bound is near zero on these models, so we compute ours from relaxations that every
 valid plan satisfies (the verifier's rules, loosened):

@@ -1,7 +1,7 @@
 """Which jobs the optimizer plans this time: the horizon is bounded by capacity, not by backlog.
 
 A lab with an 18-month backlog cannot and need not plan it all in a two-week horizon. Before a
-solve we keep (DESIGN.md §4):
+solve we keep (docs/architecture.md §5.3):
 
 1. pinned and frozen (in-progress or published-and-imminent) jobs, which must be kept;
 2. every job a valid plan (by default the "priority" dispatch) fits into the horizon: it honours

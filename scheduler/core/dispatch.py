@@ -1,8 +1,8 @@
-"""Dispatch baselines: the list-scheduling policies labs use today (DESIGN.md §4 construction).
+"""Dispatch baselines: the list-scheduling policies labs use today (docs/architecture.md §5.2).
 
 Each policy keeps a ready list (jobs whose present predecessors are all placed) and repeatedly takes
 the most pressing ready job by its rule, placing it at the earliest end it can get from any eligible
-examiner / workstation pair that honours every hard rule of DESIGN.md §3:
+examiner / workstation pair that honours every hard rule (docs/architecture.md §3):
 
 - ``fifo``: the time a job joined the queue (its release, or when its last predecessor ends),
   then the order in which jobs were received (snapshot order);

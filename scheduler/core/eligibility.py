@@ -1,4 +1,4 @@
-"""Who and what may take a job (DESIGN.md §3 rules 1 and 5), independent of time.
+"""Who and what may take a job, independent of time (docs/architecture.md §3.1, §3.5).
 
 Kept apart from the time-dependent rules so the dispatch baselines, the objective's balance term,
 the bounds and the forecast agree on the same static eligibility as the verifier.

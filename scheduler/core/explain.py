@@ -1,6 +1,6 @@
 """Why a job is not in the plan: reason codes and details a supervisor can act on.
 
-Two kinds of explanation (DESIGN.md §4 "Explanations"):
+Two kinds of explanation (docs/architecture.md §5.6):
 
 - :func:`unscheduled_reasons` gives every job left out of a valid plan one reason code
   (``plan.py``) and a short detail: nobody may take it, a predecessor is not scheduled, the

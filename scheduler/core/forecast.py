@@ -1,6 +1,6 @@
 """When will a job left out of the horizon be examined? A fast capacity simulation past the horizon.
 
-Nothing is silently parked (DESIGN.md §1): every unscheduled job that some examiner and
+Nothing is silently parked (docs/architecture.md §1): every unscheduled job that some examiner and
 workstation could ever take gets a projected start and end beyond the horizon, so every case in
 the backlog has an expected date.
 

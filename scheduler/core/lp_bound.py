@@ -1,4 +1,4 @@
-"""A time-indexed LP lower bound on weighted tardiness (DESIGN.md §4 Bounds).
+"""A time-indexed LP lower bound on weighted tardiness (docs/architecture.md §5.7).
 
 ``bounds.lower_bound`` relaxes one kind of work at a time (examiner minutes, machine minutes,
 exposure), so an overloaded lab reads as far less late than it must be. This relaxation couples

@@ -1,4 +1,4 @@
-"""The soft terms of DESIGN.md §3, computed the same way for every solver.
+"""The soft terms (docs/architecture.md §4), computed the same way for every solver.
 
 This module is the single source of truth for what a plan costs: the dispatch baselines, the
 CP-SAT model, the LNS acceptance test and the benchmarks all report these numbers, and the CP-SAT

@@ -5,8 +5,8 @@ The solver, the dispatch baselines and the verifier read only this; nothing here
 database or HTTP, so a production snapshot can be replayed offline.
 
 `snapshot_from_json` is the only way untrusted data becomes a `Snapshot`: it checks every field
-of DESIGN.md §4.1 and raises `SnapshotError` naming the offending field (``jobs[j3].after``), so a
-malformed file never reaches a solver and never ends in a traceback.
+of the contract (docs/architecture.md §6) and raises `SnapshotError` naming the offending field
+(``jobs[j3].after``), so a malformed file never reaches a solver and never ends in a traceback.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ Interval = tuple[int, int]
 
 @dataclass(frozen=True)
 class ExposurePolicy:
-    """Limits on an examiner's exposure to abuse material (DESIGN.md §3 rule 5).
+    """Limits on an examiner's exposure to abuse material (rule 5, docs/architecture.md §3.5).
 
     A cap of ``None`` means no cap. ``windows`` are the intervals in which exposure work may start
     and run (before the daily cut-off); left empty they take the examiner's availability (filled in
@@ -87,8 +87,8 @@ class Examiner:
     exposure: ExposurePolicy
 
     def __post_init__(self) -> None:
-        # Exposure windows default to availability (DESIGN.md §4.1); resolve it once, here, so
-        # that every solver and the verifier read the same windows.
+        # Exposure windows default to availability (docs/architecture.md §6.3); resolve it once,
+        # here, so that every solver and the verifier read the same windows.
         if not self.exposure.windows and self.available:
             object.__setattr__(self, "exposure", replace(self.exposure, windows=self.available))
 
@@ -182,7 +182,7 @@ class PreviousAssignment:
 
 @dataclass(frozen=True)
 class Weights:
-    """Soft-term weights (DESIGN.md §3), configurable per lab."""
+    """Soft-term weights (docs/architecture.md §4), configurable per lab."""
 
     tardiness: int = 1
     change: int = 50

@@ -1,7 +1,7 @@
 """The one entry point that turns a snapshot into a verified plan: ``solve(snapshot, config)``.
 
 The service, the CLI and the benchmarks all call this function; it never raises on a valid
-snapshot and never returns a plan the verifier rejects. The pipeline (DESIGN.md §4):
+snapshot and never returns a plan the verifier rejects. The pipeline (docs/architecture.md §5):
 
 1. dispatch baselines — the best of FIFO, strict priority and WSJF is the first valid plan and the
    fallback (with ``policy`` other than "cpsat" the named baseline is the answer);

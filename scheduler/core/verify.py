@@ -1,4 +1,6 @@
-"""The independent verifier: the executable specification of the hard rules (DESIGN.md §3, §4.1).
+"""The independent verifier: the executable specification of the hard rules.
+
+The rules and the contract they judge: docs/architecture.md §3, §6.
 
 It imports no solver, so a plan from any engine (CP-SAT, dispatch, a hand edit, an external tool)
 is judged by the same rules. Every plan is verified before it is stored or published; an empty

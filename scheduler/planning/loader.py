@@ -1,4 +1,6 @@
-"""Database -> `Snapshot`: one lab's planning problem, as the engine reads it (DESIGN.md §4.1).
+"""Database -> `Snapshot`: one lab's planning problem, as the engine reads it.
+
+The contract it fills, and its place among the layers: docs/architecture.md §6, §7.3.
 
 Times
     The epoch is ``now`` rounded up to the lab's slot (in lab-local wall-clock time). The horizon

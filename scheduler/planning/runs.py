@@ -22,7 +22,7 @@ FINISHED = ("succeeded", "failed", "cancelled")
 REPAIR_TIME_LIMIT_SECONDS = 4
 """Solver seconds of a triggered repair run. A medium lab (30 examiners, 2,200 jobs) also spends
 about 1.5 s loading, 1.5 s beyond the limit in construction and verification, and 1.5 s storing
-and publishing: 4 s keeps a new P1 case within the 10 s target (DESIGN.md §6)."""
+and publishing: 4 s keeps a new P1 case within the 10 s target (docs/architecture.md §10)."""
 
 
 def rows_changed(result: Result[Any]) -> int:

@@ -1,10 +1,11 @@
 """Plan -> `ScheduleVersion`: a verified plan, with everything a supervisor asks about it.
 
-A plan that fails the independent verifier is never stored (DESIGN.md §4: every plan passes the
-verifier before it is stored or published). The version keeps the assignments, every job left out
-with its reason (including the jobs the loader could not put in the snapshot), the forecast beyond
-the horizon, the objective's terms and the KPIs, all written in one flush. The verification and
-the rows are prepared before the write transaction (``prepare_version``), which then only inserts.
+A plan that fails the independent verifier is never stored (docs/architecture.md §8: every plan
+passes the verifier before it is stored or published). The version keeps the assignments, every
+job left out with its reason (including the jobs the loader could not put in the snapshot), the
+forecast beyond the horizon, the objective's terms and the KPIs, all written in one flush. The
+verification and the rows are prepared before the write transaction (``prepare_version``), which
+then only inserts.
 """
 
 from __future__ import annotations

@@ -366,7 +366,7 @@ def test_verify_never_crashes_on_random_plans(lab: Snapshot, data: st.DataObject
 
 
 def test_design_example_and_its_plan() -> None:
-    """The documents of DESIGN.md §4.1, with the elided days written out, agree with each other."""
+    """The example snapshot and plan of docs/architecture.md §6 agree with each other."""
     lab = load_snapshot(DATA / "design_example.json")
     plan = load_plan(DATA / "design_example_plan.json")
     assert verify(lab, plan) == []

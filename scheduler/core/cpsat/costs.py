@@ -1,4 +1,4 @@
-"""The soft terms of DESIGN.md §3, built to give exactly the numbers ``objective.py`` computes.
+"""The soft terms (docs/architecture.md §4), built to give exactly what ``objective.py`` computes.
 
 Each term is a :class:`Term` (a linear expression over the free jobs plus the constant the fixed
 jobs contribute), so the model's objective is the plan's weighted objective. Penalty variables are

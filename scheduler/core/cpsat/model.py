@@ -4,7 +4,7 @@
 of the large-neighbourhood search alike, so the hard rules live in exactly one place each:
 
 =====================  ================================================================
-rule module            DESIGN.md §3
+rule module            rule (docs/architecture.md §3)
 =====================  ================================================================
 eligibility            1  skills, capabilities, allow-lists, max severity
 placement              2-5 availability and exposure windows, release, horizon (domains)
