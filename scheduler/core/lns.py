@@ -43,6 +43,10 @@ Progress = Callable[[float, int], None]
 #: models of generated labs (0.07-0.13); only used for reproducible single-worker runs.
 DETERMINISTIC_UNITS_PER_SECOND = 0.1
 
+#: With one worker the search runs on its work-counted clock; wall time stops it only past this
+#: many time limits, a safety net for a machine so loaded that the work would outlast its promise.
+DETERMINISTIC_WALL_FACTOR = 3
+
 #: Give up after this many neighbourhoods in a row with nothing to move.
 EMPTY_LIMIT = 50
 
@@ -547,7 +551,9 @@ class _Search:
                 if s.deterministic:
                     # A clock that depends only on the work done (CP-SAT deterministic time
                     # plus an estimate of the model building), so the run is reproducible.
-                    if self.estimated >= s.time_limit or now >= self.started + 3 * s.time_limit:
+                    if self.estimated >= s.time_limit or now >= (
+                        self.started + DETERMINISTIC_WALL_FACTOR * s.time_limit
+                    ):
                         break
                 elif now >= deadline - 0.05:
                     break

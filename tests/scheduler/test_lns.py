@@ -49,7 +49,7 @@ def test_search_improves_a_generated_lab_and_stays_valid() -> None:
         assert out.placements[job_id] == placements[job_id]
 
 
-def test_one_worker_and_a_seed_give_the_same_plan() -> None:
+def test_one_worker_and_a_seed_give_the_same_plan(work_clock_only: None) -> None:
     snap = generate_lab("small", 4)
     placements, objective = start(snap)
     settings = SearchSettings(time_limit=1.0, workers=1, seed=3)

@@ -108,7 +108,7 @@ def test_pin_conflict_status_is_infeasible_but_the_plan_is_valid() -> None:
     assert any(a.job == "j3" for a in plan.assignments)
 
 
-def test_generated_lab_is_improved_and_deterministic_with_one_worker() -> None:
+def test_generated_lab_is_improved_and_deterministic_with_one_worker(work_clock_only: None) -> None:
     snap = generate_lab("small", 3)
     config = SolveConfig(time_limit=2, workers=1, seed=7)
     first = solve(snap, config)
@@ -134,7 +134,7 @@ GOLDEN = Path(__file__).parent / "golden"
 @pytest.mark.parametrize(
     "name", sorted(p.name.removesuffix(".snapshot.json") for p in GOLDEN.glob("*.snapshot.json"))
 )
-def test_golden_snapshots_replay_to_the_recorded_result(name: str) -> None:
+def test_golden_snapshots_replay_to_the_recorded_result(name: str, work_clock_only: None) -> None:
     """Snapshots that once mattered, replayed: same status, objective, terms and reasons."""
     snapshot = load_snapshot(GOLDEN / f"{name}.snapshot.json")
     expected = json.loads((GOLDEN / f"{name}.expected.json").read_text())
@@ -146,7 +146,7 @@ def test_golden_snapshots_replay_to_the_recorded_result(name: str) -> None:
     assert {u.job: u.reason for u in plan.unscheduled} == expected["unscheduled"]
 
 
-def test_a_rerun_starts_from_the_published_schedule() -> None:
+def test_a_rerun_starts_from_the_published_schedule(work_clock_only: None) -> None:
     """Re-solving with the last plan published keeps it unless a change pays for itself."""
     snap = generate_lab("small", 6)
     first = solve(snap, SolveConfig(time_limit=1, workers=1))
