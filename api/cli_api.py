@@ -98,12 +98,14 @@ def create_key(
 
 
 def revoke_key(prefix: Annotated[str, typer.Argument(help="The key's public prefix.")]) -> None:
-    """Revoke a key: it stops working at once."""
+    """Revoke a key: refused at once by new processes; a running server (each of its processes)
+    may accept it for up to LABQ_KEY_CACHE_SECONDS more, until its cached check expires."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from scheduler.db import session_scope
     from scheduler.errors import DomainError
     from scheduler.services import keys
+    from scheduler.settings import get_settings
 
     try:
         with session_scope() as session:
@@ -112,7 +114,16 @@ def revoke_key(prefix: Annotated[str, typer.Argument(help="The key's public pref
         raise _fail(exc.detail) from None
     except SQLAlchemyError as exc:
         raise _fail(f"database not ready ({type(exc).__name__}); run `labq db upgrade`") from None
-    err_console.print(f"revoked key [cyan]{escape(prefix)}[/cyan]")
+    cache = get_settings().key_cache_seconds
+    err_console.print(
+        f"revoked key [cyan]{escape(prefix)}[/cyan]"
+        + (
+            f"; a running server may accept it for up to {cache:g} s more "
+            "(LABQ_KEY_CACHE_SECONDS)"
+            if cache
+            else ""
+        )
+    )
 
 
 def list_keys() -> None:

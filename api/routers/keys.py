@@ -75,6 +75,7 @@ def list_keys(ctx: OperateCtx, page: PageDep) -> Page[KeyOut]:
 
 @router.post("/{prefix}:revoke", responses=problems(404, 409, 422))
 def revoke_key(prefix: Prefix, ctx: AdminCtx) -> KeyOut:
-    """Revoke a key: it stops working at once."""
+    """Revoke a key: this server process refuses it at once; its other processes, and other
+    servers on the database, may accept it for up to `LABQ_KEY_CACHE_SECONDS` (5 s) more."""
     _check_scope(ctx, keys.get_key(ctx.session, prefix).lab_id)
     return key_out(ctx.session, keys.revoke_key(ctx.session, actor=ctx.actor, prefix=prefix))

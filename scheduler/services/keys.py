@@ -141,7 +141,8 @@ def get_key(session: Session, prefix: str) -> ApiKey:
 
 
 def revoke_key(session: Session, *, actor: str, prefix: str) -> ApiKey:
-    """Revoke a key; it stops working at once. Revoking twice is a conflict, not a no-op."""
+    """Revoke a key: this process refuses it at once, others within ``key_cache_seconds`` (see
+    the module). Revoking twice is a conflict, not a no-op."""
     key = get_key(session, prefix)
     if key.revoked_at is not None:
         raise Conflict(f"API key {prefix!r} was already revoked at {key.revoked_at.isoformat()}")

@@ -146,6 +146,8 @@ def test_cli_creates_a_working_key_and_revokes_it(client, cli_env, lab):
     prefix = token.split("_")[1]
     revoked = runner.invoke(cli, ["keys", "revoke", prefix])
     assert revoked.exit_code == 0, revoked.output
+    said = " ".join(revoked.output.split())
+    assert "a running server may accept it for up to 5 s more (LABQ_KEY_CACHE_SECONDS)" in said
     assert client.get(f"/labs/{lab}/cases", headers=headers).status_code == 401
     again = runner.invoke(cli, ["keys", "revoke", prefix])
     assert again.exit_code == 1 and "already revoked" in again.output
