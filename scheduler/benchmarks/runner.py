@@ -5,12 +5,13 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 
 from scheduler.core.dispatch import POLICIES
 from scheduler.core.plan import Plan
-from scheduler.core.snapshot import Snapshot
+from scheduler.core.snapshot import Snapshot, snapshot_warnings
 from scheduler.core.solve import SolveConfig, solve
 
 ENGINE_POLICIES = ("cpsat", *POLICIES)
@@ -32,8 +33,10 @@ def solve_snapshot(
     workers: int = 2,
     seed: int = 0,
     policy: str = "cpsat",
+    on_progress: Callable[[float, int], None] | None = None,
 ) -> Timed:
-    """Run the engine the way the service and the CLI do, timing it from the caller's side."""
+    """Run the engine the way the service and the CLI do, timing it from the caller's side;
+    ``on_progress(fraction of the time limit, best objective)`` follows the solve."""
     if policy not in ENGINE_POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(ENGINE_POLICIES)}")
     started = time.perf_counter()
@@ -44,8 +47,16 @@ def solve_snapshot(
         if not first:
             first.append(time.perf_counter() - started)
 
+    def report(fraction: float, objective: int) -> None:
+        progress(fraction, objective)
+        if on_progress is not None:
+            on_progress(fraction, objective)
+
     config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
-    plan = solve(snapshot, config, progress)
+    plan = solve(snapshot, config, report)
+    # What the snapshot asks for that nobody can give (a skill no examiner has) travels with
+    # the plan, so whoever reads the plan sees why those jobs wait.
+    plan = replace(plan, warnings=plan.warnings + snapshot_warnings(snapshot))
     seconds = time.perf_counter() - started
     return Timed(plan, seconds, first[0] if first else None)
 

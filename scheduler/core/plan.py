@@ -1,4 +1,8 @@
-"""A solved schedule as plain data: the `labq.plan/1` contract."""
+"""A solved schedule as plain data: the `labq.plan/1` contract.
+
+``warnings`` (optional, written only when there are some, so a plan without any reads as before)
+name what in the snapshot was legal but cannot be honoured, such as a skill no examiner has.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +72,15 @@ class Forecast:
 
 
 @dataclass(frozen=True)
+class PlanWarning:
+    """Something in the snapshot a person should look at: ``field`` is its JSON path."""
+
+    code: str
+    field: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class Plan:
     status: str
     objective: int | None
@@ -77,6 +90,7 @@ class Plan:
     unscheduled: tuple[Unscheduled, ...] = ()
     forecast: tuple[Forecast, ...] = ()
     terms: Mapping[str, int] = field(default_factory=dict)
+    warnings: tuple[PlanWarning, ...] = ()
 
 
 STATUSES = (OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN)
@@ -154,6 +168,15 @@ def _forecast(value: object, path: str) -> Forecast:
     return Forecast(job=_text(fields["job"], f"{path}.job"), start=start, end=end)
 
 
+def _warning(value: object, path: str) -> PlanWarning:
+    fields = read_object(value, path, ("code", "detail"), ("field",))
+    return PlanWarning(
+        code=_text(fields["code"], f"{path}.code"),
+        field=_text(fields.get("field", ""), f"{path}.field", empty=True),
+        detail=_text(fields["detail"], f"{path}.detail"),
+    )
+
+
 def plan_from_json(data: object) -> Plan:
     """Validate a decoded `labq.plan/1` document and build the `Plan`.
 
@@ -177,7 +200,7 @@ def _plan_from_json(data: object) -> Plan:
         data,
         "",
         ("format", "status", "assignments"),
-        ("objective", "bound", "solve_seconds", "unscheduled", "forecast", "terms"),
+        ("objective", "bound", "solve_seconds", "unscheduled", "forecast", "terms", "warnings"),
     )
     status = top["status"]
     if not isinstance(status, str) or status not in STATUSES:
@@ -213,12 +236,16 @@ def _plan_from_json(data: object) -> Plan:
         unscheduled=tuple(_unscheduled(item, path) for path, item in items("unscheduled")),
         forecast=tuple(_forecast(item, path) for path, item in items("forecast")),
         terms=terms,
+        warnings=tuple(
+            _warning(item, f"warnings[{i}]")
+            for i, item in enumerate(read_array(top.get("warnings", []), "warnings"))
+        ),
     )
 
 
 def plan_to_json(plan: Plan) -> dict[str, object]:
     """The `labq.plan/1` document of ``plan``; `plan_from_json` reads it back equal."""
-    return {
+    document: dict[str, object] = {
         "format": PLAN_FORMAT,
         "status": plan.status,
         "objective": plan.objective,
@@ -240,6 +267,11 @@ def plan_to_json(plan: Plan) -> dict[str, object]:
         "forecast": [{"job": f.job, "start": f.start, "end": f.end} for f in plan.forecast],
         "terms": dict(plan.terms),
     }
+    if plan.warnings:
+        document["warnings"] = [
+            {"code": w.code, "field": w.field, "detail": w.detail} for w in plan.warnings
+        ]
+    return document
 
 
 def load_plan(path: str | Path) -> Plan:

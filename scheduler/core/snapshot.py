@@ -7,6 +7,10 @@ database or HTTP, so a production snapshot can be replayed offline.
 `snapshot_from_json` is the only way untrusted data becomes a `Snapshot`: it checks every field
 of the contract (docs/architecture.md §6) and raises `SnapshotError` naming the offending field
 (``jobs[j3].after``), so a malformed file never reaches a solver and never ends in a traceback.
+A predecessor absent from the jobs is done, and a document lists such ids in ``done``
+(`snapshot_to_json` does), so that a typo in ``after`` is refused rather than taken for finished
+work. What is legal but cannot be scheduled (a skill no examiner has) is accepted;
+`snapshot_warnings` lists it, and plans carry it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from scheduler.core.fields import (
     read_int,
     read_object,
 )
+from scheduler.core.plan import PlanWarning
 
 SNAPSHOT_FORMAT = "labq.snapshot/1"
 
@@ -605,7 +610,7 @@ _TOP_REQUIRED = (
     "workstations",
     "jobs",
 )
-_TOP_OPTIONAL = ("objective", "pools", "previous", "frozen_until", "weights")
+_TOP_OPTIONAL = ("objective", "pools", "previous", "frozen_until", "weights", "done")
 
 
 def snapshot_from_json(data: object) -> Snapshot:
@@ -635,9 +640,11 @@ def _snapshot_from_json(data: object) -> Snapshot:
     lab = _text(top["lab"], "lab")
     epoch = _text(top["epoch"], "epoch")
     try:
-        datetime.fromisoformat(epoch)
+        instant = datetime.fromisoformat(epoch)
     except ValueError:
         fail("epoch", f"not an ISO 8601 date-time: {epoch!r:.60}")
+    if instant.utcoffset() is None:
+        fail("epoch", f"needs a UTC offset (e.g. {epoch}+00:00): {epoch!r:.60} is naive")
     horizon = read_int(top["horizon"], "horizon", 1, MAX_MINUTES)
     if horizon > MAX_HORIZON:
         fail(
@@ -678,6 +685,20 @@ def _snapshot_from_json(data: object) -> Snapshot:
         _job(raw, f"jobs[{ident}]", ident, known)
         for ident, raw in zip(job_ids, raw_jobs, strict=True)
     )
+    present = set(job_ids)
+    done: set[str] = set()
+    for i, raw in enumerate(_limited(top.get("done", []), "done", MAX_JOBS, "jobs")):
+        ident = _text(raw, f"done[{i}]")
+        if ident in present:
+            fail(f"done[{i}]", f"job '{ident}' is listed as done and among the jobs")
+        done.add(ident)
+    for job in jobs:
+        for i, pred in enumerate(job.after):
+            if pred not in present and pred not in done:
+                fail(
+                    f"jobs[{job.id}].after[{i}]",
+                    f"unknown job '{pred}' (list a finished predecessor in `done`)",
+                )
     cycle = _find_cycle({job.id: job.after for job in jobs})
     if cycle:
         fail(f"jobs[{cycle[0]}].after", "cycle in predecessors: " + " -> ".join(cycle))
@@ -791,6 +812,7 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, object]:
             for p in snapshot.previous
         ],
         "frozen_until": snapshot.frozen_until,
+        "done": done_predecessors(snapshot),
         "weights": {
             "tardiness": snapshot.weights.tardiness,
             "change": snapshot.weights.change,
@@ -798,6 +820,47 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, object]:
             "continuity": snapshot.weights.continuity,
         },
     }
+
+
+def done_predecessors(snapshot: Snapshot) -> list[str]:
+    """The predecessors named in ``after`` that are not among the jobs: done (sorted)."""
+    present = {job.id for job in snapshot.jobs}
+    return sorted({pred for job in snapshot.jobs for pred in job.after if pred not in present})
+
+
+SKILL_UNAVAILABLE = "skill_unavailable"
+CAPABILITY_UNAVAILABLE = "capability_unavailable"
+
+
+def snapshot_warnings(snapshot: Snapshot) -> tuple[PlanWarning, ...]:
+    """Skills no examiner has and capabilities no workstation has, one warning per term (the
+    field of its first use, and how many jobs name it): their jobs can never be scheduled."""
+    skills = frozenset().union(*(e.skills for e in snapshot.examiners))
+    capabilities = frozenset().union(*(w.capabilities for w in snapshot.workstations))
+    first: dict[tuple[str, str], str] = {}
+    uses: dict[tuple[str, str], int] = {}
+    for job in snapshot.jobs:
+        for attribute, code, had in (
+            ("skills", SKILL_UNAVAILABLE, skills),
+            ("capabilities", CAPABILITY_UNAVAILABLE, capabilities),
+        ):
+            for term in sorted(getattr(job, attribute) - had):
+                key = (code, term)
+                first.setdefault(key, f"jobs[{job.id}].{attribute}")
+                uses[key] = uses.get(key, 0) + 1
+    warnings = []
+    for (code, term), path in first.items():
+        holder = "examiner has skill" if code == SKILL_UNAVAILABLE else "workstation has capability"
+        jobs = uses[(code, term)]
+        warnings.append(
+            PlanWarning(
+                code,
+                path,
+                f"no {holder} '{term}': {jobs} job{'s' if jobs != 1 else ''} "
+                "needing it cannot be scheduled",
+            )
+        )
+    return tuple(warnings)
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

@@ -16,6 +16,7 @@ from scheduler.core.plan import (
     Forecast,
     Plan,
     PlanError,
+    PlanWarning,
     Unscheduled,
     load_plan,
     plan_from_json,
@@ -48,6 +49,27 @@ def test_optional_fields_default() -> None:
 def test_round_trip_tiny_plan() -> None:
     plan = plan_from_json(tiny())
     assert plan_from_json(json.loads(json.dumps(plan_to_json(plan)))) == plan
+
+
+def test_warnings_round_trip_and_a_plan_without_any_is_written_as_before() -> None:
+    plain = plan_from_json(tiny())
+    assert "warnings" not in plan_to_json(plain)  # readers of the earlier contract still read it
+    warned = Plan(
+        "feasible",
+        0,
+        0,
+        0.0,
+        (),
+        warnings=(PlanWarning("skill_unavailable", "jobs[j1].skills", "no examiner has 'x'"),),
+    )
+    document = plan_to_json(warned)
+    assert document["warnings"] == [
+        {"code": "skill_unavailable", "field": "jobs[j1].skills", "detail": "no examiner has 'x'"}
+    ]
+    assert plan_from_json(json.loads(json.dumps(document))) == warned
+    document["warnings"] = [{"code": "skill_unavailable"}]
+    with pytest.raises(PlanError, match=r"warnings\[0\]\.detail"):
+        plan_from_json(document)
 
 
 def test_load_plan(tmp_path: Path) -> None:

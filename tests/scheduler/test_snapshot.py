@@ -13,13 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import random_snapshots
 
+from scheduler.core.plan import PlanWarning
 from scheduler.core.snapshot import (
+    CAPABILITY_UNAVAILABLE,
+    SKILL_UNAVAILABLE,
     Snapshot,
     SnapshotError,
     load_snapshot,
     snapshot_from_json,
     snapshot_to_json,
+    snapshot_warnings,
 )
+from scheduler.generate import generate_lab
 
 DATA = Path(__file__).parent / "data"
 
@@ -50,7 +55,7 @@ def test_tiny_lab_parses_with_defaults() -> None:
     assert w2.capacity == 2
     jobs = {j.id: j for j in lab.jobs}
     assert jobs["j4"].due is None
-    assert jobs["j1"].after == ("j0",)  # absent predecessor: already done, not an error
+    assert jobs["j1"].after == ("j0",)  # absent predecessor listed in `done`: already done
     assert jobs["j1"].machine_by_workstation == {"w1": 480, "w2": 600}
     assert jobs["j1"].needs_workstation and not jobs["j4"].needs_workstation
     assert jobs["j6"].pin is not None and jobs["j6"].pin.start == 60
@@ -176,6 +181,16 @@ REJECTIONS: list[tuple[str, Edit, str, str]] = [
     ("unknown top field", _set("extra", value=1), "extra", "unknown field"),
     ("lab empty", _set("lab", value=""), "lab", "empty"),
     ("epoch not a date", _set("epoch", value="monday"), "epoch", "ISO 8601"),
+    ("epoch naive", _set("epoch", value="2026-11-30T08:00:00"), "epoch", "UTC offset"),
+    (
+        "after an unknown job",
+        _set(J1, "after", value=["j0", "nope"]),
+        "jobs[j1].after[1]",
+        "unknown job 'nope'",
+    ),
+    ("after a done job not listed", _delete("done"), "jobs[j1].after[0]", "unknown job 'j0'"),
+    ("done a present job", _set("done", value=["j0", "j3"]), "done[1]", "among the jobs"),
+    ("done not a list", _set("done", value="j0"), "done", "array"),
     ("horizon string", _set("horizon", value="2880"), "horizon", "integer"),
     ("horizon boolean", _set("horizon", value=True), "horizon", "boolean"),
     ("horizon float", _set("horizon", value=2880.0), "horizon", "integer"),
@@ -509,3 +524,41 @@ def test_any_mutation_is_accepted_or_a_snapshot_error(lab: Snapshot, data: st.Da
         snapshot_from_json(document)
     except SnapshotError as error:
         assert error.field is not None
+
+
+def test_a_snapshot_written_lists_its_done_predecessors_and_reads_back() -> None:
+    lab = generate_lab("small", 2)
+    present = {j.id for j in lab.jobs}
+    absent = {p for j in lab.jobs for p in j.after if p not in present}
+    assert absent  # generated devices have finished earlier stages
+    data = snapshot_to_json(lab)
+    assert data["done"] == sorted(absent)
+    assert snapshot_from_json(data) == lab
+
+
+def test_an_offset_epoch_in_any_zone_is_accepted() -> None:
+    for epoch in ("2026-11-30T08:00:00Z", "2026-11-30T09:00:00+01:00"):
+        data = tiny()
+        data["epoch"] = epoch
+        assert snapshot_from_json(data).epoch == epoch
+
+
+def test_a_skill_or_capability_nobody_has_is_accepted_with_a_warning() -> None:
+    data = tiny()
+    job(data, "j1")["skills"] = ["mobile", "drone"]
+    job(data, "j3")["skills"] = ["drone"]
+    job(data, "j3")["capabilities"] = ["chip_off"]
+    lab = snapshot_from_json(data)
+    assert snapshot_warnings(lab) == (
+        PlanWarning(
+            SKILL_UNAVAILABLE,
+            "jobs[j1].skills",
+            "no examiner has skill 'drone': 2 jobs needing it cannot be scheduled",
+        ),
+        PlanWarning(
+            CAPABILITY_UNAVAILABLE,
+            "jobs[j3].capabilities",
+            "no workstation has capability 'chip_off': 1 job needing it cannot be scheduled",
+        ),
+    )
+    assert snapshot_warnings(snapshot_from_json(tiny())) == ()
