@@ -8,7 +8,7 @@ import time
 import typer
 from rich.console import Console
 
-from api import cli_api, cli_engine, cli_planning
+from api import cli_api, cli_check, cli_engine, cli_planning
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
@@ -18,6 +18,7 @@ app.add_typer(db_app, name="db")
 cli_api.register(app)
 cli_planning.register(app)
 cli_engine.register(app)
+cli_check.register(app)
 console = Console()
 err_console = Console(stderr=True)
 
