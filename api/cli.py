@@ -12,8 +12,13 @@ from api import cli_api, cli_check, cli_engine, cli_planning
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
-app = typer.Typer(help="labq: forensic lab queue scheduler.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+# Plain help (rich_markup_mode=None, in every group): typer's rich panels label each flag
+# `<bool>` and squeeze the columns when the help is piped; click's plain help shows each flag's
+# default instead and wraps whole words.
+app = typer.Typer(
+    help="labq: forensic lab queue scheduler.", no_args_is_help=True, rich_markup_mode=None
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 cli_api.register(app)
 cli_planning.register(app)

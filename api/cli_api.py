@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+
+from api.cli_tables import Cell, Format, emit
 
 err_console = Console(stderr=True)
 
@@ -28,7 +29,9 @@ class Role(StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add ``keys create|revoke|list`` and ``serve`` to the main CLI."""
-    keys_app = typer.Typer(help="API keys: create (shown once), revoke, list.")
+    keys_app = typer.Typer(
+        help="API keys: create (shown once), revoke, list.", rich_markup_mode=None
+    )
     keys_app.command("create")(create_key)
     keys_app.command("revoke")(revoke_key)
     keys_app.command("list")(list_keys)
@@ -98,8 +101,10 @@ def create_key(
 
 
 def revoke_key(prefix: Annotated[str, typer.Argument(help="The key's public prefix.")]) -> None:
-    """Revoke a key: refused at once by new processes; a running server (each of its processes)
-    may accept it for up to LABQ_KEY_CACHE_SECONDS more, until its cached check expires."""
+    """Revoke a key.
+
+    New processes refuse it at once; a running server (each of its processes) may accept it for
+    up to LABQ_KEY_CACHE_SECONDS (5 s) more, until its cached check of the key expires."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from scheduler.db import session_scope
@@ -118,35 +123,42 @@ def revoke_key(prefix: Annotated[str, typer.Argument(help="The key's public pref
     err_console.print(
         f"revoked key [cyan]{escape(prefix)}[/cyan]"
         + (
-            f"; a running server may accept it for up to {cache:g} s more "
-            "(LABQ_KEY_CACHE_SECONDS)"
+            f"; a running server may accept it for up to {cache:g} s more (LABQ_KEY_CACHE_SECONDS)"
             if cache
             else ""
         )
     )
 
 
-def list_keys() -> None:
+def list_keys(
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="table (plain columns when piped), json or csv."),
+    ] = Format.table,
+) -> None:
     """List keys (prefix, role, scope, last use); secrets are never shown."""
     from sqlalchemy import select
 
     from models import ApiKey, Lab
     from scheduler.db import session_scope
 
-    table = Table("prefix", "role", "lab", "name", "created", "last used", "revoked")
+    rows: list[list[Cell]] = []
     with session_scope() as session:
         labs = dict(session.execute(select(Lab.id, Lab.code)).all())
         for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
-            table.add_row(
-                key.prefix,
-                key.role,
-                labs.get(key.lab_id or 0, "all"),
-                escape(key.name),
-                f"{key.created_at:%Y-%m-%d %H:%M}",
-                f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "-",
-                f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "-",
+            rows.append(
+                [
+                    key.prefix,
+                    key.role,
+                    labs.get(key.lab_id or 0, "all"),
+                    key.name,
+                    f"{key.created_at:%Y-%m-%d %H:%M}",
+                    f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else None,
+                    f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else None,
+                ]
             )
-    Console().print(table)
+    columns = ("prefix", "role", "lab", "name", "created", "last used", "revoked")
+    emit(Console(), columns, rows, fmt)
 
 
 def serve(

@@ -12,13 +12,16 @@ import logging
 import os
 import time
 from collections import Counter
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -53,7 +56,9 @@ def register(app: typer.Typer) -> None:
     scale, api, webhooks, sqlite-overload, limits) to the CLI."""
     app.command("solve")(solve)
     app.command("generate")(generate)
-    bench = typer.Typer(help="Benchmarks: synthetic labs and external shop instances.")
+    bench = typer.Typer(
+        help="Benchmarks: synthetic labs and external shop instances.", rich_markup_mode=None
+    )
     bench.command("lab")(bench_lab)
     bench.command("fjsp")(bench_fjsp)
     bench.command("jssp")(bench_jssp)
@@ -128,10 +133,23 @@ def solve(
     # The limit is the command's: reading a large snapshot comes out of it. With one worker the
     # solve is paced by work, not the clock, so it keeps the whole limit and stays reproducible.
     budget = time_limit if workers <= 1 else max(0.1, time_limit - (time.monotonic() - started))
+    line = _ProgressLine(snapshot.lab, time_limit, started)
     try:
-        timed = solve_snapshot(
-            snapshot, time_limit=budget, workers=workers, seed=seed, policy=policy.value
+        # A live line on a terminal only: piped output (a log, a test) stays what it was.
+        live = (
+            Live(line, console=err_console, refresh_per_second=4, transient=True)
+            if err_console.is_terminal
+            else nullcontext()
         )
+        with live:
+            timed = solve_snapshot(
+                snapshot,
+                time_limit=budget,
+                workers=workers,
+                seed=seed,
+                policy=policy.value,
+                on_progress=line.update,
+            )
         plan = timed.plan
         violations = verify(snapshot, plan)
     except Exception as exc:  # the CLI boundary: report, never a traceback
@@ -166,8 +184,36 @@ def solve(
         f"  time        {timed.seconds:.2f} s "
         f"(policy {policy.value}, {workers} workers, seed {seed})"
     )
+    console.print(
+        f"  verified    every hard rule holds ({len(plan.assignments)} assignments and "
+        f"{len(plan.unscheduled)} left out, checked by the independent verifier)"
+    )
+    for warning in plan.warnings:
+        console.print(
+            f"  [yellow]warning[/yellow]     {escape(warning.field)}: {escape(warning.detail)}"
+        )
     if output is not None:
         console.print(f"  plan        {escape(str(output))}")
+
+
+class _ProgressLine:
+    """``labq solve``'s live line on a terminal: elapsed time and the best objective so far
+    (the bound is worked out at the end, and printed with the figures)."""
+
+    def __init__(self, lab: str, time_limit: float, started: float) -> None:
+        self.lab, self.time_limit, self.started = lab, time_limit, started
+        self.best: int | None = None
+
+    def update(self, fraction: float, objective: int) -> None:
+        self.best = objective
+
+    def __rich__(self) -> Text:
+        elapsed = time.monotonic() - self.started
+        best = "none yet" if self.best is None else f"{self.best:,}"
+        return Text(
+            f"solving {self.lab}: {elapsed:.0f} s of {self.time_limit:g} s, best objective {best}",
+            style="dim",
+        )
 
 
 # -- generate ---------------------------------------------------------------------------------

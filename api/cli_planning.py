@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from api.cli_tables import Cell, Format, emit
+
 if TYPE_CHECKING:
     from scheduler.planning.demo import DemoResult
 
@@ -178,6 +180,10 @@ def reoptimize(
     policy: Annotated[Policy, typer.Option(help="Optimizer or a dispatch baseline.")] = (
         Policy.cpsat
     ),
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="The summary: table (plain columns when piped), json, csv."),
+    ] = Format.table,
 ) -> None:
     """Re-optimize labs (the nightly run): one full solve per lab, labs in parallel."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -261,7 +267,7 @@ def reoptimize(
                     )
             time.sleep(0.3)
 
-    table = Table(
+    columns = (
         "lab",
         "status",
         "scheduled",
@@ -271,8 +277,9 @@ def reoptimize(
         "weighted tardiness",
         "gap",
         "published",
-        title=f"re-optimization of {len(runs)} lab(s) in {time.perf_counter() - started:.1f} s",
     )
+    rows: list[list[Cell]] = []
+    title = f"re-optimization of {len(runs)} lab(s) in {time.perf_counter() - started:.1f} s"
     failed: list[str] = []
     left_out: list[str] = []
     with session_scope(engine) as session:
@@ -286,24 +293,27 @@ def reoptimize(
             )
             if run.status != "succeeded" or version is None:
                 failed.append(code)
-                table.add_row(code, f"[red]{run.status}[/red]", *["-"] * 6, "kept previous")
+                rows.append([code, run.status, *[None] * 6, "kept previous"])
                 if run.error:
                     err_console.print(f"[red]{escape(code)}[/red]: {escape(run.error)}")
                 continue
             k: dict[str, Any] = version.kpis
             left_out.extend(f"{code}: {record}" for record in k.get("unplannable", []))
-            table.add_row(
-                code,
-                "[green]succeeded[/green]",
-                str(k.get("scheduled")),
-                str(k.get("unscheduled")),
-                _percent(k.get("p1_on_time")),
-                _percent(k.get("p2_on_time")),
-                f"{k.get('weighted_tardiness')}",
-                _percent(k.get("gap")),
-                f"version {version.id}" if version.is_current else "no",
+            rows.append(
+                [
+                    code,
+                    "succeeded",
+                    k.get("scheduled"),
+                    k.get("unscheduled"),
+                    _percent(k.get("p1_on_time")),
+                    _percent(k.get("p2_on_time")),
+                    k.get("weighted_tardiness"),
+                    _percent(k.get("gap")),
+                    f"version {version.id}" if version.is_current else "no",
+                ]
             )
-    console.print(table)
+    # Piped to a cron log the table is plain columns, never cut to 80 characters.
+    emit(console, columns, rows, fmt, title=title if fmt == Format.table else None)
     if left_out:
         console.print(f"{len(left_out)} stored record(s) cannot be planned and were left out:")
         for line in left_out:

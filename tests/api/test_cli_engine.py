@@ -85,6 +85,43 @@ def test_solve_writes_a_verified_plan(tmp_path: Path, policy: str) -> None:
     assert plan.terms["tardiness"] == 0
     for label in ("status", "objective", "bound", "gap", "scheduled   2", "unscheduled 0", "time"):
         assert label in result.stdout
+    assert "verified    every hard rule holds (2 assignments and 0 left out" in result.stdout
+    assert "warning" not in result.stdout and "warnings" not in json.loads(out.read_text())
+
+
+def test_solve_reports_a_skill_nobody_has_in_its_output_and_the_plan(tmp_path: Path) -> None:
+    data = tiny_snapshot()
+    data["jobs"][1]["skills"] = ["drone"]
+    out = tmp_path / "plan.json"
+    result = runner.invoke(
+        app, ["solve", str(write(tmp_path, data)), "-o", str(out), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "warning jobs[j2].skills: no examiner has skill 'drone'" in said
+    (warning,) = json.loads(out.read_text())["warnings"]
+    assert warning["code"] == "skill_unavailable" and warning["field"] == "jobs[j2].skills"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("after", ["nope"], "jobs[j2].after[0]: unknown job 'nope'"),
+        ("epoch", "2026-11-30T08:00:00", "epoch: needs a UTC offset"),
+        ("priority", "P1", "jobs[j2].priority: unknown field"),
+    ],
+)
+def test_solve_refuses_what_the_contract_does_not_allow(
+    tmp_path: Path, field: str, value: object, named: str
+) -> None:
+    data = tiny_snapshot()
+    if field == "epoch":
+        data["epoch"] = value
+    else:
+        data["jobs"][1][field] = value
+    result = runner.invoke(app, ["solve", str(write(tmp_path, data))])
+    assert result.exit_code == 2
+    assert named in " ".join(result.stderr.split())
 
 
 def test_solve_malformed_snapshot_names_the_field(tmp_path: Path) -> None:

@@ -144,6 +144,11 @@ def test_cli_creates_a_working_key_and_revokes_it(client, cli_env, lab):
     headers = {"X-API-Key": token}
     assert client.get(f"/labs/{lab}/cases", headers=headers).status_code == 200
     prefix = token.split("_")[1]
+    listed = runner.invoke(cli, ["keys", "list"])  # piped: plain columns, nothing cut
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["prefix", "role", "lab", "name", "created", "last", "used", "revoked"]
+    assert any(row.split()[:3] == [prefix, "supervisor", lab] for row in rows), listed.stdout
     revoked = runner.invoke(cli, ["keys", "revoke", prefix])
     assert revoked.exit_code == 0, revoked.output
     said = " ".join(revoked.output.split())

@@ -72,6 +72,27 @@ def test_reoptimize_names_a_failed_lab_which_keeps_its_schedule(cli_url):
     assert _current(cli_url, "east") not in (None, east_before)  # east was re-published
 
 
+def test_reoptimize_summary_is_never_cut_when_piped_and_reads_as_json(cli_url):
+    import json
+
+    _labs(cli_url, "north-east-region")
+    args = ["reoptimize", "--all-labs", "--publish", "--policy", "fifo"]
+    piped = CliRunner().invoke(app, args)  # not a terminal, as under cron
+    assert piped.exit_code == 0, piped.output
+    lines = piped.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("lab "))
+    row = next(line for line in lines if line.startswith("north-east-region "))
+    assert header.split()[0] == "lab" and "weighted tardiness" in header
+    assert header.rstrip().endswith("published")
+    assert " succeeded " in row and "version " in row  # whole words, no "succe…"
+    assert "…" not in piped.stdout and len(header) > 80
+    as_json = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    (summary,) = json.loads(as_json.stdout)
+    assert summary["lab"] == "north-east-region" and summary["status"] == "succeeded"
+    assert summary["published"].startswith("version ")
+
+
 def test_reoptimize_lists_the_records_it_could_not_plan(cli_url):
     _labs(cli_url, "south")
     engine = make_engine(cli_url)
