@@ -88,7 +88,12 @@ from scheduler.core.plan import (
     PREDECESSOR_UNSCHEDULED,
     UNPLANNABLE_RECORD,
 )
-from scheduler.core.snapshot import SnapshotError, snapshot_from_json, snapshot_to_json
+from scheduler.core.snapshot import (
+    SnapshotError,
+    snapshot_from_json,
+    snapshot_to_json,
+    snapshot_warnings,
+)
 from scheduler.errors import Invalid
 from scheduler.planning.plannable import InstantRange, Unplannable, record_problems
 
@@ -415,6 +420,11 @@ def load_snapshot(
         else:
             for record in idmap.unplannable:
                 logger.warning("lab %s: left out of planning: %s", lab.code, record)
+            # Legal but unschedulable (a skill of the vocabulary no examiner has): said with
+            # the version's figures, so a supervisor sees why those jobs wait.
+            idmap.warnings.extend(
+                f"{warning.field}: {warning.detail}" for warning in snapshot_warnings(checked)
+            )
             return checked, idmap
         found = record_problems(snapshot)
         if not found and not unplannable.add_named_by(snapshot, error):

@@ -350,3 +350,14 @@ def test_a_frozen_placement_whose_predecessor_is_re_planned_is_re_planned_too(se
     )
     snapshot, _ = load_snapshot(session, lab, MONDAY)
     assert all(p.job != "C1/D1/acquire" for p in snapshot.previous)
+
+
+def test_a_skill_no_examiner_has_is_loaded_and_named_in_the_warnings(session):
+    lab = make_lab(session, "t-no-skill")
+    make_examiner(session, lab, "E1", skills=("mobile",))  # nobody reviews
+    make_workstation(session, lab, "U1")
+    phone_chain(session, make_device(session, make_case(session, lab, "C1", priority="P2")))
+    snapshot, idmap = load_snapshot(session, lab, MONDAY)
+    assert any(job.skills == {"review"} for job in snapshot.jobs)  # accepted, not left out
+    (warning,) = [w for w in idmap.warnings if "no examiner has skill" in w]
+    assert warning.startswith("jobs[C1/") and "'review': 1 job needing it" in warning
