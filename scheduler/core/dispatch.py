@@ -43,6 +43,7 @@ from .plan import (
     Assignment,
     Plan,
     Unscheduled,
+    clock,
 )
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
@@ -256,7 +257,7 @@ class Board:
             return f"{workstation} is not one of the job's workstations"
         end = start + job.duration_on(workstation)
         if start < job.release:
-            return f"starts at {_minutes(start)}, before its release at {_minutes(job.release)}"
+            return f"starts at {clock(start)}, before its release at {clock(job.release)}"
         if start < 0 or end > self.snapshot.horizon:
             return "runs outside the horizon"
         if job.needs_examiner:
@@ -400,12 +401,6 @@ def fixed_placements(snapshot: Snapshot) -> dict[str, tuple[str | None, str | No
         if prev.job in present and prev.job not in fixed and prev.start < snapshot.frozen_until:
             fixed[prev.job] = (prev.examiner, prev.workstation, prev.start, "frozen")
     return fixed
-
-
-def _minutes(t: int) -> str:
-    """A time in minutes from the epoch as 'day N hh:mm' for details a supervisor can read."""
-    day, rest = divmod(t, 1440)
-    return f"day {day} +{rest // 60:02d}:{rest % 60:02d}"
 
 
 class _Dispatcher:
@@ -581,14 +576,14 @@ class _Dispatcher:
             if p in self.unscheduled:
                 return f"waits for {p}, which is not scheduled ({self.unscheduled[p].reason})"
             if start is not None and self.assigned[p].end > start:
-                return f"predecessor {p} ends at {_minutes(self.assigned[p].end)}, after its start"
+                return f"predecessor {p} ends at {clock(self.assigned[p].end)}, after its start"
         return ""
 
     def _dispatch_one(self, job: Job, deadline: tuple[int, str] | None) -> None:
         snap = self.snapshot
         horizon = snap.horizon
         if job.release >= horizon:
-            self._skip(job, RELEASED_AFTER_HORIZON, f"released at {_minutes(job.release)}")
+            self._skip(job, RELEASED_AFTER_HORIZON, f"released at {clock(job.release)}")
             return
         t0 = max(job.release, 0)
         for p in self.preds[job.id]:
@@ -783,7 +778,7 @@ class _Dispatcher:
             what.append(("+".join(sorted(job.capabilities)) or "any") + " workstation")
         need = " and ".join(what) or "its resources"
         return (
-            f"no free {need} for {job.min_duration} min between {_minutes(t0)} "
+            f"no free {need} for {job.min_duration} min between {clock(t0)} "
             "and the end of the horizon"
         )
 

@@ -33,6 +33,7 @@ from scheduler.core.plan import (
     Assignment,
     Plan,
     Unscheduled,
+    clock,
 )
 from scheduler.core.snapshot import Job, Snapshot
 from scheduler.core.verify import verify
@@ -40,11 +41,6 @@ from scheduler.core.verify import verify
 log = logging.getLogger(__name__)
 
 SEVERE = 3
-
-
-def _clock(t: int) -> str:
-    day, rest = divmod(t, 1440)
-    return f"day {day} {rest // 60:02d}:{rest % 60:02d}"
 
 
 # -- reasons for jobs left out of a valid plan ----------------------------------------------------
@@ -160,8 +156,8 @@ def _reason(
         return Unscheduled(
             job.id,
             RELEASED_AFTER_HORIZON,
-            f"released at {_clock(job.release)}; {job.min_duration} min do not fit before the "
-            f"horizon ends at {_clock(snapshot.horizon)}",
+            f"released at {clock(job.release)}; {job.min_duration} min do not fit before the "
+            f"horizon ends at {clock(snapshot.horizon)}",
         )
     if job.needs_examiner and not [
         e for e in eligible_examiners(snapshot, job) if caps_allow(job, e)
@@ -203,7 +199,7 @@ def _reason(
         job.id,
         HORIZON_FULL,
         f"no {job.min_duration}-minute slot left for {need or 'its resources'} between "
-        f"{_clock(job.release)} and the end of the horizon; more urgent work fills it",
+        f"{clock(job.release)} and the end of the horizon; more urgent work fills it",
     )
 
 
@@ -406,9 +402,7 @@ def pin_conflicts(
         if k is None:
             continue
         job = jobs[job_id]
-        where = (
-            f"{k.kind} at {_clock(k.start)} (examiner {k.examiner}, workstation {k.workstation})"
-        )
+        where = f"{k.kind} at {clock(k.start)} (examiner {k.examiner}, workstation {k.workstation})"
         own = _own_violations(snapshot, job, k)
         if own:
             out[job_id] = f"{where} breaks {'; '.join(own)}"

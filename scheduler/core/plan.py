@@ -23,6 +23,17 @@ from scheduler.core.fields import (
 
 PLAN_FORMAT = "labq.plan/1"
 
+
+def clock(minute: int) -> str:
+    """A snapshot time as reasons and warnings write it: ``day 3 09:30`` (days and time from the
+    epoch, which is UTC); the service puts it in the lab's own terms (``planning/words.py``)."""
+    day, rest = divmod(minute, 1440)
+    return f"day {day} {rest // 60:02d}:{rest % 60:02d}"
+
+
+#: What ``clock`` writes, for whoever rewrites it.
+CLOCK_PATTERN = r"\bday (-?\d+) (\d{2}):(\d{2})\b"
+
 # Plan.status values
 OPTIMAL = "optimal"
 FEASIBLE = "feasible"

@@ -163,5 +163,3 @@ def agenda(
             )
         )
     return by_examiner
-
-

@@ -27,6 +27,7 @@ from typing import Any
 from scheduler.core.plan import PIN_CONFLICT, Assignment, Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.planning.loader import IdMap
+from scheduler.planning.words import in_lab_terms
 
 MAX_WARNINGS = 50
 
@@ -121,7 +122,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "utilization": utilization(snapshot, plan),
         "warnings": [
             *(
-                f"pin conflict: {u.job}: {u.detail}"
+                f"pin conflict: {u.job}: {in_lab_terms(u.detail, tl)}"
                 for u in plan.unscheduled
                 if u.reason == PIN_CONFLICT
             ),

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from models import Job, Lab
 from scheduler.core.pins import PinProblem, pin_problems
 from scheduler.errors import Conflict, Invalid
-from scheduler.planning.loader import IdMap, Timeline, load_snapshot
+from scheduler.planning.loader import IdMap, load_snapshot
+from scheduler.planning.words import job_name, local_time
 
 #: How the rules a pin can break read to a supervisor.
 _RULES = {
@@ -45,19 +46,6 @@ _RULES = {
     "exposure_weekly_cap": "breaks the examiner's weekly exposure cap",
     "precedence": "starts before its predecessor can end",
 }
-
-
-def local_time(timeline: Timeline, minute: int) -> str:
-    """A time of the snapshot as the lab reads it: ``Thu 3 Dec 10:30``."""
-    at = timeline.at(minute).astimezone(timeline.tz)
-    return f"{at:%a} {at.day} {at:%b %H:%M}"
-
-
-def job_name(sid: str) -> str:
-    """A snapshot job id (``case/device/stage``) as a supervisor names the job."""
-    case, _, rest = sid.partition("/")
-    device, _, stage = rest.rpartition("/")
-    return f"{case} {device} {stage}".replace("  ", " ").strip() if rest else sid
 
 
 def _sentence(problem: PinProblem, idmap: IdMap) -> str:

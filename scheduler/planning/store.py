@@ -24,6 +24,7 @@ from scheduler.core.verify import Violation, verify
 from scheduler.errors import Invalid
 from scheduler.planning.kpis import compute_kpis
 from scheduler.planning.loader import IdMap
+from scheduler.planning.words import in_lab_terms
 from scheduler.services import audit
 from scheduler.services.integrity import flush, integrity_error
 
@@ -91,12 +92,16 @@ def prepare_version(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> PreparedVer
         {
             "job_id": idmap.jobs[u.job],
             "reason": u.reason[:MAX_REASON],
-            "detail": u.detail[:MAX_DETAIL],
+            "detail": in_lab_terms(u.detail, tl)[:MAX_DETAIL],
         }
         for u in plan.unscheduled
     ]
     unscheduled.extend(
-        {"job_id": e.job_id, "reason": e.reason[:MAX_REASON], "detail": e.detail[:MAX_DETAIL]}
+        {
+            "job_id": e.job_id,
+            "reason": e.reason[:MAX_REASON],
+            "detail": in_lab_terms(e.detail, tl)[:MAX_DETAIL],
+        }
         for e in idmap.excluded
     )
     forecast = [

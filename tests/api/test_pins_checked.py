@@ -172,6 +172,11 @@ def test_a_version_with_pin_conflicts_is_never_published_automatically(client, a
     warnings = version["kpis"]["warnings"]
     assert warnings[0].startswith("not published automatically: ")
     assert any(w.startswith("pin conflict: C3/D1/acquire") for w in warnings)
+    reasons = ok(client.get(f"{L}/schedules/{version['id']}/unscheduled", headers=sup))["items"]
+    [conflict] = [r for r in reasons if r["reason"] == "pin_conflict"]
+    monday = _monday()
+    assert f"{monday:%a} {monday.day} {monday:%b} 09:00" in conflict["detail"]  # lab's terms
+    assert "day " not in conflict["detail"]
 
     refused = client.post(f"{L}/schedules/{version['id']}:publish", headers=sup)
     assert refused.status_code == 409, refused.text

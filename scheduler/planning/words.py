@@ -1,0 +1,50 @@
+"""Reasons, warnings and explanations in the lab's own terms.
+
+The engine writes times as ``day 3 09:30`` (``scheduler.core.plan.clock``) and windows as
+``[4320, 4500)``, minutes from the snapshot's epoch; a supervisor reads ``Thu 3 Dec 10:30`` in
+the lab's time zone. Everything stored for people passes through ``in_lab_terms``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from scheduler.core.plan import CLOCK_PATTERN
+from scheduler.planning.loader import Timeline
+
+_CLOCK = re.compile(CLOCK_PATTERN)
+_WINDOW = re.compile(r"\[(-?\d+), (-?\d+)\)")
+
+
+def local_time(timeline: Timeline, minute: int) -> str:
+    """A time of the snapshot as the lab reads it: ``Thu 3 Dec 10:30``."""
+    at = timeline.at(minute).astimezone(timeline.tz)
+    return f"{at:%a} {at.day} {at:%b %H:%M}"
+
+
+def local_window(timeline: Timeline, start: int, end: int) -> str:
+    """``Thu 3 Dec 10:30-12:00``, or both ends in full when the window spans days."""
+    first, last = (timeline.at(m).astimezone(timeline.tz) for m in (start, end))
+    if first.date() == last.date():
+        return f"{local_time(timeline, start)}-{last:%H:%M}"
+    return f"{local_time(timeline, start)} to {local_time(timeline, end)}"
+
+
+def in_lab_terms(text: str, timeline: Timeline) -> str:
+    """``text`` with every engine time and window rewritten in the lab's time zone."""
+
+    def clock(match: re.Match[str]) -> str:
+        day, hour, minute = (int(g) for g in match.groups())
+        return local_time(timeline, day * 1440 + hour * 60 + minute)
+
+    def window(match: re.Match[str]) -> str:
+        return local_window(timeline, int(match.group(1)), int(match.group(2)))
+
+    return _WINDOW.sub(window, _CLOCK.sub(clock, text))
+
+
+def job_name(sid: str) -> str:
+    """A snapshot job id (``case/device/stage``) as a supervisor names the job."""
+    case, _, rest = sid.partition("/")
+    device, _, stage = rest.rpartition("/")
+    return " ".join(part for part in (case, device, stage) if part) if rest else sid
