@@ -1,15 +1,19 @@
 """Cursor pagination: lists are ordered by a key and resume after the last key seen.
 
-The cursor is opaque to clients (base64 of the last row's key: an id, or a few integers for a
-list in another order, such as assignments by start), so the ordering key can change without
-breaking them; ``limit`` is bounded 1..500. Ids are 32-bit integers in the database, so a path id
-or a cursor beyond ``MAX_ID`` is refused before any query (PostgreSQL would fail the query).
+The cursor is opaque to clients (the last row's key: an id, or a few integers for a list in
+another order, such as assignments by start), so the ordering key can change without breaking
+them; ``limit`` is bounded 1..500. Each integer of the key is 9 bytes big-endian, below 2**63,
+in base64url: 12 characters, of which the schema's ``pattern`` says exactly which are possible.
+So every string the pattern admits is a position in the list's order and is answered (past the
+end, with an empty page), and every other is a 422 naming ``cursor``. Ids are 32-bit integers in
+the database, so a path id beyond ``MAX_ID`` is refused before any query (PostgreSQL would fail
+it), and a cursor beyond it reads as the end of the list.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
@@ -24,7 +28,16 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1
 MAX_KEY = 2**63 - 1
-_MAX_PARTS = 4
+_PART_BYTES = 9
+# 9 bytes are 72 bits, 12 base64 digits of 6 bits: a value below 2**63 has its first 9 bits 0,
+# so its first digit is "A" (0) and its second one of "A".."H" (0..7).
+_PART_PATTERN = "A[A-H][A-Za-z0-9_-]{10}"
+
+
+def cursor_pattern(parts: int) -> str:
+    """The ``pattern`` of a cursor of ``parts`` integers: exactly the strings that are one."""
+    return "^" + _PART_PATTERN * parts + "$"
+
 
 Item = TypeVar("Item")
 
@@ -55,27 +68,26 @@ def id_path(what: str) -> Any:
 
 
 def encode_cursor(*key: int) -> str:
-    return base64.urlsafe_b64encode(".".join(map(str, key)).encode()).decode().rstrip("=")
+    raw = b"".join(part.to_bytes(_PART_BYTES, "big") for part in key)
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def _forged() -> Invalid:
     return Invalid("cursor is not one this API issued", field="cursor")
 
 
-def decode_cursor(cursor: str) -> tuple[int, ...]:
-    """The key a cursor carries; each part a non-negative integer within int64."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode()).decode("ascii")
-        parts = text.split(".")
-        if len(parts) > _MAX_PARTS or not all(p.isdigit() for p in parts):
-            raise ValueError(text)
-        key = tuple(int(p) for p in parts)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _forged() from None
-    if any(part > MAX_KEY for part in key):
+def decode_cursor(cursor: str, parts: int) -> tuple[int, ...]:
+    """The key a cursor carries: ``parts`` integers in 0..MAX_KEY.
+
+    The route's ``pattern`` has already refused any other string; this is the same rule again
+    for a caller that did not go through it.
+    """
+    if re.fullmatch(cursor_pattern(parts), cursor) is None:
         raise _forged()
-    return key
+    raw = base64.urlsafe_b64decode(cursor)
+    return tuple(
+        int.from_bytes(raw[i : i + _PART_BYTES], "big") for i in range(0, len(raw), _PART_BYTES)
+    )
 
 
 @dataclass(frozen=True)
@@ -85,12 +97,12 @@ class PageParams:
 
     @property
     def after_id(self) -> int | None:
-        """The last id seen, for the lists ordered by id."""
+        """The last id seen, for the lists ordered by id (no id is above ``MAX_ID``)."""
         if self.after is None:
             return None
-        if len(self.after) != 1 or self.after[0] > MAX_ID:
+        if len(self.after) != 1:
             raise _forged()
-        return self.after[0]
+        return min(self.after[0], MAX_ID)
 
     def cursors(self, last_key: tuple[int, ...] | None, more: bool) -> Cursors:
         """The cursors of a page whose last item has ``last_key`` (None when it is empty)."""
@@ -107,19 +119,23 @@ class PageParams:
         return self.after
 
 
-def page_params(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1..500).")
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(max_length=64, description="The `next_cursor` of the previous page."),
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1..500).")]
+_CURSOR = "The `next_cursor` (or `resume_cursor`) of an earlier page of this list."
+IdCursor = Annotated[str | None, Query(pattern=cursor_pattern(1), description=_CURSOR)]
+StartCursor = Annotated[str | None, Query(pattern=cursor_pattern(2), description=_CURSOR)]
+
+
+def page_params(limit: Limit = DEFAULT_LIMIT, cursor: IdCursor = None) -> PageParams:
+    return PageParams(limit=limit, after=decode_cursor(cursor, 1) if cursor else None)
+
+
+def start_page_params(limit: Limit = DEFAULT_LIMIT, cursor: StartCursor = None) -> PageParams:
+    """A list in start order: its key is (start, id)."""
+    return PageParams(limit=limit, after=decode_cursor(cursor, 2) if cursor else None)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]
+StartPageDep = Annotated[PageParams, Depends(start_page_params)]
 
 
 def paginate(

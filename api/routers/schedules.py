@@ -38,7 +38,7 @@ from api.deps import (
     require_examiner_self,
 )
 from api.etag import IfNoneMatch, etag_of_json, not_modified
-from api.pagination import MAX_ID, Page, PageDep, id_path, paginate
+from api.pagination import MAX_ID, Page, PageDep, StartPageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.common import FilterInstant, Instant, JsonWithInstants
 from models import (
@@ -50,7 +50,7 @@ from models import (
     UnscheduledJob,
 )
 from scheduler.core.plan import REASONS
-from scheduler.errors import Invalid, NotFound
+from scheduler.errors import NotFound
 from scheduler.planning import views
 from scheduler.planning.gantt import board_page
 from scheduler.planning.publish import diff as diff_versions
@@ -402,16 +402,16 @@ def get_diff(
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST_MICROS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(microseconds=1)
 
 
 def _start_key(cursor: tuple[int, ...] | None) -> tuple[datetime, int] | None:
-    """An assignments cursor: (start in microseconds since 1970, job id)."""
+    """An assignments cursor: (start in microseconds since 1970, job id); one past the last
+    instant or id a row can hold is the end of the list."""
     if cursor is None:
         return None
     micros, job_id = cursor
-    if micros > 10**17 or job_id > MAX_ID:
-        raise Invalid("cursor is not one this API issued", field="cursor")
-    return EPOCH + timedelta(microseconds=micros), job_id
+    return EPOCH + timedelta(microseconds=min(micros, _LAST_MICROS)), min(job_id, MAX_ID)
 
 
 @router.get(
@@ -422,7 +422,7 @@ def _start_key(cursor: tuple[int, ...] | None) -> tuple[datetime, int] | None:
 def list_assignments(
     version: VersionRef,
     ctx: ReadCtx,
-    page: PageDep,
+    page: StartPageDep,
     starts_before: Annotated[
         FilterInstant | None, Query(description="Only work starting before (RFC 3339).")
     ] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -305,8 +306,10 @@ def test_the_schema_says_which_patch_fields_take_null(app):
 # --- ids, cursors and pages ----------------------------------------------------------------------
 
 
-def _cursor(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+def _cursor(*key: int) -> str:
+    """A cursor as the API writes one: each integer 9 bytes big-endian, in base64url."""
+    raw = b"".join(part.to_bytes(9, "big") for part in key)
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 @pytest.mark.parametrize("job_id", [2**31, 2**63, 2**64 + 5])
@@ -325,18 +328,45 @@ def test_the_largest_id_is_a_plain_404(client, sup):
 @pytest.mark.parametrize(
     "cursor",
     [
-        _cursor(str(2**31)),
-        _cursor(str(2**63)),
-        _cursor("-1"),
-        _cursor("1.2"),
-        _cursor("²"),
+        _cursor(2**63),  # beyond int64: its second digit is past "H"
+        _cursor(1, 2),  # two parts where the list's key has one
+        _cursor(5)[:-1],
+        _cursor(5) + "A",
+        _cursor(5).replace("A", "=", 1),
+        base64.urlsafe_b64encode(b"12").decode(),  # the old, decimal form
         "!!!",
-        _cursor("9" * 40),
+        "0" * 64,
     ],
 )
 def test_forged_cursors_are_422(client, sup, cursor):
     for path in (f"/labs/{LAB}/jobs", f"/labs/{LAB}/cases", "/audit-events"):
         refused(client.get(path, params={"cursor": cursor}, headers=sup), field="cursor")
+
+
+def test_the_cursor_pattern_admits_exactly_the_cursors(client, sup):
+    """Every string the documented pattern admits is a position in the list, so it is answered."""
+    spec = client.get("/openapi.json").json()
+    params = spec["paths"]["/labs/{lab}/jobs"]["get"]["parameters"]
+    (cursor,) = [p for p in params if p["name"] == "cursor"]
+    pattern = next(s["pattern"] for s in cursor["schema"]["anyOf"] if "pattern" in s)
+    for key in (0, 1, 2**31 - 1, 2**31, 2**63 - 1):
+        assert re.fullmatch(pattern, _cursor(key))
+    assert not re.fullmatch(pattern, _cursor(2**63))
+    whole = all_pages(client, f"/labs/{LAB}/jobs", sup)
+    first = client.get(f"/labs/{LAB}/jobs", params={"limit": 1}, headers=sup).json()
+    assert first["next_cursor"] and re.fullmatch(pattern, first["next_cursor"])
+    after_first = client.get(
+        f"/labs/{LAB}/jobs", params={"cursor": _cursor(whole[0]["id"]), "limit": 500}, headers=sup
+    ).json()
+    assert after_first["items"] == whole[1:]
+
+
+@pytest.mark.parametrize("key", [2**31 - 1, 2**31, 2**63 - 1])
+def test_a_cursor_past_every_id_is_the_end_of_the_list(client, sup, key):
+    for path in (f"/labs/{LAB}/jobs", f"/labs/{LAB}/cases", "/audit-events"):
+        r = client.get(path, params={"cursor": _cursor(key)}, headers=sup)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"] == [] and r.json()["next_cursor"] is None
 
 
 def test_unscheduled_reasons_page_through_to_the_end(client, sup, version):
@@ -380,8 +410,18 @@ def test_assignments_are_a_page_that_honours_limit(client, sup, version):
 
 def test_an_id_cursor_is_not_an_assignments_cursor(client, sup, version):
     path = f"/labs/{LAB}/schedules/{version}/assignments"
-    refused(client.get(path, params={"cursor": _cursor("5")}, headers=sup), field="cursor")
-    refused(client.get(path, params={"cursor": _cursor(f"1.{2**31}")}, headers=sup), field="cursor")
+    refused(client.get(path, params={"cursor": _cursor(5)}, headers=sup), field="cursor")
+    refused(client.get(path, params={"cursor": _cursor(1, 2, 3)}, headers=sup), field="cursor")
+
+
+@pytest.mark.parametrize("key", [(2**63 - 1, 1), (0, 2**63 - 1), (2**63 - 1, 2**63 - 1)])
+def test_an_assignments_cursor_past_the_last_start_is_the_end(client, sup, version, key):
+    path = f"/labs/{LAB}/schedules/{version}/assignments"
+    r = client.get(path, params={"cursor": _cursor(*key)}, headers=sup)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    whole = all_pages(client, path, sup)
+    assert items == ([] if key[0] else whole)
 
 
 # --- methods -------------------------------------------------------------------------------------

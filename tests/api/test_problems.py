@@ -196,7 +196,6 @@ def test_page_limit_is_bounded(client, admin, query):
 
 def test_a_forged_cursor_is_422(client, admin):
     body = assert_problem(client.get("/labs?cursor=%%%", headers=admin), 422)
-    assert body["field"] == "cursor"
     assert [(e["location"], e["field"]) for e in body["errors"]] == [("query", "cursor")]
 
 
