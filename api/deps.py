@@ -251,6 +251,20 @@ def key_cache(request: Request) -> keys.KeyCache:
     return app_cache(request, "key_cache", lambda s: keys.KeyCache(s.key_cache_seconds))
 
 
+def _one_key(request: Request, bearer: HTTPAuthorizationCredentials | None) -> str | None:
+    """The key the request sends ("" for none), or None when it sends two that differ.
+
+    An ``X-API-Key`` that is present counts even when empty, so a blank or wrong key beside a
+    valid bearer token is refused rather than passed over (the client's set-up is broken). An
+    ``Authorization`` of another scheme (a proxy's Basic) carries no key and is left alone.
+    """
+    header_key = request.headers.get(API_KEY_HEADER)
+    bearer_key = bearer.credentials if bearer is not None else None
+    if header_key is not None and bearer_key is not None and header_key != bearer_key:
+        return None
+    return header_key if header_key is not None else (bearer_key or "")
+
+
 async def authenticate(
     request: Request,
     session: ReadSessionDep,
@@ -258,9 +272,16 @@ async def authenticate(
     api_key: Annotated[str | None, Security(_api_key_scheme)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)] = None,
 ) -> Principal:
-    token = api_key or (bearer.credentials if bearer is not None else None)
     throttle = failure_throttle(request)
     client = client_address(request)
+    del api_key  # declared for the schema's security; read as sent by _one_key
+    token = _one_key(request, bearer)
+    if token is None:
+        throttle.check(client)
+        throttle.failed(client)
+        raise Unauthorized(
+            f"send one API key: {API_KEY_HEADER} and Authorization name different ones"
+        )
     if not token:
         throttle.check(client)
         throttle.failed(client)

@@ -78,6 +78,25 @@ def test_revoked_key_stops_working_at_once(client, admin, keymaker):
     assert client.post("/api-keys/ffffffff:revoke", headers=admin).status_code == 404
 
 
+def test_a_request_sends_one_key_or_two_that_agree(client, keymaker):
+    """A blank or wrong X-API-Key beside a valid bearer token is refused, not passed over."""
+    token = keymaker.token("auditor")
+    bearer = f"Bearer {token}"
+    for headers in ({"X-API-Key": token}, {"Authorization": bearer}):
+        assert client.get("/labs", headers=headers).status_code == 200
+    both = {"X-API-Key": token, "Authorization": bearer}
+    assert client.get("/labs", headers=both).status_code == 200
+    for other in ("", "labq_00000000_x", keymaker.token("auditor")):
+        r = client.get("/labs", headers={"X-API-Key": other, "Authorization": bearer})
+        assert r.status_code == 401, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+    blank = client.get("/labs", headers={"X-API-Key": ""})
+    assert blank.status_code == 401 and "required" in blank.json()["detail"]
+    # a proxy's Basic credentials carry no key and do not hide the one in X-API-Key
+    basic = {"X-API-Key": token, "Authorization": "Basic dXNlcjpwdw=="}
+    assert client.get("/labs", headers=basic).status_code == 200
+
+
 def test_key_routes_show_the_token_once(client, admin, lab):
     made = client.post(
         "/api-keys",
