@@ -14,12 +14,20 @@ from pydantic import BaseModel
 
 from scheduler.errors import PreconditionFailed
 
+# RFC 9110 8.8.3 and 13.1.1: "*" or a comma-separated list of (weak or strong) quoted tags.
+_TAG = r'(W/)?"[!#-~]*"'
+TAGS_PATTERN = rf"^[ \t]*(\*|{_TAG}([ \t]*,[ \t]*{_TAG})*)[ \t]*$"
+
 IfMatch = Annotated[
     str | None,
     Header(
         alias="If-Match",
         max_length=2000,
-        description="The ETag you last read; the change is refused (412) if it is stale.",
+        pattern=TAGS_PATTERN,
+        description="The ETag you last read (quoted, as the ETag header gives it), or `*`; the "
+        "change is refused with 412 if it names another state (on PUT, also when there is none "
+        "yet: RFC 9110 13.1.1). A resource that does not exist is a 404 first where the "
+        "method cannot create it.",
     ),
 ]
 IfNoneMatch = Annotated[
@@ -27,7 +35,9 @@ IfNoneMatch = Annotated[
     Header(
         alias="If-None-Match",
         max_length=2000,
-        description='On PUT, "*" creates only (412 if it exists).',
+        pattern=TAGS_PATTERN,
+        description='On PUT, "*" creates only (412 if it exists); on GET, the ETags of your copy '
+        "(304 if it is current).",
     ),
 ]
 

@@ -81,11 +81,40 @@ def test_stale_if_match_is_412_and_changes_nothing(client, admin, world):
 
 def test_weak_or_foreign_tags_never_match(client, admin, world):
     tag = client.get(f"/labs/{LAB}/cases/C-1", headers=admin).headers["ETag"]
-    for if_match in (f"W/{tag}", '"0000"', "garbage"):
+    for if_match in (f"W/{tag}", '"0000"', f'W/"0000", W/{tag}'):
         response = client.patch(
             f"/labs/{LAB}/cases/C-1", json={"note": "x"}, headers={**admin, "If-Match": if_match}
         )
         assert response.status_code == 412
+
+
+@pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
+@pytest.mark.parametrize("value", ["garbage", '"unclosed', "**", '"a",', "W/x"])
+def test_a_malformed_tag_list_is_422_naming_the_header(client, admin, world, header, value):
+    """RFC 9110 8.8.3: a tag is quoted; the documented pattern says so and the server holds it."""
+    response = client.put(f"/labs/{LAB}/cases/C-1", json=CASE, headers={**admin, header: value})
+    assert response.status_code == 422, response.text
+    assert [e["location"] for e in response.json()["errors"]] == ["header"]
+    assert response.json()["errors"][0]["field"] == header
+
+
+def test_a_condition_on_a_missing_resource(client, admin, world):
+    """RFC 9110 13.2.1: a 404 the method would answer anyway comes before the precondition;
+    a PUT that would create is evaluated, and If-Match then fails (412)."""
+    tagged = {**admin, "If-Match": '"0000"'}
+    for method, url, body in (
+        ("PATCH", f"/labs/{LAB}/cases/NOPE", {"note": "x"}),
+        ("DELETE", f"/labs/{LAB}/cases/NOPE", None),
+        ("PATCH", f"/labs/{LAB}/examiners/NOPE", {"active": False}),
+        ("POST", f"/labs/{LAB}/jobs/{2**31 - 1}:hold", None),
+        ("POST", f"/labs/{LAB}/cases/NOPE/devices/D1/jobs/acquire:hold", None),
+    ):
+        kwargs = {"json": body} if body is not None else {}
+        assert client.request(method, url, headers=tagged, **kwargs).status_code == 404, url
+    for url in (f"/labs/{LAB}/cases/NOPE", f"/labs/{LAB}/examiners/NOPE"):
+        body = CASE if "cases" in url else {}
+        assert client.put(url, json=body, headers=tagged).status_code == 412, url
+        assert client.get(url, headers=admin).status_code == 404
 
 
 def test_if_match_star_and_lists(client, admin, world):
