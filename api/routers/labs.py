@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from api.deps import (
 from api.etag import IfMatch, IfNoneMatch, check_if_match, etag_of, not_modified, set_etag
 from api.pagination import Page, PageDep, paginate
 from api.problems import problems
+from api.schemas.cases import Stage
 from api.schemas.common import LABEL_PATTERN, Code
 from api.schemas.labs import (
     LabCreate,
@@ -38,9 +39,6 @@ lab_router = APIRouter(prefix="/labs/{lab}", tags=["labs"], dependencies=[Depend
 LevelCode = Annotated[
     str, Path(min_length=1, max_length=16, pattern=REF_PATTERN, description="e.g. P1")
 ]
-TermKind = Annotated[
-    Literal["skills", "capabilities", "stages"], Path(description="The kind of term.")
-]
 Term = Annotated[
     str,
     Path(
@@ -50,6 +48,7 @@ Term = Annotated[
         description="A lower-case term, e.g. mobile.",
     ),
 ]
+StageTerm = Annotated[Stage, Path(description="One of the stages labq plans.")]
 NOT_MODIFIED: dict[int | str, dict[str, object]] = {304: {"description": "Not modified."}}
 
 
@@ -156,16 +155,13 @@ def put_vocabulary(
     return out
 
 
-@lab_router.put(
-    "/vocabulary/{kind}/{term}",
-    tags=["vocabulary"],
-    responses=problems(404, 422, creates=True),
-)
-def add_vocabulary_term(
-    kind: TermKind, term: Term, ctx: ManageCtx, response: Response
-) -> VocabularyOut:
-    """Define one term (201 if it is new, 200 if the lab had it already); answers the whole
-    vocabulary. A stage must be one labq plans."""
+# One path per kind of term, so the schema says which terms each takes: any label for skills
+# and capabilities, only the stages labq plans for stages.
+_ADDED = problems(404, 422, creates=True)
+_REMOVED = problems(404, 409, 422)
+
+
+def _add_term(kind: str, term: str, ctx: Context, response: Response) -> VocabularyOut:
     if vocabulary.add_term(
         ctx.session, ctx.lab, actor=ctx.actor, kind=vocabulary.KIND_OF[kind], term=term
     ):
@@ -175,21 +171,59 @@ def add_vocabulary_term(
     return out
 
 
-@lab_router.delete(
-    "/vocabulary/{kind}/{term}",
-    status_code=204,
-    tags=["vocabulary"],
-    responses=problems(404, 409, 422),
-)
-def remove_vocabulary_term(kind: TermKind, term: Term, ctx: ManageCtx) -> Response:
-    """Remove one term (404 if the lab has not defined it).
-
-    A term still in use is 409, as for a replaced vocabulary: `in_use` names its users.
-    """
+def _remove_term(kind: str, term: str, ctx: Context) -> Response:
     vocabulary.remove_term(
         ctx.session, ctx.lab, actor=ctx.actor, kind=vocabulary.KIND_OF[kind], term=term
     )
     return Response(status_code=204)
+
+
+@lab_router.put("/vocabulary/skills/{term}", tags=["vocabulary"], responses=_ADDED)
+def add_skill(term: Term, ctx: ManageCtx, response: Response) -> VocabularyOut:
+    """Define one skill (201 if it is new, 200 if the lab had it already); answers the whole
+    vocabulary."""
+    return _add_term("skills", term, ctx, response)
+
+
+@lab_router.put("/vocabulary/capabilities/{term}", tags=["vocabulary"], responses=_ADDED)
+def add_capability(term: Term, ctx: ManageCtx, response: Response) -> VocabularyOut:
+    """Define one capability (201 if it is new, 200 if the lab had it already); answers the whole
+    vocabulary."""
+    return _add_term("capabilities", term, ctx, response)
+
+
+@lab_router.put("/vocabulary/stages/{term}", tags=["vocabulary"], responses=_ADDED)
+def add_stage(term: StageTerm, ctx: ManageCtx, response: Response) -> VocabularyOut:
+    """Define one stage (201 if it is new, 200 if the lab had it already); answers the whole
+    vocabulary."""
+    return _add_term("stages", term, ctx, response)
+
+
+@lab_router.delete(
+    "/vocabulary/skills/{term}", status_code=204, tags=["vocabulary"], responses=_REMOVED
+)
+def remove_skill(term: Term, ctx: ManageCtx) -> Response:
+    """Remove one skill (404 if the lab has not defined it); one still in use is 409, as for a
+    replaced vocabulary: `in_use` names its users."""
+    return _remove_term("skills", term, ctx)
+
+
+@lab_router.delete(
+    "/vocabulary/capabilities/{term}", status_code=204, tags=["vocabulary"], responses=_REMOVED
+)
+def remove_capability(term: Term, ctx: ManageCtx) -> Response:
+    """Remove one capability (404 if the lab has not defined it); one still in use is 409, as for a
+    replaced vocabulary: `in_use` names its users."""
+    return _remove_term("capabilities", term, ctx)
+
+
+@lab_router.delete(
+    "/vocabulary/stages/{term}", status_code=204, tags=["vocabulary"], responses=_REMOVED
+)
+def remove_stage(term: StageTerm, ctx: ManageCtx) -> Response:
+    """Remove one stage (404 if the lab has not defined it); one still in use is 409, as for a
+    replaced vocabulary: `in_use` names its users."""
+    return _remove_term("stages", term, ctx)
 
 
 __all__ = ["Code", "lab_router", "router"]
