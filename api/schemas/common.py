@@ -12,11 +12,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PlainSerializer,
     StrictBool,
     WithJsonSchema,
 )
-from pydantic.json_schema import SkipJsonSchema
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import core_schema
 
 from api.deps import REF_PATTERN
 from api.schemas.free_text import MAX_NOTE_LENGTH, NOTE_DESCRIPTION, non_identifying
@@ -55,7 +58,28 @@ def plain_text(value: str) -> str:
     return value
 
 
-PlainText = AfterValidator(plain_text)
+# The same characters for the schema: JSON Schema patterns count UTF-16 code units, so the
+# unpaired surrogates are left to the check above (a JSON encoder never writes one).
+PLAIN_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+class _PlainText:
+    """``plain_text`` as a check, and its rule as the field's ``pattern`` in the schema (the
+    check's own message says which character, and where)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(plain_text, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: Any, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        found = handler(schema)
+        if found.get("type") == "string" and "pattern" not in found and "enum" not in found:
+            found["pattern"] = PLAIN_TEXT_PATTERN
+        return found
+
+
+PlainText = _PlainText()
 QueryText = Annotated[str, PlainText]
 """A free-form query filter: any text a database can compare."""
 

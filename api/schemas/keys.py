@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.schemas.common import Body, Instant, Name, Out, Ref
 
@@ -12,11 +12,31 @@ Role = Literal["admin", "supervisor", "integration", "examiner", "auditor"]
 
 
 class KeyCreate(Body):
+    """An examiner key names its examiner and the lab to find them in; no other key names one."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "examiner"}}, "required": ["role"]},
+            "then": {
+                "properties": {"examiner": {"type": "string"}, "lab": {"type": "string"}},
+                "required": ["examiner", "lab"],
+            },
+            "else": {"properties": {"examiner": {"type": "null"}}},
+        },
+    )
+
     role: Role
     name: Name
-    lab: Ref | None = Field(default=None, description="Scope to one lab; omit for all labs.")
+    lab: Ref | None = Field(
+        default=None,
+        description="Scope to one lab; omit for all labs (a lab's own admin: that lab). "
+        "Required with `examiner`.",
+    )
     examiner: Ref | None = Field(
-        default=None, description="Examiner keys only: the examiner (in `lab`) it belongs to."
+        default=None,
+        description="Examiner keys only, and required for them: the examiner (in `lab`) it "
+        "belongs to.",
     )
 
 

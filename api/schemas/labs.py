@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, get_args
 
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from api.schemas.cases import Stage
 from api.schemas.common import (
@@ -21,11 +21,19 @@ from api.schemas.common import (
     Weight,
 )
 from models.lab import DEFAULT_CHANGE_WEIGHT, DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_VOCABULARY
+from scheduler.services.labs import timezone_names
 
 Timezone = Annotated[
     str,
-    Field(min_length=1, max_length=64, description="IANA name, e.g. Europe/London."),
+    Field(min_length=1, max_length=64),
     PlainText,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(timezone_names()),
+            "description": "IANA name, e.g. Europe/London (those this installation knows).",
+        }
+    ),
 ]
 HorizonDays = Annotated[int, Field(ge=1, le=60, description="Working days planned."), IntegerOnly]
 SlotMinutes = Annotated[int, Field(ge=1, le=240), IntegerOnly]

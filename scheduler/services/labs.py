@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
@@ -31,9 +32,18 @@ LAB_SETTINGS = (
 )
 
 
+@cache
+def timezone_names() -> tuple[str, ...]:
+    """The IANA names this installation knows, in order: the lab timezones it accepts (the
+    API's schema lists them)."""
+    return tuple(sorted(available_timezones()))
+
+
 def check_timezone(name: str) -> str:
     if not isinstance(name, str):  # a null from a caller that skipped the API's schema
         raise Invalid("timezone is required: an IANA timezone name", field="timezone")
+    if name not in timezone_names():
+        raise Invalid(f"timezone {name!r} is not an IANA timezone name", field="timezone")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import available_timezones
 
 import pytest
 from api_support import all_pages, case_payload, make_lab
@@ -448,3 +449,44 @@ def test_the_resource_paths_beside_the_actions_still_route(client, sup):
     assert client.get(f"/labs/{LAB}/cases/C1", headers=sup).status_code == 200
     refused(client.get(f"/labs/{LAB}/jobs/abc", headers=sup), field="job_id")
     refused(client.get(f"/labs/{LAB}/cases/bad%20ref", headers=sup), field="ref")
+
+
+# --- rules the schema states ---------------------------------------------------------------------
+
+
+def test_the_schema_lists_exactly_the_timezones_a_lab_may_have(app, client, sup):
+    schemas = app.openapi()["components"]["schemas"]
+    names = schemas["LabCreate"]["properties"]["timezone"]["enum"]
+    assert names == sorted(available_timezones()) and "Europe/London" in names
+    assert schemas["LabPatch"]["properties"]["timezone"]["enum"] == names
+    for name in ("Pacific/Chatham", "Etc/GMT+5"):
+        r = client.patch(f"/labs/{LAB}", json={"timezone": name}, headers=sup)
+        assert r.status_code == 200 and r.json()["timezone"] == name, r.text
+    for name in ("0", "Mars/Olympus", "europe/london", "posixrules"):
+        r = client.patch(f"/labs/{LAB}", json={"timezone": name}, headers=sup)
+        refused(r, field="timezone")
+    assert client.patch(f"/labs/{LAB}", json={"timezone": "UTC"}, headers=sup).status_code == 200
+
+
+def test_plain_text_fields_state_the_characters_they_refuse(app, client, sup):
+    """The schema's pattern and the server's check refuse the same control characters."""
+    name = app.openapi()["components"]["schemas"]["LabPatch"]["properties"]["name"]
+    for text in ("North\tLab", "Línea\nDos", "\U0001f52c lab"):
+        assert re.fullmatch(name["pattern"], text)
+        assert client.patch(f"/labs/{LAB}", json={"name": text}, headers=sup).status_code == 200
+    for text in ("a\x00b", "a\x7fb", "\x1b[31m"):
+        assert not re.fullmatch(name["pattern"], text)
+        refused(client.patch(f"/labs/{LAB}", json={"name": text}, headers=sup), field="name")
+
+
+def test_the_schema_says_which_keys_name_an_examiner(app, client, admin):
+    rule = app.openapi()["components"]["schemas"]["KeyCreate"]
+    assert rule["if"]["properties"]["role"] == {"const": "examiner"}
+    assert rule["then"]["required"] == ["examiner", "lab"]
+    assert rule["else"]["properties"]["examiner"] == {"type": "null"}
+    for body in (
+        {"role": "examiner", "name": "x", "lab": LAB},  # then: examiner missing
+        {"role": "admin", "name": "x", "lab": LAB, "examiner": "E1"},  # else: examiner given
+        {"role": "admin", "name": "x", "examiner": "E1"},
+    ):
+        assert client.post("/api-keys", json=body, headers=admin).status_code == 422, body
