@@ -10,20 +10,22 @@ import hashlib
 from typing import Annotated
 
 from fastapi import Header, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from scheduler.errors import PreconditionFailed
 
-# RFC 9110 8.8.3 and 13.1.1: "*" or a comma-separated list of (weak or strong) quoted tags.
-_TAG = r'(W/)?"[!#-~]*"'
-TAGS_PATTERN = rf"^[ \t]*(\*|{_TAG}([ \t]*,[ \t]*{_TAG})*)[ \t]*$"
+# A header is a string or absent, never null: the schema says so (FastAPI would add a null).
+# Its value is not held to the tag grammar: RFC 9110 13.1.1 and 13.1.2 say what any value
+# means ("*", or a list naming the current tag, or "otherwise"), so a malformed If-Match is a
+# condition that fails (412) and a malformed If-None-Match one that holds.
+_TAGS_SCHEMA = WithJsonSchema({"type": "string", "maxLength": 2000})
 
 IfMatch = Annotated[
     str | None,
+    _TAGS_SCHEMA,
     Header(
         alias="If-Match",
         max_length=2000,
-        pattern=TAGS_PATTERN,
         description="The ETag you last read (quoted, as the ETag header gives it), or `*`; the "
         "change is refused with 412 if it names another state (on PUT, also when there is none "
         "yet: RFC 9110 13.1.1). A resource that does not exist is a 404 first where the "
@@ -32,10 +34,10 @@ IfMatch = Annotated[
 ]
 IfNoneMatch = Annotated[
     str | None,
+    _TAGS_SCHEMA,
     Header(
         alias="If-None-Match",
         max_length=2000,
-        pattern=TAGS_PATTERN,
         description='On PUT, "*" creates only (412 if it exists); on GET, the ETags of your copy '
         "(304 if it is current).",
     ),
