@@ -103,6 +103,18 @@ def recommend(snapshot: Snapshot, plan: Plan, job_id: str, limit: int = 5) -> li
                 candidates.append(Option(e, w, start, end, pricer.objective(a) - base))
     candidates.sort(key=lambda o: (o.cost_delta, o.start, o.examiner or "", o.workstation or ""))
 
+    left = tuple(
+        Unscheduled(j.id, "horizon_full", "")
+        for j in snapshot.jobs
+        if j.id not in placed and j.id != job_id
+    )
+    # What the plan breaks already without this job (a pin placed or a start missed since it was
+    # made can leave an unrelated job in breach): an option is refused only for what it breaks.
+    without = Plan(
+        "feasible", None, None, 0.0, tuple(others.values()), (*left, Unscheduled(job_id, "", ""))
+    )
+    already = {(v.rule, v.job) for v in verify(snapshot, without)}
+
     out: list[Option] = []
     for option in candidates:
         if len(out) >= limit:
@@ -113,13 +125,12 @@ def recommend(snapshot: Snapshot, plan: Plan, job_id: str, limit: int = 5) -> li
         if exact != option.cost_delta:
             log.warning("recommend: priced %s at %d, exact %d", moved, option.cost_delta, exact)
             option = replace(option, cost_delta=exact)
-        left = tuple(
-            Unscheduled(j.id, "horizon_full", "")
-            for j in snapshot.jobs
-            if j.id not in placed and j.id != job_id
-        )
         problems = verify(snapshot, Plan("feasible", None, None, 0.0, tuple(trial), left))
-        problems = [v for v in problems if v.rule not in ("pin", "frozen")]
+        problems = [
+            v
+            for v in problems
+            if v.rule not in ("pin", "frozen") and (v.rule, v.job) not in already
+        ]
         if problems:
             log.warning("recommend: option %s breaks %s; skipped", moved, problems[0])
             continue

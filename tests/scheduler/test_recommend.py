@@ -102,3 +102,38 @@ def test_moving_a_published_job_prices_the_change() -> None:
     options = recommend(snap, plan, "j1")
     by_start = {o.start: o.cost_delta for o in options}
     assert by_start[DAY] == 50  # another day: one change
+
+
+def test_a_plan_broken_elsewhere_since_it_was_made_still_gives_options() -> None:
+    """The published plan put b first; a, b's predecessor, has since been pinned later (so b
+    now breaks precedence there). Options for c, which has nothing to do with either, still come:
+    an option is refused only for what it breaks itself."""
+    snap = lab(
+        [examiner("e1", available=[(0, 480)]), examiner("e2", available=[(0, 480)])],
+        [
+            job("a", case="x", pin=("e1", None, 300)),
+            job("b", case="x", after=("a",)),
+            job("c", case="y"),
+        ],
+    )
+    stale = Plan(
+        "feasible",
+        None,
+        None,
+        0.0,
+        (
+            Assignment("a", "e1", None, 300, 360),
+            Assignment("b", "e1", None, 60, 120),
+            Assignment("c", "e2", None, 0, 60),
+        ),
+    )
+    assert any(v.rule == "precedence" and v.job == "b" for v in verify(snap, stale))
+    options = recommend(snap, stale, "c")
+    assert options and all(o.examiner in ("e1", "e2") for o in options)
+    for o in options:  # each breaks nothing the stale plan did not already break
+        before = {(v.rule, v.job) for v in verify(snap, stale)}
+        after = {
+            (v.rule, v.job)
+            for v in verify(snap, Plan("feasible", None, None, 0.0, tuple(moved(stale, o, "c"))))
+        }
+        assert after <= before | {("coverage", "c")}
