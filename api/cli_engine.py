@@ -124,15 +124,14 @@ def solve(
     from scheduler.benchmarks.runner import gap, solve_snapshot
     from scheduler.core.plan import plan_to_json
     from scheduler.core.snapshot import SnapshotError, load_snapshot
+    from scheduler.core.solve import limit_left
     from scheduler.core.verify import verify
 
     try:
         snapshot = load_snapshot(snapshot_file)
     except SnapshotError as exc:
         raise _fail(f"malformed snapshot: {exc}", EXIT_MALFORMED) from None
-    # The limit is the command's: reading a large snapshot comes out of it. With one worker the
-    # solve is paced by work, not the clock, so it keeps the whole limit and stays reproducible.
-    budget = time_limit if workers <= 1 else max(0.1, time_limit - (time.monotonic() - started))
+    budget = limit_left(time_limit, started, workers)  # reading the snapshot counts
     line = _ProgressLine(snapshot.lab, time_limit, started)
     try:
         # A live line on a terminal only: piped output (a log, a test) stays what it was.

@@ -56,6 +56,7 @@ from sqlalchemy.orm import aliased
 
 from models import Lab, SolveRun
 from models.base import utcnow
+from scheduler.core.solve import limit_left
 from scheduler.core.stopping import SolveStopped
 from scheduler.db import is_lock_timeout, retry_locked, session_scope
 from scheduler.errors import DomainError
@@ -518,15 +519,10 @@ def execute(
             claim.mode,
             claim.time_limit_seconds,
         )
-        # The run's limit counts from its claim: reading a large lab comes out of it. With one
-        # worker the solve is paced by work, not the clock, and keeps the whole limit.
         threads = workers or DEFAULT_WORKERS
-        budget = float(claim.time_limit_seconds)
-        if threads > 1:
-            budget = max(0.1, budget - (time.monotonic() - started))
         plan = solve_snapshot(
             snapshot,
-            time_limit=budget,
+            time_limit=limit_left(claim.time_limit_seconds, started, threads),
             policy=policy,
             workers=threads,
             progress=heartbeat.report,

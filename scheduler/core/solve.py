@@ -138,6 +138,15 @@ def allowance(time_limit: float) -> float:
     return max(2.0, 0.1 * time_limit)
 
 
+def limit_left(time_limit: float, since: float, workers: int) -> float:
+    """What is left of a command's or a run's ``time_limit`` for the solve, counted from
+    ``since`` (``time.monotonic()`` when it began): reading a large lab comes out of it. With one
+    worker the solve is paced by work, not the clock, and keeps the whole limit (reproducible)."""
+    if workers <= 1:
+        return time_limit
+    return max(0.1, time_limit - (time.monotonic() - since))
+
+
 #: Dispatch rounds for the warm start that holds the published schedule: each round lets go of
 #: the held placements the previous one could not keep.
 HELD_START_ROUNDS = 4
