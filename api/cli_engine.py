@@ -69,6 +69,7 @@ def register(app: typer.Typer) -> None:
     bench.command("webhooks")(bench_webhooks)
     bench.command("sqlite-overload")(bench_sqlite_overload)
     bench.command("limits")(bench_limits)
+    bench.command("recommend")(bench_recommend)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -786,6 +787,22 @@ def bench_webhooks(
 # -- limits benchmark (scheduler/benchmarks/limits.py) -----------------------------------------
 
 
+def bench_recommend(
+    time_limit: Annotated[int, typer.Option(min=1, help="Seconds for the demo's solve.")] = 10,
+) -> None:
+    """Recommendations on the demo lab after a pin: share of jobs with options, latency."""
+    from scheduler.benchmarks.recommend import run_recommend
+
+    console.print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, demo lab (SQLite)")
+    r = run_recommend(time_limit)
+    share = r.with_options / r.jobs if r.jobs else 0.0
+    console.print(
+        f"pinned {escape(r.pinned or 'nothing')}; {r.jobs} scheduled jobs asked: "
+        f"{r.with_options} with options ({share:.0%}); p50 {r.p50_ms:.0f} ms, "
+        f"p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms"
+    )
+
+
 def bench_limits(
     scenarios: Annotated[
         str,
@@ -811,10 +828,11 @@ def bench_limits(
 
     def echo(r: LimitResult) -> None:
         verdict = "ok" if r.within(time_limit) and r.peak_rss_mb <= 4096 else "MISSED"
+        verdict = escape(f"[{verdict}]")
         console.print(
             f"{r.name}: {r.jobs:,} jobs, {r.examiners} examiners, {r.workstations} "
             f"workstations, horizon {r.horizon:,} min -> exit {r.exit_code}, wall "
-            f"{r.wall_seconds:.1f} s, peak {r.peak_rss_mb:,.0f} MB [{verdict}]"
+            f"{r.wall_seconds:.1f} s, peak {r.peak_rss_mb:,.0f} MB {verdict}"
         )
         console.print(f"  {escape(r.summary)}")
 

@@ -1,0 +1,116 @@
+"""Recommendations on the demo lab after a pin: ``labq bench recommend``.
+
+Where the benchmarks live and what they measure: docs/architecture.md §10.
+
+A fresh embedded database gets the demo lab, solved and published as ``labq demo`` does. One
+scheduled job is then pinned elsewhere (its best recommendation) through the same service as
+``:pin``, so the published version no longer matches the lab exactly, as after any pin or missed
+start. Then, through the real app over in-process HTTP with a supervisor key, every job the
+published version schedules (and that is not done, running or pinned) is asked for its
+recommendations. Printed: how many got at least one option, and the latency of the call
+(p50, p95, max). Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from models import Assignment, Job, ScheduleVersion
+from scheduler.db import make_engine, session_scope
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    jobs: int  # jobs asked
+    with_options: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    pinned: str  # the job pinned before asking, as case/device/stage
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run_recommend(time_limit: int = 10) -> RecommendResult:
+    from api.app import create_app
+    from scheduler.benchmarks.api_reads import _publish_demo
+    from scheduler.migrate import upgrade
+    from scheduler.services import keys
+    from scheduler.services.labs import get_lab
+    from scheduler.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="labq-recommend-") as directory:
+        url = f"sqlite:///{Path(directory) / 'bench.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        code = _publish_demo(engine, time_limit)
+        with session_scope(engine) as session:
+            lab = get_lab(session, code)
+            token = keys.create_key(
+                session, actor="bench", role="supervisor", name="bench", lab=lab
+            ).token
+            version = session.scalar(
+                select(ScheduleVersion).where(
+                    ScheduleVersion.lab_id == lab.id, ScheduleVersion.is_current.is_(True)
+                )
+            )
+            assert version is not None
+            asked = list(
+                session.scalars(
+                    select(Job.id)
+                    .join(Assignment, Assignment.job_id == Job.id)
+                    .where(
+                        Assignment.schedule_version_id == version.id,
+                        Job.status.in_(("pending", "scheduled")),
+                        Job.pin_start_at.is_(None),
+                    )
+                    .order_by(Assignment.starts_at, Job.id)
+                )
+            )
+        headers = {"X-API-Key": token}
+        app = create_app(Settings(database_url=url, embedded_worker=False), engine=engine)
+        with TestClient(app) as client:
+            pinned = ""
+            for job_id in asked:  # pin the first job that has somewhere else to go
+                got = client.get(f"/labs/{code}/jobs/{job_id}/recommendations", headers=headers)
+                options = got.json().get("options", []) if got.status_code == 200 else []
+                if not options:
+                    continue
+                best = options[0]
+                body = {"start": best["starts_at"], "examiner": best.get("examiner")}
+                if best.get("workstation"):
+                    body["workstation"] = best["workstation"]
+                answer = client.post(f"/labs/{code}/jobs/{job_id}:pin", json=body, headers=headers)
+                if answer.status_code == 200:
+                    out = answer.json()
+                    pinned = f"{out['case']}/{out['device']}/{out['external_ref']}"
+                    asked.remove(job_id)
+                    break
+            seconds: list[float] = []
+            with_options = 0
+            for job_id in asked:
+                started = time.perf_counter()
+                got = client.get(f"/labs/{code}/jobs/{job_id}/recommendations", headers=headers)
+                seconds.append(time.perf_counter() - started)
+                if got.status_code == 200 and got.json().get("options"):
+                    with_options += 1
+        engine.dispose()
+    ms = [s * 1000 for s in seconds] or [0.0]
+    return RecommendResult(
+        jobs=len(asked),
+        with_options=with_options,
+        p50_ms=statistics.median(ms),
+        p95_ms=_percentile(ms, 0.95),
+        max_ms=max(ms),
+        pinned=pinned,
+    )
