@@ -795,11 +795,12 @@ def bench_recommend(
 
     console.print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, demo lab (SQLite)")
     r = run_recommend(time_limit)
-    share = r.with_options / r.jobs if r.jobs else 0.0
+    movable = r.jobs - r.kept
+    share = r.with_options / movable if movable else 0.0
     console.print(
-        f"pinned {escape(r.pinned or 'nothing')}; {r.jobs} scheduled jobs asked: "
-        f"{r.with_options} with options ({share:.0%}); p50 {r.p50_ms:.0f} ms, "
-        f"p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms"
+        f"pinned {escape(r.pinned or 'nothing')}; {r.jobs} scheduled jobs asked, {r.kept} kept "
+        f"(pinned or frozen); {r.with_options} of the other {movable} with options "
+        f"({share:.0%}); p50 {r.p50_ms:.0f} ms, p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms"
     )
 
 

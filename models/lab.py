@@ -18,6 +18,9 @@ DEFAULT_CHANGE_WEIGHT = 10_000
 DEFAULT_MAX_TIME_LIMIT_SECONDS = 3600
 
 
+DEFAULT_START_GRACE_MINUTES = 60
+
+
 class Lab(Timestamps, Base):
     """One forensic unit. Solver settings live here so each lab tunes its own trade-offs."""
 
@@ -33,6 +36,7 @@ class Lab(Timestamps, Base):
         CheckConstraint("solve_time_limit_seconds BETWEEN 1 AND 3600", name="time_limit_range"),
         CheckConstraint("max_time_limit_seconds BETWEEN 1 AND 3600", name="max_time_limit_range"),
         CheckConstraint("frozen_working_days BETWEEN 0 AND 10", name="frozen_range"),
+        CheckConstraint("start_grace_minutes BETWEEN 0 AND 1440", name="start_grace_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -42,6 +46,11 @@ class Lab(Timestamps, Base):
     planning_horizon_days: Mapped[int] = mapped_column(default=10)
     slot_minutes: Mapped[int] = mapped_column(default=15)
     frozen_working_days: Mapped[int] = mapped_column(default=1)
+    #: A published job whose start passed with no ``:start`` is taken as started as planned until
+    #: its planned end plus this many minutes; after that it is overdue and re-planned alone.
+    start_grace_minutes: Mapped[int] = mapped_column(
+        default=DEFAULT_START_GRACE_MINUTES, server_default=str(DEFAULT_START_GRACE_MINUTES)
+    )
     solve_time_limit_seconds: Mapped[int] = mapped_column(default=60)
     #: The longest solve a run of this lab may ask for: a request above it is refused.
     max_time_limit_seconds: Mapped[int] = mapped_column(

@@ -20,7 +20,12 @@ from api.schemas.common import (
     Ref,
     Weight,
 )
-from models.lab import DEFAULT_CHANGE_WEIGHT, DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_VOCABULARY
+from models.lab import (
+    DEFAULT_CHANGE_WEIGHT,
+    DEFAULT_MAX_TIME_LIMIT_SECONDS,
+    DEFAULT_START_GRACE_MINUTES,
+    DEFAULT_VOCABULARY,
+)
 from scheduler.services.labs import timezone_names
 
 Timezone = Annotated[
@@ -38,6 +43,16 @@ Timezone = Annotated[
 HorizonDays = Annotated[int, Field(ge=1, le=60, description="Working days planned."), IntegerOnly]
 SlotMinutes = Annotated[int, Field(ge=1, le=240), IntegerOnly]
 FrozenDays = Annotated[int, Field(ge=0, le=10), IntegerOnly]
+GraceMinutes = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=1440,
+        description="Minutes past a published job's planned end during which a missed :start "
+        "is taken as started as planned; after that the job is overdue and re-planned alone.",
+    ),
+    IntegerOnly,
+]
 TimeLimit = Annotated[int, Field(ge=1, le=3600, description="Seconds per solve."), IntegerOnly]
 TimeLimitCap = Annotated[
     int,
@@ -58,6 +73,7 @@ class LabSettings(Body):
     planning_horizon_days: HorizonDays = 10
     slot_minutes: SlotMinutes = 15
     frozen_working_days: FrozenDays = 1
+    start_grace_minutes: GraceMinutes = DEFAULT_START_GRACE_MINUTES
     solve_time_limit_seconds: TimeLimit = 60
     max_time_limit_seconds: TimeLimitCap = DEFAULT_MAX_TIME_LIMIT_SECONDS
     weight_tardiness: Weight = 1
@@ -110,6 +126,7 @@ class LabPatch(Body):
     planning_horizon_days: Omittable[HorizonDays] = None
     slot_minutes: Omittable[SlotMinutes] = None
     frozen_working_days: Omittable[FrozenDays] = None
+    start_grace_minutes: Omittable[GraceMinutes] = None
     solve_time_limit_seconds: Omittable[TimeLimit] = None
     max_time_limit_seconds: Omittable[TimeLimitCap] = None
     weight_tardiness: Omittable[Weight] = None
@@ -125,6 +142,7 @@ class LabOut(Out):
     planning_horizon_days: int
     slot_minutes: int
     frozen_working_days: int
+    start_grace_minutes: int
     solve_time_limit_seconds: int
     max_time_limit_seconds: int
     weight_tardiness: int

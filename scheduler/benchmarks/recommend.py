@@ -7,8 +7,9 @@ scheduled job is then pinned elsewhere (its best recommendation) through the sam
 ``:pin``, so the published version no longer matches the lab exactly, as after any pin or missed
 start. Then, through the real app over in-process HTTP with a supervisor key, every job the
 published version schedules (and that is not done, running or pinned) is asked for its
-recommendations. Printed: how many got at least one option, and the latency of the call
-(p50, p95, max). Figures are printed, never asserted.
+recommendations. Printed: how many are kept (pinned or frozen: they stay where they are), how
+many of the others got at least one option, and the latency of the call (p50, p95, max).
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from scheduler.db import make_engine, session_scope
 @dataclass(frozen=True)
 class RecommendResult:
     jobs: int  # jobs asked
+    kept: int  # pinned or frozen: they stay where they are, so have no options by design
     with_options: int
     p50_ms: float
     p95_ms: float
@@ -97,17 +99,19 @@ def run_recommend(time_limit: int = 10) -> RecommendResult:
                     asked.remove(job_id)
                     break
             seconds: list[float] = []
-            with_options = 0
+            with_options = kept = 0
             for job_id in asked:
                 started = time.perf_counter()
                 got = client.get(f"/labs/{code}/jobs/{job_id}/recommendations", headers=headers)
                 seconds.append(time.perf_counter() - started)
-                if got.status_code == 200 and got.json().get("options"):
-                    with_options += 1
+                body = got.json() if got.status_code == 200 else {}
+                kept += bool(body.get("kept"))
+                with_options += bool(body.get("options"))
         engine.dispose()
     ms = [s * 1000 for s in seconds] or [0.0]
     return RecommendResult(
         jobs=len(asked),
+        kept=kept,
         with_options=with_options,
         p50_ms=statistics.median(ms),
         p95_ms=_percentile(ms, 0.95),

@@ -324,6 +324,7 @@ class IdMap:
     excluded: list[Excluded] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unplannable: list[str] = field(default_factory=list)  # every record left out as unplannable
+    overdue: list[str] = field(default_factory=list)  # published jobs past start, end and grace
     current_version_id: int | None = None
 
     def job_sid(self, job_id: int) -> str:
@@ -667,6 +668,7 @@ class _JobBuilder:
         self.preds: dict[int, list[tuple[int, str]]] = defaultdict(list)
         self.changed_since: dict[int, datetime] = {}
         self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
+        self.assumed: set[int] = set()  # published jobs past their start, taken as started
         self.dropped: set[str] = set()  # jobs whose published placement was dropped
         self.left_out = left_out
         self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
@@ -868,7 +870,7 @@ class _JobBuilder:
         while changed:
             changed = False
             for job_id, row in self.rows.items():
-                if job_id in excluded or row.job.status == "in_progress":
+                if job_id in excluded or self._started(row.job):
                     continue
                 for pred_id, status in self.preds.get(job_id, ()):
                     if status in DONE_STATUSES:
@@ -897,7 +899,7 @@ class _JobBuilder:
             target = self.timeline.floor(row.case.received_at) + 60 * row.level.target_start_hours
             idmap.case_target_start[row.case.external_ref] = target
             idmap.job_case[job_id] = row.case.id
-            if row.job.status == "in_progress":
+            if self._started(row.job):
                 idmap.cases_started.add(row.case.external_ref)
         started = self.session.scalars(
             select(Case.external_ref)
@@ -964,7 +966,7 @@ class _JobBuilder:
                 ref for ref, db_id in self.idmap.examiners.items() if db_id in allowed_ids
             )
         after: list[str] = []
-        if job.status != "in_progress":  # a started job no longer waits for anything
+        if not self._started(job):  # a started job no longer waits for anything
             for pred_id, status in self.preds.get(job.id, ()):
                 if status not in DONE_STATUSES and pred_id in self.rows:
                     after.append(self.rows[pred_id].sid)
@@ -997,6 +999,9 @@ class _JobBuilder:
         job = row.job
         if job.pin_start_at is not None:
             return job.pin_examiner_id, job.pin_workstation_id, job.pin_start_at, "pinned"
+        if self._missed_start(row):
+            assumed = self.published[job.id]
+            return assumed.examiner_id, assumed.workstation_id, assumed.starts_at, "assumed started"
         if job.status == "in_progress":
             placed = self.published.get(job.id)
             if placed is None:
@@ -1007,6 +1012,30 @@ class _JobBuilder:
                 return None
             return placed.examiner_id, placed.workstation_id, placed.starts_at, "in progress"
         return None
+
+    def _missed_start(self, row: _Row) -> bool:
+        """A published job whose start has passed with no ``:start``: taken as started as planned
+        (its remaining work pinned where it is) until its planned end plus the lab's
+        ``start_grace_minutes``, so a missing click never re-plans its chain. After that it is
+        overdue: named in the warnings and re-planned on its own."""
+        job, tl = row.job, self.timeline
+        placed = self.published.get(job.id)
+        if job.status != "scheduled" or placed is None or tl.floor(placed.starts_at) >= 0:
+            return False
+        if tl.floor(placed.ends_at) + self.lab.start_grace_minutes > 0:
+            self.assumed.add(job.id)
+            return True
+        self.idmap.warnings.append(
+            f"job {row.sid} is overdue: its published start "
+            f"{placed.starts_at.astimezone(tl.tz):%a %d %b %H:%M} passed with no :start and its "
+            f"planned end plus {self.lab.start_grace_minutes} min too; re-planned"
+        )
+        self.idmap.overdue.append(row.sid)
+        return False
+
+    def _started(self, job: _JobData) -> bool:
+        """In progress, or taken as started (``_missed_start``)."""
+        return job.status == "in_progress" or job.id in self.assumed
 
     def _pin(self, row: _Row) -> core.Pin | Excluded | None:
         source = self._pin_source(row)
@@ -1052,9 +1081,14 @@ class _JobBuilder:
                 "nowhere on the pinned examiner/workstation; planned without the pin"
             )
             return None
-        if row.job.status == "in_progress":
+        if self._started(row.job):
             self.elapsed[row.job.id] = -start
-        return core.Pin(examiner=examiner, workstation=workstation, start=moved)
+        # a part already done needs its resource no longer (the examiner, once attended is over)
+        return core.Pin(
+            examiner=examiner if attended > 0 else None,
+            workstation=workstation if machine > 0 else None,
+            start=moved,
+        )
 
     def _without_pin(self, row: _Row, what: str, resource: str) -> None:
         self.idmap.warnings.append(
@@ -1080,14 +1114,27 @@ class _JobBuilder:
             ws_id = self.idmap.workstations[pin.workstation]
             machine = job.workstation_minutes.get(ws_id, machine)
         attended, exposure = job.attended_minutes, min(job.exposure_minutes, job.attended_minutes)
+        if job.id in self.assumed:
+            # Taken as started as planned: each part ends where the published placement has it
+            # (that placement may itself be what was left of the work at an earlier run).
+            placed, tl = self.published[job.id], self.timeline
+            start, end = tl.floor(placed.starts_at), tl.floor(placed.ends_at)
+            left_attended = max(0, start + min(attended, end - start))
+            left_machine = max(0, start + min(machine, end - start))
+            by_left = by_ws
+            if by_ws is not None and pin.workstation is not None:
+                by_left = {pin.workstation: left_machine}
+            return left_attended, left_machine, min(exposure, left_attended), by_left
         if elapsed is None:
             elapsed = self.elapsed.get(job.id, 0)
-        if elapsed <= 0 or job.status != "in_progress":
+        if elapsed <= 0 or not self._started(job):
             return attended, job.machine_minutes, exposure, by_ws
         slot = self.lab.slot_minutes
         left_attended = max(0, attended - elapsed)
         left_machine = max(0, machine - elapsed)
-        if left_attended == 0 and left_machine == 0:
+        if left_attended == 0 and left_machine == 0 and job.status == "in_progress":
+            # started and not done past its planned end: it keeps a slot of each part it has
+            # (a job only taken as started, ``_missed_start``, ends as planned)
             left_attended = slot if attended > 0 else 0
             left_machine = slot if machine > 0 else 0
         left_exposure = min(exposure, left_attended)

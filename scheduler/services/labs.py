@@ -23,6 +23,7 @@ LAB_SETTINGS = (
     "planning_horizon_days",
     "slot_minutes",
     "frozen_working_days",
+    "start_grace_minutes",
     "solve_time_limit_seconds",
     "max_time_limit_seconds",
     "weight_tardiness",

@@ -361,3 +361,45 @@ def test_a_skill_no_examiner_has_is_loaded_and_named_in_the_warnings(session):
     assert any(job.skills == {"review"} for job in snapshot.jobs)  # accepted, not left out
     (warning,) = [w for w in idmap.warnings if "no examiner has skill" in w]
     assert warning.startswith("jobs[C1/") and "'review': 1 job needing it" in warning
+
+
+def test_a_missed_start_is_taken_as_started_as_planned_until_its_end_plus_the_grace(session):
+    lab = small_lab(session, "t-missed", cases=1)
+    tuesday_9 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    at = minutes(tuesday_9)
+    _publish_manual(
+        session,
+        lab,
+        {"C1/D1/acquire": ("E1", "U1", at), "C1/D1/process": (None, "U1", at + 120)},
+    )
+    acquire = session.scalar(select(Job).where(Job.lab_id == lab.id, Job.external_ref == "acquire"))
+    assert acquire.status == "scheduled"  # published, and nobody pressed :start
+
+    # Half an hour after its planned start: assumed started as planned, its remaining work kept
+    # where it is, so process (and the rest of the chain) keep their place in line.
+    snapshot, idmap = load_snapshot(session, lab, tuesday_9 + timedelta(minutes=30))
+    jobs = {job.id: job for job in snapshot.jobs}
+    running = jobs["C1/D1/acquire"]
+    assert running.pin is not None
+    assert (running.pin.examiner, running.pin.workstation, running.pin.start) == ("E1", "U1", 0)
+    assert (running.attended, running.machine) == (30, 90)
+    assert running.after == ()
+    assert "C1" in idmap.cases_started and idmap.overdue == []
+
+    # Past its planned end (tuesday 11:00 + 120 min machine) plus the lab's grace: overdue,
+    # listed for the supervisor and re-planned on its own (no pin, its whole work again).
+    late = tuesday_9 + timedelta(minutes=120 + lab.start_grace_minutes + 15)
+    snapshot, idmap = load_snapshot(session, lab, late)
+    jobs = {job.id: job for job in snapshot.jobs}
+    assert jobs["C1/D1/acquire"].pin is None
+    assert (jobs["C1/D1/acquire"].attended, jobs["C1/D1/acquire"].machine) == (60, 120)
+    assert idmap.overdue == ["C1/D1/acquire"]
+    assert any("C1/D1/acquire is overdue" in w for w in idmap.warnings)
+
+
+def test_the_start_grace_is_a_lab_setting(session):
+    lab = small_lab(session, "t-grace", cases=1, start_grace_minutes=0)
+    tuesday_9 = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    _publish_manual(session, lab, {"C1/D1/acquire": ("E1", "U1", minutes(tuesday_9))})
+    _, idmap = load_snapshot(session, lab, tuesday_9 + timedelta(minutes=135))
+    assert idmap.overdue == ["C1/D1/acquire"]  # no grace: overdue right after its planned end

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from models import (
@@ -61,29 +61,38 @@ def test_upgrading_seeds_each_labs_vocabulary_with_the_terms_its_data_uses(
     upgrade(url, VOCABULARY_REVISION_BEFORE)
     engine = make_engine(url)
     at = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    with engine.begin() as connection:  # the lab table as that revision has it (no later columns)
+        for code in ("north", "south", "empty"):
+            connection.execute(
+                text(
+                    "INSERT INTO lab (code, name, timezone, planning_horizon_days, slot_minutes, "
+                    "frozen_working_days, solve_time_limit_seconds, weight_tardiness, "
+                    "weight_change, weight_balance, weight_continuity, created_at, updated_at) "
+                    "VALUES (:code, :code, 'UTC', 10, 15, 1, 60, 1, 10000, 5, 2, :at, :at)"
+                ),
+                {"code": code, "at": at},
+            )
+        lab_id = dict(connection.execute(text("SELECT code, id FROM lab")).tuples().all())
     with Session(engine) as session, session.begin():
-        north, south, empty = (
-            Lab(code=code, name=code, timezone="UTC") for code in ("north", "south", "empty")
-        )
-        session.add_all([north, south, empty])
-        session.flush()
-        level = PriorityLevel(lab_id=north.id, code="P1", name="P1", rank=1, weight=1,
+        level = PriorityLevel(lab_id=lab_id["north"], code="P1", name="P1", rank=1, weight=1,
                               target_start_hours=24)  # fmt: skip
-        examiner = Examiner(lab_id=north.id, external_ref="E1", display_name="E1")
+        examiner = Examiner(lab_id=lab_id["north"], external_ref="E1", display_name="E1")
         examiner.skills = [ExaminerSkill(skill="mobile"), ExaminerSkill(skill="chip_off")]
-        box = Workstation(lab_id=north.id, external_ref="W1", name="W1")
+        box = Workstation(lab_id=lab_id["north"], external_ref="W1", name="W1")
         box.capabilities = [WorkstationCapability(capability="graykey")]
-        other = Examiner(lab_id=south.id, external_ref="E1", display_name="E1")
+        other = Examiner(lab_id=lab_id["south"], external_ref="E1", display_name="E1")
         other.skills = [ExaminerSkill(skill="cloud")]
         session.add_all([level, examiner, box, other])
         session.flush()
-        case = Case(lab_id=north.id, external_ref="C1", priority_level_id=level.id, received_at=at)
+        case = Case(
+            lab_id=lab_id["north"], external_ref="C1", priority_level_id=level.id, received_at=at
+        )
         session.add(case)
         session.flush()
         device = Device(case_id=case.id, external_ref="D1", kind="phone", arrived_at=at)
         session.add(device)
         session.flush()
-        job = Job(lab_id=north.id, device_id=device.id, external_ref="J1", stage="unlock")
+        job = Job(lab_id=lab_id["north"], device_id=device.id, external_ref="J1", stage="unlock")
         job.skills = [JobSkill(skill="mobile"), JobSkill(skill="unlock")]
         job.capabilities = [JobCapability(capability="ufed")]
         session.add(job)
