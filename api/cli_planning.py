@@ -26,6 +26,9 @@ from rich.table import Table
 from api.cli_tables import Cell, Format, emit
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from models import Lab
     from scheduler.planning.demo import DemoResult
 
 logger = logging.getLogger(__name__)
@@ -162,6 +165,33 @@ def _execute_in_child(url: str, run_id: int, policy: str, workers: int) -> str:
         engine.dispose()
 
 
+def _has_pending_work(session: Session, lab: Lab) -> bool:
+    """Whether a full run of ``lab`` could change anything: a job left to plan, or a published
+    schedule still holding work (a run then clears what no longer waits)."""
+    from sqlalchemy import select
+
+    from models import Assignment, Case, Device, Job
+    from scheduler.planning.loader import ACTIVE_JOB_STATUSES
+    from scheduler.planning.publish import current_version
+
+    waiting = session.scalar(
+        select(Job.id)
+        .join(Device, Device.id == Job.device_id)
+        .join(Case, Case.id == Device.case_id)
+        .where(Job.lab_id == lab.id, Case.status == "open", Job.status.in_(ACTIVE_JOB_STATUSES))
+        .limit(1)
+    )
+    if waiting is not None:
+        return True
+    version = current_version(session, lab)
+    if version is None:
+        return False
+    held = session.scalar(
+        select(Assignment.id).where(Assignment.schedule_version_id == version.id).limit(1)
+    )
+    return held is not None
+
+
 def reoptimize(
     lab: Annotated[
         list[str] | None, typer.Option("--lab", help="A lab code (repeat for several).")
@@ -180,25 +210,53 @@ def reoptimize(
     policy: Annotated[Policy, typer.Option(help="Optimizer or a dispatch baseline.")] = (
         Policy.cpsat
     ),
+    via_workers: Annotated[
+        bool,
+        typer.Option(
+            "--via-workers",
+            help="Queue the runs and wait while `labq worker` processes (on any host sharing "
+            "the database) solve them, instead of solving them here.",
+        ),
+    ] = False,
+    wait: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=7 * 24 * 3600,
+            help="With --via-workers: seconds to wait for the workers; runs not finished by "
+            "then are reported as failed (they stay queued).",
+        ),
+    ] = 6 * 3600,
     fmt: Annotated[
         Format,
         typer.Option("--format", help="The summary: table (plain columns when piped), json, csv."),
     ] = Format.table,
 ) -> None:
-    """Re-optimize labs (the nightly run): one full solve per lab, labs in parallel."""
+    """Re-optimize labs (the nightly run): one full solve per lab, labs in parallel.
+
+    A lab with nothing to plan and nothing published to clear is skipped (no run is queued).
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import select
 
     from models import Lab, ScheduleVersion, SolveRun
     from scheduler.db import get_engine, session_scope
     from scheduler.errors import DomainError
-    from scheduler.planning.runs import queue_run
+    from scheduler.planning.runs import FINISHED, queue_run
     from scheduler.services.labs import get_lab
     from scheduler.settings import get_settings
+    from scheduler.worker import requeue_stale
 
     if bool(lab) == all_labs:
         raise _fail("name labs with --lab L (repeatable) or use --all-labs", 2)
+    if via_workers and (policy != Policy.cpsat or jobs is not None):
+        raise _fail(
+            "with --via-workers each worker's own --policy applies and every worker "
+            "takes a lab: --policy and --jobs are for solving here",
+            2,
+        )
     engine = get_engine()
+    codes: list[str] = []
     try:
         with session_scope(engine) as session:
             if all_labs:
@@ -207,6 +265,7 @@ def reoptimize(
                 labs = [get_lab(session, code) for code in dict.fromkeys(lab or [])]
             if not labs:
                 raise DomainError("there are no labs to re-optimize")
+            codes = [row.code for row in labs]
             runs = {
                 row.code: queue_run(
                     session,
@@ -218,54 +277,81 @@ def reoptimize(
                     reason="nightly re-optimization",
                 ).run.id
                 for row in labs
+                if _has_pending_work(session, row)
             }
     except DomainError as exc:
         raise _fail(exc.detail) from None
 
-    cores = os.cpu_count() or 1
-    parallel = min(len(runs), jobs or cores)
-    solver_workers = max(1, cores // parallel)
-    url = get_settings().database_url
     started = time.perf_counter()
     outcome: dict[str, str] = {}
-    import multiprocessing
+    futures: dict[str, Future[str]] = {}
+    pool: ProcessPoolExecutor | None = None
+    if runs and not via_workers:
+        import multiprocessing
 
-    context = multiprocessing.get_context("spawn")
-    with (
-        ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool,
-        Progress(
+        cores = os.cpu_count() or 1
+        parallel = min(len(runs), jobs or cores)
+        solver_workers = max(1, cores // parallel)
+        url = get_settings().database_url
+        pool = ProcessPoolExecutor(
+            max_workers=parallel, mp_context=multiprocessing.get_context("spawn")
+        )
+        futures = {
+            code: pool.submit(_execute_in_child, url, run_id, policy.value, solver_workers)
+            for code, run_id in runs.items()
+        }
+    elif runs:
+        err_console.print(
+            f"queued {len(runs)} run(s); waiting for `labq worker` processes to solve them"
+        )
+    deadline = time.monotonic() + wait
+    try:
+        with Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
             console=err_console,
-        ) as progress,
-    ):
-        tasks = {code: progress.add_task(code, total=1.0, status="queued") for code in runs}
-        futures: dict[str, Future[str]] = {
-            code: pool.submit(_execute_in_child, url, run_id, policy.value, solver_workers)
-            for code, run_id in runs.items()
-        }
-        while len(outcome) < len(futures):
-            for code, future in futures.items():
-                if code not in outcome and future.done():
-                    try:
-                        outcome[code] = future.result()
-                    except Exception as exc:  # the child died: its run will go stale
-                        outcome[code] = f"failed ({type(exc).__name__})"
-            with session_scope(engine) as session:
-                for code, run_id in runs.items():
-                    run = session.get(SolveRun, run_id)
-                    if run is None:
-                        continue
-                    done = run.status in ("succeeded", "failed", "cancelled")
-                    progress.update(
-                        tasks[code],
-                        completed=1.0 if done else run.progress,
-                        status=run.status,
-                    )
-            time.sleep(0.3)
+        ) as progress:
+            tasks = {}
+            for code in codes:
+                if code in runs:
+                    tasks[code] = progress.add_task(code, total=1.0, status="queued")
+                else:
+                    skipped = progress.add_task(code, total=1, status="skipped: no pending work")
+                    progress.update(skipped, completed=1)  # a finished bar: its clock stops
+            finished: set[str] = set()
+            while len(finished) < len(runs):
+                for code, future in futures.items():
+                    if code not in outcome and future.done():
+                        try:
+                            outcome[code] = future.result()
+                        except Exception as exc:  # the child died: its run will go stale
+                            outcome[code] = f"failed ({type(exc).__name__})"
+                if via_workers:
+                    requeue_stale(engine)  # a dead worker's run goes back to the queue
+                with session_scope(engine, read_only=True) as session:
+                    for code, run_id in runs.items():
+                        run = session.get(SolveRun, run_id)
+                        if run is None:
+                            continue
+                        done = run.status in FINISHED
+                        status = run.status
+                        if run.status == "running" and run.worker_id:
+                            status = f"running on {run.worker_id}"
+                        progress.update(
+                            tasks[code], completed=1.0 if done else run.progress, status=status
+                        )
+                        if done if via_workers else code in outcome:
+                            finished.add(code)
+                if via_workers and time.monotonic() > deadline:
+                    break
+                if len(finished) < len(runs):
+                    time.sleep(0.3)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     columns = (
         "lab",
@@ -279,13 +365,25 @@ def reoptimize(
         "published",
     )
     rows: list[list[Cell]] = []
-    title = f"re-optimization of {len(runs)} lab(s) in {time.perf_counter() - started:.1f} s"
+    title = f"re-optimization of {len(codes)} lab(s) in {time.perf_counter() - started:.1f} s"
     failed: list[str] = []
     left_out: list[str] = []
     with session_scope(engine) as session:
-        for code, run_id in runs.items():
+        for code in codes:
+            if code not in runs:
+                rows.append([code, "skipped", 0, 0, *[None] * 4, "unchanged"])
+                continue
+            run_id = runs[code]
             run = session.get(SolveRun, run_id)
             assert run is not None
+            if run.status not in FINISHED:
+                failed.append(code)
+                rows.append([code, f"still {run.status}", *[None] * 6, "kept previous"])
+                err_console.print(
+                    f"[red]{escape(code)}[/red]: run {run_id} did not finish within {wait} s "
+                    "(--wait); it is left to the workers"
+                )
+                continue
             version = session.scalar(
                 select(ScheduleVersion)
                 .where(ScheduleVersion.solve_run_id == run_id)
