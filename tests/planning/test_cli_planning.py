@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lab_builders import small_lab
+from lab_builders import make_lab, small_lab
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
@@ -112,6 +112,24 @@ def test_reoptimize_lists_the_records_it_could_not_plan(cli_url):
     assert "1 stored record(s) cannot be planned" in output
     assert "cycle in predecessors" in output
     assert _current(cli_url, "south") is not None
+
+
+def test_reoptimize_skips_a_lab_with_nothing_to_plan_and_queues_no_run_for_it(cli_url):
+    _labs(cli_url, "busy")
+    engine = make_engine(cli_url)
+    with session_scope(engine) as session:
+        make_lab(session, "idle")
+    result = CliRunner().invoke(app, ["reoptimize", "--all-labs", "--policy", "fifo"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert " skipped " in rows["idle"] and rows["idle"].rstrip().endswith("unchanged")
+    assert " succeeded " in rows["busy"]
+    with session_scope(engine) as session:
+        queued = session.scalars(
+            select(Lab.code).join(SolveRun, SolveRun.lab_id == Lab.id).order_by(Lab.code)
+        ).all()
+    engine.dispose()
+    assert queued == ["busy"]
 
 
 def test_reoptimize_needs_labs(cli_url):
