@@ -495,13 +495,25 @@ def bench_churn(
 def bench_scale(
     database_url: DatabaseUrl = None,
     time_limit: Annotated[int, typer.Option(min=1, max=3600, help="Seconds per lab.")] = 30,
+    via_workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Start this many `labq worker` processes and run reoptimize --via-workers "
+            "(0: solve in reoptimize's own processes).",
+        ),
+    ] = 0,
 ) -> None:
     """20 labs / ~200 examiners / 20,000 jobs through `labq reoptimize --all-labs --publish`."""
     from scheduler.benchmarks.continuous import bench_scale as run
     from scheduler.benchmarks.runner import ortools_version
 
-    console.print(f"ortools {ortools_version()}, cores {os.cpu_count()}, {time_limit} s per lab")
-    r = run(database_url, time_limit=time_limit, echo=console.print)
+    fleet = f", {via_workers} worker process(es)" if via_workers else ", in-process"
+    console.print(
+        f"ortools {ortools_version()}, cores {os.cpu_count()}, {time_limit} s per lab{fleet}"
+    )
+    r = run(database_url, time_limit=time_limit, via_workers=via_workers, echo=console.print)
     times = sorted(r.per_lab.values())
     console.print(
         "per-lab solve runs: "

@@ -84,6 +84,15 @@ def worker(
             help="Also post webhook deliveries, in a thread of their own.",
         ),
     ] = True,
+    solver_threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="CP-SAT search threads per solve (default 2); with several workers on one "
+            "host, cores divided by workers keeps them from crowding each other.",
+        ),
+    ] = None,
 ) -> None:
     """Execute queued solve runs (several workers may share a database); also post webhooks."""
     import threading
@@ -95,7 +104,7 @@ def worker(
     ident = worker_id or default_worker_id()
     engine = get_engine()
     if once:
-        did = run_once(engine, ident, policy=policy.value)
+        did = run_once(engine, ident, policy=policy.value, workers=solver_threads)
         err_console.print("executed one run" if did else "no queued run")
         return
     stop = threading.Event()
@@ -111,7 +120,7 @@ def worker(
     err_console.print(f"worker [cyan]{escape(ident)}[/cyan] waiting for solve runs")
     stop_delivery = start_delivery_thread(engine) if webhooks else None
     try:
-        work(engine, ident, stop, policy=policy.value, poll_seconds=poll)
+        work(engine, ident, stop, policy=policy.value, poll_seconds=poll, workers=solver_threads)
     finally:
         if stop_delivery is not None:
             stop_delivery()

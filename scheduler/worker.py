@@ -649,13 +649,16 @@ def run_once(
     *,
     policy: str = "cpsat",
     now: datetime | None = None,
+    workers: int | None = None,
 ) -> bool:
-    """Re-queue stale runs, then claim and execute one queued run. False if there was none."""
+    """Re-queue stale runs, then claim and execute one queued run. False if there was none.
+
+    ``workers``: CP-SAT search threads per solve (default `DEFAULT_WORKERS`)."""
     requeue_stale(engine)
     claim = claim_next(engine, worker_id)
     if claim is None:
         return False
-    execute(engine, claim, policy=policy, now=now)
+    execute(engine, claim, policy=policy, workers=workers, now=now)
     return True
 
 
@@ -666,12 +669,13 @@ def work(
     *,
     policy: str = "cpsat",
     poll_seconds: float = POLL_SECONDS,
+    workers: int | None = None,
 ) -> None:
     """Execute runs until ``stop_event`` is set; sleeps ``poll_seconds`` when the queue is empty."""
     logger.info("worker %s started", worker_id)
     while not stop_event.is_set():
         try:
-            busy = run_once(engine, worker_id, policy=policy)
+            busy = run_once(engine, worker_id, policy=policy, workers=workers)
         except Exception:  # keep serving: a broken run is already marked failed
             logger.exception("worker %s: unexpected error", worker_id)
             busy = False

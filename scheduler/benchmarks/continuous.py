@@ -461,8 +461,12 @@ def bench_scale(
     database_url: str | None = None,
     *,
     time_limit: int = 30,
+    via_workers: int = 0,
     echo: Echo = print,
 ) -> ScaleResult:
+    """``via_workers`` > 0: start that many ``labq worker`` processes (CP-SAT threads: cores
+    divided among them, as the in-process run divides them among its labs) and run ``labq
+    reoptimize --via-workers``; their memory counts in the peak."""
     with tempfile.TemporaryDirectory() as tmp:
         url = _fresh(database_url, "scale", tmp)
         engine = make_engine(url)
@@ -488,17 +492,35 @@ def bench_scale(
             "--time-limit",
             str(time_limit),
         ]
+        fleet: list[subprocess.Popen[bytes]] = []
+        if via_workers:
+            command.append("--via-workers")
+            threads = max(1, (os.cpu_count() or 1) // via_workers)
+            worker = [*command[:3], "worker", "--no-webhooks", "--solver-threads", str(threads)]
+            fleet = [
+                subprocess.Popen(
+                    worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+                for _ in range(via_workers)
+            ]
         started = time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         peak = 0
         output: list[bytes] = []
         reader = threading.Thread(target=lambda: output.extend(child.stdout or ()), daemon=True)
         reader.start()
-        while child.poll() is None:
-            peak = max(peak, _tree_rss_kb(child.pid))
-            time.sleep(0.2)
+        try:
+            while child.poll() is None:
+                trees = [child.pid, *(w.pid for w in fleet)]
+                peak = max(peak, sum(_tree_rss_kb(pid) for pid in trees))
+                time.sleep(0.2)
+        finally:
+            wall = time.perf_counter() - started
+            for w in fleet:
+                w.terminate()  # a worker between runs stops at once
+            for w in fleet:
+                w.wait(timeout=120)
         reader.join(timeout=5)
-        wall = time.perf_counter() - started
         echo(b"".join(output).decode(errors="replace")[-4000:])
         per_lab: dict[str, float] = {}
         failed: list[str] = []

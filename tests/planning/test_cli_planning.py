@@ -147,7 +147,9 @@ def test_worker_once_executes_a_queued_run(cli_url):
         run_id = queue_run(
             session, get_lab(session, "solo"), actor="t", auto_publish=True, time_limit_seconds=1
         ).run.id
-    result = CliRunner().invoke(app, ["worker", "--once", "--policy", "fifo", "--id", "w-cli"])
+    result = CliRunner().invoke(
+        app, ["worker", "--once", "--policy", "fifo", "--id", "w-cli", "--solver-threads", "1"]
+    )
     assert result.exit_code == 0, result.output
     with session_scope(engine) as session:
         run = session.get(SolveRun, run_id)
