@@ -20,17 +20,19 @@ class Settings(BaseSettings):
     # each solve run's course and every hold of SQLite's write lock of a second or more.
     log_level: str = Field(default="WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     embedded_worker: bool = True
-    # A worker holding a run writes a heartbeat every worker_heartbeat_seconds; a run whose last
-    # beat is older than worker_stale_after_seconds is taken as abandoned (its worker died or was
-    # stopped) and re-queued, or failed with its reason after max_run_attempts attempts. The
-    # threshold must span at least STALE_AFTER_BEATS beats, so a beat delayed by a busy database
-    # is not taken for a death. A crashed worker's run waits this long before another worker
-    # takes it. Servers sweep for stale runs every stale_sweep_seconds (0: only workers and
-    # `labq reoptimize` do), so runs end even when every worker is dead.
-    worker_heartbeat_seconds: int = Field(default=5, ge=1, le=300)
-    worker_stale_after_seconds: int = Field(default=60, ge=5, le=3600)
+    # A worker holding a run writes a heartbeat every worker_heartbeat_seconds, from a thread of
+    # its own (a long CP-SAT call never holds it up); a run whose last beat is older than
+    # worker_stale_after_seconds is taken as abandoned (its worker died or was stopped) and
+    # re-queued, or failed with its reason after max_run_attempts attempts. The threshold must
+    # span at least STALE_AFTER_BEATS beats, so a beat delayed by a busy database is not taken for
+    # a death; the defaults allow seven. A crashed worker's run is taken over once it is stale and
+    # the next sweep sees it: within about 16 s with an idle worker (workers sweep at every poll of
+    # an empty queue), 20 s with only a server sweeping every stale_sweep_seconds (0: only workers
+    # and `labq reoptimize` do), so runs end even when every worker is dead.
+    worker_heartbeat_seconds: int = Field(default=2, ge=1, le=300)
+    worker_stale_after_seconds: int = Field(default=15, ge=5, le=3600)
     max_run_attempts: int = Field(default=3, ge=1, le=20)
-    stale_sweep_seconds: float = Field(default=15.0, ge=0, le=3600)
+    stale_sweep_seconds: float = Field(default=5.0, ge=0, le=3600)
     max_request_bytes: int = Field(default=5_000_000, ge=1024)
     # `labq serve` closes a keep-alive connection idle this long. Longer than uvicorn's 5 s: while
     # the event loop validates a large body (10,000 cases: 1.3 s of CPU, several seconds on a busy
