@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.deps import role_table
+from api.metrics import StateCollector
 from api.routers import (
     audit,
     cases,
@@ -67,10 +68,12 @@ and non-identifying. ReDoc at /redoc.
 
 
 class Metrics:
-    """Prometheus metrics of one app, in their own registry (several apps may share a process)."""
+    """Prometheus metrics of one app, in their own registry (several apps may share a process):
+    its HTTP requests, and labq's state read from ``engine`` at scrape time (api/metrics.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(StateCollector(engine))
         self.requests = Counter(
             "labq_http_requests",
             "HTTP requests by route template, method and status.",
@@ -337,7 +340,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.sessionmaker = session_factory(bound)
     app.state.read_sessionmaker = session_factory(bound, read_only=True)
     app.state.key_touched = {}
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(bound)
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

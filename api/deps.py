@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -392,6 +393,35 @@ def allow(*roles: str, lock: bool = True) -> Allow:
     return Allow(*roles, lock=lock)
 
 
+class AllowOrMetricsToken(Allow):
+    """``allow(*roles)``, or the scrape token of ``metrics_token`` (/metrics only).
+
+    The token is compared in constant time and grants nothing else; a request that sends another
+    key goes through the ordinary authentication and role check. Returns None for a scrape by
+    token (no principal, no lab).
+    """
+
+    async def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        session: SessionDep,
+        reader: ReadSessionDep,
+        background: BackgroundTasks,
+        api_key: Annotated[str | None, Security(_api_key_scheme)] = None,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)] = None,
+    ) -> Context | None:
+        configured = request.app.state.settings.metrics_token
+        token = _one_key(request, bearer)
+        if (
+            configured is not None
+            and token
+            and hmac.compare_digest(token.encode(), configured.get_secret_value().encode())
+        ):
+            return None
+        principal = await authenticate(request, reader, background, api_key, bearer)
+        return await super().__call__(request, session, reader, principal)
+
+
 def _route_path(request: Request) -> str:
     route = request.scope.get("route")
     return str(getattr(route, "path", request.url.path))
@@ -415,6 +445,8 @@ CaseWriteCtx = Annotated[Context, Depends(allow(*CASE_WRITE))]
 CaseReadCtx = Annotated[Context, Depends(allow(*CASE_READ))]
 LabReadCtx = Annotated[Context, Depends(allow(*LAB_READ))]
 OperateCtx = Annotated[Context, Depends(allow(*OPERATE))]
+ScrapeCtx = Annotated[Context | None, Depends(AllowOrMetricsToken(*OPERATE))]
+"""/metrics: an admin or auditor key, or the metrics token (None then)."""
 EscalateCtx = Annotated[Context, Depends(allow(*ESCALATE))]
 ImportCtx = Annotated[Context, Depends(allow(*ESCALATE, lock=False))]
 """The bulk import's: ``EscalateCtx``'s roles; the import takes the lab's lock once its payload

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STALE_AFTER_BEATS = 3
@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # each solve run's course and every hold of SQLite's write lock of a second or more.
     log_level: str = Field(default="WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     embedded_worker: bool = True
+    # A token that Prometheus sends (Authorization: Bearer) to scrape /metrics and nothing else,
+    # so a scrape config never carries an admin or auditor key. Kept only where the operator puts
+    # it (the environment); compared in constant time. None: /metrics takes an admin/auditor key.
+    metrics_token: SecretStr | None = Field(default=None, min_length=24, max_length=512)
     # A worker holding a run writes a heartbeat every worker_heartbeat_seconds, from a thread of
     # its own (a long CP-SAT call never holds it up); a run whose last beat is older than
     # worker_stale_after_seconds is taken as abandoned (its worker died or was stopped) and

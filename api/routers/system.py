@@ -1,4 +1,4 @@
-"""Health (public) and Prometheus metrics (admin or auditor key)."""
+"""Health (public) and Prometheus metrics (the metrics token, or an admin or auditor key)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.deps import OperateCtx, get_engine
+from api.deps import ScrapeCtx, get_engine
 from api.problems import problems
 from scheduler.errors import DomainError
 
@@ -45,7 +45,12 @@ def health(request: Request) -> Health:
         **problems(),
     },
 )
-def metrics(ctx: OperateCtx, request: Request) -> Response:
-    """Request counts and latency histograms by route, in Prometheus text format."""
+def metrics(ctx: ScrapeCtx, request: Request) -> Response:
+    """Prometheus text format: this process's requests by route, and labq's state from the
+    database (solve runs and the queue, publications, repair latency, SLA breaches and open cases
+    by priority, exposure against caps per examiner reference, worker heartbeats).
+
+    Scrapers send the configured metrics token (`LABQ_METRICS_TOKEN`) as `Authorization: Bearer`;
+    an admin or auditor key works too."""
     registry = request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
