@@ -7,7 +7,10 @@ latencies per route are exported at /metrics for Prometheus.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,6 +48,7 @@ from api.routers import (
 from models.security import ROLES
 from scheduler.db import make_engine, session_factory
 from scheduler.delivery import start_delivery_thread
+from scheduler.logs import log_context
 from scheduler.settings import Settings, get_settings
 from scheduler.worker import start_embedded_worker, start_stale_sweeper
 
@@ -116,6 +120,56 @@ class MetricsMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_LAB_IN_PATH = re.compile(r"^/labs/([A-Za-z0-9][A-Za-z0-9._-]{0,63})(?:[/:]|$)")
+access_log = logging.getLogger("api.access")
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (the caller's ``X-Request-ID`` if it is a plain token, else a new
+    one), returns it in the response, and sets it and the path's lab as log context, so every
+    line logged while the request runs names them; then logs the request's access line (by
+    route template, never the raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope.get("headers", ())).get(REQUEST_ID_HEADER.lower().encode(), b"")
+        given = sent.decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        lab = _LAB_IN_PATH.match(scope["path"])
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with log_context(request_id=request_id, lab=lab.group(1) if lab else None):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                elapsed = 1000 * (time.perf_counter() - started)
+                access_log.info(
+                    "%s %s %s %.1f ms",
+                    scope["method"],
+                    route,  # the template: a path may carry a credential (a feed's token)
+                    status,
+                    elapsed,
+                    extra={"status": status, "duration_ms": round(elapsed, 1)},
+                )
 
 
 class BodyLimitMiddleware:
@@ -344,6 +398,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     problems.install(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestContextMiddleware)  # outermost: every other line names the request
 
     app.include_router(system.router)
     app.include_router(labs.router)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 import typer
 from rich.console import Console
 
 from api import cli_api, cli_check, cli_engine, cli_planning
+from scheduler import logs
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
@@ -81,10 +81,9 @@ def _redact(url: str) -> str:
 
 def main() -> None:
     try:
-        level = get_settings().log_level
+        settings = get_settings()
+        level, fmt = settings.log_level, settings.log_format
     except ValueError:  # a bad setting: the command that reads it reports it
-        level = "WARNING"
-    logging.basicConfig(level=logging.WARNING)  # libraries (httpx, uvicorn's own) stay quiet
-    for name in ("api", "scheduler"):
-        logging.getLogger(name).setLevel(level)
+        level, fmt = "WARNING", "auto"
+    logs.configure(level, fmt)  # libraries (httpx, ...) stay at WARNING
     app()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -172,23 +172,26 @@ def serve(
     """Serve the HTTP API (OpenAPI at /docs) on the configured database."""
     import uvicorn
 
+    from scheduler.logs import logging_config
     from scheduler.settings import get_settings
 
+    settings = get_settings()
     if migrate:
         from scheduler.migrate import upgrade
 
-        upgrade(get_settings().database_url)
-    keep_alive = get_settings().http_keep_alive_seconds
+        upgrade(settings.database_url)
+    # labq's log format in every server process; the app logs each request itself (api.access,
+    # with its request id and lab), so uvicorn's own access line is off.
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "log_config": logging_config(settings.log_level, settings.log_format),
+        "access_log": False,
+    }
     if workers == 1:
         from api.app import create_app
 
-        uvicorn.run(create_app(), host=host, port=port, timeout_keep_alive=keep_alive)
+        uvicorn.run(create_app(), **common)
     else:
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            timeout_keep_alive=keep_alive,
-        )
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, **common)

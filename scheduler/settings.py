@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     # The level of labq's own log on the console (`labq serve`, `labq worker`, ...): INFO adds
     # each solve run's course and every hold of SQLite's write lock of a second or more.
     log_level: str = Field(default="WARNING", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # JSON lines (time, level, logger, message, request_id, lab, run_id, worker_id) for a log
+    # collector, or plain text; auto: text when the log goes to a terminal, JSON otherwise.
+    log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
     embedded_worker: bool = True
     # A token that Prometheus sends (Authorization: Bearer) to scrape /metrics and nothing else,
     # so a scrape config never carries an admin or auditor key. Kept only where the operator puts

@@ -40,6 +40,7 @@ transaction begins, so that transaction holds the lock only to insert and publis
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import socket
@@ -60,6 +61,7 @@ from scheduler.core.solve import limit_left
 from scheduler.core.stopping import SolveStopped
 from scheduler.db import is_lock_timeout, retry_locked, session_scope
 from scheduler.errors import DomainError
+from scheduler.logs import log_context
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
 from scheduler.planning.publish import publish, publish_blockers
@@ -96,6 +98,12 @@ class Claim:
     time_limit_seconds: int
     auto_publish: bool
     requested_by: str
+    lab_code: str = ""
+
+    @property
+    def log_fields(self) -> dict[str, object]:
+        """What every line about this run carries (see `scheduler.logs`), as ``extra``."""
+        return {"run_id": self.run_id, "lab": self.lab_code, "worker_id": self.worker_id}
 
 
 class RunCancelled(Exception):
@@ -196,7 +204,9 @@ def requeue_stale(engine: Engine, now: datetime | None = None) -> list[int]:
 
         if retry_locked(settle, what=f"re-queue solve run {run_id}", budget_seconds=_patience()):
             handled.append(run_id)
-            logger.warning("solve run %s: %s", run_id, error)
+            logger.warning(
+                "solve run %s: %s", run_id, error, extra={"run_id": run_id, "event": status}
+            )
     return handled
 
 
@@ -290,7 +300,10 @@ def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Clai
                 SolveRun.time_limit_seconds,
                 SolveRun.auto_publish,
                 SolveRun.requested_by,
-            ).where(SolveRun.id == run_id)
+                Lab.code,
+            )
+            .join(Lab, Lab.id == SolveRun.lab_id)
+            .where(SolveRun.id == run_id)
         ).one()
         begin_attempt(session, run_id, run.attempts, worker_id, now)
         audit.record(
@@ -302,8 +315,7 @@ def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Clai
             lab_id=lab_id,
             after={"status": "running", "worker": worker_id, "attempt": run.attempts},
         )
-    logger.info("worker %s claimed solve run %s (attempt %s)", worker_id, run_id, run.attempts)
-    return Claim(
+    claim = Claim(
         run_id=run_id,
         lab_id=lab_id,
         worker_id=worker_id,
@@ -312,7 +324,19 @@ def _try_claim(engine: Engine, run_id: int, lab_id: int, worker_id: str) -> Clai
         time_limit_seconds=run.time_limit_seconds,
         auto_publish=run.auto_publish,
         requested_by=run.requested_by,
+        lab_code=run.code,
     )
+    logger.info(
+        "worker %s claimed solve run %s of lab %s (attempt %s, mode %s, %d s)",
+        worker_id,
+        run_id,
+        claim.lab_code,
+        claim.attempt,
+        claim.mode,
+        claim.time_limit_seconds,
+        extra={**claim.log_fields, "event": "claimed", "attempt": claim.attempt},
+    )
+    return claim
 
 
 # ---- heartbeat ------------------------------------------------------------------------------
@@ -343,8 +367,13 @@ class Heartbeat:
         self._due = threading.Event()  # the solve has progress to write
         self._lock = threading.Lock()
         self._last_write = 0.0
+        self._milestone = 0  # quarters of the time limit already logged
+        context = contextvars.copy_context()  # the worker's log context, in the beat's thread
         self._thread = threading.Thread(
-            target=self._loop, name=f"heartbeat-run-{claim.run_id}", daemon=True
+            target=context.run,
+            args=(self._loop,),
+            name=f"heartbeat-run-{claim.run_id}",
+            daemon=True,
         )
 
     def start(self) -> None:
@@ -432,6 +461,21 @@ class Heartbeat:
         thread writes.
         """
         self.fraction, self.objective = fraction, objective
+        quarter = min(4, int(fraction * 4 + 1e-9))
+        if quarter > self._milestone:  # a line at each quarter of the time limit
+            self._milestone = quarter
+            logger.info(
+                "solve run %s: %d %% of its time, best objective %s",
+                self.claim.run_id,
+                25 * quarter,
+                objective,
+                extra={
+                    **self.claim.log_fields,
+                    "event": "progress",
+                    "progress": round(fraction, 3),
+                    "objective": objective,
+                },
+            )
         if time.monotonic() - self._last_write >= PROGRESS_WRITE_SECONDS:
             self._due.set()
         if self.stopping:
@@ -499,7 +543,16 @@ def execute(
 
     ``"lost"`` means the run was taken from this worker (see `_lost`): nothing was written.
     ``now`` fixes the planning time (tests, replays); by default it is the moment the solve starts.
+    Every line logged meanwhile names the run, its lab and this worker.
     """
+    with log_context(**claim.log_fields):
+        return _execute(engine, claim, policy=policy, workers=workers, now=now)
+
+
+def _execute(
+    engine: Engine, claim: Claim, *, policy: str, workers: int | None, now: datetime | None
+) -> str:
+    fields = claim.log_fields
     settings = get_settings()
     heartbeat = Heartbeat(engine, claim, settings.worker_heartbeat_seconds)
     heartbeat.start()
@@ -518,6 +571,7 @@ def execute(
             len(snapshot.examiners),
             claim.mode,
             claim.time_limit_seconds,
+            extra={**fields, "event": "loaded", "jobs": len(snapshot.jobs)},
         )
         threads = workers or DEFAULT_WORKERS
         plan = solve_snapshot(
@@ -530,9 +584,34 @@ def execute(
         )
         if heartbeat.stopping:
             raise RunCancelled(f"solve run {claim.run_id} was cancelled")
-        prepared = prepare_version(snapshot, plan, idmap)
+        logger.info(
+            "solve run %s solved (%s): objective %s, bound %s, %d assigned, %d unscheduled, %.1f s",
+            claim.run_id,
+            plan.status,
+            plan.objective,
+            plan.bound,
+            len(plan.assignments),
+            len(plan.unscheduled),
+            plan.solve_seconds,
+            extra={
+                **fields,
+                "event": "solved",
+                "status": plan.status,
+                "objective": plan.objective,
+                "bound": plan.bound,
+                "solve_seconds": round(plan.solve_seconds, 3),
+            },
+        )
+        prepared = prepare_version(snapshot, plan, idmap)  # refuses a plan that breaks a rule
+        logger.info(
+            "solve run %s: the plan passed the independent verifier (%d assignments)",
+            claim.run_id,
+            len(plan.assignments),
+            extra={**fields, "event": "verified", "violations": 0},
+        )
 
-        def store() -> int:
+        def store() -> tuple[int, str | None]:
+            """Store (and maybe publish) the version; its id and why it was not published."""
             with session_scope(engine) as session:
                 # The lab's write lock before any row (publishing needs it, and a request that
                 # holds it may be cancelling this run); then the run row, proof it is still ours.
@@ -551,14 +630,21 @@ def execute(
                 if run.cancel_requested:
                     raise RunCancelled(f"solve run {claim.run_id} was cancelled")
                 version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)
-                if run.auto_publish and run.mode != "preview":
+                unpublished: str | None = None
+                if run.mode == "preview":
+                    unpublished = "a preview is never published"
+                elif not run.auto_publish:
+                    unpublished = "the run does not publish automatically"
+                else:
                     blockers = publish_blockers(session, version)
                     if blockers:  # never published by a machine: a supervisor decides
+                        unpublished = blockers[0]
                         logger.warning(
                             "solve run %s: version %s not published: %s",
                             claim.run_id,
                             version.id,
                             "; ".join(blockers),
+                            extra=fields,
                         )
                         kpis = dict(version.kpis or {})
                         kpis["warnings"] = [
@@ -579,12 +665,26 @@ def execute(
                     actor=claim.worker_id,
                     version_id=version.id,
                 )
-            return version.id
+            return version.id, unpublished
 
-        version_id = retry_locked(
+        version_id, unpublished = retry_locked(
             store, what=f"store solve run {claim.run_id}", budget_seconds=_patience()
         )
-        logger.info("solve run %s succeeded: version %s", claim.run_id, version_id)
+        if unpublished is None:
+            logger.info(
+                "solve run %s succeeded: version %s published",
+                claim.run_id,
+                version_id,
+                extra={**fields, "event": "published", "version": version_id},
+            )
+        else:
+            logger.info(
+                "solve run %s succeeded: version %s stored, not published: %s",
+                claim.run_id,
+                version_id,
+                unpublished,
+                extra={**fields, "event": "stored", "version": version_id},
+            )
         return "succeeded"
     except (RunCancelled, SolveStopped):
         heartbeat.stop()
@@ -672,6 +772,13 @@ def work(
     workers: int | None = None,
 ) -> None:
     """Execute runs until ``stop_event`` is set; sleeps ``poll_seconds`` when the queue is empty."""
+    with log_context(worker_id=worker_id):
+        _work(engine, worker_id, stop_event, policy=policy, poll_seconds=poll_seconds)
+
+
+def _work(
+    engine: Engine, worker_id: str, stop_event: threading.Event, *, policy: str, poll_seconds: float
+) -> None:
     logger.info("worker %s started", worker_id)
     while not stop_event.is_set():
         try:
