@@ -773,11 +773,19 @@ def work(
 ) -> None:
     """Execute runs until ``stop_event`` is set; sleeps ``poll_seconds`` when the queue is empty."""
     with log_context(worker_id=worker_id):
-        _work(engine, worker_id, stop_event, policy=policy, poll_seconds=poll_seconds)
+        _work(
+            engine, worker_id, stop_event, policy=policy, poll_seconds=poll_seconds, workers=workers
+        )
 
 
 def _work(
-    engine: Engine, worker_id: str, stop_event: threading.Event, *, policy: str, poll_seconds: float
+    engine: Engine,
+    worker_id: str,
+    stop_event: threading.Event,
+    *,
+    policy: str,
+    poll_seconds: float,
+    workers: int | None,
 ) -> None:
     logger.info("worker %s started", worker_id)
     while not stop_event.is_set():
