@@ -23,7 +23,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from models import Assignment, Job, ScheduleVersion
+from models import Assignment, Job
 from scheduler.db import make_engine, session_scope
 
 
@@ -47,6 +47,7 @@ def run_recommend(time_limit: int = 10) -> RecommendResult:
     from api.app import create_app
     from scheduler.benchmarks.api_reads import _publish_demo
     from scheduler.migrate import upgrade
+    from scheduler.planning.publish import current_version
     from scheduler.services import keys
     from scheduler.services.labs import get_lab
     from scheduler.settings import Settings
@@ -61,11 +62,7 @@ def run_recommend(time_limit: int = 10) -> RecommendResult:
             token = keys.create_key(
                 session, actor="bench", role="supervisor", name="bench", lab=lab
             ).token
-            version = session.scalar(
-                select(ScheduleVersion).where(
-                    ScheduleVersion.lab_id == lab.id, ScheduleVersion.is_current.is_(True)
-                )
-            )
+            version = current_version(session, lab)
             assert version is not None
             asked = list(
                 session.scalars(
