@@ -64,7 +64,7 @@ from scheduler.errors import DomainError
 from scheduler.logs import log_context
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
-from scheduler.planning.publish import publish, publish_blockers
+from scheduler.planning.publish import publish, publish_blockers, warn
 from scheduler.planning.runs import begin_attempt, end_attempt, rows_changed, run_ended
 from scheduler.planning.store import prepare_version, store_plan
 from scheduler.services import audit
@@ -646,12 +646,7 @@ def _execute(
                             "; ".join(blockers),
                             extra=fields,
                         )
-                        kpis = dict(version.kpis or {})
-                        kpis["warnings"] = [
-                            f"not published automatically: {blockers[0]}",
-                            *kpis.get("warnings", []),
-                        ]
-                        version.kpis = kpis
+                        warn(version, f"not published automatically: {blockers[0]}")
                     else:
                         publish(session, version, actor=run.requested_by)
                 run.status, run.finished_at = "succeeded", utcnow()

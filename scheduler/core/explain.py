@@ -239,7 +239,7 @@ _OWN_RULES_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})
 
 def _own_violations(snapshot: Snapshot, job: Job, k: KeptPlacement) -> list[str]:
     """Rules the placement breaks on its own (skills, windows, caps...), from the verifier."""
-    a = Assignment(job.id, k.examiner, k.workstation, k.start, k.start + _duration(job, k))
+    a = Assignment(job.id, k.examiner, k.workstation, k.start, k.start + kept_duration(job, k))
     trial = Plan("unknown", None, None, 0.0, (a,))
     return sorted(
         {
@@ -250,7 +250,8 @@ def _own_violations(snapshot: Snapshot, job: Job, k: KeptPlacement) -> list[str]
     )
 
 
-def _duration(job: Job, k: KeptPlacement) -> int:
+def kept_duration(job: Job, k: KeptPlacement) -> int:
+    """Minutes a kept placement runs (a box the job cannot use runs it at its default)."""
     if k.workstation is not None and job.machine_by_workstation is not None:
         if k.workstation not in job.machine_by_workstation:
             return max(job.attended, job.machine)
@@ -290,7 +291,7 @@ class _ConflictModel:
                 job.machine_by_workstation
             ):
                 m = job.machine
-            out[j] = (k.start, k.start + job.attended, k.start + m, k.start + _duration(job, k))
+            out[j] = (k.start, k.start + job.attended, k.start + m, k.start + kept_duration(job, k))
         return out
 
     def _capacity(self, rule: str, items: list[tuple[int, int, str]], capacity: int) -> None:
@@ -448,6 +449,7 @@ def _minimise(model: _ConflictModel, core: list[str], limit: int = 40) -> list[s
 __all__ = [
     "KeptPlacement",
     "PIN_CONFLICT",
+    "kept_duration",
     "kept_placements",
     "pin_conflicts",
     "unscheduled_reasons",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .bounds import relax
-from .explain import KeptPlacement, kept_placements
+from .explain import KeptPlacement, kept_duration, kept_placements
 from .plan import Assignment, Plan
 from .snapshot import Job, Snapshot
 from .verify import Violation, verify
@@ -43,11 +43,7 @@ class PinProblem:
 
 
 def _placement(job: Job, k: KeptPlacement) -> Assignment:
-    by_workstation = job.machine_by_workstation
-    duration = job.duration_on(k.workstation)
-    if by_workstation is not None and k.workstation not in by_workstation:
-        duration = max(job.attended, job.machine)
-    return Assignment(job.id, k.examiner, k.workstation, k.start, k.start + duration)
+    return Assignment(job.id, k.examiner, k.workstation, k.start, k.start + kept_duration(job, k))
 
 
 def _broken(snapshot: Snapshot, placements: list[Assignment]) -> set[tuple[str, str | None]]:

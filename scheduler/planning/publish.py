@@ -131,6 +131,13 @@ def publish_blockers(session: Session, version: ScheduleVersion) -> list[str]:
     return out
 
 
+def warn(version: ScheduleVersion, warning: str) -> None:
+    """Put ``warning`` first among the version's warnings (what a supervisor reads first)."""
+    kpis = dict(version.kpis or {})
+    kpis["warnings"] = [warning, *kpis.get("warnings", [])]
+    version.kpis = kpis
+
+
 def publish(
     session: Session,
     version: ScheduleVersion,
@@ -159,12 +166,7 @@ def publish(
         named = f" ({'; '.join(blockers[1:])})" if len(blockers) > 1 else ""
         raise Conflict(f"{blockers[0]}{named}; publish with force=true to publish it anyway")
     if blockers:
-        kpis = dict(version.kpis or {})
-        kpis["warnings"] = [
-            f"published by {actor} with force despite: {blockers[0]}",
-            *kpis.get("warnings", []),
-        ]
-        version.kpis = kpis
+        warn(version, f"published by {actor} with force despite: {blockers[0]}")
     current = current_version(session, lab)
     if current is not None and current.id > version.id:
         raise Conflict(
