@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from models import clock
+
 # Named constraints make migrations reviewable and let the service layer map an
 # IntegrityError back to the rule that was broken.
 NAMING_CONVENTION = {
@@ -50,7 +52,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, by the one process clock (models/clock.py): wall time in production, set in tests."""
+    return clock.now()
 
 
 def one_of(column: str, values: Iterable[str], name: str | None = None) -> CheckConstraint:

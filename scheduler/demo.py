@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Case, Device, Examiner, Job, Lab, Workstation
+from models.base import utcnow
 from scheduler.services import casework, labs, resources
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def seed_demo(session: Session, now: datetime | None = None) -> DemoSummary:
     existing = labs.find_lab(session, DEMO_LAB)
     if existing is not None:
         return _counts(session, existing, created=False)
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     rng = random.Random(SEED)
     lab = labs.create_lab(
         session,

@@ -23,6 +23,7 @@ from pydantic_core import core_schema
 
 from api.deps import REF_PATTERN
 from api.schemas.free_text import MAX_NOTE_LENGTH, NOTE_DESCRIPTION, non_identifying
+from models.base import utcnow
 
 LABEL_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 T = TypeVar("T")
@@ -112,7 +113,7 @@ def _rfc3339(value: Any) -> Any:
 
 def _window(ahead: timedelta | None, latest: datetime = FILTER_LATEST) -> AfterValidator:
     def check(value: datetime) -> datetime:
-        limit = latest if ahead is None else datetime.now(UTC) + ahead
+        limit = latest if ahead is None else utcnow() + ahead
         try:
             utc = value.astimezone(UTC)
         except OverflowError:  # beyond year 9999 in UTC
@@ -168,7 +169,7 @@ def _iso_day(value: Any) -> Any:
 
 
 def _recent_day(value: date) -> date:
-    if value < EARLIEST.date() or value > (datetime.now(UTC) + ARRIVAL_AHEAD).date():
+    if value < EARLIEST.date() or value > (utcnow() + ARRIVAL_AHEAD).date():
         raise ValueError("must be a day from 2000-01-01 to tomorrow")
     return value
 
