@@ -127,6 +127,10 @@ class Job(Timestamps, Base):
     pin_examiner_id: Mapped[int | None] = mapped_column(ForeignKey("examiner.id"))
     pin_workstation_id: Mapped[int | None] = mapped_column(ForeignKey("workstation.id"))
     pin_start_at: Mapped[datetime | None]
+    # when ``:start`` and ``:done`` were reported: the loader plans work in progress from its real
+    # start, and the simulation measures forecasts against it (docs/architecture.md, §7.8)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
     device: Mapped[Device] = relationship(back_populates="jobs")
     skills: Mapped[list[JobSkill]] = relationship(

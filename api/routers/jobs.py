@@ -36,9 +36,13 @@ from models import (
     JobPredecessor,
     JobSkill,
     JobWorkstationMinutes,
+    Lab,
     LicencePool,
     Workstation,
 )
+from models.base import utcnow
+from scheduler.planning import progress
+from scheduler.planning.publish import current_version
 from scheduler.services import casework
 from scheduler.services.resources import get_examiner, get_workstation
 
@@ -114,6 +118,9 @@ def job_views(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
             )
         ).all()
     )
+    lab = session.get(Lab, jobs[0].lab_id)
+    assert lab is not None
+    overdue = progress.overdue_job_ids(session, lab, current_version(session, lab), ids, utcnow())
     out = []
     for job in jobs:
         case_ref, device_ref, _ = place[job.id]
@@ -143,6 +150,9 @@ def job_views(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
                 allowed_examiners=sorted(sets["allowed_examiners"][job.id]),
                 workstation_minutes=dict(sorted(sets["workstation_minutes"][job.id])),
                 pin=pin,
+                started_at=job.started_at,
+                finished_at=job.finished_at,
+                overdue=job.id in overdue,
                 updated_at=job.updated_at,
             )
         )

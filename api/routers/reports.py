@@ -14,7 +14,7 @@ from api.problems import problems
 from api.schemas.common import Instant
 from models import ScheduleVersion
 from models.base import utcnow
-from scheduler.planning import views
+from scheduler.planning import progress, views
 from scheduler.planning.publish import current_version
 
 router = APIRouter(prefix="/labs/{lab}/reports", dependencies=[Depends(lab_path)], tags=["reports"])
@@ -118,6 +118,42 @@ def sla_breaches(ctx: ReadCtx) -> BreachesOut:
     """Open cases past (or set to miss) their target start, or at risk on a legal deadline."""
     data = views.sla_breaches(ctx.session, ctx.lab, _current(ctx), utcnow())
     return BreachesOut.model_validate(data)
+
+
+class LateJob(BaseModel):
+    job_id: int
+    case: str
+    device: str
+    stage: str
+    status: str
+    examiner: str | None
+    workstation: str | None
+    planned_start: Instant
+    planned_end: Instant
+    since: Instant = Field(description="When it became overdue or started to overrun.")
+    started_at: Instant | None = None
+    detail: str = Field(description="In plain words, times in the lab's time zone.")
+
+
+class OverdueOut(BaseModel):
+    lab: str
+    as_of: Instant
+    schedule_version: int | None
+    grace_minutes: int = Field(description="The lab's start_grace_minutes.")
+    overdue: list[LateJob] = Field(
+        description="Published jobs whose start passed with no :start, beyond their planned end "
+        "plus the grace period: re-planned on their own; someone should find out why."
+    )
+    overrunning: list[LateJob] = Field(
+        description="Work in progress past its estimated end: planned to run its estimate again."
+    )
+
+
+@router.get("/overdue", responses=problems(404, 422))
+def overdue(ctx: ReadCtx) -> OverdueOut:
+    """Published work that has not started as planned, and work in progress past its estimate."""
+    data = progress.overdue_report(ctx.session, ctx.lab, _current(ctx), utcnow())
+    return OverdueOut.model_validate(data)
 
 
 @router.get("/exposure", responses=problems(404, 422))

@@ -185,6 +185,12 @@ class JobOut(Out):
     allowed_examiners: list[str]
     workstation_minutes: dict[str, int]
     pin: PinOut | None
+    started_at: Instant | None = Field(description="When :start was reported.")
+    finished_at: Instant | None = Field(description="When :done was reported.")
+    overdue: bool = Field(
+        description="Its published start passed with no :start, beyond its planned end plus the "
+        "lab's grace period (listed in reports/overdue)."
+    )
     updated_at: Instant
 
 

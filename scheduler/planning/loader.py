@@ -96,6 +96,13 @@ from scheduler.core.snapshot import (
 )
 from scheduler.errors import Invalid
 from scheduler.planning.plannable import InstantRange, Unplannable, record_problems
+from scheduler.planning.progress import (
+    DONE_STATUSES,
+    StartState,
+    at_local,
+    estimate_minutes,
+    missed_start,
+)
 
 Interval = tuple[int, int]
 logger = logging.getLogger(__name__)
@@ -104,7 +111,6 @@ STAGE_ALLOWANCE_HOURS = 4
 """Hours added to a job's due time per stage before it on its chain (acquire 0, process 4, ...)."""
 
 ACTIVE_JOB_STATUSES = ("pending", "scheduled", "in_progress")
-DONE_STATUSES = ("done", "cancelled")
 DEFAULT_WORKING_WEEKDAYS = frozenset(range(5))
 REPAIR_WINDOW_WORKING_DAYS = 2
 _MAX_SCAN_DAYS = 400
@@ -300,6 +306,19 @@ class Excluded:
     detail: str
 
 
+@dataclass(frozen=True)
+class Begun:
+    """Work already under way: where and when it began (and, if only taken as started, where
+    its published placement ended). The stored version keeps this span rather than the part
+    still to do, so a missed start's grace runs from its planned end however often the lab is
+    re-planned, and a job in progress shows its real start (progress.py)."""
+
+    start: datetime
+    end: datetime | None
+    examiner_id: int | None
+    workstation_id: int | None
+
+
 @dataclass
 class IdMap:
     """Snapshot ids (readable strings) <-> database ids, plus what the loader had to report.
@@ -325,6 +344,7 @@ class IdMap:
     warnings: list[str] = field(default_factory=list)
     unplannable: list[str] = field(default_factory=list)  # every record left out as unplannable
     overdue: list[str] = field(default_factory=list)  # published jobs past start, end and grace
+    begun: dict[str, Begun] = field(default_factory=dict)  # job sid -> work under way
     current_version_id: int | None = None
 
     def job_sid(self, job_id: int) -> str:
@@ -362,6 +382,7 @@ class _JobData:
     pin_workstation_id: int | None
     pin_start_at: datetime | None
     updated_at: datetime
+    started_at: datetime | None = None  # when ``:start`` was reported
     skills: list[str] = field(default_factory=list)
     capabilities: list[str] = field(default_factory=list)
     pool_ids: list[int] = field(default_factory=list)
@@ -669,6 +690,7 @@ class _JobBuilder:
         self.changed_since: dict[int, datetime] = {}
         self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
         self.assumed: set[int] = set()  # published jobs past their start, taken as started
+        self.start_states: dict[int, StartState | None] = {}  # progress.missed_start per job
         self.dropped: set[str] = set()  # jobs whose published placement was dropped
         self.left_out = left_out
         self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
@@ -716,6 +738,7 @@ class _JobBuilder:
                 arrived_text,
                 pin_start_text,
                 Job.stage,
+                Job.started_at,
             )
             .join(Device, Job.device_id == Device.id)
             .join(Case, Device.case_id == Case.id)
@@ -726,6 +749,7 @@ class _JobBuilder:
         epoch = self.timeline.epoch
         for r in rows:
             job = _JobData(*r[0:11])
+            job.started_at = r[26]
             device = _DeviceData(r[11], r[12] or epoch)
             case = _CaseData(r[13], r[14], r[15] or epoch, r[16], r[17])
             level = _LevelData(*r[18:21])
@@ -1001,6 +1025,9 @@ class _JobBuilder:
             return job.pin_examiner_id, job.pin_workstation_id, job.pin_start_at, "pinned"
         if self._missed_start(row):
             assumed = self.published[job.id]
+            self.idmap.begun[row.sid] = Begun(
+                assumed.starts_at, assumed.ends_at, assumed.examiner_id, assumed.workstation_id
+            )
             return assumed.examiner_id, assumed.workstation_id, assumed.starts_at, "assumed started"
         if job.status == "in_progress":
             placed = self.published.get(job.id)
@@ -1010,28 +1037,50 @@ class _JobBuilder:
                     "planned like a pending job"
                 )
                 return None
-            return placed.examiner_id, placed.workstation_id, placed.starts_at, "in progress"
+            # planned from its real start where ``:start`` recorded one (progress.py)
+            started = job.started_at or placed.starts_at
+            self.idmap.begun[row.sid] = Begun(
+                started, None, placed.examiner_id, placed.workstation_id
+            )
+            return placed.examiner_id, placed.workstation_id, started, "in progress"
         return None
 
     def _missed_start(self, row: _Row) -> bool:
         """A published job whose start has passed with no ``:start``: taken as started as planned
         (its remaining work pinned where it is) until its planned end plus the lab's
         ``start_grace_minutes``, so a missing click never re-plans its chain. After that it is
-        overdue: named in the warnings and re-planned on its own."""
+        overdue: named in the warnings and re-planned on its own. One whose predecessor has not
+        finished is waiting, not started (progress.py)."""
+        return self._start_state(row) == "assumed_started"
+
+    def _start_state(self, row: _Row) -> StartState | None:
         job, tl = row.job, self.timeline
+        if job.id in self.start_states:
+            return self.start_states[job.id]
+        self.start_states[job.id] = None  # a predecessor cycle reads as "not started"
         placed = self.published.get(job.id)
-        if job.status != "scheduled" or placed is None or tl.floor(placed.starts_at) >= 0:
-            return False
-        if tl.floor(placed.ends_at) + self.lab.start_grace_minutes > 0:
-            self.assumed.add(job.id)
-            return True
-        self.idmap.warnings.append(
-            f"job {row.sid} is overdue: its published start "
-            f"{placed.starts_at.astimezone(tl.tz):%a %d %b %H:%M} passed with no :start and its "
-            f"planned end plus {self.lab.start_grace_minutes} min too; re-planned"
+        if job.status != "scheduled" or placed is None:
+            return None
+        clear = all(
+            status in DONE_STATUSES
+            or (pred_id in self.rows and self._start_state(self.rows[pred_id]) == "assumed_started")
+            for pred_id, status in self.preds.get(job.id, ())
         )
-        self.idmap.overdue.append(row.sid)
-        return False
+        grace = self.lab.start_grace_minutes
+        state = missed_start(
+            placed.starts_at, placed.ends_at, grace, tl.epoch, predecessors_clear=clear
+        )
+        self.start_states[job.id] = state
+        if state == "assumed_started":
+            self.assumed.add(job.id)
+        elif state == "overdue":
+            self.idmap.warnings.append(
+                f"job {row.sid} is overdue: its published start "
+                f"{at_local(placed.starts_at, tl.tz)} passed with no :start and its planned end "
+                f"plus {grace} min too; re-planned"
+            )
+            self.idmap.overdue.append(row.sid)
+        return state
 
     def _started(self, job: _JobData) -> bool:
         """In progress, or taken as started (``_missed_start``)."""
@@ -1129,14 +1178,15 @@ class _JobBuilder:
             elapsed = self.elapsed.get(job.id, 0)
         if elapsed <= 0 or not self._started(job):
             return attended, job.machine_minutes, exposure, by_ws
-        slot = self.lab.slot_minutes
         left_attended = max(0, attended - elapsed)
         left_machine = max(0, machine - elapsed)
         if left_attended == 0 and left_machine == 0 and job.status == "in_progress":
-            # started and not done past its planned end: it keeps a slot of each part it has
-            # (a job only taken as started, ``_missed_start``, ends as planned)
-            left_attended = slot if attended > 0 else 0
-            left_machine = slot if machine > 0 else 0
+            # overrunning: past its estimate and not done, it is extended by its estimate (the part
+            # that ends it runs that long again; progress.py); a job only taken as started
+            # (``_missed_start``) ends as planned
+            longest = estimate_minutes(attended, machine)
+            left_attended = attended if attended == longest else 0
+            left_machine = machine if machine == longest else 0
         left_exposure = min(exposure, left_attended)
         new_by_ws = None
         if by_ws is not None and pin.workstation is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Assignment, ForecastEntry, Lab, ScheduleVersion, SolveRun, UnscheduledJob
+from scheduler.core.plan import Assignment as Placement
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.core.verify import Violation, verify
@@ -78,16 +79,26 @@ def prepare_version(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> PreparedVer
     def clamp(minute: int) -> int:
         return max(0, min(MAX_FORECAST_MINUTES, minute))
 
-    assignments = [
-        {
+    def placed(a: Placement) -> dict[str, Any]:
+        starts_at, ends_at = tl.at(a.start), tl.at(a.end)
+        examiner_id = ref(idmap.examiners, a.examiner)
+        workstation_id = ref(idmap.workstations, a.workstation)
+        begun = idmap.begun.get(a.job)
+        if begun is not None:  # work under way keeps where and when it began (loader.Begun)
+            starts_at = min(begun.start, starts_at)
+            if begun.end is not None and a.end <= a.start:  # nothing left: it ended as planned
+                ends_at = max(begun.end, starts_at)
+            examiner_id = examiner_id or begun.examiner_id
+            workstation_id = workstation_id or begun.workstation_id
+        return {
             "job_id": idmap.jobs[a.job],
-            "examiner_id": ref(idmap.examiners, a.examiner),
-            "workstation_id": ref(idmap.workstations, a.workstation),
-            "starts_at": tl.at(a.start),
-            "ends_at": tl.at(a.end),
+            "examiner_id": examiner_id,
+            "workstation_id": workstation_id,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
         }
-        for a in plan.assignments
-    ]
+
+    assignments = [placed(a) for a in plan.assignments]
     unscheduled = [
         {
             "job_id": idmap.jobs[u.job],

@@ -307,6 +307,11 @@ def set_job_status(session: Session, job: Job, *, actor: str, status: str) -> Jo
     if status != job.status and status not in _TRANSITIONS[job.status]:
         raise Conflict(f"job {job.external_ref!r} cannot go from {job.status} to {status}")
     before = audit.state_of(job)
+    if status != job.status:
+        if status == "in_progress":
+            job.started_at = utcnow()
+        elif status == "done":
+            job.finished_at = utcnow()
     job.status = status
     flush(session)
     audit.record(

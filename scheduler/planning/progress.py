@@ -1,0 +1,227 @@
+"""Time passing, by rule: what a published assignment means once its start has passed.
+
+Examiners forget to press start; work overruns; work finishes early. The rules, in one place
+(docs/architecture.md, §7.8):
+
+- a published job whose start has passed with no ``:start`` is **assumed started** as planned
+  until its planned end plus the lab's ``start_grace_minutes``; after that it is **overdue**:
+  listed for the supervisor (``GET /labs/{lab}/reports/overdue``, ``overdue`` on the job) and
+  re-planned on its own. A job whose predecessor has not finished (nor is itself taken as started)
+  cannot have started: it is **waiting**, re-planned after its predecessor, and not overdue;
+- work in progress is planned from its real start (``started_at``, when ``:start`` was reported);
+  once it has run past its estimate it is **overrunning** and extended by its estimate;
+- work done (early or not) leaves the plan, so its capacity is free for the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from models import (
+    Assignment,
+    Case,
+    Device,
+    Examiner,
+    Job,
+    JobPredecessor,
+    Lab,
+    ScheduleVersion,
+    Workstation,
+)
+
+StartState = Literal["ahead", "waiting", "assumed_started", "overdue"]
+DONE_STATUSES = ("done", "cancelled")
+
+
+def missed_start(
+    planned_start: datetime,
+    planned_end: datetime,
+    grace_minutes: int,
+    now: datetime,
+    *,
+    predecessors_clear: bool = True,
+) -> StartState:
+    """Where a published, not started job stands at ``now``. ``predecessors_clear``: every
+    predecessor is done or itself taken as started."""
+    if planned_start >= now:
+        return "ahead"
+    if not predecessors_clear:
+        return "waiting"
+    if planned_end + timedelta(minutes=grace_minutes) > now:
+        return "assumed_started"
+    return "overdue"
+
+
+def estimate_minutes(attended: int, machine: int) -> int:
+    """How long a job runs by its estimate: its longer part (both parts start together)."""
+    return max(attended, machine)
+
+
+def at_local(instant: datetime, tz: ZoneInfo) -> str:
+    """``Thu 3 Dec 10:30``: an instant as the lab reads it."""
+    local = instant.astimezone(tz)
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
+def overdue_report(
+    session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
+) -> dict[str, Any]:
+    """Jobs of the published schedule past their start with no ``:start`` reported beyond the grace
+    period (overdue), and work in progress past its estimated end (overrunning)."""
+    tz = ZoneInfo(lab.timezone)
+    rows = _published_rows(session, version, statuses=("scheduled", "in_progress"))
+    state = _StartStates(session, lab, version, now)
+    overdue, overrunning = [], []
+    for job, case_ref, device_ref, placed, examiner, workstation in rows:
+        item = {
+            "job_id": job.id,
+            "case": case_ref,
+            "device": device_ref,
+            "stage": job.stage,
+            "status": job.status,
+            "examiner": examiner,
+            "workstation": workstation,
+            "planned_start": placed.starts_at,
+            "planned_end": placed.ends_at,
+        }
+        name = f"{case_ref} {device_ref} {job.stage}"
+        if job.status == "scheduled":
+            if state.of(job.id) != "overdue":
+                continue
+            since = placed.ends_at + timedelta(minutes=lab.start_grace_minutes)
+            overdue.append(
+                item
+                | {
+                    "since": since,
+                    "detail": f"{name}: planned to start {at_local(placed.starts_at, tz)}, no "
+                    f"start reported; overdue since {at_local(since, tz)}; re-planned on its own",
+                }
+            )
+        else:
+            started = job.started_at or placed.starts_at
+            due_end = started + timedelta(
+                minutes=estimate_minutes(job.attended_minutes, job.machine_minutes)
+            )
+            if due_end >= now:
+                continue
+            overrunning.append(
+                item
+                | {
+                    "started_at": started,
+                    "since": due_end,
+                    "detail": f"{name}: started {at_local(started, tz)}, estimated to end "
+                    f"{at_local(due_end, tz)}; still in progress, planned to run its estimate "
+                    "again",
+                }
+            )
+    return {
+        "lab": lab.code,
+        "as_of": now,
+        "schedule_version": version.id if version is not None else None,
+        "grace_minutes": lab.start_grace_minutes,
+        "overdue": sorted(overdue, key=lambda i: i["since"]),
+        "overrunning": sorted(overrunning, key=lambda i: i["since"]),
+    }
+
+
+def overdue_job_ids(
+    session: Session,
+    lab: Lab,
+    version: ScheduleVersion | None,
+    job_ids: Iterable[int],
+    now: datetime,
+) -> set[int]:
+    """Which of ``job_ids`` are overdue (the flag on the job)."""
+    ids = list(job_ids)
+    if version is None or not ids:
+        return set()
+    state = _StartStates(session, lab, version, now)
+    return {job_id for job_id in ids if state.of(job_id) == "overdue"}
+
+
+class _StartStates:
+    """``missed_start`` for the jobs of a stored version, predecessors included (the loader applies
+    the same rule to its rows)."""
+
+    def __init__(
+        self, session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
+    ) -> None:
+        self.session, self.lab, self.version, self.now = session, lab, version, now
+        self.states: dict[int, StartState | None] = {}
+        self.placed: dict[int, tuple[datetime, datetime]] | None = None
+        self.preds: dict[int, list[tuple[int, str]]] = {}
+        self.status: dict[int, str] = {}
+
+    def _read(self) -> None:
+        if self.version is None:
+            self.placed = {}
+            return
+        rows = self.session.execute(
+            select(Job.id, Job.status, Assignment.starts_at, Assignment.ends_at)
+            .join(Assignment, Assignment.job_id == Job.id)
+            .where(Assignment.schedule_version_id == self.version.id)
+        ).all()
+        self.placed = {job_id: (start, end) for job_id, _, start, end in rows}
+        self.status = {job_id: status for job_id, status, _, _ in rows}
+        pred = aliased(Job)
+        for job_id, pred_id, status in self.session.execute(
+            select(JobPredecessor.job_id, JobPredecessor.predecessor_id, pred.status)
+            .join(pred, JobPredecessor.predecessor_id == pred.id)
+            .where(JobPredecessor.job_id.in_(list(self.placed)))
+        ):
+            self.preds.setdefault(job_id, []).append((pred_id, status))
+
+    def of(self, job_id: int) -> StartState | None:
+        if self.placed is None:
+            self._read()
+        assert self.placed is not None
+        if job_id in self.states:
+            return self.states[job_id]
+        self.states[job_id] = None  # a cycle in hostile data reads as "not started"
+        if self.status.get(job_id) != "scheduled" or job_id not in self.placed:
+            return None
+        clear = all(
+            status in DONE_STATUSES or self.of(pred_id) == "assumed_started"
+            for pred_id, status in self.preds.get(job_id, ())
+        )
+        start, end = self.placed[job_id]
+        state = missed_start(
+            start, end, self.lab.start_grace_minutes, self.now, predecessors_clear=clear
+        )
+        self.states[job_id] = state
+        return state
+
+
+def _published_rows(
+    session: Session, version: ScheduleVersion | None, *, statuses: tuple[str, ...]
+) -> list[tuple[Job, str, str, Assignment, str | None, str | None]]:
+    if version is None:
+        return []
+    rows = session.execute(
+        select(
+            Job,
+            Case.external_ref,
+            Device.external_ref,
+            Assignment,
+            Examiner.external_ref,
+            Workstation.external_ref,
+        )
+        .join(Assignment, Assignment.job_id == Job.id)
+        .join(Device, Job.device_id == Device.id)
+        .join(Case, Device.case_id == Case.id)
+        .outerjoin(Examiner, Assignment.examiner_id == Examiner.id)
+        .outerjoin(Workstation, Assignment.workstation_id == Workstation.id)
+        .where(
+            Assignment.schedule_version_id == version.id,
+            Job.status.in_(statuses),
+            Case.status == "open",
+        )
+        .order_by(Assignment.starts_at, Job.id)
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]
