@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
     bench.command("fjsp")(bench_fjsp)
     bench.command("jssp")(bench_jssp)
     bench.command("repair")(bench_repair)
+    bench.command("escalate")(bench_escalate)
     bench.command("churn")(bench_churn)
     bench.command("scale")(bench_scale)
     bench.command("api")(bench_api)
@@ -458,6 +459,35 @@ def bench_repair(
         f"repair ({r.backend}) {r.jobs} jobs: new P1 case published after {figure} "
         f"(target <= 10 s; repair run {run_time}); nightly full run {r.nightly_seconds:.1f} s"
     )
+
+
+def bench_escalate(
+    database_url: DatabaseUrl = None,
+    nightly_time_limit: Annotated[int, typer.Option(min=1, max=3600)] = 30,
+) -> None:
+    """One P4 -> P1 escalation on the demo lab: what else moved, and how soon it was published."""
+    from scheduler.benchmarks.escalate import bench_escalate as run
+    from scheduler.benchmarks.runner import ortools_version
+
+    console.print(f"ortools {ortools_version()}, cores {os.cpu_count()}")
+    r = run(database_url, nightly_time_limit=nightly_time_limit, echo=console.print)
+    published = (
+        "not published"
+        if r.published_after_seconds is None
+        else f"{r.published_after_seconds:.1f} s"
+    )
+    run_time = "n/a" if r.run_seconds is None else f"{r.run_seconds:.1f} s"
+    later = ", ".join(f"{ref} +{hours} h" for ref, hours in r.later_urgent) or "none"
+    console.print(
+        f"escalate ({r.backend}) {r.case} P4 -> P1: other cases' assignments in the next three "
+        f"days {r.window_assignments}, moved {r.moved}, removed {r.removed} = "
+        f"{r.changed_percent:.1f} % (target <= 10 %); inside the frozen window "
+        f"{r.inside_frozen} (target 0); other P1/P2 cases finishing later: {later}; "
+        f"published after {published} (target <= 10 s; run {r.run_status}, {run_time}); "
+        f"other cases' assignments moved or removed over the whole horizon: {r.moved_anywhere}"
+    )
+    for warning in r.unscheduled_warnings:
+        console.print(f"  the repaired version says: {warning}")
 
 
 def bench_churn(

@@ -26,6 +26,7 @@ from typing import Any
 
 from scheduler.core.plan import PIN_CONFLICT, Assignment, Plan
 from scheduler.core.snapshot import Snapshot
+from scheduler.planning.delays import urgent_delays
 from scheduler.planning.loader import IdMap
 from scheduler.planning.words import in_lab_terms
 
@@ -121,6 +122,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "exposure": exposure_figures(snapshot, plan, idmap),
         "utilization": utilization(snapshot, plan),
         "warnings": [
+            *urgent_delays(snapshot, plan, idmap),
             *(
                 f"pin conflict: {u.job}: {in_lab_terms(u.detail, tl)}"
                 for u in plan.unscheduled

@@ -134,7 +134,7 @@ def test_work_done_early_frees_its_capacity(manual, client, app, sup, first):
         ok(client.put(url, json=acquire, headers=sup), 201)
     plan = solve(client, app, sup)
     assert ("C4", "acquire") not in plan
-    urgent_now = [a for a in placements(client, sup, ("C5",)).values()]
+    urgent_now = list(placements(client, sup, ("C5",)).values())
     assert len(urgent_now) == 2
     assert {at(a, "starts_at") for a in urgent_now} == {MONDAY_7 + timedelta(hours=3, minutes=15)}
     assert {a["workstation"] for a in urgent_now} == {"U1", "U4"}
