@@ -102,6 +102,7 @@ from scheduler.planning.progress import (
     at_local,
     estimate_minutes,
     missed_start,
+    still_holds,
 )
 
 Interval = tuple[int, int]
@@ -691,6 +692,7 @@ class _JobBuilder:
         self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
         self.assumed: set[int] = set()  # published jobs past their start, taken as started
         self.start_states: dict[int, StartState | None] = {}  # progress.missed_start per job
+        self.in_progress_holds: set[tuple[str, int]] | None = None  # ("e"|"w", db id), lazily
         self.dropped: set[str] = set()  # jobs whose published placement was dropped
         self.left_out = left_out
         self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
@@ -1065,7 +1067,7 @@ class _JobBuilder:
             status in DONE_STATUSES
             or (pred_id in self.rows and self._start_state(self.rows[pred_id]) == "assumed_started")
             for pred_id, status in self.preds.get(job.id, ())
-        )
+        ) and not self._held_by_work_in_progress(placed)
         grace = self.lab.start_grace_minutes
         state = missed_start(
             placed.starts_at, placed.ends_at, grace, tl.epoch, predecessors_clear=clear
@@ -1081,6 +1083,36 @@ class _JobBuilder:
             )
             self.idmap.overdue.append(row.sid)
         return state
+
+    def _held_by_work_in_progress(self, placed: PublishedAssignment) -> bool:
+        """Whether the examiner, or the one-at-a-time workstation, of ``placed`` is still held by
+        work in progress (progress.still_holds): then this job cannot have started."""
+        if self.in_progress_holds is None:
+            self.in_progress_holds = set()
+            one_at_a_time = {
+                self.idmap.workstations[ref]
+                for ref, ws in self.workstations.items()
+                if ws.capacity == 1 and ref in self.idmap.workstations
+            }
+            epoch = self.timeline.epoch
+            for row in self.rows.values():
+                job = row.job
+                where = self.published.get(job.id)
+                if job.status != "in_progress" or where is None or job.pin_start_at is not None:
+                    continue
+                began = job.started_at or where.starts_at
+                attended, machine = job.attended_minutes, job.machine_minutes
+                if where.examiner_id is not None and still_holds(
+                    began, attended, attended, machine, epoch
+                ):
+                    self.in_progress_holds.add(("e", where.examiner_id))
+                if where.workstation_id in one_at_a_time and still_holds(
+                    began, machine, attended, machine, epoch
+                ):
+                    self.in_progress_holds.add(("w", where.workstation_id))
+        return bool(
+            {("e", placed.examiner_id), ("w", placed.workstation_id)} & self.in_progress_holds
+        )
 
     def _started(self, job: _JobData) -> bool:
         """In progress, or taken as started (``_missed_start``)."""
@@ -1264,8 +1296,59 @@ class _JobBuilder:
                 )
                 continue
             kept[row.sid] = prev
+        self._drop_clashing_with_pins(by_sid, kept)
         self._drop_stranded(by_sid, kept)
         return sorted(kept.values(), key=lambda p: (p.start, p.job))
+
+    def _drop_clashing_with_pins(
+        self, by_sid: dict[str, core.Job], kept: dict[str, core.PreviousAssignment]
+    ) -> None:
+        """Drop frozen assignments that overlap pinned work on the same examiner, or on a
+        one-at-a-time workstation: work in progress that overran and is extended by its estimate,
+        or started late, or a missed start taken as started (progress.py). Keeping them would
+        make the version infeasible; re-planned, each moves only as far as it must."""
+        frozen_until = self.timeline.frozen_until
+        busy: dict[tuple[str, str], list[tuple[int, int, str]]] = defaultdict(list)
+        for job in by_sid.values():
+            pin = job.pin
+            if pin is None:
+                continue
+            if pin.examiner is not None and job.attended > 0:
+                busy[("e", pin.examiner)].append((pin.start, pin.start + job.attended, job.id))
+            ws = self.workstations.get(pin.workstation) if pin.workstation else None
+            if ws is not None and ws.capacity == 1 and job.machine_on(ws.id) > 0:
+                end = pin.start + job.machine_on(ws.id)
+                busy[("w", ws.id)].append((pin.start, end, job.id))
+        if not busy:
+            return
+        for sid, prev in sorted(kept.items(), key=lambda kv: kv[1].start):
+            if prev.start >= frozen_until:
+                continue
+            job = by_sid[sid]
+            spans = []
+            if prev.examiner is not None and job.attended > 0:
+                spans.append((("e", prev.examiner), prev.start + job.attended))
+            if prev.workstation is not None and job.machine_on(prev.workstation) > 0:
+                spans.append(
+                    (("w", prev.workstation), prev.start + job.machine_on(prev.workstation))
+                )
+            clash = next(
+                (
+                    other
+                    for key, end in spans
+                    for start, stop, other in busy.get(key, ())
+                    if start < end and prev.start < stop
+                ),
+                None,
+            )
+            if clash is None:
+                continue
+            del kept[sid]
+            self.dropped.add(sid)
+            self.idmap.warnings.append(
+                f"job {sid}: its published placement clashes with {clash}, which is under way "
+                "longer than planned; re-planned"
+            )
 
     def _drop_stranded(
         self, by_sid: dict[str, core.Job], kept: dict[str, core.PreviousAssignment]

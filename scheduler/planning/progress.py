@@ -7,7 +7,8 @@ Examiners forget to press start; work overruns; work finishes early. The rules, 
   until its planned end plus the lab's ``start_grace_minutes``; after that it is **overdue**:
   listed for the supervisor (``GET /labs/{lab}/reports/overdue``, ``overdue`` on the job) and
   re-planned on its own. A job whose predecessor has not finished (nor is itself taken as started)
-  cannot have started: it is **waiting**, re-planned after its predecessor, and not overdue;
+  cannot have started: it is **waiting**, re-planned after its predecessor, and not overdue; so
+  is one whose examiner (or one-at-a-time workstation) is still held by work in progress;
 - work in progress is planned from its real start (``started_at``, when ``:start`` was reported);
   once it has run past its estimate it is **overrunning** and extended by its estimate;
 - work done (early or not) leaves the plan, so its capacity is free for the next run.
@@ -56,6 +57,21 @@ def missed_start(
     if planned_end + timedelta(minutes=grace_minutes) > now:
         return "assumed_started"
     return "overdue"
+
+
+def still_holds(
+    started_at: datetime, minutes: int, attended: int, machine: int, now: datetime
+) -> bool:
+    """Whether work in progress since ``started_at`` still holds the resource of its part that
+    runs ``minutes`` (attended: the examiner; machine: the workstation) at ``now``: the part has
+    not run its estimate yet, or the job overran and this part is the one extended."""
+    elapsed = (now - started_at).total_seconds() / 60
+    if minutes <= 0:
+        return False
+    if elapsed < minutes:
+        return True
+    longest = estimate_minutes(attended, machine)
+    return elapsed >= longest and minutes == longest
 
 
 def estimate_minutes(attended: int, machine: int) -> int:
@@ -155,6 +171,8 @@ class _StartStates:
         self.session, self.lab, self.version, self.now = session, lab, version, now
         self.states: dict[int, StartState | None] = {}
         self.placed: dict[int, tuple[datetime, datetime]] | None = None
+        self.where: dict[int, tuple[int | None, int | None]] = {}
+        self.held: set[tuple[str, int]] = set()  # ("e"|"w", id) held by work in progress
         self.preds: dict[int, list[tuple[int, str]]] = {}
         self.status: dict[int, str] = {}
 
@@ -163,12 +181,40 @@ class _StartStates:
             self.placed = {}
             return
         rows = self.session.execute(
-            select(Job.id, Job.status, Assignment.starts_at, Assignment.ends_at)
+            select(
+                Job.id,
+                Job.status,
+                Assignment.starts_at,
+                Assignment.ends_at,
+                Assignment.examiner_id,
+                Assignment.workstation_id,
+                Job.started_at,
+                Job.attended_minutes,
+                Job.machine_minutes,
+            )
             .join(Assignment, Assignment.job_id == Job.id)
             .where(Assignment.schedule_version_id == self.version.id)
         ).all()
-        self.placed = {job_id: (start, end) for job_id, _, start, end in rows}
-        self.status = {job_id: status for job_id, status, _, _ in rows}
+        self.placed = {r[0]: (r[2], r[3]) for r in rows}
+        self.status = {r[0]: r[1] for r in rows}
+        self.where = {r[0]: (r[4], r[5]) for r in rows}
+        one_at_a_time = set(
+            self.session.scalars(
+                select(Workstation.id).where(
+                    Workstation.lab_id == self.lab.id, Workstation.capacity == 1
+                )
+            )
+        )
+        for _, status, start, _, examiner, workstation, started, attended, machine in rows:
+            if status != "in_progress":
+                continue
+            began = started or start
+            if examiner is not None and still_holds(began, attended, attended, machine, self.now):
+                self.held.add(("e", examiner))
+            if workstation in one_at_a_time and still_holds(
+                began, machine, attended, machine, self.now
+            ):
+                self.held.add(("w", workstation))
         pred = aliased(Job)
         for job_id, pred_id, status in self.session.execute(
             select(JobPredecessor.job_id, JobPredecessor.predecessor_id, pred.status)
@@ -186,10 +232,11 @@ class _StartStates:
         self.states[job_id] = None  # a cycle in hostile data reads as "not started"
         if self.status.get(job_id) != "scheduled" or job_id not in self.placed:
             return None
+        examiner, workstation = self.where[job_id]
         clear = all(
             status in DONE_STATUSES or self.of(pred_id) == "assumed_started"
             for pred_id, status in self.preds.get(job_id, ())
-        )
+        ) and not ({("e", examiner), ("w", workstation)} & self.held)
         start, end = self.placed[job_id]
         state = missed_start(
             start, end, self.lab.start_grace_minutes, self.now, predecessors_clear=clear
