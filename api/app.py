@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
+from api.console import mount_console
 from api.deps import role_table
 from api.metrics import StateCollector
 from api.routers import (
@@ -420,6 +421,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return _openapi(app)
 
     _serve_docs(app)
+    mount_console(app)
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -289,6 +289,18 @@ async def authenticate(
         raise Unauthorized(
             f"an API key is required: send it in {API_KEY_HEADER} or as Authorization: Bearer"
         )
+    return await principal_for_token(request, session, background, token)
+
+
+async def principal_for_token(
+    request: Request, session: Session, background: BackgroundTasks, token: str
+) -> Principal:
+    """The principal of a sent API key (cached, throttled on failure), or 401.
+
+    The one key check: the API's ``authenticate`` and the console's sign-in both use it.
+    """
+    throttle = failure_throttle(request)
+    client = client_address(request)
     cache = key_cache(request)
     key = cache.get(token)
     if key is None:
@@ -299,6 +311,11 @@ async def authenticate(
             raise Unauthorized("the API key is unknown, malformed or revoked")
         cache.put(token, key)
     _touch_later(request, background, key.id)
+    return principal_of(key)
+
+
+def principal_of(key: keys.VerifiedKey) -> Principal:
+    """The principal a verified key (or a console session made with it) acts as."""
     return Principal(
         key_id=key.id,
         prefix=key.prefix,

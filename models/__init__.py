@@ -34,7 +34,7 @@ from models.schedule import (
     SolveRunAttempt,
     UnscheduledJob,
 )
-from models.security import ApiKey, AuditEvent, FeedToken
+from models.security import ApiKey, AuditEvent, ConsoleSession, FeedToken
 from models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Base",
     "Case",
     "CaseLink",
+    "ConsoleSession",
     "Device",
     "Examiner",
     "ExaminerSkill",

@@ -1,4 +1,4 @@
-"""API keys and the append-only audit trail."""
+"""API keys, console sessions and the append-only audit trail."""
 
 from __future__ import annotations
 
@@ -30,6 +30,24 @@ class ApiKey(CreatedAt, Base):
     examiner_id: Mapped[int | None] = mapped_column(ForeignKey("examiner.id", ondelete="CASCADE"))
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ConsoleSession(CreatedAt, Base):
+    """A signed-in browser of the web console (docs/architecture.md §7.8).
+
+    Made by signing in with an API key; it acts with that key's role and scope, and ends with
+    the key (revoked) or after ``console_idle_minutes`` without a request. Only a SHA-256 of the
+    cookie's random secret is stored, as for keys.
+    """
+
+    __tablename__ = "console_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_key.id", ondelete="CASCADE"), index=True
+    )
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 FEED_KINDS = ("calendar", "board")

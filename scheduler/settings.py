@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # revoked in another process (another server worker, `labq keys revoke`) stops working
     # within this many seconds; in the revoking process at once. 0 checks every request.
     key_cache_seconds: float = Field(default=5.0, ge=0, le=60)
+    # A web console session (docs/architecture.md §7.8) ends after this many minutes without a
+    # request; signing out ends it at once, and revoking its key ends it at the next request.
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Failed authentications one client may make in a burst, and how fast that allowance
     # refills; past it the client gets 429 with Retry-After (api/throttle.py). 0 turns it off.
     auth_failure_burst: int = Field(default=20, ge=0, le=100_000)
