@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -132,6 +133,14 @@ def build_console(api: FastAPI) -> FastAPI:
             where = ".".join(str(p) for p in error.get("loc", ())[1:]) or "request"
             parts.append(f"{where}: {error.get('msg', 'invalid')}")
         return _error_page(request, 422, "Invalid request", "; ".join(parts))
+
+    @console.exception_handler(ValidationError)
+    async def invalid_form(request: Request, exc: ValidationError) -> Response:
+        parts = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ())) or "form"
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        return _error_page(request, 422, "Invalid form", "; ".join(parts))
 
     @console.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Examiner, ExposureLog, Job, Lab, ScheduleVersion, Shift, Workstation
+from models.base import utcnow
 from scheduler.planning import views
 from scheduler.planning.views import PlacedJob
 
@@ -33,6 +34,7 @@ class BoardDay:
     end: datetime
     folded_before: tuple[date, ...] = ()  # closed days folded out just before this one
     frozen_share: float = 0.0  # the share of the window before the frozen window's end
+    now_share: float | None = None  # where "now" falls in the window, if it does
 
     @property
     def minutes(self) -> float:
@@ -222,8 +224,18 @@ def board(
     frozen_text = (version.kpis or {}).get("frozen_until")
     frozen_until = datetime.fromisoformat(frozen_text) if frozen_text else None
     days = working_days(session, lab, start_day, days_wanted, examiner_id)
+    now = utcnow()
     days = [
-        BoardDay(d.day, d.start, d.end, d.folded_before, _frozen_share(d, frozen_until))
+        BoardDay(
+            d.day,
+            d.start,
+            d.end,
+            d.folded_before,
+            _frozen_share(d, frozen_until),
+            100 * (now - d.start).total_seconds() / 60 / d.minutes
+            if d.start <= now < d.end
+            else None,
+        )
         for d in days
     ]
     examiners_q = select(Examiner).where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
