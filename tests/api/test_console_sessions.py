@@ -5,50 +5,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from api_support import case_payload
-from console_support import browser, csrf_of, external_urls, page_csrf, sign_in
+from console_support import browser, build_lab, csrf_of, external_urls, page_csrf, sign_in
 from sqlalchemy import select, update
 
 from models import AuditEvent, ConsoleSession
 from models.base import utcnow
 from scheduler.db import session_scope
 from scheduler.services import keys
-from scheduler.worker import run_once
 
 LAB = "consolelab"
 OTHER = "consoleother"
-SHIFTS = [{"weekday": d, "starts": "08:00", "ends": "16:30"} for d in range(7)]
 
 
 @pytest.fixture(scope="module")
 def lab(client, admin, keymaker, app):
-    for code in (LAB, OTHER):
-        r = client.post(
-            "/labs",
-            json={"code": code, "name": f"Lab {code}", "timezone": "Europe/London"},
-            headers=admin,
-        )
-        assert r.status_code == 201, r.text
-    sup = keymaker.headers("supervisor", LAB)
-    for ref in ("E1", "E2"):
-        r = client.put(
-            f"/labs/{LAB}/examiners/{ref}",
-            json={"skills": ["mobile", "review"], "shifts": SHIFTS},
-            headers=sup,
-        )
-        assert r.status_code == 201, r.text
-    r = client.put(f"/labs/{LAB}/workstations/U1", json={"capabilities": ["ufed"]}, headers=sup)
-    assert r.status_code == 201, r.text
-    cases = [case_payload(f"C{n}", priority=("P1", "P2", "P3")[n % 3]) for n in range(1, 7)]
-    r = client.post(f"/labs/{LAB}/cases:import", json={"cases": cases}, headers=sup)
-    assert r.status_code == 200, r.text
-    queued = client.post(f"/labs/{LAB}/solve-runs", json={"time_limit_seconds": 2}, headers=sup)
-    assert queued.status_code == 202, queued.text
-    assert run_once(app.state.engine, "w-console", policy="priority")
-    run = client.get(queued.headers["Location"], headers=sup).json()
-    assert run["status"] == "succeeded", run
-    r = client.post(f"/labs/{LAB}/schedules/{run['schedule_version']}:publish", headers=sup)
-    assert r.status_code == 200, r.text
+    build_lab(client, admin, keymaker, app, LAB)
+    assert (
+        client.post(
+            "/labs", json={"code": OTHER, "name": "Other", "timezone": "UTC"}, headers=admin
+        ).status_code
+        == 201
+    )
     return LAB
 
 
