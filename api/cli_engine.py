@@ -71,6 +71,7 @@ def register(app: typer.Typer) -> None:
     bench.command("sqlite-overload")(bench_sqlite_overload)
     bench.command("limits")(bench_limits)
     bench.command("recommend")(bench_recommend)
+    bench.command("console")(bench_console)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -844,6 +845,26 @@ def bench_recommend(
         f"(pinned or frozen); {r.with_options} of the other {movable} with options "
         f"({share:.0%}); p50 {r.p50_ms:.0f} ms, p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms"
     )
+
+
+def bench_console(
+    time_limit: Annotated[int, typer.Option(min=1, help="Seconds for the demo's solve.")] = 10,
+    rounds: Annotated[int, typer.Option(min=1, max=1000, help="Requests per page.")] = 20,
+) -> None:
+    """Server time of every web console page on the demo lab (target: each <= 300 ms)."""
+    from scheduler.benchmarks.console import run_console
+
+    console.print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, demo lab (SQLite)")
+    facts, timings = run_console(time_limit, rounds)
+    console.print(f"{escape(facts)}; {rounds} requests per page, server time from the access log")
+    for t in timings:
+        verdict = "ok" if t.p95_ms <= 300 else "over 300 ms"
+        console.print(
+            f"  {t.page:<18} {t.status} {t.bytes / 1024:7.1f} KiB  p50 {t.p50_ms:6.1f} ms  "
+            f"p95 {t.p95_ms:6.1f} ms  max {t.max_ms:6.1f} ms  {verdict}"
+        )
+    worst = max(timings, key=lambda t: t.p95_ms)
+    console.print(f"slowest page: {worst.page}, p95 {worst.p95_ms:.1f} ms (target 300 ms)")
 
 
 def bench_limits(
