@@ -232,3 +232,55 @@ def test_every_navigation_entry_names_known_roles():
     assert [item.key for item in NAV][:4] == ["board", "backlog", "exposure", "runs"]
     for item in NAV:
         assert set(item.roles) <= set(ROLES)
+
+
+def test_a_pin_where_the_job_is_published_is_kept_and_marked_on_the_board(supervisor, lab, app):
+    from zoneinfo import ZoneInfo
+
+    from models import Assignment, Examiner, ScheduleVersion, Workstation
+
+    with session_scope(app.state.engine) as s:
+        row = s.execute(
+            select(
+                Assignment.job_id,
+                Assignment.starts_at,
+                Examiner.external_ref,
+                Workstation.external_ref,
+            )
+            .join(ScheduleVersion, Assignment.schedule_version_id == ScheduleVersion.id)
+            .join(Examiner, Assignment.examiner_id == Examiner.id)
+            .outerjoin(Workstation, Assignment.workstation_id == Workstation.id)
+            .join(Job, Assignment.job_id == Job.id)
+            .where(ScheduleVersion.is_current.is_(True), Job.pin_start_at.is_(None))
+            .order_by(Assignment.starts_at.desc())
+            .limit(1)
+        ).one()
+    job_id, start, examiner, workstation = row
+    local = start.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m-%dT%H:%M")
+    with session_scope(app.state.engine) as s:
+        from models import Device
+
+        case_ref = s.scalar(
+            select(Case.external_ref)
+            .join(Device, Device.case_id == Case.id)
+            .join(Job, Job.device_id == Device.id)
+            .where(Job.id == job_id)
+        )
+    csrf = page_csrf(supervisor, f"/ui/labs/{lab}/cases/{case_ref}")
+    form = {"csrf": csrf, "start": local, "examiner": examiner}
+    if workstation:
+        form["workstation"] = workstation
+    r = supervisor.post(f"/ui/labs/{lab}/jobs/{job_id}/pin", data=form)
+    assert r.status_code == 303, r.text
+    page = supervisor.get(r.headers["location"])
+    assert f"job {job_id} pinned" in page.text
+    with session_scope(app.state.engine) as s:
+        assert s.get(Job, job_id).pin_start_at is not None
+        assert (
+            s.scalar(select(AuditEvent).where(AuditEvent.action == "job.pin").limit(1)) is not None
+        )
+    board = supervisor.get(f"/ui/labs/{lab}/board?days=10&start=-1").text
+    marked = re.findall(r'<a class="bar [^"]*pinned[^"]*"[^>]*#job-(\d+)"', board)
+    assert str(job_id) in marked
+    r = supervisor.post(f"/ui/labs/{lab}/jobs/{job_id}/unpin", data={"csrf": csrf})
+    assert r.status_code == 303
