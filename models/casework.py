@@ -128,7 +128,7 @@ class Job(Timestamps, Base):
     pin_workstation_id: Mapped[int | None] = mapped_column(ForeignKey("workstation.id"))
     pin_start_at: Mapped[datetime | None]
     # when ``:start`` and ``:done`` were reported: the loader plans work in progress from its real
-    # start, and the simulation measures forecasts against it (docs/architecture.md, §7.8)
+    # start, and the simulation measures forecasts against it (docs/architecture.md, §7.9)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -2,7 +2,7 @@
 
 Production reads wall time. Tests and the simulation make a :class:`ManualClock` the process clock
 with :func:`use` and move it themselves, so a working day passes in a second and a run replays
-(docs/architecture.md, "Time").
+(docs/architecture.md §7.9, "Time").
 """
 
 from __future__ import annotations

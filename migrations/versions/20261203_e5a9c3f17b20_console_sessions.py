@@ -1,7 +1,7 @@
 """console sessions: signed-in browsers of the web console (hashed secrets)
 
 Revision ID: e5a9c3f17b20
-Revises: d7e3a1b9c5f2
+Revises: a4c2e8f1b7d3
 Create Date: 2026-12-03 14:59:19.142827
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import models.base
 
 revision: str = "e5a9c3f17b20"
-down_revision: str | None = "d7e3a1b9c5f2"
+down_revision: str | None = "a4c2e8f1b7d3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Time passing, by rule: what a published assignment means once its start has passed.
 
 Examiners forget to press start; work overruns; work finishes early. The rules, in one place
-(docs/architecture.md, §7.8):
+(docs/architecture.md, §7.9):
 
 - a published job whose start has passed with no ``:start`` is **assumed started** as planned
   until its planned end plus the lab's ``start_grace_minutes``; after that it is **overdue**:
