@@ -1,0 +1,40 @@
+"""Layers point down (tools/import_arrows.py): no new upward import arrow, none into the harness.
+
+The arrows still listed here are the known ones, each to be removed, never added to: services
+that queue repair runs or check pins call upward into the planning layer, and replay reuses a
+benchmark's runner.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KNOWN = {
+    ("scheduler.replay", "scheduler.benchmarks.runner"),
+    ("scheduler.services.case_import", "scheduler.continuous"),
+    ("scheduler.services.casework", "scheduler.continuous"),
+    ("scheduler.services.casework", "scheduler.planning.pins"),
+    ("scheduler.services.resources", "scheduler.continuous"),
+}
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("import_arrows", ROOT / "tools/import_arrows.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_new_upward_import_arrow():
+    arrows = set(_tool().upward_arrows())
+    assert arrows - KNOWN == set()
+
+
+def test_the_tool_sees_an_arrow_it_should(tmp_path):
+    tool = _tool()
+    assert tool.layer("scheduler.core.verify") < tool.layer("scheduler.planning.loader")
+    assert tool.layer("scheduler.planning.demo") == tool.HARNESS
+    assert ("scheduler.services.casework", "scheduler.continuous") in tool.upward_arrows()
