@@ -47,6 +47,7 @@ from api.routers import (
     webhooks,
 )
 from models.security import ROLES
+from scheduler import continuous
 from scheduler.db import make_engine, session_factory
 from scheduler.delivery import start_delivery_thread
 from scheduler.logs import log_context
@@ -359,6 +360,7 @@ def _serve_docs(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Build the API. ``engine`` overrides the one made from ``settings.database_url`` (tests)."""
     settings = settings or get_settings()
+    continuous.install()  # the planning layer acts on what the services announce (repairs, pins)
     owned = engine is None
     bound = engine if engine is not None else make_engine(settings.database_url, settings=settings)
 

@@ -8,13 +8,15 @@ import typer
 from rich.console import Console
 
 from api import cli_api, cli_check, cli_engine, cli_planning
-from scheduler import logs
+from scheduler import continuous, logs
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
 
 # Plain help (rich_markup_mode=None, in every group): typer's rich panels label each flag
 # `<bool>` and squeeze the columns when the help is piped; click's plain help shows each flag's
 # default instead and wraps whole words.
+continuous.install()  # the planning layer acts on what the services announce (repairs, pins)
+
 app = typer.Typer(
     help="labq: forensic lab queue scheduler.", no_args_is_help=True, rich_markup_mode=None
 )

@@ -5,13 +5,15 @@ published assignment that starts after the window (the frozen horizon plus two w
 whose job and case have not changed since publication, keeps the frozen ones that still fit, and
 lets the solver move the rest (see `scheduler.planning.loader`).
 
-Triggers (all through the domain services, so the HTTP routes and the CLI get them for free):
+Triggers (all announced by the domain services, `scheduler.services.events`, and acted on here
+once `install` has been called, so the HTTP routes and the CLI get them for free):
 
 Escalation
     A case's level rises directly (``escalate_case``, a ``PUT`` with a more urgent priority, or a
     bulk import that raises it: one run for the batch, see `after_imported_levels`), through a
     new link to a case of a more urgent level (the less urgent case rises to the other's
-    level; the more urgent one is untouched), or through a triage flag (see `level_after_flag`).
+    level; the more urgent one is untouched), or through a triage flag (the policy is
+    `scheduler.services.escalation`).
     Due times are not stored: the loader derives them from the level at load time, so the repair
     run plans the case against its new target. The run is auto-published when the new level says
     so (``PriorityLevel.auto_publish_repair``; by default P1 and P2). Escalating a case that is not
@@ -58,62 +60,34 @@ from models import (
     PriorityLevel,
     ScheduleVersion,
     SolveRun,
-    TriageFlag,
 )
 from models.base import utcnow
 from scheduler.planning.loader import build_timeline, local_midnight
+from scheduler.planning.pins import check_pin
 from scheduler.planning.runs import request_repair
+from scheduler.services import events
+from scheduler.services.escalation import levels_of
 
-ESCALATING_FLAGS = frozenset({"hash_match", "classifier", "linked_report"})
-"""Triage flags that raise a case one level; ``manual`` flags are notes (escalate explicitly)."""
 
-
-def _levels(session: Session, lab_id: int) -> list[PriorityLevel]:
-    return list(
-        session.scalars(
-            select(PriorityLevel).where(PriorityLevel.lab_id == lab_id).order_by(PriorityLevel.rank)
-        )
+def install() -> None:
+    """Listen to what the services announce: queue repair runs, check pins (idempotent)."""
+    events.listen(
+        events.CaseEscalated,
+        lambda session, e: after_escalation(
+            session, e.lab, e.case, e.level, actor=e.actor, reason=e.reason
+        ),
     )
-
-
-def level_after_flag(session: Session, case: Case, kind: str) -> PriorityLevel | None:
-    """The level a new triage flag of ``kind`` raises ``case`` to, or ``None`` (no change).
-
-    Policy: a ``hash_match``, ``classifier`` or ``linked_report`` flag raises the case by exactly
-    one level (to the next more urgent rank of the lab's scheme), never above the top level; a
-    case already at the top stays there. Each kind raises a case once: a second flag of a kind the
-    case already carries is recorded but changes nothing (repeated hits of one hash set are one
-    signal). ``manual`` flags never change the level; a supervisor escalates explicitly. Call it
-    before the new flag is added.
-    """
-    if kind not in ESCALATING_FLAGS:
-        return None
-    seen = session.scalar(
-        select(TriageFlag.id).where(TriageFlag.case_id == case.id, TriageFlag.kind == kind).limit(1)
+    events.listen(events.CasesImported, _after_import)
+    events.listen(
+        events.AbsenceRecorded,
+        lambda session, e: after_absence(session, e.examiner, e.absence, actor=e.actor),
     )
-    if seen is not None:
-        return None
-    levels = _levels(session, case.lab_id)
-    current = next((lv for lv in levels if lv.id == case.priority_level_id), None)
-    if current is None:
-        return None
-    above = [lv for lv in levels if lv.rank < current.rank]
-    return above[-1] if above else None
+    events.listen(events.PinPlaced, lambda session, e: check_pin(session, e.lab, e.job, e.now))
 
 
-def escalation_for_link(session: Session, case: Case, other: Case) -> tuple[Case, PriorityLevel]:
-    """Of two newly linked cases, the less urgent one and the level it rises to.
-
-    Returns ``(case, its own level)`` (no change) when both are equally urgent.
-    """
-    mine = session.get(PriorityLevel, case.priority_level_id)
-    theirs = session.get(PriorityLevel, other.priority_level_id)
-    assert mine is not None and theirs is not None
-    if theirs.rank < mine.rank:
-        return case, theirs
-    if mine.rank < theirs.rank:
-        return other, mine
-    return case, mine
+def _after_import(session: Session, event: events.CasesImported) -> None:
+    after_new_cases(session, event.lab, event.new_cases, actor=event.actor)
+    after_imported_levels(session, event.lab, event.raised, actor=event.actor)
 
 
 def _published(session: Session, lab: Lab) -> bool:
@@ -200,7 +174,8 @@ def after_new_cases(
     codes = {code for code, status in cases if status == "open"}
     if not codes or not _published(session, lab):
         return None
-    urgent = [lv for lv in _levels(session, lab.id) if lv.code in codes and lv.auto_publish_repair]
+    levels = levels_of(session, lab.id)
+    urgent = [lv for lv in levels if lv.code in codes and lv.auto_publish_repair]
     if not urgent:
         return None
     return request_repair(
@@ -227,7 +202,7 @@ def after_imported_levels(
     """
     if not changes or not _published(session, lab):
         return None
-    levels = {lv.code: lv for lv in _levels(session, lab.id)}
+    levels = {lv.code: lv for lv in levels_of(session, lab.id)}
     raised = [
         (levels[after].rank, ref, levels[after])
         for ref, before, after, status in changes

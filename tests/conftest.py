@@ -17,8 +17,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from scheduler import continuous
 from scheduler.db import make_engine
 from scheduler.migrate import upgrade
+
+continuous.install()  # services announce; the planning layer acts (as in the app and the CLI)
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 

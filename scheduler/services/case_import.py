@@ -20,7 +20,7 @@ whole. Devices and jobs that exist but are absent from the payload are left alon
 routes to change them). New jobs start ``pending``; an existing job keeps its status and pin.
 Predecessors name jobs of the same case: ``"D1/acquire"`` or, on the same device, ``"acquire"``.
 A more urgent priority than the stored one is an escalation, as on the single routes: it queues
-the same repair run (``scheduler.continuous``).
+the same repair run (announced, ``scheduler.services.events``).
 
 Each created or changed case writes one audit event (``case.import``) whose digests cover the case
 with all its devices and jobs.
@@ -60,9 +60,8 @@ from models import (
     Workstation,
 )
 from models.base import utcnow
-from scheduler import continuous
 from scheduler.errors import Invalid
-from scheduler.services import bulk
+from scheduler.services import bulk, events
 from scheduler.services.audit import digest
 from scheduler.services.integrity import integrity_error
 from scheduler.services.labs import lock_lab
@@ -844,6 +843,6 @@ def import_cases(
             _write(session, locked, prepared, actor)
         except IntegrityError as exc:
             raise integrity_error(exc) from None
-        continuous.after_new_cases(session, locked, prepared.new_cases, actor=actor)
-        continuous.after_imported_levels(session, locked, prepared.raised, actor=actor)
+        event = events.CasesImported(locked, prepared.new_cases, prepared.raised, actor)
+        events.announce(session, event)
         return prepared.result

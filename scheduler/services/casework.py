@@ -27,10 +27,8 @@ from models import (
     Workstation,
 )
 from models.base import utcnow
-from scheduler import continuous
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.planning.pins import check_pin
-from scheduler.services import audit, vocabulary
+from scheduler.services import audit, escalation, events, vocabulary
 from scheduler.services.integrity import flush
 from scheduler.services.labs import get_level
 from scheduler.services.resources import get_examiner, get_pool, get_workstation
@@ -209,7 +207,7 @@ def link_cases(
     session.add(link)
     flush(session)
     # A link to a more urgent case raises the less urgent one to its level.
-    lower, level = continuous.escalation_for_link(session, case, other)
+    lower, level = escalation.escalation_for_link(session, case, other)
     if level.id != lower.priority_level_id:
         lab = session.get(Lab, case.lab_id)
         assert lab is not None
@@ -230,8 +228,8 @@ def add_flag(
     session: Session, case: Case, *, actor: str, kind: str, note: str | None = None
 ) -> TriageFlag:
     """Record a triage signal; an escalating kind raises the case one level (see
-    `scheduler.continuous.level_after_flag` for the policy)."""
-    level = continuous.level_after_flag(session, case, kind)
+    `scheduler.services.escalation.level_after_flag` for the policy)."""
+    level = escalation.level_after_flag(session, case, kind)
     flag = TriageFlag(case_id=case.id, kind=kind, note=note)
     session.add(flag)
     flush(session)
@@ -276,7 +274,7 @@ def pin_job(
         lab = session.get(Lab, job.lab_id)
         assert lab is not None
         # refused now rather than dropped by every solve as a pin conflict (caller rolls back)
-        check_pin(session, lab, job, now)
+        events.announce(session, events.PinPlaced(lab, job, now))
     audit.record(
         session,
         actor=actor,
@@ -371,7 +369,7 @@ def _raise_level(
     before = audit.state_of(case)
     case.priority_level_id = level.id
     flush(session)
-    continuous.after_escalation(session, lab, case, level, actor=actor, reason=reason)
+    events.announce(session, events.CaseEscalated(lab, case, level, actor, reason))
     audit.record(
         session,
         actor=actor,

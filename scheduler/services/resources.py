@@ -21,9 +21,8 @@ from models import (
     Workstation,
     WorkstationCapability,
 )
-from scheduler import continuous
 from scheduler.errors import Invalid, NotFound
-from scheduler.services import audit, vocabulary
+from scheduler.services import audit, events, vocabulary
 from scheduler.services.integrity import flush
 
 EXPOSURE_POLICY = (
@@ -114,7 +113,7 @@ def add_absence(
     absence = Absence(examiner_id=examiner.id, kind=kind, starts_at=starts_at, ends_at=ends_at)
     session.add(absence)
     flush(session)
-    continuous.after_absence(session, examiner, absence, actor=actor)
+    events.announce(session, events.AbsenceRecorded(examiner, absence, actor))
     audit.record(
         session,
         actor=actor,
