@@ -1,8 +1,7 @@
 """Layers point down (tools/import_arrows.py): no new upward import arrow, none into the harness.
 
-The arrows still listed here are the known ones, each to be removed, never added to: replay
-reuses a benchmark's runner. (Services announce what happened, `scheduler.services.events`; they
-no longer call the planning layer.)
+There are none left: services announce what happened (`scheduler.services.events`) instead of
+calling the planning layer, and only the CLI starts the harness.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ import importlib.util
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = {
-    ("scheduler.replay", "scheduler.benchmarks.runner"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _tool():

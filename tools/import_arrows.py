@@ -2,9 +2,9 @@
 
 Layers, lowest first: models; the pure core and the plain infrastructure (errors, settings, logs,
 clock); the database helpers; services; planning; the processes around them (continuous repair,
-worker, delivery, replay); the API and CLI. The demo, the generators, the benchmarks and the
-simulation are the *harness*: production code must never import them, while the CLI may (it is
-their entry point). Every import counts, those inside functions too.
+worker, delivery); the API and CLI. The demo, the generators, the benchmarks, the replay of
+recorded snapshots and the simulation are the *harness*: production code must never import
+them, while the CLI may (it is their entry point). Every import counts, those inside functions too.
 
     python tools/import_arrows.py          # lists each upward arrow, then the count
 """
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, int], ...] = (  # longest prefix wins
     ("scheduler.continuous", 5),
     ("scheduler.worker", 5),
     ("scheduler.delivery", 5),
-    ("scheduler.replay", 5),
+    ("scheduler.replay", HARNESS),  # re-runs recorded snapshots as regression tests
     ("api", 6),
     ("scheduler.demo", HARNESS),
     ("scheduler.planning.demo", HARNESS),
