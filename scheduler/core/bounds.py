@@ -431,7 +431,7 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
         ),
         _Demand(exposure_set, lambda r: r.job.exposure, budget(False)),  # exposure caps
         _Demand(  # severity-3 minutes against the severe caps
-            lambda r: exposure_set(r) if r.job.severity >= 3 else None,
+            lambda r: exposure_set(r) if r.job.is_severe else None,
             lambda r: r.job.exposure,
             budget(True),
         ),

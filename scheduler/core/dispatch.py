@@ -165,7 +165,7 @@ class Board:
             if policy.daily_cap is not None and st.day_used.get(d, 0) + x > policy.daily_cap:
                 return day_end
             if (
-                job.severity >= 3
+                job.is_severe
                 and policy.severe_daily_cap is not None
                 and st.severe_used.get(d, 0) + x > policy.severe_daily_cap
             ):
@@ -316,7 +316,7 @@ class Board:
         w = self.weeks.index(start)
         if d is not None:
             st.day_used[d] = st.day_used.get(d, 0) + job.exposure
-            if job.severity >= 3:
+            if job.is_severe:
                 st.severe_used[d] = st.severe_used.get(d, 0) + job.exposure
         if w is not None:
             st.week_used[w] = st.week_used.get(w, 0) + job.exposure

@@ -30,7 +30,7 @@ def caps_allow(job: Job, examiner: Examiner) -> bool:
     for cap in (policy.daily_cap, policy.weekly_cap):
         if cap is not None and cap < job.exposure:
             return False
-    if job.severity >= 3 and policy.severe_daily_cap is not None:
+    if job.is_severe and policy.severe_daily_cap is not None:
         return policy.severe_daily_cap >= job.exposure
     return True
 

@@ -40,7 +40,6 @@ from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
 
-SEVERE = 3
 
 
 # -- reasons for jobs left out of a valid plan ----------------------------------------------------
@@ -60,7 +59,7 @@ def _exposure_room(snapshot: Snapshot, assignments: Iterable[Assignment]) -> dic
         k = snapshot.week_of(a.start)
         if d is not None:
             day[a.examiner, d] += job.exposure
-            if job.severity >= SEVERE:
+            if job.is_severe:
                 severe[a.examiner, d] += job.exposure
         if k is not None:
             week[a.examiner, k] += job.exposure
@@ -91,7 +90,7 @@ def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> 
             if policy.daily_cap is not None:
                 if logged_day.get(d, 0) + day.get((e.id, d), 0) + job.exposure > policy.daily_cap:
                     continue
-            if policy.severe_daily_cap is not None and job.severity >= SEVERE:
+            if policy.severe_daily_cap is not None and job.is_severe:
                 if severe.get((e.id, d), 0) + job.exposure > policy.severe_daily_cap:
                     continue
             k = snapshot.week_of(a)
@@ -358,7 +357,7 @@ class _ConflictModel:
                 room = policy.daily_cap - snap.logged_day_exposure(examiners[eid]).get(d, 0)
                 self._cap(f"exposure_daily_cap[e={eid},d={d}]", ids, room)
             if policy.severe_daily_cap is not None:
-                severe = [j for j in ids if self.jobs[j].severity >= SEVERE]
+                severe = [j for j in ids if self.jobs[j].is_severe]
                 rule = f"exposure_severe_daily_cap[e={eid},d={d}]"
                 self._cap(rule, severe, policy.severe_daily_cap)
         for (eid, wk), ids in week.items():

@@ -425,7 +425,7 @@ class _Model:
             if policy.daily_cap is not None and job.exposure > policy.daily_cap - logged:
                 return False
             severe = policy.severe_daily_cap
-            if job.severity >= 3 and severe is not None and job.exposure > severe:
+            if job.is_severe and severe is not None and job.exposure > severe:
                 return False
         if bucket.week is not None and policy.weekly_cap is not None:
             logged = self.snapshot.logged_week_exposure(examiner).get(bucket.week, 0)
@@ -538,7 +538,7 @@ class _Model:
                 bucket = self.buckets[s.bucket]
                 if bucket.day is not None:
                     daily[bucket.day].append(item)
-                    if job.severity >= 3:
+                    if job.is_severe:
                         severe[bucket.day].append(item)
                 if bucket.week is not None:
                     weekly[bucket.week].append(item)

@@ -123,6 +123,10 @@ class Pin:
     start: int
 
 
+SEVERE = 3
+"""The severity (top of the 0-3 scale) whose exposure also counts against the severe daily cap."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One stage of work on one device.
@@ -152,6 +156,11 @@ class Job:
     @property
     def needs_examiner(self) -> bool:
         return self.attended > 0
+
+    @property
+    def is_severe(self) -> bool:
+        """Its exposure counts against the severe daily cap too (`SEVERE`)."""
+        return self.severity >= SEVERE
 
     @property
     def needs_workstation(self) -> bool:

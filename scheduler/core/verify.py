@@ -503,7 +503,7 @@ def _exposure_severe_daily_cap(ctx: _Context) -> Iterator[Violation]:
         ctx.snapshot.day_of,
         lambda e: e.exposure.severe_daily_cap,
         lambda e: {},
-        lambda job: job.severity >= 3,
+        lambda job: job.is_severe,
         "day",
     )
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Device, Examiner, ExposureLog, Job, Lab, ScheduleVersion
+from scheduler.core.snapshot import SEVERE
 from scheduler.planning import views
 from scheduler.planning.views import _open_cases
 
@@ -228,7 +229,7 @@ def exposure_grid(
                 continue
             day = r.starts_at.astimezone(tz).date()
             planned[(r.examiner_id, day)] += r.exposure_minutes
-            if r.severity >= 3:
+            if r.severity >= SEVERE:
                 severe[(r.examiner_id, day)] += r.exposure_minutes
     logged: dict[tuple[int, date], int] = defaultdict(int)
     ids = [e.id for e in examiners]

@@ -149,7 +149,7 @@ def exposure_figures(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, 
         if day_index is None:
             continue
         planned[a.examiner][day_index] += job.exposure
-        if job.severity >= 3:
+        if job.is_severe:
             severe[a.examiner][day_index] += job.exposure
     out: dict[str, Any] = {}
     for examiner in snapshot.examiners:

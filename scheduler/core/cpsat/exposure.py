@@ -16,8 +16,6 @@ from ortools.sat.python import cp_model
 from scheduler.core.cpsat import intervals as iv
 from scheduler.core.cpsat.context import JobVars, ModelContext
 
-SEVERE = 3
-
 
 def start_day_literal(ctx: ModelContext, jv: JobVars, day: int) -> cp_model.IntVar:
     """Literal "the job starts on ``day``" (created with the job's other day literals)."""
@@ -98,7 +96,7 @@ def add_exposure_caps(ctx: ModelContext) -> None:
         k = ctx.week_of(a.start)
         if d is not None:
             fixed_day[a.examiner, d] += job.exposure
-            if job.severity >= SEVERE:
+            if job.is_severe:
                 fixed_severe[a.examiner, d] += job.exposure
         if k is not None:
             fixed_week[a.examiner, k] += job.exposure
@@ -126,7 +124,7 @@ def add_exposure_caps(ctx: ModelContext) -> None:
                     sum(jv.job.exposure * exposed.get(jv, e, d) for jv in jobs) <= max(room, 0)
                 ).with_name(f"exposure_daily_cap[e={e},d={d}]")
         if policy.severe_daily_cap is not None:
-            severe = [jv for jv in jobs if jv.job.severity >= SEVERE]
+            severe = [jv for jv in jobs if jv.job.is_severe]
             room = policy.severe_daily_cap - fixed_severe[e, d]
             if sum(jv.job.exposure for jv in severe) > room:
                 ctx.model.add(
