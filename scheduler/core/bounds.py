@@ -178,7 +178,7 @@ Relaxation = dict[str, _Relaxed]
 def relax(snapshot: Snapshot) -> Relaxation:
     """Earliest possible end of every job with all other jobs relaxed away (critical path)."""
     h = snapshot.horizon
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     fixed = fixed_placements(snapshot)
     windows = _Windows(snapshot)
     caps_everywhere = caps_hold_everywhere(snapshot)
@@ -277,7 +277,7 @@ def _earliest_end(
 
 
 def _topological(snapshot: Snapshot) -> list[Job]:
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     done: set[str] = set()
     order: list[Job] = []
     for root in snapshot.jobs:
@@ -395,7 +395,7 @@ class _SetsOf:
 
 def _demands(snapshot: Snapshot) -> list[_Demand]:
     h = snapshot.horizon
-    examiners = {e.id: e for e in snapshot.examiners}
+    examiners = snapshot.examiners_by_id
     avail = {e.id: _available_minutes(e.available, h) for e in snapshot.examiners}
     ws_avail = {
         w.id: w.capacity * _available_minutes(w.available, h) for w in snapshot.workstations

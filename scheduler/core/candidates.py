@@ -187,7 +187,7 @@ def select_candidates(
     """
     if plan is None:
         plan = dispatch(snapshot, "priority")
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     order = {j.id: i for i, j in enumerate(snapshot.jobs)}
     budgets = _Budgets(snapshot, max(0.0, factor - 1.0))
     chosen: set[str] = set()

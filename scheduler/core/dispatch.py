@@ -408,7 +408,7 @@ class _Dispatcher:
         self.snapshot = snapshot
         self.key = key
         self.board = Board(snapshot)
-        self.jobs = {j.id: j for j in snapshot.jobs}
+        self.jobs = snapshot.jobs_by_id
         self.order = {j.id: i for i, j in enumerate(snapshot.jobs)}
         self.preds: dict[str, list[str]] = {}
         self.succs: dict[str, list[str]] = {j.id: [] for j in snapshot.jobs}

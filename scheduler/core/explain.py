@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 def _exposure_room(snapshot: Snapshot, assignments: Iterable[Assignment]) -> dict[str, object]:
     """Planned exposure per (examiner, day), (examiner, severe day) and (examiner, week)."""
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     day: dict[tuple[str, int], int] = defaultdict(int)
     severe: dict[tuple[str, int], int] = defaultdict(int)
     week: dict[tuple[str, int], int] = defaultdict(int)
@@ -120,7 +120,7 @@ def unscheduled_reasons(
     by ``deadline`` (``time.monotonic()``) are ``horizon_full`` with the note ``NOT_EXPLAINED``.
     """
     known = dict(known or {})
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     placed = {a.job for a in assignments}
     wanted = set(left_out)
     planned = _exposure_room(snapshot, assignments)
@@ -263,7 +263,7 @@ class _ConflictModel:
     def __init__(self, snapshot: Snapshot, placements: Mapping[str, KeptPlacement]) -> None:
         self.snapshot = snapshot
         self.model = cp_model.CpModel()
-        self.jobs = {j.id: j for j in snapshot.jobs}
+        self.jobs = snapshot.jobs_by_id
         self.keep = {j: self.model.new_bool_var(f"keep[j={j}]") for j in placements}
         self.rules: dict[str, cp_model.IntVar] = {}
         self.names: dict[int, str] = {}
@@ -338,7 +338,7 @@ class _ConflictModel:
                     self.model.add_bool_or([self.keep[pred].Not(), self.keep[j].Not(), lit.Not()])
                 self.model.add_bool_or([self.keep[j].Not(), self.keep[pred], lit.Not()])
         # Exposure caps.
-        examiners = {e.id: e for e in snap.examiners}
+        examiners = snap.examiners_by_id
         day: dict[tuple[str, int], list[str]] = defaultdict(list)
         week: dict[tuple[str, int], list[str]] = defaultdict(list)
         for j, k in self.placements.items():
@@ -394,7 +394,7 @@ def pin_conflicts(
     ``kept`` are the pinned/frozen jobs the plan keeps; each dropped one is tried on top of them.
     """
     targets = kept_placements(snapshot)
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     kept_ids = [j for j in kept if j in targets]
     out: dict[str, str] = {}
     for job_id in dropped:

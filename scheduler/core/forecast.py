@@ -228,7 +228,7 @@ def forecast(snapshot: Snapshot, plan: Plan, deadline: float | None = None) -> t
     as it goes in priority order) get no forecast, and a warning says how many.
     """
     h = snapshot.horizon
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     order = {j.id: i for i, j in enumerate(snapshot.jobs)}
     ends = {a.job: a.end for a in plan.assignments if a.job in jobs}
     pending = [j for j in snapshot.jobs if j.id not in ends]

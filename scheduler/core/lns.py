@@ -126,7 +126,7 @@ class _Index:
 
     def __init__(self, snapshot: Snapshot, locked: frozenset[str]) -> None:
         self.snapshot = snapshot
-        self.jobs: dict[str, Job] = {j.id: j for j in snapshot.jobs}
+        self.jobs: Mapping[str, Job] = snapshot.jobs_by_id
         self.order = [j.id for j in snapshot.jobs]
         self.locked = locked
         self.movable = [j for j in self.order if j not in locked]

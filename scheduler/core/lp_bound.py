@@ -259,8 +259,8 @@ class _Model:
         self.spans: dict[tuple[str, int, bool], list[int]] = {}
         self.lp = _Lp()
         self.buckets = _buckets(snapshot)
-        self.examiners = {e.id: e for e in snapshot.examiners}
-        self.workstations = {w.id: w for w in snapshot.workstations}
+        self.examiners = snapshot.examiners_by_id
+        self.workstations = snapshot.workstations_by_id
         self.jobs: dict[str, _Job] = {}
         self.critical = 0  # the critical-path bound, when relax() could be used
 
@@ -269,7 +269,7 @@ class _Model:
     def add_jobs(self) -> None:
         snapshot = self.snapshot
         h = snapshot.horizon
-        present = {j.id: j for j in snapshot.jobs}
+        present = snapshot.jobs_by_id
         # relax() reads a cap that a job's exposure exceeds as "never with this examiner", true
         # only when every start lies in a listed day and week; otherwise use releases alone.
         chain = (
@@ -300,7 +300,7 @@ class _Model:
         """Jobs whose charge can be positive, and their predecessors: leaving every other job
         out costs nothing and only frees capacity, so they cannot change the optimum."""
         h = self.snapshot.horizon
-        present = {j.id: j for j in self.snapshot.jobs}
+        present = self.snapshot.jobs_by_id
         stack = [j.id for j in self.snapshot.jobs if job_tardiness(j, h + j.min_duration) > 0]
         needed: set[str] = set()
         while stack:

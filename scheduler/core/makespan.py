@@ -122,7 +122,7 @@ class _Search:
         self.seed = seed
         self.rng = random.Random(seed)
         self.scope = balance_scope
-        self.jobs: dict[str, Job] = {j.id: j for j in snapshot.jobs}
+        self.jobs: Mapping[str, Job] = snapshot.jobs_by_id
         self.started = time.monotonic()
         self.spent = 0.0  # deterministic accounting (one worker)
         self.successors: dict[str, list[str]] = defaultdict(list)

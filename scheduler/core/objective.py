@@ -75,7 +75,7 @@ def objective_terms(
     jobs not in the snapshot are ignored.
     """
     del unscheduled  # every job without an assignment is charged the same way
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     assigned: dict[str, Assignment] = {}
     for a in assignments:
         if a.job in jobs:
@@ -125,7 +125,7 @@ def balance_term(snapshot: Snapshot, assigned: Mapping[str, Assignment]) -> int:
     if len(scope) < 2:
         return 0
     minutes = dict.fromkeys(scope, 0)
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     for a in assigned.values():
         job = jobs[a.job]
         if job.exposure > 0 and a.examiner in minutes:
@@ -135,7 +135,7 @@ def balance_term(snapshot: Snapshot, assigned: Mapping[str, Assignment]) -> int:
 
 def continuity_term(snapshot: Snapshot, assigned: Mapping[str, Assignment]) -> int:
     """Extra examiners per case: one examiner per case is the ideal (chain of custody)."""
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     by_case: dict[str, set[str]] = {}
     for a in assigned.values():
         job = jobs[a.job]

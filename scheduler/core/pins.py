@@ -14,6 +14,7 @@ infeasible, so the service checks a new pin at once, against what the verifier w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .bounds import relax
@@ -51,7 +52,7 @@ def _broken(snapshot: Snapshot, placements: list[Assignment]) -> set[tuple[str, 
     return {(v.rule, v.job) for v in verify(snapshot, plan) if v.rule not in _NOT_ITS_OWN}
 
 
-def _shares(a: Assignment, b: Assignment, jobs: dict[str, Job]) -> bool:
+def _shares(a: Assignment, b: Assignment, jobs: Mapping[str, Job]) -> bool:
     """Whether two placements could meet under a rule: a resource in common (the exposure caps
     count per examiner, so the same examiner is enough)."""
     if a.examiner is not None and a.examiner == b.examiner:
@@ -63,7 +64,7 @@ def _shares(a: Assignment, b: Assignment, jobs: dict[str, Job]) -> bool:
 
 def pin_problems(snapshot: Snapshot, job_id: str) -> list[PinProblem]:
     """Why the pin of ``job_id`` cannot be kept (empty: it can), most fundamental first."""
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     job = jobs[job_id]
     kept = kept_placements(snapshot)
     target = kept[job_id]  # the job's pin governs over a published placement

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 
 from scheduler.core.fields import (
     FieldError,
@@ -219,6 +221,30 @@ class Snapshot:
     previous: tuple[PreviousAssignment, ...] = ()
     frozen_until: int = 0
     weights: Weights = Weights()
+
+    # Indexes, built once per snapshot on first use and read-only: every consumer reads these
+    # rather than building its own id -> object dict.
+    @cached_property
+    def jobs_by_id(self) -> Mapping[str, Job]:
+        return MappingProxyType({job.id: job for job in self.jobs})
+
+    @cached_property
+    def examiners_by_id(self) -> Mapping[str, Examiner]:
+        return MappingProxyType({e.id: e for e in self.examiners})
+
+    @cached_property
+    def workstations_by_id(self) -> Mapping[str, Workstation]:
+        return MappingProxyType({w.id: w for w in self.workstations})
+
+    @cached_property
+    def successors(self) -> Mapping[str, tuple[str, ...]]:
+        """Job id -> the ids of the jobs that list it in ``after`` (present jobs only)."""
+        found: dict[str, list[str]] = {job.id: [] for job in self.jobs}
+        for job in self.jobs:
+            for pred in job.after:
+                if pred in found:
+                    found[pred].append(job.id)
+        return MappingProxyType({job: tuple(succ) for job, succ in found.items()})
 
     def day_of(self, minute: int) -> int | None:
         """Index of the lab-local day containing ``minute``; ``None`` if no listed day does.

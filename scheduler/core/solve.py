@@ -336,7 +336,7 @@ def _published_start(
     no longer fits (an absence, a predecessor that moved) is let go and dispatched again. It
     keeps nightly runs stable: the search then trades a change only for a real gain.
     """
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     kept = explain.kept_placements(snapshot)
     held = {p.job: p for p in snapshot.previous if p.job in jobs and p.job not in kept}
     if not held:

@@ -81,9 +81,9 @@ class _Context:
     def __init__(self, snapshot: Snapshot, plan: Plan) -> None:
         self.snapshot = snapshot
         self.plan = plan
-        self.jobs = {job.id: job for job in snapshot.jobs}
-        self.examiners = {e.id: e for e in snapshot.examiners}
-        self.workstations = {w.id: w for w in snapshot.workstations}
+        self.jobs = snapshot.jobs_by_id
+        self.examiners = snapshot.examiners_by_id
+        self.workstations = snapshot.workstations_by_id
         self.pools = {p.id: p for p in snapshot.pools}
         self.placed: dict[str, _Placed] = {}
         for a in plan.assignments:

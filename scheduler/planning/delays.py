@@ -8,6 +8,7 @@ on which resource, in the lab's terms (docs/architecture.md, §7.7).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 from scheduler.core.plan import Assignment, Plan
 from scheduler.core.snapshot import Job, PreviousAssignment, Snapshot
@@ -21,7 +22,7 @@ def urgent_delays(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> list[str]:
     """One warning per P1/P2 case whose last planned job ends later than in ``previous``."""
     if not snapshot.previous:
         return []
-    jobs = {job.id: job for job in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     placed = {a.job: a for a in plan.assignments}
     case_of = {sid: sid.partition("/")[0] for sid in jobs}
     before: dict[str, int] = defaultdict(int)
@@ -63,7 +64,7 @@ def urgent_delays(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> list[str]:
 
 def _takers(
     late: list[tuple[str, int]],
-    jobs: dict[str, Job],
+    jobs: Mapping[str, Job],
     previous: dict[str, PreviousAssignment],
     placed: dict[str, Assignment],
     case_of: dict[str, str],

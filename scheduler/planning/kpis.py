@@ -138,7 +138,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
 def exposure_figures(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]:
     """Per examiner: planned + logged exposure per day and week against the caps."""
     tl = idmap.timeline
-    jobs = {job.id: job for job in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     planned: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     severe: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for a in plan.assignments:
@@ -201,7 +201,7 @@ def exposure_figures(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, 
 
 def utilization(snapshot: Snapshot, plan: Plan) -> dict[str, Any]:
     """Attended minutes / available minutes per examiner; machine load per workstation."""
-    jobs = {job.id: job for job in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     attended: dict[str, int] = defaultdict(int)
     machine: dict[str, int] = defaultdict(int)
     for a in plan.assignments:

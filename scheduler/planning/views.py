@@ -890,7 +890,7 @@ def recommendations(
         excluded = next((e for e in idmap.excluded if e.job_id == job.id), None)
         why = f": {excluded.detail}" if excluded is not None else f" (status {job.status})"
         raise Conflict(f"job {job.id} is not planned{why}")
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     placed = tuple(
         PlanAssignment(
             p.job,

@@ -104,9 +104,9 @@ class ModelContext:
     ) -> None:
         self.snapshot = snapshot
         self.model = cp_model.CpModel()
-        self.jobs: dict[str, Job] = {j.id: j for j in snapshot.jobs}
-        self.examiners: dict[str, Examiner] = {e.id: e for e in snapshot.examiners}
-        self.workstations: dict[str, Workstation] = {w.id: w for w in snapshot.workstations}
+        self.jobs: Mapping[str, Job] = snapshot.jobs_by_id
+        self.examiners: Mapping[str, Examiner] = snapshot.examiners_by_id
+        self.workstations: Mapping[str, Workstation] = snapshot.workstations_by_id
         self.pool_capacity: dict[str, int] = {p.id: p.capacity for p in snapshot.pools}
         self.free: list[str] = list(free)
         self.free_set = frozenset(self.free)
