@@ -284,3 +284,27 @@ def test_a_pin_where_the_job_is_published_is_kept_and_marked_on_the_board(superv
     assert str(job_id) in marked
     r = supervisor.post(f"/ui/labs/{lab}/jobs/{job_id}/unpin", data={"csrf": csrf})
     assert r.status_code == 303
+
+
+def test_bad_input_is_a_clear_page_never_a_server_error(supervisor, lab):
+    csrf = page_csrf(supervisor, f"/ui/labs/{lab}/cases/C5")
+    as_json = supervisor.post(
+        f"/ui/labs/{lab}/cases/C5/escalate",
+        json={"priority": "P1"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert as_json.status_code == 415 and "x-www-form-urlencoded" in as_json.text
+    no_level = supervisor.post(
+        f"/ui/labs/{lab}/cases/C5/escalate", data={"csrf": csrf, "priority": "P9"}
+    )
+    assert no_level.status_code in (404, 422) and "P9" in no_level.text
+    bad_id = supervisor.post(f"/ui/labs/{lab}/jobs/abc/hold", data={"csrf": csrf})
+    assert bad_id.status_code == 422 and "job_id" in bad_id.text
+    missing = supervisor.get(f"/ui/labs/{lab}/cases/NOPE")
+    assert missing.status_code == 404 and "NOPE" in missing.text
+    unknown_page = supervisor.get("/ui/nothing-here")
+    assert unknown_page.status_code == 404 and "text/html" in unknown_page.headers["content-type"]
+    empty_find = supervisor.get(f"/ui/labs/{lab}/case?ref=")
+    assert empty_find.status_code == 422 and "case reference" in empty_find.text
+    days = supervisor.get(f"/ui/labs/{lab}/board?days=99")
+    assert days.status_code == 422 and "days" in days.text
