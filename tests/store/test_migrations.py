@@ -15,7 +15,6 @@ from models import (
     Device,
     Examiner,
     ExaminerSkill,
-    Job,
     JobCapability,
     JobSkill,
     Lab,
@@ -92,10 +91,24 @@ def test_upgrading_seeds_each_labs_vocabulary_with_the_terms_its_data_uses(
         device = Device(case_id=case.id, external_ref="D1", kind="phone", arrived_at=at)
         session.add(device)
         session.flush()
-        job = Job(lab_id=lab_id["north"], device_id=device.id, external_ref="J1", stage="unlock")
-        job.skills = [JobSkill(skill="mobile"), JobSkill(skill="unlock")]
-        job.capabilities = [JobCapability(capability="ufed")]
-        session.add(job)
+        # the job table as that revision has it (no later columns)
+        job_id = session.execute(
+            text(
+                "INSERT INTO job (lab_id, device_id, external_ref, stage, status, "
+                "attended_minutes, machine_minutes, exposure_minutes, severity, created_at, "
+                "updated_at) "
+                "VALUES (:lab, :device, 'J1', 'unlock', 'pending', 0, 0, 0, 0, :at, :at) "
+                "RETURNING id"
+            ),
+            {"lab": lab_id["north"], "device": device.id, "at": at},
+        ).scalar_one()
+        session.add_all(
+            [
+                JobSkill(job_id=job_id, skill="mobile"),
+                JobSkill(job_id=job_id, skill="unlock"),
+                JobCapability(job_id=job_id, capability="ufed"),
+            ]
+        )
     upgrade(url)
     with Session(engine) as session:
         terms = {
