@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from scheduler.core.cpsat.solver import make_solver
 from scheduler.core.eligibility import caps_allow, eligible_examiners, eligible_workstations
 from scheduler.core.plan import (
     EXPOSURE_CAPS,
@@ -376,9 +377,7 @@ class _ConflictModel:
         """Solve under ``assumptions``; on infeasibility also the names of a sufficient core."""
         self.model.clear_assumptions()
         self.model.add_assumptions(assumptions)
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = 1
-        solver.parameters.max_time_in_seconds = 5.0
+        solver = make_solver(workers=1, seconds=5.0, deterministic=False)
         status = solver.solve(self.model)
         if status != cp_model.INFEASIBLE:
             return True, []

@@ -27,6 +27,7 @@ from ortools.sat.python import cp_model
 
 from scheduler.core.cpsat import add_hint, build_model, read_solution
 from scheduler.core.cpsat.context import Interval, ModelContext
+from scheduler.core.cpsat.solver import make_solver, work_seconds
 from scheduler.core.eligibility import eligible_examiners, eligible_workstations
 from scheduler.core.objective import job_tardiness, plan_objective, unassigned_end
 from scheduler.core.plan import Assignment, Plan, Unscheduled
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 
 Placements = dict[str, Assignment | None]
 Progress = Callable[[float, int], None]
-
-#: CP-SAT deterministic time units per wall second of one worker, measured on neighbourhood
-#: models of generated labs (0.07-0.13); only used for reproducible single-worker runs.
-DETERMINISTIC_UNITS_PER_SECOND = 0.1
 
 #: With one worker the search runs on its work-counted clock; wall time stops it only past this
 #: many time limits, a safety net for a machine so loaded that the work would outlast its promise.
@@ -55,14 +52,6 @@ BUILD_SECONDS_PER_FREE_JOB = 1.2e-3
 BUILD_SECONDS_PER_JOB = 6e-5
 
 
-#: Neighbourhood models are small and solved many times: a light presolve leaves more of each
-#: short limit to search (measured on generated labs: about twice the gain per second).
-#: Do not add ``cp_model_probing_level: 0``: together with ``max_presolve_iterations: 1`` it
-#: crashes OR-Tools 9.15 (segmentation fault) on some neighbourhood models with two workers.
-LIGHT_PRESOLVE: dict[str, object] = {
-    "symmetry_level": 0,
-    "max_presolve_iterations": 1,
-}
 
 
 #: Seconds per neighbourhood solve; shorter in labs of more than ``LARGE_LAB_JOBS`` jobs. A large
@@ -408,20 +397,21 @@ class _Search:
             tie_break=self.tie_break,
         )
         add_hint(ctx, {j: a for j in hood.free if (a := self.placements[j]) is not None})
-        solver = cp_model.CpSolver()
-        params = solver.parameters
-        params.num_workers = 1 if self.threads > 1 else max(1, s.workers)
-        params.random_seed = (s.seed * 7919 + iteration) % (2**31 - 1)
-        for key, val in {**LIGHT_PRESOLVE, **s.solver_params}.items():
-            setattr(params, key, val)
         build = BUILD_SECONDS_PER_FREE_JOB * len(hood.free)
         build += BUILD_SECONDS_PER_JOB * len(self.index.order)
         self.estimated += build
         if s.deterministic:
-            left = max(0.01, min(s.sub_limit, s.time_limit - self.estimated))
-            params.max_deterministic_time = left * DETERMINISTIC_UNITS_PER_SECOND
+            seconds = max(0.01, min(s.sub_limit, s.time_limit - self.estimated))
         else:
-            params.max_time_in_seconds = max(0.05, min(s.sub_limit, deadline - time.monotonic()))
+            seconds = max(0.05, min(s.sub_limit, deadline - time.monotonic()))
+        solver = make_solver(
+            workers=1 if self.threads > 1 else s.workers,
+            seconds=seconds,
+            deterministic=s.deterministic,
+            seed=(s.seed * 7919 + iteration) % (2**31 - 1),
+            light_presolve=True,
+            extra=s.solver_params,
+        )
         before = self._secondary(hood.free, self.placements, ctx)
         return _Attempt(
             iteration, kind, hood, ctx, solver, self.version, self.objective, before, tried, build
@@ -434,8 +424,8 @@ class _Search:
         statistics and adapt the neighbourhood size and the choice of kinds."""
         s = self.settings
         solver = attempt.solver
-        spent_det = attempt.build + solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
-        self.estimated += solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
+        spent_det = attempt.build + work_seconds(solver)
+        self.estimated += work_seconds(solver)
         stats = outcome.by_kind.setdefault(attempt.kind, [0, 0, 0, 0.0])
         stats[0] += 1
         gain = 0

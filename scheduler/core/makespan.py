@@ -27,7 +27,7 @@ from ortools.sat.python import cp_model
 
 from scheduler.core.cpsat import add_hint, build_model, read_solution
 from scheduler.core.cpsat.context import ModelContext
-from scheduler.core.lns import DETERMINISTIC_UNITS_PER_SECOND, LIGHT_PRESOLVE
+from scheduler.core.cpsat.solver import make_solver, work_seconds
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import Assignment
 from scheduler.core.snapshot import Job, Snapshot
@@ -140,19 +140,17 @@ class _Search:
             return self.budget - self.spent
         return self.budget - (time.monotonic() - self.started)
 
-    def _solver(self, limit: float) -> cp_model.CpSolver:
-        solver = cp_model.CpSolver()
-        params = solver.parameters
-        params.num_workers = self.workers
-        params.random_seed = self.seed
-        if self.deterministic:
-            params.max_deterministic_time = limit * DETERMINISTIC_UNITS_PER_SECOND
-        else:
-            params.max_time_in_seconds = limit
-        return solver
+    def _solver(self, limit: float, *, light_presolve: bool = False) -> cp_model.CpSolver:
+        return make_solver(
+            workers=self.workers,
+            seconds=limit,
+            deterministic=self.deterministic,
+            seed=self.seed,
+            light_presolve=light_presolve,
+        )
 
     def _spend(self, solver: cp_model.CpSolver, build: float) -> None:
-        self.spent += build + solver.deterministic_time / DETERMINISTIC_UNITS_PER_SECOND
+        self.spent += build + work_seconds(solver)
 
     # -- objective ----------------------------------------------------------------------------
 
@@ -177,10 +175,7 @@ class _Search:
         hint = {j: a for j, a in self.best.items() if a is not None}
         add_hint(ctx, hint)
         limit = min(self.budget * full_model_share, self.left())
-        solver = self._solver(limit)
-        if len(self.free) > 40:
-            for key, value in LIGHT_PRESOLVE.items():
-                setattr(solver.parameters, key, value)
+        solver = self._solver(limit, light_presolve=len(self.free) > 40)
         with under(self.stop, solver):
             status = solver.solve(ctx.model)
         self._spend(solver, BUILD_SECONDS_PER_JOB * len(self.free))
@@ -334,9 +329,7 @@ class _Search:
             # terms is refused below.)
             ends = [a.end for a in (*self.fixed.values(), *self.best.values()) if a is not None]
             ctx.model.add(ctx.makespan <= max(ends, default=0) - 1)
-        solver = self._solver(limit)
-        for key, value in LIGHT_PRESOLVE.items():
-            setattr(solver.parameters, key, value)
+        solver = self._solver(limit, light_presolve=True)
         with under(self.stop, solver):
             status = solver.solve(ctx.model)
         self._spend(solver, BUILD_SECONDS_PER_JOB * len(self.free))

@@ -44,12 +44,11 @@ from scheduler.core import explain
 from scheduler.core.bounds import Relaxation, lower_bound, relax
 from scheduler.core.candidates import select_candidates
 from scheduler.core.cpsat import add_hint, build_model, read_solution
+from scheduler.core.cpsat.solver import make_solver
 from scheduler.core.dispatch import POLICIES, best_dispatch, dispatch
 from scheduler.core.eligibility import exposure_examiners
 from scheduler.core.forecast import forecast
 from scheduler.core.lns import (
-    DETERMINISTIC_UNITS_PER_SECOND,
-    LIGHT_PRESOLVE,
     SearchSettings,
     improve,
     neighbourhood_seconds,
@@ -401,17 +400,13 @@ def _full_model(
         snapshot, free, fixed, forced=forced, balance_scope=scope, tie_break=keep_starts
     )
     add_hint(ctx, {j: a for j in free if (a := placements[j]) is not None})
-    solver = cp_model.CpSolver()
-    params = solver.parameters
-    params.num_workers = max(1, config.workers)
-    params.random_seed = config.seed
-    if config.workers <= 1:
-        params.max_deterministic_time = budget * DETERMINISTIC_UNITS_PER_SECOND
-    else:
-        params.max_time_in_seconds = budget
-    if len(free) > 40:
-        for key, value in LIGHT_PRESOLVE.items():
-            setattr(params, key, value)
+    solver = make_solver(
+        workers=config.workers,
+        seconds=budget,
+        deterministic=config.workers <= 1,
+        seed=config.seed,
+        light_presolve=len(free) > 40,
+    )
     with under(stop, solver):
         status = solver.solve(ctx.model)
     log.info("full model on %d jobs: %s", len(free), solver.status_name(status))
