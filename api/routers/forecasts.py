@@ -75,13 +75,26 @@ class OptionOut(BaseModel):
     cost_delta: int = Field(description="Change of the lab's weighted objective (+ is worse).")
 
 
+class RefusedOut(BaseModel):
+    examiner: str | None
+    workstation: str | None
+    reason: str = Field(description="Why the job cannot move there, in the lab's own terms.")
+
+
 class RecommendationsOut(BaseModel):
     job_id: int
     job: str
     schedule_version: int | None
     current: dict[str, Any] | None
-    kept: bool = Field(description="Pinned or frozen: it stays where it is.")
+    kept: bool = Field(
+        description="Pinned, in progress, taken as started or frozen: it stays where it is."
+    )
+    kept_reason: str | None = Field(None, description="Why it stays, when it is kept.")
     options: list[OptionOut]
+    refused: list[RefusedOut] = Field(
+        default_factory=list,
+        description="Every other eligible examiner/workstation pair, with why it is no option.",
+    )
 
 
 def _current(ctx: Context) -> ScheduleVersion | None:

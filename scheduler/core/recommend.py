@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scheduler.core.cpsat import build_model
-from scheduler.core.cpsat.context import Interval
+from scheduler.core.cpsat import intervals as iv
+from scheduler.core.cpsat.context import Interval, ModelContext
 from scheduler.core.cpsat.intervals import intersect_closed
 from scheduler.core.eligibility import exposure_examiners
-from scheduler.core.explain import kept_placements
+from scheduler.core.explain import KeptPlacement, kept_duration, kept_placements
 from scheduler.core.objective import (
     BALANCE,
     CHANGE,
@@ -30,7 +32,7 @@ from scheduler.core.objective import (
     unassigned_end,
     weighted_objective,
 )
-from scheduler.core.plan import Assignment, Plan, Unscheduled
+from scheduler.core.plan import Assignment, Plan, Unscheduled, clock
 from scheduler.core.snapshot import Job, Snapshot
 from scheduler.core.verify import verify
 
@@ -50,58 +52,126 @@ class Option:
     cost_delta: int
 
 
-def recommend(snapshot: Snapshot, plan: Plan, job_id: str, limit: int = 5) -> list[Option]:
-    """Up to ``limit`` placements for ``job_id`` other than its current one, cheapest first.
+@dataclass(frozen=True)
+class Refusal:
+    """A candidate examiner/workstation pair the job cannot move to, and why.
 
-    Every other job stays where ``plan`` has it, so each option is a valid plan on its own. A
-    pinned or frozen job has no options (it must stay where it is); neither has a job whose
-    predecessor is not scheduled. Raises ``KeyError`` for a job not in the snapshot.
+    ``reason`` speaks of jobs by their snapshot ids passed through the caller's ``name`` and of
+    times as ``clock`` writes them (``day 3 09:30``), for the service to put in the lab's terms.
+    """
+
+    examiner: str | None
+    workstation: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Everything ``advise`` found for one job.
+
+    ``options`` are the cheapest moves (at most ``limit``, one per examiner/workstation pair);
+    every other eligible pair is in ``refused`` with its reason; ``kept`` says why a pinned or
+    frozen job stays where it is (then there are neither options nor refusals).
+    """
+
+    options: list[Option]
+    refused: list[Refusal]
+    kept: str | None = None
+
+
+Namer = Callable[[str], str]
+
+
+def recommend(snapshot: Snapshot, plan: Plan, job_id: str, limit: int = 5) -> list[Option]:
+    """Up to ``limit`` placements for ``job_id`` other than its current one, cheapest first."""
+    return advise(snapshot, plan, job_id, limit).options
+
+
+def advise(
+    snapshot: Snapshot,
+    plan: Plan,
+    job_id: str,
+    limit: int = 5,
+    *,
+    name: Namer = str,
+) -> Advice:
+    """Options for ``job_id`` other than its current placement, and why the other pairs have none.
+
+    Every other job stays where ``plan`` has it, except kept work, which stays where it is kept (a
+    pin placed or a start missed since the plan was made moves it), so each option is a valid
+    plan on its own. Each eligible examiner/workstation pair gives its cheapest start (the
+    earliest one per lab day, priced, verified); the ``limit`` cheapest pairs are the options
+    and every other pair carries a reason. A pinned or frozen job has no options and says why.
+    Raises ``KeyError`` for a job not in the snapshot.
     """
     jobs = {j.id: j for j in snapshot.jobs}
     job = jobs[job_id]
-    if job_id in kept_placements(snapshot) or limit <= 0:
-        return []
+    kept = kept_placements(snapshot)
+    if job_id in kept:
+        return Advice([], [], kept_reason(snapshot, kept[job_id]))
     placed = {a.job: a for a in plan.assignments if a.job in jobs}
+    for other, k in kept.items():  # kept work is where it is kept, whatever the plan says
+        placed[other] = Assignment(
+            other, k.examiner, k.workstation, k.start, k.start + kept_duration(jobs[other], k)
+        )
     current = placed.get(job_id)
     others = {j: a for j, a in placed.items() if j != job_id}
     fixed: dict[str, Assignment | None] = {j.id: others.get(j.id) for j in snapshot.jobs}
     del fixed[job_id]
     ctx = build_model(snapshot, [job_id], fixed)
     jv = ctx.vars[job_id]
+    examiners: list[str | None] = (
+        list(ctx.examiner_options[job_id]) if job.needs_examiner else [None]
+    )
+    stations: list[str | None] = (
+        list(ctx.workstation_options[job_id]) if job.needs_workstation else [None]
+    )
+    pairs = [(e, w) for e in examiners for w in stations]
+    if limit <= 0:
+        return Advice([], [])
+    why = _Why(snapshot, ctx, job, others, name)
     if not jv.start_domain:
-        return []
+        blocked = why.job_blocked()
+        if blocked is not None:
+            return Advice([], [Refusal(e, w, blocked) for e, w in pairs])
 
     base_terms = objective_terms(snapshot, placed.values())
     base = weighted_objective(snapshot, base_terms)
     pricer = _Pricer(snapshot, job, others, current, base_terms)
     caps = _Caps(snapshot, job, others)
 
-    examiners: list[str | None] = list(jv.examiners) if job.needs_examiner else [None]
-    stations: list[str | None] = list(jv.workstations) if job.needs_workstation else [None]
     domains: dict[str, list[Interval]] = {}
     for key, var in jv.option_starts.items():
         flat = list(ctx.model.proto.variables[var.index].domain)
         domains[key] = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
-    candidates: list[Option] = []
-    for e in examiners:
-        for w in stations:
-            dom = jv.start_domain
-            if e is not None:
-                dom = intersect_closed(dom, domains.get(f"e:{e}", jv.start_domain))
-            if w is not None:
-                dom = intersect_closed(dom, domains.get(f"w:{w}", jv.start_domain))
-            for start in _earliest_per_day(snapshot, dom, e, caps):
-                end = start + job.duration_on(w)
-                if current is not None and (e, w, start) == (
-                    current.examiner,
-                    current.workstation,
-                    current.start,
-                ):
-                    continue
-                a = Assignment(job_id, e, w, start, end)
-                candidates.append(Option(e, w, start, end, pricer.objective(a) - base))
-    candidates.sort(key=lambda o: (o.cost_delta, o.start, o.examiner or "", o.workstation or ""))
+    refused: list[Refusal] = []
+    candidates: dict[tuple[str | None, str | None], list[Option]] = {}
+    for e, w in pairs:
+        if (e is not None and e not in jv.examiners) or (
+            w is not None and w not in jv.workstations
+        ):
+            refused.append(Refusal(e, w, why.pair(e, w)))
+            continue
+        dom = jv.start_domain
+        if e is not None:
+            dom = intersect_closed(dom, domains.get(f"e:{e}", jv.start_domain))
+        if w is not None:
+            dom = intersect_closed(dom, domains.get(f"w:{w}", jv.start_domain))
+        skip = None
+        if current is not None and (e, w) == (current.examiner, current.workstation):
+            skip = current.start
+        starts = _earliest_per_day(snapshot, dom, e, caps, skip)
+        if not starts:
+            refused.append(Refusal(e, w, why.no_start(e, w, dom, caps, skip)))
+            continue
+        found = []
+        for start in starts:
+            end = start + job.duration_on(w)
+            a = Assignment(job_id, e, w, start, end)
+            found.append(Option(e, w, start, end, pricer.objective(a) - base))
+        found.sort(key=_order)
+        candidates[e, w] = found
 
     left = tuple(
         Unscheduled(j.id, "horizon_full", "")
@@ -115,34 +185,133 @@ def recommend(snapshot: Snapshot, plan: Plan, job_id: str, limit: int = 5) -> li
     )
     already = {(v.rule, v.job) for v in verify(snapshot, without)}
 
-    out: list[Option] = []
-    for option in candidates:
-        if len(out) >= limit:
-            break
+    def problems_of(option: Option) -> list[str]:
         moved = Assignment(job_id, option.examiner, option.workstation, option.start, option.end)
-        trial = [*others.values(), moved]
-        exact = weighted_objective(snapshot, objective_terms(snapshot, trial)) - base
-        if exact != option.cost_delta:
-            log.warning("recommend: priced %s at %d, exact %d", moved, option.cost_delta, exact)
-            option = replace(option, cost_delta=exact)
-        problems = verify(snapshot, Plan("feasible", None, None, 0.0, tuple(trial), left))
-        problems = [
-            v
-            for v in problems
+        trial = Plan("feasible", None, None, 0.0, (*others.values(), moved), left)
+        return [
+            f"{v.rule} ({v.detail})"
+            for v in verify(snapshot, trial)
             if v.rule not in ("pin", "frozen") and (v.rule, v.job) not in already
         ]
+
+    # The cheapest starts first, verified one by one until ``limit`` pass; a pair none of whose
+    # starts is an option says why (broken rules, or dearer than the options given).
+    ranked = sorted((o for found in candidates.values() for o in found), key=_order)
+    out: list[Option] = []
+    broken: dict[tuple[str | None, str | None], str] = {}
+    tried: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for option in ranked:
+        if len(out) >= limit:
+            break
+        pair = (option.examiner, option.workstation)
+        tried[pair] += 1
+        exact = _exact(snapshot, others, job_id, option) - base
+        if exact != option.cost_delta:
+            log.warning("recommend: priced %s at %d, exact %d", option, option.cost_delta, exact)
+            option = replace(option, cost_delta=exact)
+        problems = problems_of(option)
         if problems:
-            log.warning("recommend: option %s breaks %s; skipped", moved, problems[0])
+            broken.setdefault(pair, problems[0])
+            log.warning("recommend: option %s breaks %s; skipped", option, problems[0])
             continue
         out.append(option)
-    out.sort(key=lambda o: (o.cost_delta, o.start, o.examiner or "", o.workstation or ""))
-    return out
+    given = {(o.examiner, o.workstation) for o in out}
+    for pair, found in candidates.items():
+        if pair in given:
+            continue
+        if tried[pair] == len(found):
+            reason = f"every start found would break {broken[pair]}"
+        else:
+            best = found[tried[pair]]
+            reason = (
+                f"not among the {limit} cheapest options: at best {clock(best.start)}, "
+                f"cost {best.cost_delta:+d}"
+            )
+        refused.append(Refusal(*pair, reason))
+    out.sort(key=_order)
+    return Advice(out, refused)
+
+
+def _order(o: Option) -> tuple[int, int, str, str]:
+    return (o.cost_delta, o.start, o.examiner or "", o.workstation or "")
+
+
+def _exact(snapshot: Snapshot, others: dict[str, Assignment], job_id: str, o: Option) -> int:
+    moved = Assignment(job_id, o.examiner, o.workstation, o.start, o.end)
+    return weighted_objective(snapshot, objective_terms(snapshot, [*others.values(), moved]))
+
+
+def kept_reason(snapshot: Snapshot, k: KeptPlacement, pinned: str = "pinned") -> str:
+    """Why kept work stays where it is; ``pinned`` says what a pin is (a person's, or work
+    the service holds in place because it is under way)."""
+    where = " on ".join(r for r in (k.examiner, k.workstation) if r)
+    at = f"{clock(k.start)}" + (f" on {where}" if where else "")
+    if k.kind == "pin":
+        return f"{pinned} at {at}: it stays where it is"
+    return (
+        f"starts at {at}, inside the frozen window (until {clock(snapshot.frozen_until)}): "
+        "published work there stays"
+    )
+
+
+#: Two starts of one pair this close are the same slot to a person; another option is offered
+#: at least this far from the current start on the current examiner/workstation.
+SLOT_MINUTES = 15
 
 
 def _earliest_per_day(
+    snapshot: Snapshot,
+    domain: list[Interval],
+    examiner: str | None,
+    caps: _Caps,
+    skip: int | None = None,
+) -> list[int]:
+    """The earliest start in ``domain`` on each lab-local day (and before/after all days).
+
+    ``skip`` is the job's current start on these resources: not an option itself, it must not
+    hide the rest of its day either, so that day offers the earliest start at least
+    ``SLOT_MINUTES`` away from it (or any other start, if none is that far).
+    """
+    if skip is not None:
+        near = [(skip - SLOT_MINUTES + 1, skip + SLOT_MINUTES - 1)]
+        far = _minus(domain, near)
+        rest = _minus(domain, [(skip, skip)])
+        out = _earliest_by_day(snapshot, far, examiner, caps)
+        day = snapshot.day_of(skip)
+        if not any(snapshot.day_of(t) == day for t in out):
+            extra = [
+                t
+                for t in _earliest_by_day(snapshot, rest, examiner, caps)
+                if snapshot.day_of(t) == day
+            ]
+            out = sorted([*out, *extra])
+        return out
+    return _earliest_by_day(snapshot, domain, examiner, caps)
+
+
+def _minus(domain: list[Interval], cut: list[Interval]) -> list[Interval]:
+    """Closed ranges of ``domain`` outside the closed ranges of ``cut``."""
+    out: list[Interval] = []
+    for lo, hi in domain:
+        pieces = [(lo, hi)]
+        for a, b in cut:
+            nxt: list[Interval] = []
+            for x, y in pieces:
+                if b < x or a > y:
+                    nxt.append((x, y))
+                    continue
+                if x < a:
+                    nxt.append((x, a - 1))
+                if b < y:
+                    nxt.append((b + 1, y))
+            pieces = nxt
+        out.extend(pieces)
+    return out
+
+
+def _earliest_by_day(
     snapshot: Snapshot, domain: list[Interval], examiner: str | None, caps: _Caps
 ) -> list[int]:
-    """The earliest start in ``domain`` on each lab-local day (and before/after all days)."""
     out: dict[int | None, int] = {}
     days = snapshot.days
     for lo, hi in domain:
@@ -184,9 +353,13 @@ class _Caps:
                 self.week[a.examiner, k] += other.exposure
 
     def allow(self, examiner: str | None, start: int) -> bool:
+        return self.breach(examiner, start) is None
+
+    def breach(self, examiner: str | None, start: int) -> str | None:
+        """The cap the job would pass starting at ``start`` on ``examiner`` (``None``: none)."""
         job = self.job
         if examiner is None or job.exposure <= 0:
-            return True
+            return None
         e = self.examiners[examiner]
         policy = e.exposure
         d = self.snapshot.day_of(start)
@@ -195,15 +368,164 @@ class _Caps:
             if policy.daily_cap is not None:
                 logged = self.snapshot.logged_day_exposure(e).get(d, 0)
                 if logged + self.day[examiner, d] + job.exposure > policy.daily_cap:
-                    return False
+                    return f"daily exposure cap ({policy.daily_cap} min)"
             if policy.severe_daily_cap is not None and job.severity >= SEVERE:
                 if self.severe[examiner, d] + job.exposure > policy.severe_daily_cap:
-                    return False
+                    return f"severe daily exposure cap ({policy.severe_daily_cap} min)"
         if k is not None and policy.weekly_cap is not None:
             logged = self.snapshot.logged_week_exposure(e).get(k, 0)
             if logged + self.week[examiner, k] + job.exposure > policy.weekly_cap:
-                return False
-        return True
+                return f"weekly exposure cap ({policy.weekly_cap} min)"
+        return None
+
+
+#: Jobs named in a "busy" reason; the rest are counted.
+NAMED = 3
+
+
+class _Why:
+    """Reasons, in engine terms, for what the one-job model leaves out.
+
+    The model folds everything into start domains; this recomputes the parts one resource at a
+    time (the same interval arithmetic, the same fixed jobs) to say which one rules a pair out.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        ctx: ModelContext,
+        job: Job,
+        others: dict[str, Assignment],
+        name: Namer,
+    ) -> None:
+        self.snapshot = snapshot
+        self.ctx = ctx
+        self.job = job
+        self.name = name
+        self.missing: str | None = None
+        self.lb, self.after = max(job.release, 0), None
+        for pred in job.after:
+            if pred not in ctx.jobs:
+                continue
+            a = others.get(pred)
+            if a is None:
+                self.missing = self.missing or pred
+            elif a.end > self.lb:
+                self.lb, self.after = a.end, pred
+        self.ub, self.before = snapshot.horizon, None
+        for succ in ctx.successors.get(job.id, []):
+            a = others.get(succ)
+            if a is not None and a.start < self.ub:
+                self.ub, self.before = a.start, succ
+
+    def _window(self) -> str:
+        return f"between {clock(self.lb)} and {clock(self.ub)}"
+
+    def job_blocked(self) -> str | None:
+        """Why no start at all fits the job's own time window, if that is the reason."""
+        job, name = self.job, self.name
+        if self.missing is not None:
+            return f"its predecessor {name(self.missing)} is not scheduled"
+        if self.ub - self.lb >= job.min_duration:
+            return None
+        start = (
+            f"start after {name(self.after)} ends at {clock(self.lb)}"
+            if self.after is not None
+            else f"start at {clock(self.lb)} or later"
+        )
+        end = (
+            f"end before {name(self.before)} starts at {clock(self.ub)}"
+            if self.before is not None
+            else f"end by the horizon ({clock(self.ub)})"
+        )
+        return f"it must {start} and {end}: its {job.min_duration} minutes do not fit"
+
+    def _busy(self, spans: list[tuple[str, Interval]], what: str) -> str:
+        inside = sorted(
+            (span, other) for other, span in spans if span[1] > self.lb and span[0] < self.ub
+        )
+        named = ", ".join(f"{self.name(o)} at {clock(a)}" for (a, _), o in inside[:NAMED])
+        more = f" and {len(inside) - NAMED} more" if len(inside) > NAMED else ""
+        return f"{what} {self._window()} ({named}{more})" if named else f"{what} {self._window()}"
+
+    def _examiner_starts(self, e: str) -> tuple[list[Interval], list[Interval]]:
+        """(starts inside the examiner's windows, those also free of fixed work), in the window."""
+        ex = self.ctx.examiners[e]
+        wins = list(ex.available)
+        if self.job.exposure > 0:
+            wins = iv.intersect(wins, list(ex.exposure.windows))
+        busy = [span for _, span in self.ctx.fixed_attended.get(e, [])]
+        hi = self.ub - self.job.min_duration
+        fit = iv.normalize_closed(iv.starts_fitting(wins, self.job.attended))
+        free = iv.normalize_closed(iv.starts_fitting(iv.subtract(wins, busy), self.job.attended))
+        return iv.clip_closed(fit, self.lb, hi), iv.clip_closed(free, self.lb, hi)
+
+    def _station_starts(self, w: str) -> tuple[list[Interval], list[Interval]]:
+        ctx, job = self.ctx, self.job
+        ws = ctx.workstations[w]
+        available = list(ws.available) if ws.available else [(0, ctx.horizon)]
+        full = iv.overloaded([s for _, s in ctx.fixed_machine.get(w, [])], ws.capacity)
+        length = job.machine_on(w)
+        hi = self.ub - job.duration_on(w)
+        fit = iv.normalize_closed(iv.starts_fitting(available, length))
+        free = iv.normalize_closed(iv.starts_fitting(iv.subtract(available, full), length))
+        return iv.clip_closed(fit, self.lb, hi), iv.clip_closed(free, self.lb, hi)
+
+    def _pool_starts(self, pool: str, length: int) -> list[Interval]:
+        ctx = self.ctx
+        capacity = ctx.pool_capacity.get(pool, 0)
+        full = iv.overloaded([s for _, s in ctx.fixed_pool.get(pool, [])], capacity)
+        free = iv.subtract([(0, ctx.horizon)], full) if capacity > 0 else []
+        starts = iv.normalize_closed(iv.starts_fitting(free, length))
+        return iv.clip_closed(starts, self.lb, self.ub - length)
+
+    def pair(self, e: str | None, w: str | None) -> str:
+        """Why the pair has no start in the model at all."""
+        blocked = self.job_blocked()
+        if blocked is not None:
+            return blocked
+        job, ctx = self.job, self.ctx
+        ex_free: list[Interval] = [(self.lb, self.ub)]
+        if e is not None:
+            fit, ex_free = self._examiner_starts(e)
+            if not fit:
+                windows = "exposure windows" if job.exposure > 0 else "shifts"
+                return f"{e} has no {job.attended} minutes inside their {windows} {self._window()}"
+            if not ex_free:
+                return self._busy(ctx.fixed_attended.get(e, []), f"{e} is busy")
+        ws_free: list[Interval] = [(self.lb, self.ub)]
+        length = job.duration_on(w) if w is not None else job.attended
+        if w is not None:
+            fit, ws_free = self._station_starts(w)
+            if not fit:
+                return f"{w} is not available for {job.duration_on(w)} minutes {self._window()}"
+            if not ws_free:
+                return self._busy(ctx.fixed_machine.get(w, []), f"{w} is fully booked")
+        for pool in job.pools:
+            if not self._pool_starts(pool, length):
+                spans = ctx.fixed_pool.get(pool, [])
+                return self._busy(spans, f"every {pool} licence is in use")
+        both = iv.intersect_closed(ex_free, ws_free)
+        for pool in job.pools:
+            both = iv.intersect_closed(both, self._pool_starts(pool, length))
+        parts = [r for r in (e, w) if r] + [f"a {p} licence" for p in job.pools]
+        if not both:
+            return f"{' and '.join(parts)} are never free together {self._window()}"
+        return f"{' and '.join(parts)} have no start that fits every rule {self._window()}"
+
+    def no_start(
+        self, e: str | None, w: str | None, dom: list[Interval], caps: _Caps, skip: int | None
+    ) -> str:
+        """Why a pair with starts in the model has none to offer."""
+        if not dom:
+            return self.pair(e, w)
+        for lo, _ in dom:
+            cap = caps.breach(e, lo)
+            if cap is not None and lo != skip:
+                return f"{e} would pass their {cap} on every day it could start (from {clock(lo)})"
+        if skip is not None and dom == [(skip, skip)]:
+            return f"its current start ({clock(skip)}) is the only one that fits"
+        return f"no start fits {self._window()}"
 
 
 class _Pricer:

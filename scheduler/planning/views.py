@@ -876,13 +876,19 @@ def recommendations(
     """Best examiner/slot options for one job against the published schedule, cheapest first.
 
     The published assignments still ahead are the plan every option is priced against (each
-    option moves only this job); ``cost_delta`` is the change of the lab's weighted objective.
+    option moves only this job), with kept work (pins, work in progress or assumed started,
+    the frozen window) where it is kept; ``cost_delta`` is the change of the lab's weighted
+    objective. Every other eligible examiner/workstation pair is listed under ``refused`` with
+    its reason, and a kept job says why it is kept, all in the lab's own terms.
     """
+    from scheduler.core.explain import kept_placements
     from scheduler.core.plan import Assignment as PlanAssignment
     from scheduler.core.plan import Plan, Unscheduled
-    from scheduler.core.recommend import recommend
+    from scheduler.core.recommend import advise
+    from scheduler.core.recommend import kept_reason as kept_reason_words
     from scheduler.errors import Conflict
     from scheduler.planning.loader import load_snapshot
+    from scheduler.planning.words import in_lab_terms, job_name
 
     snapshot, idmap = load_snapshot(session, lab, now)
     sid = next((s for s, db_id in idmap.jobs.items() if db_id == job.id), None)
@@ -914,8 +920,17 @@ def recommendations(
         ),
     )
     tl = idmap.timeline
-    current = next((a for a in placed if a.job == sid), None)
-    options = recommend(snapshot, plan, sid, limit)
+    advice = advise(snapshot, plan, sid, limit, name=job_name)
+    pin = jobs[sid].pin
+    current: PlanAssignment | None = next((a for a in placed if a.job == sid), None)
+    if pin is not None:  # where the job is kept, not where the stored version had it
+        end = pin.start + jobs[sid].duration_on(pin.workstation)
+        current = PlanAssignment(sid, pin.examiner, pin.workstation, pin.start, end)
+    kept_reason = advice.kept
+    if kept_reason is not None and pin is not None and job.pin_start_at is None:
+        # Pinned by the loader, not by a person: work under way, or a start nobody reported.
+        what = "in progress" if job.status == "in_progress" else "taken as started (none reported)"
+        kept_reason = kept_reason_words(snapshot, kept_placements(snapshot)[sid], what)
     return {
         "job_id": job.id,
         "job": sid,
@@ -928,8 +943,8 @@ def recommendations(
             "starts_at": tl.at(current.start),
             "ends_at": tl.at(current.end),
         },
-        "kept": jobs[sid].pin is not None
-        or (current is not None and current.start < snapshot.frozen_until),
+        "kept": kept_reason is not None,
+        "kept_reason": None if kept_reason is None else in_lab_terms(kept_reason, tl),
         "options": [
             {
                 "examiner": o.examiner,
@@ -938,6 +953,14 @@ def recommendations(
                 "ends_at": tl.at(o.end),
                 "cost_delta": o.cost_delta,
             }
-            for o in options
+            for o in advice.options
+        ],
+        "refused": [
+            {
+                "examiner": r.examiner,
+                "workstation": r.workstation,
+                "reason": in_lab_terms(r.reason, tl),
+            }
+            for r in advice.refused
         ],
     }
