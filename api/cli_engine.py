@@ -843,7 +843,9 @@ def bench_recommend(
     console.print(
         f"pinned {escape(r.pinned or 'nothing')}; {r.jobs} scheduled jobs asked, {r.kept} kept "
         f"(pinned or frozen); {r.with_options} of the other {movable} with options "
-        f"({share:.0%}); p50 {r.p50_ms:.0f} ms, p95 {r.p95_ms:.0f} ms, max {r.max_ms:.0f} ms"
+        f"({share:.0%}; {r.pushed_only} only by pushing successors later); {r.unexplained} "
+        f"answers leave something unexplained; p50 {r.p50_ms:.0f} ms, p95 {r.p95_ms:.0f} ms, "
+        f"max {r.max_ms:.0f} ms"
     )
 
 

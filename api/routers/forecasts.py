@@ -67,12 +67,25 @@ class CaseOutlookOut(BaseModel):
     expected_finish: Instant | None
 
 
+class MoveOut(BaseModel):
+    job_id: int
+    job: str
+    examiner: str | None
+    workstation: str | None
+    starts_at: Instant
+    ends_at: Instant
+
+
 class OptionOut(BaseModel):
     examiner: str | None
     workstation: str | None
     starts_at: Instant
     ends_at: Instant
     cost_delta: int = Field(description="Change of the lab's weighted objective (+ is worse).")
+    moves: list[MoveOut] = Field(
+        default_factory=list,
+        description="Successors that must start later for this option (empty: the job alone).",
+    )
 
 
 class RefusedOut(BaseModel):

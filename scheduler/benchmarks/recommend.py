@@ -8,8 +8,10 @@ scheduled job is then pinned elsewhere (its best recommendation) through the sam
 start. Then, through the real app over in-process HTTP with a supervisor key, every job the
 published version schedules (and that is not done, running or pinned) is asked for its
 recommendations. Printed: how many are kept (pinned or frozen: they stay where they are), how
-many of the others got at least one option, and the latency of the call (p50, p95, max).
-Figures are printed, never asserted.
+many of the others got at least one option (and how many of those only by pushing successors
+later), how many answers leave something unexplained (a kept job without its reason, a job
+with neither options nor reasons, a refusal without words), and the latency of the call (p50,
+p95, max). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class RecommendResult:
     jobs: int  # jobs asked
     kept: int  # pinned or frozen: they stay where they are, so have no options by design
     with_options: int
+    pushed_only: int  # jobs whose every option moves successors too
+    unexplained: int  # answers with a kept job, an eligible pair or the job itself unexplained
     p50_ms: float
     p95_ms: float
     max_ms: float
@@ -96,20 +100,29 @@ def run_recommend(time_limit: int = 10) -> RecommendResult:
                     asked.remove(job_id)
                     break
             seconds: list[float] = []
-            with_options = kept = 0
+            with_options = kept = pushed_only = unexplained = 0
             for job_id in asked:
                 started = time.perf_counter()
                 got = client.get(f"/labs/{code}/jobs/{job_id}/recommendations", headers=headers)
                 seconds.append(time.perf_counter() - started)
                 body = got.json() if got.status_code == 200 else {}
+                options, refused = body.get("options", []), body.get("refused", [])
                 kept += bool(body.get("kept"))
-                with_options += bool(body.get("options"))
+                with_options += bool(options)
+                pushed_only += bool(options) and all(o.get("moves") for o in options)
+                unexplained += (
+                    (bool(body.get("kept")) and not body.get("kept_reason"))
+                    or (not body.get("kept") and not options and not refused)
+                    or any(not r.get("reason") for r in refused)
+                )
         engine.dispose()
     ms = [s * 1000 for s in seconds] or [0.0]
     return RecommendResult(
         jobs=len(asked),
         kept=kept,
         with_options=with_options,
+        pushed_only=pushed_only,
+        unexplained=unexplained,
         p50_ms=statistics.median(ms),
         p95_ms=_percentile(ms, 0.95),
         max_ms=max(ms),

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from scheduler.core.cpsat import build_model
 from scheduler.core.cpsat import intervals as iv
 from scheduler.core.cpsat.context import Interval, ModelContext
+from scheduler.core.cpsat.eligibility import add_eligibility
 from scheduler.core.cpsat.intervals import intersect_closed
-from scheduler.core.eligibility import exposure_examiners
+from scheduler.core.cpsat.placement import add_placement
+from scheduler.core.eligibility import (
+    eligible_examiners,
+    eligible_workstations,
+    exposure_examiners,
+)
 from scheduler.core.explain import KeptPlacement, kept_duration, kept_placements
 from scheduler.core.objective import (
     BALANCE,
@@ -43,13 +48,18 @@ SEVERE = 3
 
 @dataclass(frozen=True)
 class Option:
-    """One place the job could go, and how much the plan's objective would change (+ = worse)."""
+    """One place the job could go, and how much the plan's objective would change (+ = worse).
+
+    ``moves`` are the job's successors that must start later for it (each on its own examiner
+    and workstation, as early as it can): empty when the job moves alone.
+    """
 
     examiner: str | None
     workstation: str | None
     start: int
     end: int
     cost_delta: int
+    moves: tuple[Assignment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,7 @@ def advise(
     others = {j: a for j, a in placed.items() if j != job_id}
     fixed: dict[str, Assignment | None] = {j.id: others.get(j.id) for j in snapshot.jobs}
     del fixed[job_id]
-    ctx = build_model(snapshot, [job_id], fixed)
+    ctx = _domains(snapshot, [job_id], fixed)
     jv = ctx.vars[job_id]
     examiners: list[str | None] = (
         list(ctx.examiner_options[job_id]) if job.needs_examiner else [None]
@@ -228,8 +238,248 @@ def advise(
                 f"cost {best.cost_delta:+d}"
             )
         refused.append(Refusal(*pair, reason))
+    if len(out) < limit:
+        out, refused = _with_pushes(
+            snapshot, ctx, job, current, others, kept, base, already, left, limit, out, refused
+        )
     out.sort(key=_order)
     return Advice(out, refused)
+
+
+def _domains(
+    snapshot: Snapshot, free: list[str], fixed: Mapping[str, Assignment | None]
+) -> ModelContext:
+    """The model's start domains for ``free`` with every other job at ``fixed``.
+
+    Only the rules that make the domains are applied (eligibility, then placement: windows,
+    release, fixed neighbours, busy time, capacity, licences); the caps are checked per start
+    here and the verifier checks every option, so the rest of the model is not built.
+    """
+    ctx = ModelContext(snapshot, free, fixed)
+    add_eligibility(ctx)
+    add_placement(ctx)
+    return ctx
+
+
+#: Starts tried per examiner/workstation pair when successors must make room.
+PUSH_TRIES = 2
+
+
+def _with_pushes(
+    snapshot: Snapshot,
+    ctx: ModelContext,
+    job: Job,
+    current: Assignment | None,
+    others: dict[str, Assignment],
+    kept: Mapping[str, KeptPlacement],
+    base: int,
+    already: set[tuple[str, str | None]],
+    left: tuple[Unscheduled, ...],
+    limit: int,
+    out: list[Option],
+    refused: list[Refusal],
+) -> tuple[list[Option], list[Refusal]]:
+    """Pairs with no option alone get one that pushes the job's successors later, if one fits.
+
+    A job between two fixed neighbours of its own chain (review sittings back to back) has no
+    room on its own; moved later, its successors follow, each as far as it must and no more
+    (docs/architecture.md §3.9). The starts come from the model with the job and its scheduled
+    successors free; every option is priced exactly and verified applied, moves and all.
+    """
+    order = _descendants(ctx, job.id, others)
+    if not order or any(d in kept for d in order):
+        return out, refused
+    free = [job.id, *order]
+    fixed = {j.id: others.get(j.id) for j in snapshot.jobs if j.id not in free}
+    loose = _domains(snapshot, free, fixed)
+    jv = loose.vars[job.id]
+    if not jv.start_domain:
+        return out, refused
+    domains: dict[str, list[Interval]] = {}
+    for key, var in jv.option_starts.items():
+        flat = list(loose.model.proto.variables[var.index].domain)
+        domains[key] = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+    caps = _Caps(snapshot, job, {j: a for j, a in others.items() if j not in free})
+    jobs = loose.jobs
+    tries: list[tuple[int, int, Refusal]] = []
+    for index, refusal in enumerate(refused):
+        e, w = refusal.examiner, refusal.workstation
+        if refusal.reason.startswith("not among"):
+            continue
+        if (e is not None and e not in jv.examiners) or (
+            w is not None and w not in jv.workstations
+        ):
+            continue
+        dom = jv.start_domain
+        if e is not None:
+            dom = intersect_closed(dom, domains.get(f"e:{e}", jv.start_domain))
+        if w is not None:
+            dom = intersect_closed(dom, domains.get(f"w:{w}", jv.start_domain))
+        skip = None
+        if current is not None and (e, w) == (current.examiner, current.workstation):
+            skip = current.start
+        for start in _earliest_per_day(snapshot, dom, e, caps, skip)[:PUSH_TRIES]:
+            tries.append((start, index, refusal))
+    # Earliest first (the cheapest, as a rule), one option per pair, until the options are full.
+    found: dict[int, Option] = {}
+    for start, index, refusal in sorted(tries, key=lambda t: (t[0], t[1])):
+        if len(out) + len(found) >= limit:
+            break
+        if index in found:
+            continue
+        e, w = refusal.examiner, refusal.workstation
+        moved = Assignment(job.id, e, w, start, start + job.duration_on(w))
+        pushed = _push(snapshot, jobs, moved, others, order)
+        if pushed is None:
+            continue
+        placed = dict(others)
+        for a in (*pushed, moved):
+            placed[a.job] = a
+        rest = {j: a for j, a in placed.items() if j != job.id}
+        if not _Caps(snapshot, job, rest).allow(e, start):
+            continue  # a successor that stays where it is fills the day or week
+        trial = Plan("feasible", None, None, 0.0, tuple(placed.values()), left)
+        problems = [
+            v
+            for v in verify(snapshot, trial)
+            if v.rule not in ("pin", "frozen") and (v.rule, v.job) not in already
+        ]
+        if problems:
+            log.warning("recommend: push %s breaks %s; skipped", moved, problems[0])
+            continue
+        cost = weighted_objective(snapshot, objective_terms(snapshot, placed.values())) - base
+        found[index] = Option(e, w, moved.start, moved.end, cost, tuple(pushed))
+    return [*out, *found.values()], [r for i, r in enumerate(refused) if i not in found]
+
+
+def _descendants(ctx: ModelContext, job_id: str, others: dict[str, Assignment]) -> list[str]:
+    """Scheduled successors of the job, transitively, in an order that respects precedence."""
+    seen: set[str] = set()
+    stack = [job_id]
+    while stack:
+        for succ in ctx.successors.get(stack.pop(), []):
+            if succ not in seen and succ in others:
+                seen.add(succ)
+                stack.append(succ)
+    indegree = {d: sum(p in seen for p in ctx.jobs[d].after) for d in seen}
+    ready = sorted((d for d, n in indegree.items() if n == 0), key=lambda d: others[d].start)
+    order: list[str] = []
+    while ready:
+        d = ready.pop(0)
+        order.append(d)
+        for succ in ctx.successors.get(d, []):
+            if succ in indegree:
+                indegree[succ] -= 1
+                if indegree[succ] == 0:
+                    ready.append(succ)
+    return order
+
+
+def _push(
+    snapshot: Snapshot,
+    jobs: Mapping[str, Job],
+    moved: Assignment,
+    others: dict[str, Assignment],
+    order: list[str],
+) -> list[Assignment] | None:
+    """The successors that must start later once ``moved`` is placed, each at its earliest start
+    after its predecessors (on its own examiner/workstation unless another eligible pair starts
+    it sooner); ``None`` if one finds no start at all."""
+    placed = dict(others)
+    placed[moved.job] = moved
+    busy = _Busy(snapshot, jobs, placed)
+    pushed: list[Assignment] = []
+    for d in order:
+        a, job = placed[d], jobs[d]
+        earliest = max((placed[p].end for p in job.after if p in placed), default=0)
+        if a.start >= earliest:
+            continue
+        del placed[d]
+        busy.remove(a)
+        caps = _Caps(snapshot, job, placed)
+        pairs = [(a.examiner, a.workstation)]
+        examiners: list[str | None] = [e.id for e in eligible_examiners(snapshot, job)]
+        stations: list[str | None] = [w.id for w in eligible_workstations(snapshot, job)]
+        examiners, stations = examiners or [None], stations or [None]
+        pairs += [(e, w) for e in examiners for w in stations if (e, w) != pairs[0]]
+        best: Assignment | None = None
+        for e, w in pairs:
+            start = busy.earliest_fit(job, e, w, earliest, caps)
+            if start is not None and (best is None or start < best.start):
+                best = Assignment(d, e, w, start, start + job.duration_on(w))
+        if best is None:
+            return None
+        placed[d] = best
+        busy.add(best)
+        pushed.append(best)
+    return pushed
+
+
+class _Busy:
+    """Time the placed jobs take per examiner, workstation and licence pool, kept up to date as
+    successors are pushed."""
+
+    def __init__(
+        self, snapshot: Snapshot, jobs: Mapping[str, Job], placed: dict[str, Assignment]
+    ) -> None:
+        self.snapshot = snapshot
+        self.jobs = jobs
+        self.examiners = {e.id: e for e in snapshot.examiners}
+        self.stations = {w.id: w for w in snapshot.workstations}
+        self.capacity = {p.id: p.capacity for p in snapshot.pools}
+        self.attended: dict[str, dict[str, Interval]] = defaultdict(dict)
+        self.machine: dict[str, dict[str, Interval]] = defaultdict(dict)
+        self.pool: dict[str, dict[str, Interval]] = defaultdict(dict)
+        for a in placed.values():
+            self.add(a)
+
+    def add(self, a: Assignment) -> None:
+        job = self.jobs[a.job]
+        if a.examiner is not None and job.attended > 0:
+            self.attended[a.examiner][a.job] = (a.start, a.start + job.attended)
+        if a.workstation is not None:
+            self.machine[a.workstation][a.job] = (a.start, a.start + job.machine_on(a.workstation))
+        for pool in job.pools:
+            self.pool[pool][a.job] = (a.start, a.end)
+
+    def remove(self, a: Assignment) -> None:
+        for table in (self.attended, self.machine, self.pool):
+            for spans in table.values():
+                spans.pop(a.job, None)
+
+    def earliest_fit(
+        self, job: Job, examiner: str | None, workstation: str | None, earliest: int, caps: _Caps
+    ) -> int | None:
+        """The earliest start from ``earliest`` where ``job`` fits on the given resources
+        (windows, busy time, capacity, licences, exposure caps)."""
+        horizon = self.snapshot.horizon
+        duration = job.duration_on(workstation)
+        dom: list[Interval] = [(earliest, horizon - duration)]
+        if examiner is not None:
+            e = self.examiners[examiner]
+            wins = list(e.available)
+            if job.exposure > 0:
+                wins = iv.intersect(wins, list(e.exposure.windows))
+            busy = list(self.attended[examiner].values())
+            free = iv.starts_fitting(iv.subtract(wins, busy), job.attended)
+            dom = intersect_closed(dom, iv.normalize_closed(free))
+        if workstation is not None and dom:
+            ws = self.stations[workstation]
+            available = list(ws.available) if ws.available else [(0, horizon)]
+            full = iv.overloaded(self.machine[workstation].values(), ws.capacity)
+            free = iv.starts_fitting(iv.subtract(available, full), job.machine_on(workstation))
+            dom = intersect_closed(dom, iv.normalize_closed(free))
+        for pool in job.pools:
+            if not dom:
+                break
+            capacity = self.capacity.get(pool, 0)
+            full = iv.overloaded(self.pool[pool].values(), capacity)
+            free = iv.starts_fitting(iv.subtract([(0, horizon)], full), duration)
+            dom = intersect_closed(dom, iv.normalize_closed(free) if capacity else [])
+        if not dom:
+            return None
+        starts = _earliest_by_day(self.snapshot, dom, examiner, caps)
+        return starts[0] if starts else None
 
 
 def _order(o: Option) -> tuple[int, int, str, str]:

@@ -952,6 +952,17 @@ def recommendations(
                 "starts_at": tl.at(o.start),
                 "ends_at": tl.at(o.end),
                 "cost_delta": o.cost_delta,
+                "moves": [
+                    {
+                        "job_id": idmap.jobs[m.job],
+                        "job": m.job,
+                        "examiner": m.examiner,
+                        "workstation": m.workstation,
+                        "starts_at": tl.at(m.start),
+                        "ends_at": tl.at(m.end),
+                    }
+                    for m in o.moves
+                ],
             }
             for o in advice.options
         ],
