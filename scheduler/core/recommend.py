@@ -1,12 +1,17 @@
 """Where else could this job go? The best examiner/slot options for one job, with their cost.
 
-A supervisor asks "who could take this case's review sooner, and what would it cost?". With every
-other job held where the plan has it, the CP-SAT model's start domains for the one free job are
-exact: availability and exposure windows, the time other jobs already take, full workstations and
-licence pools, release, predecessors and scheduled successors are all in them. What the domains do
-not cover — the exposure caps of the day and week a start falls in — is checked here. Each option
-is the earliest start per examiner, workstation and day, priced exactly as ``objective.py`` would
-price the whole plan with the job moved there.
+A supervisor asks "who could take this case's review sooner, and what would it cost?". Every
+other job is held where the plan has it, and kept work (pins, work under way or taken as
+started, the frozen window) where it is kept, even if the plan predates it. With those fixed,
+the model's start domains for the one free job are exact: availability and exposure windows,
+the time other jobs already take, full workstations and licence pools, release, predecessors and
+scheduled successors are all in them. What the domains do not cover (the exposure caps of the
+day and week a start falls in) is checked here. Each option is the earliest start per
+examiner, workstation and day (the current examiner's current day included, a slot away from
+the current start), priced exactly as ``objective.py`` prices the whole plan with the job moved,
+and verified applied. A job with no room on its own between its chain neighbours gets options
+that push its successors later, as far as they must. Every eligible examiner/workstation pair
+without an option carries a reason (docs/architecture.md §5.6).
 """
 
 from __future__ import annotations
@@ -283,7 +288,7 @@ def _with_pushes(
 
     A job between two fixed neighbours of its own chain (review sittings back to back) has no
     room on its own; moved later, its successors follow, each as far as it must and no more
-    (docs/architecture.md §3.9). The starts come from the model with the job and its scheduled
+    (docs/architecture.md §5.6). The starts come from the model with the job and its scheduled
     successors free; every option is priced exactly and verified applied, moves and all.
     """
     order = _descendants(ctx, job.id, others)

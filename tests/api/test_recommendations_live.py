@@ -2,7 +2,7 @@
 publication and after a start nobody reported, jobs still get options, and every eligible
 examiner/workstation without one, and every kept job, says why in the lab's own terms.
 
-Real app, real database, real CP-SAT, on a manual clock (docs/architecture.md §3.9).
+Real app, real database, real CP-SAT, on a manual clock (docs/architecture.md §5.6).
 """
 
 from __future__ import annotations
