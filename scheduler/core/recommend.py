@@ -114,16 +114,18 @@ def advise(
 
     Every other job stays where ``plan`` has it, except kept work, which stays where it is kept (a
     pin placed or a start missed since the plan was made moves it), so each option is a valid
-    plan on its own. Each eligible examiner/workstation pair gives its cheapest start (the
-    earliest one per lab day, priced, verified); the ``limit`` cheapest pairs are the options
-    and every other pair carries a reason. A pinned or frozen job has no options and says why.
-    Raises ``KeyError`` for a job not in the snapshot.
+    plan on its own. Each eligible examiner/workstation pair gives its earliest start per lab
+    day, priced; the ``limit`` cheapest that the verifier accepts applied are the options, and
+    every pair without one carries a reason. A pinned or frozen job has no options and says why.
+    ``name`` writes a job id in reasons. Raises ``KeyError`` for a job not in the snapshot.
     """
     jobs = {j.id: j for j in snapshot.jobs}
     job = jobs[job_id]
     kept = kept_placements(snapshot)
     if job_id in kept:
         return Advice([], [], kept_reason(snapshot, kept[job_id]))
+    if limit <= 0:
+        return Advice([], [])
     placed = {a.job: a for a in plan.assignments if a.job in jobs}
     for other, k in kept.items():  # kept work is where it is kept, whatever the plan says
         placed[other] = Assignment(
@@ -142,8 +144,6 @@ def advise(
         list(ctx.workstation_options[job_id]) if job.needs_workstation else [None]
     )
     pairs = [(e, w) for e in examiners for w in stations]
-    if limit <= 0:
-        return Advice([], [])
     why = _Why(snapshot, ctx, job, others, name)
     if not jv.start_domain:
         blocked = why.job_blocked()
