@@ -48,7 +48,6 @@ from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
 
-SEVERE = 3
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def advise(
     every pair without one carries a reason. A pinned or frozen job has no options and says why.
     ``name`` writes a job id in reasons. Raises ``KeyError`` for a job not in the snapshot.
     """
-    jobs = {j.id: j for j in snapshot.jobs}
+    jobs = snapshot.jobs_by_id
     job = jobs[job_id]
     kept = kept_placements(snapshot)
     if job_id in kept:
@@ -429,8 +428,8 @@ class _Busy:
     ) -> None:
         self.snapshot = snapshot
         self.jobs = jobs
-        self.examiners = {e.id: e for e in snapshot.examiners}
-        self.stations = {w.id: w for w in snapshot.workstations}
+        self.examiners = snapshot.examiners_by_id
+        self.stations = snapshot.workstations_by_id
         self.capacity = {p.id: p.capacity for p in snapshot.pools}
         self.attended: dict[str, dict[str, Interval]] = defaultdict(dict)
         self.machine: dict[str, dict[str, Interval]] = defaultdict(dict)
@@ -589,8 +588,8 @@ class _Caps:
     def __init__(self, snapshot: Snapshot, job: Job, others: dict[str, Assignment]) -> None:
         self.snapshot = snapshot
         self.job = job
-        self.examiners = {e.id: e for e in snapshot.examiners}
-        jobs = {j.id: j for j in snapshot.jobs}
+        self.examiners = snapshot.examiners_by_id
+        jobs = snapshot.jobs_by_id
         self.day: dict[tuple[str, int], int] = defaultdict(int)
         self.severe: dict[tuple[str, int], int] = defaultdict(int)
         self.week: dict[tuple[str, int], int] = defaultdict(int)
@@ -602,7 +601,7 @@ class _Caps:
             k = snapshot.week_of(a.start)
             if d is not None:
                 self.day[a.examiner, d] += other.exposure
-                if other.severity >= SEVERE:
+                if other.is_severe:
                     self.severe[a.examiner, d] += other.exposure
             if k is not None:
                 self.week[a.examiner, k] += other.exposure
@@ -624,7 +623,7 @@ class _Caps:
                 logged = self.snapshot.logged_day_exposure(e).get(d, 0)
                 if logged + self.day[examiner, d] + job.exposure > policy.daily_cap:
                     return f"daily exposure cap ({policy.daily_cap} min)"
-            if policy.severe_daily_cap is not None and job.severity >= SEVERE:
+            if policy.severe_daily_cap is not None and job.is_severe:
                 if self.severe[examiner, d] + job.exposure > policy.severe_daily_cap:
                     return f"severe daily exposure cap ({policy.severe_daily_cap} min)"
         if k is not None and policy.weekly_cap is not None:
@@ -796,7 +795,7 @@ class _Pricer:
     ) -> None:
         self.snapshot = snapshot
         self.job = job
-        jobs = {j.id: j for j in snapshot.jobs}
+        jobs = snapshot.jobs_by_id
         self.primary = primary_term(snapshot)
         # Main term without the job.
         if self.primary == "makespan":
