@@ -30,7 +30,7 @@ from itertools import accumulate
 from ortools.graph.python import min_cost_flow
 
 from .calendar import FreeList, normalise
-from .dispatch import fixed_placements, logged_by_day, logged_by_week
+from .dispatch import logged_by_day, logged_by_week
 from .eligibility import caps_allow
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
@@ -179,7 +179,7 @@ def relax(snapshot: Snapshot) -> Relaxation:
     """Earliest possible end of every job with all other jobs relaxed away (critical path)."""
     h = snapshot.horizon
     jobs = snapshot.jobs_by_id
-    fixed = fixed_placements(snapshot)
+    fixed = snapshot.kept
     windows = _Windows(snapshot)
     caps_everywhere = caps_hold_everywhere(snapshot)
     out: dict[str, _Relaxed] = {}
@@ -206,7 +206,8 @@ def relax(snapshot: Snapshot) -> Relaxation:
         unscheduled_end = h + job.min_duration
         earliest: int | None
         if job.id in fixed:
-            ex, ws, start, _ = fixed[job.id]
+            k = fixed[job.id]
+            ws, start = k.workstation, k.start
             usable = ws is None or job.machine_by_workstation is None
             if usable or ws in (job.machine_by_workstation or {}):
                 earliest = start + job.duration_on(ws)  # if kept at all, kept exactly

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from .bounds import Relaxation, exposure_budget, may_run, may_take, relax
-from .dispatch import dispatch, fixed_placements
+from .dispatch import dispatch
 from .plan import HORIZON_FULL, RELEASED_AFTER_HORIZON, Plan, Unscheduled
 from .snapshot import Job, Snapshot
 
@@ -212,7 +212,7 @@ def select_candidates(
                     stack.append((p, False))
         return out
 
-    fixed = fixed_placements(snapshot)
+    fixed = snapshot.kept
     # a job that cannot end inside the horizon even with every resource free (its chain is too
     # long) would only take budget from work that can be done
     if relaxed is None:
@@ -228,7 +228,7 @@ def select_candidates(
                 if p in jobs and p != job_id:
                     end = relaxed[p].earliest_end
                     t = max(t, end if end is not None else snapshot.horizon)
-            earliest[job_id] = fixed[job_id][2] if job_id in fixed else t
+            earliest[job_id] = fixed[job_id].start if job_id in fixed else t
         return earliest[job_id]
 
     seen: dict[tuple[object, ...], object] = {}

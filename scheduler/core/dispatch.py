@@ -383,26 +383,6 @@ def _dominates(failure: _Failure, t0: int, limit: int, size: tuple[int, ...]) ->
     )
 
 
-def fixed_placements(snapshot: Snapshot) -> dict[str, tuple[str | None, str | None, int, str]]:
-    """Placements that must be kept exactly: pins, and published assignments that start before
-    ``frozen_until`` (a pin governs when a job has both).
-
-    Returns job id -> (examiner, workstation, start, "pin" | "frozen"): pins first, each kind in
-    order of start. Reserving in that order matters: a workstation of capacity 2 takes any set of
-    placements that never overlaps three deep when they come in order of start, but can refuse
-    one of them when they come in another order.
-    """
-    fixed: dict[str, tuple[str | None, str | None, int, str]] = {}
-    pinned = sorted((j.pin.start, j.id, j.pin) for j in snapshot.jobs if j.pin is not None)
-    for start, job_id, pin in pinned:
-        fixed[job_id] = (pin.examiner, pin.workstation, start, "pin")
-    present = {j.id for j in snapshot.jobs}
-    for prev in sorted(snapshot.previous, key=lambda p: (p.start, p.job)):
-        if prev.job in present and prev.job not in fixed and prev.start < snapshot.frozen_until:
-            fixed[prev.job] = (prev.examiner, prev.workstation, prev.start, "frozen")
-    return fixed
-
-
 class _Dispatcher:
     def __init__(self, snapshot: Snapshot, key: PolicyKey) -> None:
         self.snapshot = snapshot
@@ -439,7 +419,8 @@ class _Dispatcher:
         ``set_aside`` are kept placements an earlier pass had to drop (a predecessor could not
         finish in time); they reserve nothing, so they cannot crowd out other kept placements.
         """
-        for job_id, (ex, ws, start, source) in fixed_placements(self.snapshot).items():
+        for job_id, k in self.snapshot.kept.items():
+            ex, ws, start, source = k.examiner, k.workstation, k.start, k.kind
             job = self.jobs[job_id]
             if job_id in set_aside:
                 self._skip(job, PIN_CONFLICT, set_aside[job_id])

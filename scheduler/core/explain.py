@@ -17,7 +17,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
@@ -36,11 +35,10 @@ from scheduler.core.plan import (
     Unscheduled,
     clock,
 )
-from scheduler.core.snapshot import Job, Snapshot
+from scheduler.core.snapshot import Job, KeptPlacement, Snapshot
 from scheduler.core.verify import verify
 
 log = logging.getLogger(__name__)
-
 
 
 # -- reasons for jobs left out of a valid plan ----------------------------------------------------
@@ -206,32 +204,9 @@ def _reason(
 # -- pinned and frozen placements that cannot all be kept -----------------------------------------
 
 
-@dataclass(frozen=True)
-class KeptPlacement:
-    """A pinned or frozen placement that a plan must keep (``kind`` is "pin" or "frozen")."""
-
-    job: str
-    examiner: str | None
-    workstation: str | None
-    start: int
-    kind: str
-
-
-def kept_placements(snapshot: Snapshot) -> dict[str, KeptPlacement]:
-    """Pins and published assignments starting before ``frozen_until`` (a pin governs)."""
-    out: dict[str, KeptPlacement] = {}
-    present = {j.id for j in snapshot.jobs}
-    for prev in snapshot.previous:
-        if prev.job in present and prev.start < snapshot.frozen_until:
-            out[prev.job] = KeptPlacement(
-                prev.job, prev.examiner, prev.workstation, prev.start, "frozen"
-            )
-    for job in snapshot.jobs:
-        if job.pin is not None:
-            out[job.id] = KeptPlacement(
-                job.id, job.pin.examiner, job.pin.workstation, job.pin.start, "pin"
-            )
-    return out
+def kept_placements(snapshot: Snapshot) -> Mapping[str, KeptPlacement]:
+    """Pins and published assignments starting before ``frozen_until`` (`Snapshot.kept`)."""
+    return snapshot.kept
 
 
 _OWN_RULES_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})

@@ -52,8 +52,6 @@ BUILD_SECONDS_PER_FREE_JOB = 1.2e-3
 BUILD_SECONDS_PER_JOB = 6e-5
 
 
-
-
 #: Seconds per neighbourhood solve; shorter in labs of more than ``LARGE_LAB_JOBS`` jobs. A large
 #: lab keeps finding improvements for minutes, and twice as many shorter solves find more of them
 #: (medium labs, 60 s, 2 workers: 1 % lower objective in each of 4 runs); in a small lab the

@@ -59,9 +59,8 @@ from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from .bounds import may_run, relax
 from .cpsat.intervals import clip_closed, intersect_closed, normalize_closed
-from .dispatch import fixed_placements
 from .objective import job_tardiness
-from .snapshot import Examiner, Interval, Job, Snapshot
+from .snapshot import Examiner, Interval, Job, KeptPlacement, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +274,7 @@ class _Model:
         chain = (
             relax(snapshot) if _covers(snapshot.days, h) and _covers(snapshot.weeks, h) else None
         )
-        fixed = fixed_placements(snapshot)
+        fixed = snapshot.kept
         needed = self._needed()
         if chain is not None:
             self.critical = sum(job_tardiness(r.job, r.charged) for r in chain.values())
@@ -316,7 +315,7 @@ class _Model:
         entry: _Job,
         earliest: int,
         earliest_end: int,
-        fixed: tuple[str | None, str | None, int, str] | None,
+        fixed: KeptPlacement | None,
     ) -> None:
         job = entry.job
         h = self.snapshot.horizon
@@ -324,7 +323,7 @@ class _Model:
         stations = [w for w in self.snapshot.workstations if may_run(job, w)]
         latest = h
         if fixed is not None:
-            ex, ws, start, _ = fixed
+            ex, ws, start = fixed.examiner, fixed.workstation, fixed.start
             if (ex is not None) != job.needs_examiner or (ws is not None) != job.needs_workstation:
                 return  # keeping it breaks a rule: it can only be left out
             examiners = [e for e in examiners if e.id == ex]

@@ -49,7 +49,6 @@ from scheduler.core.verify import verify
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Option:
     """One place the job could go, and how much the plan's objective would change (+ = worse).

@@ -125,6 +125,18 @@ class Pin:
     start: int
 
 
+@dataclass(frozen=True)
+class KeptPlacement:
+    """A placement every plan must keep exactly (hard rule 6): a pin (``kind`` "pin") or a
+    published assignment starting before ``frozen_until`` ("frozen")."""
+
+    job: str
+    examiner: str | None
+    workstation: str | None
+    start: int
+    kind: str
+
+
 SEVERE = 3
 """The severity (top of the 0-3 scale) whose exposure also counts against the severe daily cap."""
 
@@ -237,6 +249,25 @@ class Snapshot:
         return MappingProxyType({w.id: w for w in self.workstations})
 
     @cached_property
+    def kept(self) -> Mapping[str, KeptPlacement]:
+        """Job id -> the placement it must keep (a pin governs over a frozen assignment): pins
+        first, then frozen assignments, each in order of start. Reserving in that order matters:
+        a workstation of capacity 2 takes any set of placements that never overlaps three deep
+        when they come in order of start, but can refuse one of them in another order."""
+        kept: dict[str, KeptPlacement] = {}
+        for job in sorted((j for j in self.jobs if j.pin is not None), key=_pin_order):
+            assert job.pin is not None
+            pin = job.pin
+            kept[job.id] = KeptPlacement(job.id, pin.examiner, pin.workstation, pin.start, "pin")
+        present = self.jobs_by_id
+        for prev in sorted(self.previous, key=lambda p: (p.start, p.job)):
+            if prev.job in present and prev.job not in kept and prev.start < self.frozen_until:
+                kept[prev.job] = KeptPlacement(
+                    prev.job, prev.examiner, prev.workstation, prev.start, "frozen"
+                )
+        return MappingProxyType(kept)
+
+    @cached_property
     def successors(self) -> Mapping[str, tuple[str, ...]]:
         """Job id -> the ids of the jobs that list it in ``after`` (present jobs only)."""
         found: dict[str, list[str]] = {job.id: [] for job in self.jobs}
@@ -291,6 +322,11 @@ def _index_of(intervals: Sequence[Interval], minute: int) -> int | None:
 # --------------------------------------------------------------------------------------------
 # JSON contract
 # --------------------------------------------------------------------------------------------
+
+
+def _pin_order(job: Job) -> tuple[int, str]:
+    assert job.pin is not None
+    return job.pin.start, job.id
 
 
 class SnapshotError(FieldError):

@@ -524,22 +524,6 @@ def _exposure_weekly_cap(ctx: _Context) -> Iterator[Violation]:
 # ---- kept placements ----------------------------------------------------------------------------
 
 
-def _kept_targets(snapshot: Snapshot) -> dict[str, tuple[str, str | None, str | None, int]]:
-    """Placements the plan must keep, by job: (rule, examiner, workstation, start).
-
-    A pin governs over a published assignment of the same job.
-    """
-    targets: dict[str, tuple[str, str | None, str | None, int]] = {}
-    present = {job.id for job in snapshot.jobs}
-    for prev in snapshot.previous:
-        if prev.job in present and prev.start < snapshot.frozen_until:
-            targets[prev.job] = ("frozen", prev.examiner, prev.workstation, prev.start)
-    for job in snapshot.jobs:
-        if job.pin is not None:
-            targets[job.id] = ("pin", job.pin.examiner, job.pin.workstation, job.pin.start)
-    return targets
-
-
 # The rules a kept placement is tried against when a plan leaves it out as a pin conflict.
 _TRIAL_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})
 
@@ -558,12 +542,13 @@ def _conflict_is_real(
             pred = ctx.placed.get(pred_id)
             if pred is None or pred.end > start:
                 return True
-    targets = _kept_targets(ctx.snapshot)
+    targets = ctx.snapshot.kept
     kept = [
         p.assignment
         for job_id, p in ctx.placed.items()
         if job_id in targets
-        and targets[job_id][1:] == (p.assignment.examiner, p.assignment.workstation, p.start)
+        and (targets[job_id].examiner, targets[job_id].workstation, targets[job_id].start)
+        == (p.assignment.examiner, p.assignment.workstation, p.start)
     ]
     probe = _Placed(job, Assignment(job.id, examiner, ws, start, start), None, None)
     candidate = Assignment(job.id, examiner, ws, start, probe.end)
@@ -630,9 +615,11 @@ def _pin(ctx: _Context) -> Iterator[Violation]:
 
 def _frozen(ctx: _Context) -> Iterator[Violation]:
     """A published assignment starting before frozen_until is kept exactly."""
-    for job_id, (rule, examiner, ws, start) in _kept_targets(ctx.snapshot).items():
-        if rule == "frozen":
-            yield from _kept(ctx, rule, ctx.jobs[job_id], examiner, ws, start, "frozen")
+    for job_id, k in ctx.snapshot.kept.items():
+        if k.kind == "frozen":
+            yield from _kept(
+                ctx, k.kind, ctx.jobs[job_id], k.examiner, k.workstation, k.start, "frozen"
+            )
 
 
 _CHECKS: tuple[Check, ...] = (
