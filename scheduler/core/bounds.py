@@ -30,7 +30,6 @@ from itertools import accumulate
 from ortools.graph.python import min_cost_flow
 
 from .calendar import FreeList, normalise
-from .dispatch import logged_by_day, logged_by_week
 from .eligibility import caps_allow
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
@@ -371,10 +370,10 @@ def exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None
             budgets.append(policy.severe_daily_cap * len(day_ids))
         return min(budgets) if budgets else None
     if policy.daily_cap is not None and days_cover:
-        logged = logged_by_day(e)
+        logged = snapshot.logged_day_exposure(e)
         budgets.append(sum(max(0, policy.daily_cap - logged.get(d, 0)) for d in day_ids))
     if policy.weekly_cap is not None and weeks_cover:
-        logged_w = logged_by_week(snapshot, e)
+        logged_w = snapshot.logged_week_exposure(e)
         week_ids = [w for w, (a, _) in enumerate(snapshot.weeks) if a < h]
         budgets.append(sum(max(0, policy.weekly_cap - logged_w.get(w, 0)) for w in week_ids))
     return min(budgets) if budgets else None
@@ -614,13 +613,13 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
         windows = _intersect(avail, normalise(e.exposure.windows or e.available, 0, h))
         caps: list[list[tuple[int, int]]] = []  # per cap: (period start, minutes left)
         if e.exposure.daily_cap is not None and days_cover:
-            logged = logged_by_day(e)
+            logged = snapshot.logged_day_exposure(e)
             cap = e.exposure.daily_cap
             caps.append(
                 [(a, max(0, cap - logged.get(d, 0))) for d, (a, _) in enumerate(snapshot.days)]
             )
         if e.exposure.weekly_cap is not None and weeks_cover:
-            logged_w = logged_by_week(snapshot, e)
+            logged_w = snapshot.logged_week_exposure(e)
             cap = e.exposure.weekly_cap
             caps.append(
                 [(a, max(0, cap - logged_w.get(w, 0))) for w, (a, _) in enumerate(snapshot.weeks)]

@@ -133,8 +133,8 @@ class Board:
                 index=i,
                 free=FreeList(normalise(e.available, 0, h)),
                 exposure_windows=FreeList(normalise(windows, 0, h)),
-                day_used=logged_by_day(e),
-                week_used=logged_by_week(snapshot, e),
+                day_used=snapshot.logged_day_exposure(e),
+                week_used=snapshot.logged_week_exposure(e),
             )
         self.workstations: dict[str, WorkstationState] = {
             w.id: WorkstationState(w, i, Lanes(w.capacity, normalise(w.available, 0, h)))
@@ -321,27 +321,6 @@ class Board:
         if w is not None:
             st.week_used[w] = st.week_used.get(w, 0) + job.exposure
         st.exposure_planned += job.exposure
-
-
-def logged_by_day(examiner: Examiner) -> dict[int, int]:
-    """Exposure minutes already logged per day index (they count against the daily cap)."""
-    return {d: m for d, m in examiner.exposure.used_by_day.items() if m}
-
-
-def logged_by_week(snapshot: Snapshot, examiner: Examiner) -> dict[int, int]:
-    """Exposure minutes already logged per week index: ``used_this_week`` goes to the first
-    week, each ``used_by_day`` entry to the week its day starts in."""
-    weeks = Calendar(snapshot.weeks)
-    logged: dict[int, int] = {}
-    policy = examiner.exposure
-    if policy.used_this_week and snapshot.weeks:
-        logged[0] = policy.used_this_week
-    for d, m in policy.used_by_day.items():
-        if m and 0 <= d < len(snapshot.days):
-            w = weeks.index(snapshot.days[d][0])
-            if w is not None:
-                logged[w] = logged.get(w, 0) + m
-    return logged
 
 
 # (earliest start, latest end, size, exposure caps were the only obstacle) of a failed search
