@@ -29,8 +29,9 @@ from itertools import accumulate
 
 from ortools.graph.python import min_cost_flow
 
-from .calendar import FreeList, normalise
+from .calendar import FreeList
 from .eligibility import caps_allow
+from .intervals import intersect_sorted, keep_touching
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
 
@@ -59,21 +60,6 @@ def may_run(job: Job, workstation: Workstation) -> bool:
     if job.machine_by_workstation is not None and workstation.id not in job.machine_by_workstation:
         return False
     return job.capabilities <= workstation.capabilities
-
-
-def _intersect(a: Sequence[tuple[int, int]], b: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Pairwise intersections of two window lists: where a part lies inside one window of each."""
-    out = []
-    i = j = 0
-    while i < len(a) and j < len(b):
-        lo, hi = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if lo < hi:
-            out.append((lo, hi))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
 
 
 @dataclass
@@ -144,14 +130,16 @@ class _Windows:
         # as one (``_AnyOf``)
         shared: dict[tuple[tuple[int, int], ...], FreeList] = {}
         for e in snapshot.examiners:
-            avail = normalise(e.available, 0, h)
+            avail = keep_touching(e.available, 0, h)
             self.available[e.id] = shared.setdefault(tuple(avail), FreeList(avail))
-            exposed = _intersect(avail, normalise(e.exposure.windows or e.available, 0, h))
+            exposed = intersect_sorted(
+                avail, keep_touching(e.exposure.windows or e.available, 0, h)
+            )
             self.exposure[e.id] = shared.setdefault(tuple(exposed), FreeList(exposed))
         boxes: dict[tuple[tuple[int, int], ...], FreeList] = {}
         self.workstations: dict[str, FreeList] = {}
         for w in snapshot.workstations:
-            windows = normalise(w.available, 0, h)
+            windows = keep_touching(w.available, 0, h)
             self.workstations[w.id] = boxes.setdefault(tuple(windows), FreeList(windows))
         # per examiner list (by identity: ``relax`` shares one list per kind of job) and kind of
         # window, the list itself (so its id stays taken) and the group searched as one
@@ -350,7 +338,7 @@ def _knapsack_extra(items: list[tuple[int, int]], excess: int) -> int:
 
 
 def _available_minutes(windows: Iterable[tuple[int, int]], horizon: int) -> int:
-    return sum(b - a for a, b in normalise(windows, 0, horizon))
+    return sum(b - a for a, b in keep_touching(windows, 0, horizon))
 
 
 def exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None:
@@ -483,8 +471,10 @@ def _makespan_energy(snapshot: Snapshot, relaxed: dict[str, _Relaxed]) -> int:
     """Latest end is at least the time by which a group's resources could finish its work."""
     h = snapshot.horizon
     live = [r for r in relaxed.values() if r.earliest_end is not None]
-    ws_windows = {w.id: (w.capacity, normalise(w.available, 0, h)) for w in snapshot.workstations}
-    ex_windows = {e.id: (1, normalise(e.available, 0, h)) for e in snapshot.examiners}
+    ws_windows = {
+        w.id: (w.capacity, keep_touching(w.available, 0, h)) for w in snapshot.workstations
+    }
+    ex_windows = {e.id: (1, keep_touching(e.available, 0, h)) for e in snapshot.examiners}
     demands = _demands(snapshot)[:2]  # attended and machine minutes
     best = 0
     for demand, windows in zip(demands, (ex_windows, ws_windows), strict=True):
@@ -609,8 +599,8 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
     exposure: dict[str, Cumulative] = {}
     edges: dict[str, list[int]] = {}
     for e in snapshot.examiners:
-        avail = normalise(e.available, 0, h)
-        windows = _intersect(avail, normalise(e.exposure.windows or e.available, 0, h))
+        avail = keep_touching(e.available, 0, h)
+        windows = intersect_sorted(avail, keep_touching(e.exposure.windows or e.available, 0, h))
         caps: list[list[tuple[int, int]]] = []  # per cap: (period start, minutes left)
         if e.exposure.daily_cap is not None and days_cover:
             logged = snapshot.logged_day_exposure(e)
@@ -629,7 +619,7 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
         edges[e.id] = [x for w in avail for x in w]
     machine: dict[str, Cumulative] = {}
     for w in snapshot.workstations:
-        avail = normalise(w.available, 0, h)
+        avail = keep_touching(w.available, 0, h)
         machine[w.id] = _window_supply(avail, w.capacity)
         edges[w.id] = [x for window in avail for x in window]
     as_set = _SetsOf()

@@ -13,16 +13,6 @@ from collections.abc import Iterable, Sequence
 Interval = tuple[int, int]
 
 
-def normalise(intervals: Iterable[Interval], lo: int, hi: int) -> list[Interval]:
-    """Sorted, clipped to ``[lo, hi)``, empty intervals dropped; touching intervals stay apart.
-
-    Touching windows are kept apart on purpose: a job must lie inside *one* availability window, so
-    two back-to-back shifts are not one long shift.
-    """
-    out = [(max(a, lo), min(b, hi)) for a, b in intervals]
-    return sorted((a, b) for a, b in out if a < b)
-
-
 def index_of(intervals: Sequence[Interval], t: int) -> int | None:
     """Index of the interval containing ``t`` in a sorted, disjoint list, or None."""
     i = bisect_right([a for a, _ in intervals], t) - 1

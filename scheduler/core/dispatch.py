@@ -28,8 +28,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .calendar import Calendar, FreeList, Lanes, normalise
+from .calendar import Calendar, FreeList, Lanes
 from .eligibility import caps_allow, examiner_can_take, workstation_can_take
+from .intervals import keep_touching
 from .objective import plan_objective
 from .plan import (
     EXPOSURE_CAPS,
@@ -131,13 +132,13 @@ class Board:
             self.examiners[e.id] = ExaminerState(
                 examiner=e,
                 index=i,
-                free=FreeList(normalise(e.available, 0, h)),
-                exposure_windows=FreeList(normalise(windows, 0, h)),
+                free=FreeList(keep_touching(e.available, 0, h)),
+                exposure_windows=FreeList(keep_touching(windows, 0, h)),
                 day_used=snapshot.logged_day_exposure(e),
                 week_used=snapshot.logged_week_exposure(e),
             )
         self.workstations: dict[str, WorkstationState] = {
-            w.id: WorkstationState(w, i, Lanes(w.capacity, normalise(w.available, 0, h)))
+            w.id: WorkstationState(w, i, Lanes(w.capacity, keep_touching(w.available, 0, h)))
             for i, w in enumerate(snapshot.workstations)
         }
         self.pools: dict[str, Lanes] = {p.id: Lanes(p.capacity, [(0, h)]) for p in snapshot.pools}

@@ -58,7 +58,7 @@ from itertools import accumulate
 from ortools.linear_solver import linear_solver_pb2, pywraplp
 
 from .bounds import may_run, relax
-from .cpsat.intervals import clip_closed, intersect_closed, normalize_closed
+from .intervals import clip_closed, intersect_closed, merge_closed
 from .objective import job_tardiness
 from .snapshot import Examiner, Interval, Job, KeptPlacement, Snapshot
 
@@ -77,7 +77,7 @@ Starts = list[tuple[int, int]]  # closed integer ranges [lo, hi] of start times,
 
 def _fits(windows: Sequence[Interval], length: int) -> Starts:
     """Starts s with [s, s + length) inside one window (touching windows are not merged)."""
-    return normalize_closed((a, b - length) for a, b in windows)
+    return merge_closed((a, b - length) for a, b in windows)
 
 
 def _windows_meet(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
@@ -348,8 +348,8 @@ class _Model:
             )
             if s:
                 by_station[w.id] = s
-        any_examiner = normalize_closed(r for s in by_examiner.values() for r in s)
-        any_station = normalize_closed(r for s in by_station.values() for r in s)
+        any_examiner = merge_closed(r for s in by_examiner.values() for r in s)
+        any_station = merge_closed(r for s in by_station.values() for r in s)
 
         def cost(end: int) -> int:
             return job_tardiness(job, end)
@@ -397,7 +397,7 @@ class _Model:
                 [
                     (
                         frozenset(e for e, _ in starts_e),
-                        normalize_closed(r for _, s in starts_e for r in s),
+                        merge_closed(r for _, s in starts_e for r in s),
                     )
                 ]
                 if self.pooled and starts_e

@@ -21,10 +21,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from scheduler.core.cpsat import intervals as iv
+from scheduler.core import intervals as iv
 from scheduler.core.cpsat.context import Interval, ModelContext
 from scheduler.core.cpsat.eligibility import add_eligibility
-from scheduler.core.cpsat.intervals import intersect_closed
 from scheduler.core.cpsat.placement import add_placement
 from scheduler.core.eligibility import (
     eligible_examiners,
@@ -32,6 +31,7 @@ from scheduler.core.eligibility import (
     exposure_examiners,
 )
 from scheduler.core.explain import KeptPlacement, kept_duration, kept_placements
+from scheduler.core.intervals import intersect_closed
 from scheduler.core.objective import (
     BALANCE,
     CHANGE,
@@ -465,20 +465,20 @@ class _Busy:
                 wins = iv.intersect(wins, list(e.exposure.windows))
             busy = list(self.attended[examiner].values())
             free = iv.starts_fitting(iv.subtract(wins, busy), job.attended)
-            dom = intersect_closed(dom, iv.normalize_closed(free))
+            dom = intersect_closed(dom, iv.merge_closed(free))
         if workstation is not None and dom:
             ws = self.stations[workstation]
             available = list(ws.available) if ws.available else [(0, horizon)]
             full = iv.overloaded(self.machine[workstation].values(), ws.capacity)
             free = iv.starts_fitting(iv.subtract(available, full), job.machine_on(workstation))
-            dom = intersect_closed(dom, iv.normalize_closed(free))
+            dom = intersect_closed(dom, iv.merge_closed(free))
         for pool in job.pools:
             if not dom:
                 break
             capacity = self.capacity.get(pool, 0)
             full = iv.overloaded(self.pool[pool].values(), capacity)
             free = iv.starts_fitting(iv.subtract([(0, horizon)], full), duration)
-            dom = intersect_closed(dom, iv.normalize_closed(free) if capacity else [])
+            dom = intersect_closed(dom, iv.merge_closed(free) if capacity else [])
         if not dom:
             return None
         starts = _earliest_by_day(self.snapshot, dom, examiner, caps)
@@ -709,8 +709,8 @@ class _Why:
             wins = iv.intersect(wins, list(ex.exposure.windows))
         busy = [span for _, span in self.ctx.fixed_attended.get(e, [])]
         hi = self.ub - self.job.min_duration
-        fit = iv.normalize_closed(iv.starts_fitting(wins, self.job.attended))
-        free = iv.normalize_closed(iv.starts_fitting(iv.subtract(wins, busy), self.job.attended))
+        fit = iv.merge_closed(iv.starts_fitting(wins, self.job.attended))
+        free = iv.merge_closed(iv.starts_fitting(iv.subtract(wins, busy), self.job.attended))
         return iv.clip_closed(fit, self.lb, hi), iv.clip_closed(free, self.lb, hi)
 
     def _station_starts(self, w: str) -> tuple[list[Interval], list[Interval]]:
@@ -720,8 +720,8 @@ class _Why:
         full = iv.overloaded([s for _, s in ctx.fixed_machine.get(w, [])], ws.capacity)
         length = job.machine_on(w)
         hi = self.ub - job.duration_on(w)
-        fit = iv.normalize_closed(iv.starts_fitting(available, length))
-        free = iv.normalize_closed(iv.starts_fitting(iv.subtract(available, full), length))
+        fit = iv.merge_closed(iv.starts_fitting(available, length))
+        free = iv.merge_closed(iv.starts_fitting(iv.subtract(available, full), length))
         return iv.clip_closed(fit, self.lb, hi), iv.clip_closed(free, self.lb, hi)
 
     def _pool_starts(self, pool: str, length: int) -> list[Interval]:
@@ -729,7 +729,7 @@ class _Why:
         capacity = ctx.pool_capacity.get(pool, 0)
         full = iv.overloaded([s for _, s in ctx.fixed_pool.get(pool, [])], capacity)
         free = iv.subtract([(0, ctx.horizon)], full) if capacity > 0 else []
-        starts = iv.normalize_closed(iv.starts_fitting(free, length))
+        starts = iv.merge_closed(iv.starts_fitting(free, length))
         return iv.clip_closed(starts, self.lb, self.ub - length)
 
     def pair(self, e: str | None, w: str | None) -> str:

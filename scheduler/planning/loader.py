@@ -82,6 +82,7 @@ from models import (
 from models.schedule import RUN_MODES
 from scheduler.core import snapshot as core
 from scheduler.core.eligibility import examiner_can_take, workstation_can_take
+from scheduler.core.intervals import merge_overlapping, subtract
 from scheduler.core.plan import (
     NOT_A_CANDIDATE,
     PIN_CONFLICT,
@@ -258,37 +259,9 @@ def build_timeline(lab: Lab, now: datetime, examiners: Sequence[Examiner]) -> Ti
 # ---- intervals ------------------------------------------------------------------------------
 
 
-def _subtract(windows: Iterable[Interval], busy: Sequence[Interval]) -> list[Interval]:
-    out: list[Interval] = []
-    for start, end in windows:
-        pieces = [(start, end)]
-        for b_start, b_end in busy:
-            nxt: list[Interval] = []
-            for a, b in pieces:
-                if b_end <= a or b <= b_start:
-                    nxt.append((a, b))
-                    continue
-                if a < b_start:
-                    nxt.append((a, b_start))
-                if b_end < b:
-                    nxt.append((b_end, b))
-            pieces = nxt
-        out.extend(pieces)
-    return out
-
-
 def _tidy(intervals: Iterable[Interval], horizon: int) -> tuple[Interval, ...]:
     """Clipped to [0, horizon], empty ones dropped, sorted, overlapping ones merged."""
-    clipped = sorted((max(0, a), min(horizon, b)) for a, b in intervals)
-    merged: list[Interval] = []
-    for a, b in clipped:
-        if a >= b:
-            continue
-        if merged and a < merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-        else:
-            merged.append((a, b))
-    return tuple(merged)
+    return tuple(merge_overlapping(intervals, 0, horizon))
 
 
 def _inside_one(start: int, end: int, windows: Sequence[Interval]) -> bool:
@@ -606,7 +579,7 @@ def _examiner(
         for shift in blocks:
             start = max(day_start, timeline.ceil(timeline.local(day, shift.starts)))
             end = min(day_end, timeline.floor(timeline.local(day, shift.ends)))
-            for a, b in _subtract([(start, end)], absences):
+            for a, b in subtract([(start, end)], absences):
                 available.append((a, b))
                 b_exposed = b if cutoff is None else min(b, cutoff)
                 if a < b_exposed:
@@ -660,7 +633,7 @@ def _workstation(ws: Workstation, timeline: Timeline, idmap: IdMap) -> core.Work
         id=ws.external_ref,
         capabilities=frozenset(ws.capability_names),
         capacity=ws.capacity,
-        available=_tidy(_subtract([(0, timeline.horizon)], busy), timeline.horizon),
+        available=_tidy(subtract([(0, timeline.horizon)], busy), timeline.horizon),
     )
 
 

@@ -272,7 +272,7 @@ def test_any_of_several_examiners_is_the_earliest_of_each(
     from scheduler.core.calendar import FreeList
 
     frees = []
-    for windows in lists:  # one examiner's windows are disjoint, as normalise leaves them
+    for windows in lists:  # one examiner's windows are disjoint, as keep_touching leaves them
         disjoint: list[tuple[int, int]] = []
         for a, b in sorted(windows):
             if not disjoint or a >= disjoint[-1][1]:

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
-from scheduler.core.cpsat import intervals as iv
+from scheduler.core import intervals as iv
 from scheduler.core.cpsat.context import JobVars, ModelContext
 
 
@@ -54,7 +54,7 @@ def _make_start_days(ctx: ModelContext, jv: JobVars) -> None:
         jv.start_days[d] = lit
     # Starts outside every listed day (if the days do not cover the horizon) count nowhere.
     model.add(sum(jv.start_days.values()) <= jv.present)
-    coverage = iv.normalize_closed((a, b - 1) for a, b in ctx.snapshot.days)
+    coverage = iv.merge_closed((a, b - 1) for a, b in ctx.snapshot.days)
     if iv.intersect_closed(jv.start_domain, coverage) == jv.start_domain:
         model.add(sum(jv.start_days.values()) == jv.present)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ortools.sat.python import cp_model
 
-from scheduler.core.cpsat import intervals as iv
+from scheduler.core import intervals as iv
 from scheduler.core.cpsat.context import Interval, JobVars, ModelContext
 from scheduler.core.snapshot import Job
 
@@ -57,7 +57,7 @@ class _Windows:
         key = (kind, rid, length)
         got = self.fits.get(key)
         if got is None:
-            got = iv.normalize_closed(iv.starts_fitting(self._free(kind, rid), length))
+            got = iv.merge_closed(iv.starts_fitting(self._free(kind, rid), length))
             self.fits[key] = got
         return got
 
@@ -127,7 +127,7 @@ def add_placement(ctx: ModelContext) -> None:
                 if starts:
                     ws_dom[w] = starts
             dom = iv.intersect_closed(
-                dom, iv.normalize_closed(r for v in ws_dom.values() for r in v)
+                dom, iv.merge_closed(r for v in ws_dom.values() for r in v)
             )
         elif job.pools:
             dom = _pools_allow(windows, job, job.attended, dom)
@@ -140,7 +140,7 @@ def add_placement(ctx: ModelContext) -> None:
                 if starts:
                     ex_dom[e] = starts
             dom = iv.intersect_closed(
-                dom, iv.normalize_closed(r for v in ex_dom.values() for r in v)
+                dom, iv.merge_closed(r for v in ex_dom.values() for r in v)
             )
 
         if job.needs_workstation:
