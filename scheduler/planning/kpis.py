@@ -26,6 +26,7 @@ from typing import Any
 
 from scheduler.core.plan import PIN_CONFLICT, Assignment, Plan
 from scheduler.core.snapshot import Snapshot
+from scheduler.planning.capacity import capacity_figures
 from scheduler.planning.delays import urgent_delays
 from scheduler.planning.loader import IdMap
 from scheduler.planning.words import in_lab_terms
@@ -121,6 +122,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "p2_on_time": level_rate(2),
         "exposure": exposure_figures(snapshot, plan, idmap),
         "utilization": utilization(snapshot, plan),
+        "capacity": capacity_figures(snapshot, plan, idmap),
         "warnings": [
             *urgent_delays(snapshot, plan, idmap),
             *(

@@ -309,6 +309,9 @@ class IdMap:
     cases: dict[str, int] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
     job_level: dict[str, str] = field(default_factory=dict)
+    job_stage: dict[str, str] = field(default_factory=dict)
+    job_target_due: dict[str, int] = field(default_factory=dict)  # before the legal deadline
+    job_deadline: dict[str, int] = field(default_factory=dict)  # jobs of cases with one
     case_level: dict[str, str] = field(default_factory=dict)
     case_target_start: dict[str, int] = field(default_factory=dict)  # minutes, may be < 0
     cases_started: set[str] = field(default_factory=set)
@@ -670,6 +673,7 @@ class _JobBuilder:
         self.left_out = left_out
         self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
         self.unreadable: dict[int, str] = {}  # job id -> the stored instant it cannot plan
+        self.stages: dict[int, str] = {}  # job id -> its stage
 
     # -- loading --
 
@@ -730,6 +734,7 @@ class _JobBuilder:
             level = _LevelData(*r[18:21])
             sid = f"{case.external_ref}/{device.external_ref}/{job.external_ref}"
             self.rows[job.id] = _Row(job, device, case, level, sid)
+            self.stages[job.id] = r[25]
             for text, what, name in (
                 (r[21], f"case {case.external_ref}", "received_at"),
                 (r[22], f"case {case.external_ref}", "legal_deadline_at"),
@@ -894,6 +899,7 @@ class _JobBuilder:
             idmap.jobs[row.sid] = job_id
             idmap.cases[row.case.external_ref] = row.case.id
             idmap.job_level[row.sid] = row.level.code
+            idmap.job_stage[row.sid] = self.stages[job_id]
             idmap.case_level[row.case.external_ref] = row.level.code
             target = self.timeline.floor(row.case.received_at) + 60 * row.level.target_start_hours
             idmap.case_target_start[row.case.external_ref] = target
@@ -936,7 +942,9 @@ class _JobBuilder:
         # In minutes, not datetimes: a target past year 9999 is only late, never an overflow.
         hours = level.target_start_hours + STAGE_ALLOWANCE_HOURS * depth
         target = tl.floor(case.received_at) + 60 * hours
+        self.idmap.job_target_due[row.sid] = target
         if case.legal_deadline_at is not None:
+            self.idmap.job_deadline[row.sid] = tl.floor(case.legal_deadline_at)
             target = min(target, tl.floor(case.legal_deadline_at))
         due = min(core.MAX_MINUTES, max(0, target))
         release = min(core.MAX_MINUTES, max(0, tl.ceil(row.device.arrived_at)))
