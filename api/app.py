@@ -33,6 +33,7 @@ from api.deps import role_table
 from api.metrics import StateCollector
 from api.routers import (
     audit,
+    capacity,
     cases,
     feeds,
     forecasts,
@@ -413,6 +414,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(keys.router)
     app.include_router(solve_runs.router)
     app.include_router(schedules.router)
+    app.include_router(capacity.router)
     app.include_router(forecasts.router)
     app.include_router(reports.router)
     app.include_router(feeds.router)

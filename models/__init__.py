@@ -33,6 +33,7 @@ from models.schedule import (
     SolveRun,
     SolveRunAttempt,
     UnscheduledJob,
+    WhatIf,
 )
 from models.security import ApiKey, AuditEvent, ConsoleSession, FeedToken
 from models.webhooks import WebhookDelivery, WebhookEvent, WebhookSubscription
@@ -73,6 +74,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSubscription",
+    "WhatIf",
     "Workstation",
     "WorkstationCapability",
 ]

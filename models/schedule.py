@@ -167,3 +167,25 @@ class ForecastEntry(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
+
+
+class WhatIf(CreatedAt, Base):
+    """A change of the lab on paper and its preview solve (docs/architecture.md §5.11).
+
+    Its run is a ``preview``: solved, compared with the published schedule and kept here as
+    ``result``; it never becomes a schedule version, so it can never be published or served.
+    """
+
+    __tablename__ = "what_if"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lab_id: Mapped[int] = mapped_column(ForeignKey("lab.id", ondelete="CASCADE"), index=True)
+    solve_run_id: Mapped[int] = mapped_column(
+        ForeignKey("solve_run.id", ondelete="CASCADE"), unique=True
+    )
+    requested_by: Mapped[str] = mapped_column(String(64))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    baseline_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedule_version.id", ondelete="SET NULL")
+    )
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

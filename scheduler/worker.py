@@ -57,11 +57,13 @@ from sqlalchemy.orm import aliased
 
 from models import Lab, SolveRun
 from models.base import utcnow
+from scheduler.core.plan import Plan
 from scheduler.core.solve import limit_left
 from scheduler.core.stopping import SolveStopped
 from scheduler.db import is_lock_timeout, retry_locked, session_scope
 from scheduler.errors import DomainError
 from scheduler.logs import log_context
+from scheduler.planning import whatif
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
 from scheduler.planning.publish import publish, publish_blockers, warn
@@ -563,6 +565,13 @@ def _execute(
             if lab is None:
                 raise DomainError(f"lab {claim.lab_id} no longer exists")
             snapshot, idmap = load_snapshot(session, lab, now or utcnow(), mode=claim.mode)
+            what_if = None
+            if claim.mode == "preview":  # a what-if plans the lab as changed on paper
+                what_if = whatif.prepare(
+                    session, lab, claim.run_id, snapshot, idmap, now or utcnow()
+                )
+                if what_if is not None:
+                    snapshot, idmap = what_if.snapshot, what_if.idmap
         logger.info(
             "solve run %s: lab %s, %d jobs, %d examiners, mode %s, %d s",
             claim.run_id,
@@ -602,6 +611,8 @@ def _execute(
                 "solve_seconds": round(plan.solve_seconds, 3),
             },
         )
+        if what_if is not None:
+            return _store_what_if(engine, claim, what_if, plan)
         prepared = prepare_version(snapshot, plan, idmap)  # refuses a plan that breaks a rule
         logger.info(
             "solve run %s: the plan passed the independent verifier (%d assignments)",
@@ -702,6 +713,43 @@ def _execute(
         return "failed" if _finish(engine, claim, "failed", message[:MAX_ERROR]) else _lost(claim)
     finally:
         heartbeat.stop()
+
+
+def _store_what_if(engine: Engine, claim: Claim, what_if: whatif.Prepared, plan: Plan) -> str:
+    """Keep a what-if's comparison on its row and end its run: no schedule version is written."""
+    result = whatif.compare(what_if, plan)  # verifies the plan against the changed snapshot
+
+    def store() -> None:
+        with session_scope(engine) as session:
+            held = session.execute(
+                update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
+            )
+            if rows_changed(held) != 1:
+                raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
+            run = session.get(SolveRun, claim.run_id)
+            assert run is not None
+            if run.cancel_requested:
+                raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+            whatif.store_result(session, what_if.what_if_id, result)
+            run.status, run.finished_at = "succeeded", utcnow()
+            run.objective, run.bound = plan.objective, plan.bound
+            end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
+            run_ended(
+                session,
+                run_id=run.id,
+                lab_id=claim.lab_id,
+                status="succeeded",
+                actor=claim.worker_id,
+            )
+
+    retry_locked(store, what=f"store what-if run {claim.run_id}", budget_seconds=_patience())
+    logger.info(
+        "solve run %s succeeded: what-if %s compared, nothing published",
+        claim.run_id,
+        what_if.what_if_id,
+        extra={**claim.log_fields, "event": "what_if", "what_if": what_if.what_if_id},
+    )
+    return "succeeded"
 
 
 def run_to_completion(

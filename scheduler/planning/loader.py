@@ -317,6 +317,7 @@ class IdMap:
     cases_started: set[str] = field(default_factory=set)
     job_case: dict[int, int] = field(default_factory=dict)
     level_rank: dict[str, int] = field(default_factory=dict)
+    level_target_hours: dict[str, int] = field(default_factory=dict)
     excluded: list[Excluded] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unplannable: list[str] = field(default_factory=list)  # every record left out as unplannable
@@ -467,6 +468,9 @@ def _build(
     timeline = build_timeline(lab, now, examiners)
     idmap = IdMap(timeline=timeline, mode=mode)
     idmap.level_rank = {level.code: level.rank for level in lab.priority_levels}
+    idmap.level_target_hours = {
+        level.code: level.target_start_hours for level in lab.priority_levels
+    }
 
     left_out = _LeftOut()
     snap_examiners: list[core.Examiner] = []

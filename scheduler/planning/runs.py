@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, select, update
+from sqlalchemy import CursorResult, Result, exists, select, update
 from sqlalchemy.orm import Session
 
-from models import Lab, PriorityLevel, SolveRun, SolveRunAttempt
+from models import Lab, PriorityLevel, SolveRun, SolveRunAttempt, WhatIf
 from models.base import utcnow
 from models.schedule import RUN_MODES
 from scheduler.errors import Conflict, Invalid, NotFound
@@ -68,6 +68,7 @@ def queue_run(
     auto_publish: bool = False,
     time_limit_seconds: int | None = None,
     reason: str | None = None,
+    join: bool = True,
 ) -> Queued:
     """Queue a solve run of ``lab``, or join the run of the same mode already waiting.
 
@@ -77,6 +78,8 @@ def queue_run(
     asks for that (audited). A run that is already solving loaded its data before this request,
     so a new run is queued behind it. (A run re-queued after its worker died may wait beside a
     newer one of its mode; requests then join the older.) Preview runs are never published.
+    ``join=False`` always queues a new run (a what-if solves its own changed lab), and no request
+    ever joins a what-if's run.
     """
     if mode not in RUN_MODES:
         raise Invalid(f"mode must be one of {', '.join(RUN_MODES)}, got {mode!r}", field="mode")
@@ -87,12 +90,19 @@ def queue_run(
     else:
         limit = check_time_limit(lab, time_limit_seconds)
     _lock_lab_queue(session, lab)
-    waiting = session.scalar(
-        select(SolveRun)
-        .where(SolveRun.lab_id == lab.id, SolveRun.status == "queued", SolveRun.mode == mode)
-        .order_by(SolveRun.id)
-        .limit(1)
-    )
+    waiting = None
+    if join:
+        waiting = session.scalar(
+            select(SolveRun)
+            .where(
+                SolveRun.lab_id == lab.id,
+                SolveRun.status == "queued",
+                SolveRun.mode == mode,
+                ~exists().where(WhatIf.solve_run_id == SolveRun.id),
+            )
+            .order_by(SolveRun.id)
+            .limit(1)
+        )
     if waiting is not None:
         _join(session, waiting, actor=actor, auto_publish=auto_publish, time_limit=limit)
         return _noted(session, Queued(waiting, joined=True))
