@@ -72,6 +72,9 @@ def demo(
     )
     cli_planning.demo_solve(time_limit)
     console.print(f"  done in {time.perf_counter() - started:.1f} s")
+    console.print(
+        "  Open the console: run [bold]labq serve[/bold], then [cyan]http://127.0.0.1:8000/ui/[/cyan]"
+    )
 
 
 def _redact(url: str) -> str:

@@ -13,10 +13,12 @@ import os
 import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -55,6 +57,24 @@ def register(app: typer.Typer) -> None:
 def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
+
+
+def _severities(max_severity: int) -> str:
+    return "no exposure work" if max_severity < 1 else f"severity 1-{max_severity}"
+
+
+def _late_case(item: dict[str, Any], tz: ZoneInfo) -> str:
+    """``CR-2026-0401 (target Thu 03 Dec 18:00, expected Fri 04 Dec 10:00)``, in lab time."""
+
+    def local(value: str | None) -> str:
+        if value is None:
+            return "none"
+        return f"{datetime.fromisoformat(value).astimezone(tz):%a %d %b %H:%M}"
+
+    return (
+        f"{item['case']} (target {local(item.get('target_start'))}, "
+        f"expected {local(item.get('expected_start'))})"
+    )
 
 
 def _percent(value: float | None) -> str:
@@ -460,19 +480,28 @@ def show_demo(result: DemoResult, out: Console) -> None:
         "every hard rule holds"
     )
     levels = k.get("start_on_time_by_level", {})
-    on_time = []
+    late_cases = k.get("late_cases_by_level", {})
+    tz = ZoneInfo(result.timezone)
     for code in ("P1", "P2"):
         figures = levels.get(code)
-        if figures:
-            late = figures.get("already_late", 0)
-            note = f", {late} already past target" if late else ""
-            on_time.append(
-                f"{code} started on time {figures['on_time']}/{figures['cases']} cases{note}"
-            )
+        if not figures:
+            continue
+        line = f"  {code}: {figures['on_time']} of {figures['cases']} waiting cases start on target"
+        late = [_late_case(item, tz) for item in late_cases.get(code, [])]
+        out.print(line + (f"; late: {'; '.join(late)}" if late else ""))
+    if not any(levels.get(code) for code in ("P1", "P2")):
+        out.print("  no P1/P2 cases waiting")
+    jobs = k.get("jobs_on_time_by_level", {})
+    total = sum(f["jobs"] for f in jobs.values())
+    past_due = sum(f["jobs"] - f["on_time"] for f in jobs.values())
     out.print(
-        f"  {'; '.join(on_time) or 'no P1/P2 cases waiting'}; weighted tardiness "
-        f"{k.get('weighted_tardiness')}, gap to bound {_percent(k.get('gap'))}"
+        f"  {past_due} of {total} open jobs are expected to end after their due time or have "
+        f"no expected date; optimality gap {_percent(k.get('gap'))} (the plan's cost against "
+        "our lower bound on any plan's)"
     )
+    capacity = k.get("capacity")
+    if capacity:
+        out.print(f"  [bold]Bottleneck[/bold]: {escape(capacity['sentence'])}")
 
     agenda = Table(title=f"Next working days per examiner ({result.timezone})", show_lines=False)
     agenda.add_column("examiner")
@@ -508,7 +537,7 @@ def show_demo(result: DemoResult, out: Console) -> None:
     out.print(backlog)
 
     exposure = Table(title="Exposure per examiner: planned + already logged vs caps (minutes)")
-    for column in ("examiner", "worst day", "daily cap", "worst week", "weekly cap", "severity"):
+    for column in ("examiner", "worst day", "daily cap", "worst week", "weekly cap", "takes"):
         exposure.add_column(column)
     for ref, e in sorted(k.get("exposure", {}).items()):
         worst_week = max((w["planned"] + w["logged"] for w in e.get("weeks", [])), default=0)
@@ -518,6 +547,10 @@ def show_demo(result: DemoResult, out: Console) -> None:
             "none" if e["daily_cap"] is None else str(e["daily_cap"]),
             str(worst_week),
             "none" if e["weekly_cap"] is None else str(e["weekly_cap"]),
-            f"up to {e['max_severity']}",
+            _severities(e["max_severity"]),
         )
     out.print(exposure)
+    out.print(
+        "  Severity of the material in a review: 1 mild, 2 moderate, 3 most severe (0: none). "
+        "'takes' is what an examiner may review: 'severity 1-2' opted out of the most severe."
+    )

@@ -151,8 +151,8 @@ def gantt_summary(kpis: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("P1 on time", _percent(kpis.get("p1_on_time"))),
         ("P2 on time", _percent(kpis.get("p2_on_time"))),
-        ("weighted tardiness", f"{kpis.get('weighted_tardiness')}"),
         ("gap to lower bound", _percent(kpis.get("gap"))),
+        ("bottleneck", (kpis.get("capacity") or {}).get("sentence", "not analysed")),
     ]
 
 

@@ -5,8 +5,10 @@ Computed from the snapshot the plan was solved on, so they describe exactly what
 - ``scheduled`` / ``unscheduled`` (by reason) / ``jobs``;
 - ``start_on_time_by_level``: per priority level, the cases not started yet whose first planned
   (or forecast) start meets the level's target start (``received_at + target_start_hours``, the
-  SLA); ``p1_on_time`` / ``p2_on_time`` are these rates for the two most urgent levels (``None``
-  when the level has no such case); ``already_late`` counts cases past their target at the epoch;
+  SLA); ``late_cases_by_level`` names the others (up to 20 a level: reference, target start and
+  expected start, null when there is none); ``p1_on_time`` / ``p2_on_time`` are these rates for
+  the two most urgent levels (``None`` when the level has no such case); ``already_late`` counts
+  cases past their target at the epoch;
 - ``jobs_on_time_by_level``: per level, jobs whose planned (or forecast) end meets their due time;
 - ``weighted_tardiness`` (the plan's tardiness term), ``objective``, ``bound`` and the relative
   ``gap`` between them;
@@ -32,6 +34,8 @@ from scheduler.planning.loader import IdMap
 from scheduler.planning.words import in_lab_terms
 
 MAX_WARNINGS = 50
+MAX_LATE_CASES = 20
+SHOWN_MINUTES = 10**7  # about 19 years either side of the epoch: any real target
 
 
 def _length(intervals: tuple[tuple[int, int], ...]) -> int:
@@ -79,6 +83,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
     cases: dict[str, dict[str, int]] = defaultdict(
         lambda: {"cases": 0, "on_time": 0, "already_late": 0}
     )
+    late: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for case, code in idmap.case_level.items():
         if case in idmap.cases_started:
             continue
@@ -89,6 +94,17 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         start = first_start.get(case)
         if start is not None and start <= idmap.case_target_start.get(case, start):
             figures["on_time"] += 1
+        elif len(late[code]) < MAX_LATE_CASES:
+            target = idmap.case_target_start.get(case)
+            late[code].append(
+                {
+                    "case": case,
+                    "target_start": tl.at(target).isoformat()
+                    if target is not None and abs(target) < SHOWN_MINUTES
+                    else None,
+                    "expected_start": tl.at(start).isoformat() if start is not None else None,
+                }
+            )
     start_on_time = {
         code: {**figures, "rate": _rate(figures["on_time"], figures["cases"])}
         for code, figures in sorted(cases.items(), key=rank)
@@ -118,6 +134,7 @@ def compute_kpis(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> dict[str, Any]
         "solve_seconds": round(plan.solve_seconds, 3),
         "start_on_time_by_level": start_on_time,
         "jobs_on_time_by_level": jobs_on_time,
+        "late_cases_by_level": {code: late[code] for code in start_on_time if late.get(code)},
         "p1_on_time": level_rate(1),
         "p2_on_time": level_rate(2),
         "exposure": exposure_figures(snapshot, plan, idmap),

@@ -166,7 +166,48 @@ def test_demo_seeds_solves_publishes_and_writes_a_gantt_page(cli_url, tmp_path, 
     assert "published schedule version" in text
     assert "every hard rule holds" in text
     assert "Backlog by priority" in text and "Exposure per examiner" in text
+    # Figures with units and names: the bottleneck, late urgent cases, a severity legend, the URL.
+    assert "Bottleneck: AXIOM licences (2) are " in text and " busy in shift hours (" in text
+    assert "weighted tardiness" not in text and "up to 3" not in text
+    assert "Severity of the material in a review: 1 mild, 2 moderate, 3 most severe" in text
+    assert text.endswith("labq serve, then http://127.0.0.1:8000/ui/")
     page = (tmp_path / "labq-gantt.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert "E01" in page and "GK1" in page and "<script" not in page
     assert _current(cli_url, "north") is not None
+
+
+def test_the_demo_summary_names_late_urgent_cases_in_lab_time():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from api.cli_planning import show_demo
+    from scheduler.planning.demo import DemoResult
+
+    kpis = {
+        "scheduled": 3,
+        "unscheduled": 1,
+        "start_on_time_by_level": {"P1": {"cases": 2, "on_time": 1, "already_late": 0}},
+        "late_cases_by_level": {
+            "P1": [
+                {
+                    "case": "CR-2026-0401",
+                    "target_start": "2026-12-04T06:13:00+00:00",
+                    "expected_start": "2026-12-04T13:00:00+00:00",
+                }
+            ]
+        },
+        "jobs_on_time_by_level": {"P1": {"jobs": 4, "scheduled": 3, "on_time": 3}},
+        "gap": 0.25,
+    }
+    result = DemoResult("north", 1, "succeeded", None, 1.0, 1, kpis, timezone="America/New_York")
+    out = StringIO()
+    show_demo(result, Console(file=out, width=200))
+    text = out.getvalue()
+    assert (
+        "P1: 1 of 2 waiting cases start on target; late: CR-2026-0401 "
+        "(target Fri 04 Dec 01:13, expected Fri 04 Dec 08:00)"
+    ) in text
+    assert "1 of 4 open jobs are expected to end after their due time" in text
+    assert "optimality gap 25 %" in text
