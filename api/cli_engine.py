@@ -72,6 +72,7 @@ def register(app: typer.Typer) -> None:
     bench.command("limits")(bench_limits)
     bench.command("recommend")(bench_recommend)
     bench.command("console")(bench_console)
+    bench.command("whatif")(bench_whatif)
     app.add_typer(bench, name="bench", no_args_is_help=True)
 
 
@@ -867,6 +868,53 @@ def bench_console(
         )
     worst = max(timings, key=lambda t: t.p95_ms)
     console.print(f"slowest page: {worst.page}, p95 {worst.p95_ms:.1f} ms (target 300 ms)")
+
+
+def bench_whatif(
+    time_limit: Annotated[
+        int, typer.Option(min=1, help="Seconds for the demo's solve and each preview.")
+    ] = 20,
+    scenarios: Annotated[
+        str, typer.Option(help="Comma-separated: licences, licences+server, weekend, reviewer.")
+    ] = "licences,licences+server,weekend,reviewer",
+) -> None:
+    """Capacity and what-if previews on the demo lab: read latency, preview time, comparison."""
+    from scheduler.benchmarks.whatif import SCENARIOS, run_whatif
+
+    chosen = _names(scenarios)
+    if unknown := [s for s in chosen if s not in SCENARIOS]:
+        raise _fail(f"unknown scenario(s): {', '.join(unknown)}", EXIT_MALFORMED)
+    console.print(f"cores {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, demo lab (SQLite)")
+    r = run_whatif(time_limit, chosen)
+    console.print(
+        f"GET /capacity: p50 {r.capacity_p50_ms:.1f} ms, max {r.capacity_max_ms:.1f} ms; "
+        f"{escape(r.sentence)}"
+    )
+    for name, seconds, comparison, error in r.runs:
+        if comparison is None:
+            console.print(f"{escape(name)}: failed: {escape(error or 'no detail')}")
+            continue
+        before, after = comparison["baseline"] or {}, comparison["preview"]
+        console.print(
+            f"{escape(name)}: preview in {seconds:.1f} s (solve {after['solve_seconds']:.1f} s, "
+            f"{after['status']}); scheduled {before.get('scheduled')} -> {after['scheduled']}; "
+            f"examiners busy {_percent(before.get('examiner_share'))} -> "
+            f"{_percent(after['examiner_share'])}; exposure breaches "
+            f"{before.get('exposure', {}).get('breaches')} -> {after['exposure']['breaches']}"
+        )
+        for code, figures in after["on_target"].items():
+            was = (before.get("on_target") or {}).get(code, {})
+            console.print(
+                f"  {code}: on target {was.get('on_time')}/{was.get('cases')} -> "
+                f"{figures['on_time']}/{figures['cases']}; cleared by "
+                f"{_day((before.get('cleared_by') or {}).get(code))} -> "
+                f"{_day(after['cleared_by'].get(code))}"
+            )
+        console.print(f"  now: {escape(str(after['bottleneck']))}")
+
+
+def _day(value: str | None) -> str:
+    return value[:10] if value else "never"
 
 
 def bench_limits(
