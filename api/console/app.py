@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.console.auth import SignInNeeded
 from api.console.render import palette_css, render
-from api.deps import READ
+from api.deps import MANAGE, READ
 from scheduler.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ NAV: list[NavItem] = [
     NavItem("backlog", "Backlog", "/backlog", READ),
     NavItem("exposure", "Exposure", "/exposure", READ),
     NavItem("runs", "Runs", "/runs", READ),
+    NavItem("capacity", "Capacity", "/capacity", READ),
+    NavItem("what-if", "What-if", "/what-if", MANAGE),
     NavItem("me", "My work", "/me", ("examiner",)),
 ]
 """The console's pages in navigation order; a page added later appends its entry."""
@@ -99,7 +101,7 @@ def _error_page(request: Request, status: int, title: str, detail: str) -> Respo
 
 
 def build_console(api: FastAPI) -> FastAPI:
-    from api.console import pages
+    from api.console import capacity_pages, pages
 
     console = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     console.state = api.state  # one set of settings, engine, caches and throttles
@@ -160,6 +162,7 @@ def build_console(api: FastAPI) -> FastAPI:
         return _error_page(request, 500, "Internal error", "Internal error; it has been logged.")
 
     console.include_router(pages.router)
+    console.include_router(capacity_pages.router)
     return console
 
 

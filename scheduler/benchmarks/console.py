@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from models import Case, Device, Job
 from scheduler.db import make_engine, session_scope
@@ -99,6 +99,7 @@ def run_console(time_limit: int = 10, rounds: int = 20) -> tuple[str, list[PageT
             ).one()
             jobs = session.scalar(select(func.count(Job.id)).where(Job.lab_id == lab.id))
         facts = f"demo lab {code}: {jobs} jobs; case page of {biggest[0]} ({biggest[1]} jobs)"
+        what_if_id = _what_if(engine, code, time_limit)
         app = create_app(Settings(database_url=url, embedded_worker=False), engine=engine)
         handler = _ServerTimes()
         access = logging.getLogger("api.access")
@@ -115,6 +116,9 @@ def run_console(time_limit: int = 10, rounds: int = 20) -> tuple[str, list[PageT
             ("exposure", f"/ui/labs/{code}/exposure", supervisor),
             ("runs", f"/ui/labs/{code}/runs", supervisor),
             ("runs (live part)", f"/ui/labs/{code}/runs/live", supervisor),
+            ("capacity", f"/ui/labs/{code}/capacity", supervisor),
+            ("what-if form", f"/ui/labs/{code}/what-if", supervisor),
+            ("what-if result", f"/ui/labs/{code}/what-if/{what_if_id}", supervisor),
             ("examiner view", f"/ui/labs/{code}/me", examiner),
         ]
         timings: list[PageTiming] = []
@@ -157,3 +161,22 @@ def run_console(time_limit: int = 10, rounds: int = 20) -> tuple[str, list[PageT
             access.propagate = propagate
             engine.dispose()
     return facts, timings
+
+
+def _what_if(engine: Engine, code: str, time_limit: int) -> int:
+    """A what-if (two more AXIOM licences) solved, so its result page has a comparison."""
+    from scheduler.planning.whatif import create_what_if
+    from scheduler.services.labs import get_lab
+    from scheduler.worker import run_to_completion
+
+    with session_scope(engine) as session:
+        found = create_what_if(
+            session,
+            get_lab(session, code),
+            actor="bench",
+            changes={"licences": [{"pool": "axiom", "capacity": 4}]},
+            time_limit_seconds=time_limit,
+        )
+        what_if_id, run_id = found.id, found.solve_run_id
+    run_to_completion(engine, run_id, "bench-console")
+    return what_if_id

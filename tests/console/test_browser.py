@@ -259,3 +259,29 @@ def test_an_examiner_sees_only_their_own_work(browser, demo):
     link = page.locator("#feed-url").input_value()
     assert link.startswith(demo.base + "/feeds/")
     assert page.outside == []
+
+
+def test_capacity_and_a_what_if_in_the_browser(browser, demo):
+    page = _signed_in(browser, demo, demo.supervisor, start="/ui/labs/LAB/capacity")
+    assert page.get_by_role("heading", level=1).first.inner_text() == "Capacity"
+    sentence = page.locator("p.sentence").inner_text()
+    assert sentence.startswith("Bottleneck: AXIOM licences (2) are ")
+    assert page.locator("svg.chart").count() == 1
+    _shot(page, "5-capacity")
+
+    page.get_by_role("link", name="What-if", exact=True).click()
+    page.wait_for_load_state()
+    assert page.get_by_role("heading", level=1).first.inner_text() == "What-if"
+    _shot(page, "6-what-if-form")
+    page.fill("input[name=licences_axiom]", "4")
+    page.fill("#wi-limit", "5")
+    page.get_by_role("button", name="Run the what-if").click()
+    page.wait_for_load_state()
+    assert re.search(r"/what-if/\d+$", page.url), page.url
+    # the live part follows the preview run (the server's embedded worker) to its comparison
+    page.wait_for_selector("table.comparison", timeout=REPAIR_SECONDS * 1000)
+    rows = page.locator("table.comparison tbody tr").all_inner_texts()
+    assert any(r.startswith("Jobs scheduled in the horizon") for r in rows)
+    assert page.locator("dl.bottlenecks dd").count() == 2
+    _shot(page, "6-what-if")
+    assert page.outside == []
