@@ -104,6 +104,12 @@ def admin(app: FastAPI, client: TestClient) -> dict[str, str]:
         headers=headers,
     )
     assert r.status_code == 201, r.text
+    r = client.post(
+        f"/labs/{LAB}/what-ifs",
+        json={"licences": [{"pool": "axiom", "capacity": 3}]},
+        headers=headers,
+    )
+    assert r.status_code == 202, r.text
     return headers
 
 
@@ -126,7 +132,7 @@ def _assert_busy(response) -> None:
     assert "busy" in body["detail"]
 
 
-def _read_paths(app: FastAPI, job_id: int, webhook_id: int) -> list[str]:
+def _read_paths(app: FastAPI, job_id: int, webhook_id: int, what_if_id: int) -> list[str]:
     """Every authenticated GET route, its path parameters naming the lab's own records."""
     names = {
         "webhook_id": str(webhook_id),
@@ -137,6 +143,7 @@ def _read_paths(app: FastAPI, job_id: int, webhook_id: int) -> list[str]:
         "job": "acquire",
         "run_id": "1",
         "name": "axiom",
+        "what_if_id": str(what_if_id),
     }
     refs = {"cases": "C1", "examiners": "E1", "workstations": "U1"}
     paths = []
@@ -162,7 +169,8 @@ def fresh(app: FastAPI, admin: dict[str, str]) -> dict[str, str]:
 def test_reads_go_on_while_another_connection_holds_the_write_lock(app, client, fresh, write_lock):
     job_id = client.get(f"/labs/{LAB}/jobs", headers=fresh).json()["items"][0]["id"]
     webhook_id = client.get(f"/labs/{LAB}/webhooks", headers=fresh).json()["items"][0]["id"]
-    paths = _read_paths(app, job_id, webhook_id)
+    what_if_id = client.get(f"/labs/{LAB}/what-ifs", headers=fresh).json()[0]["id"]
+    paths = _read_paths(app, job_id, webhook_id, what_if_id)
     assert len(paths) > 40
     statuses = {path: client.get(path, headers=fresh).status_code for path in paths}
     assert {p: s for p, s in statuses.items() if s != 200} == {}
