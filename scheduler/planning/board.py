@@ -66,6 +66,8 @@ class BoardBar:
 
 @dataclass(frozen=True)
 class DayExposure:
+    """Planned and logged exposure against a cap (a day's here; a week's in `console`)."""
+
     planned: int
     logged: int
     cap: int | None

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from models import Device, Examiner, ExposureLog, Job, Lab, ScheduleVersion
 from scheduler.core.snapshot import SEVERE
 from scheduler.planning import views
+from scheduler.planning.board import DayExposure
 from scheduler.planning.views import _open_cases
 
 SLA_STATES = ("started", "on_track", "at_risk", "missed")
@@ -165,15 +166,10 @@ class ExposureDay:
 
 
 @dataclass(frozen=True)
-class ExposureWeek:
-    week_of: date
-    planned: int
-    logged: int
-    cap: int | None
+class ExposureWeek(DayExposure):
+    """A week's planned and logged exposure against the weekly cap."""
 
-    @property
-    def over(self) -> bool:
-        return self.cap is not None and self.planned + self.logged > self.cap
+    week_of: date
 
 
 @dataclass
@@ -257,10 +253,10 @@ def exposure_grid(
         ]
         per_week = [
             ExposureWeek(
-                days[7 * w],
-                sum(x.planned for x in per_day[7 * w : 7 * w + 7]),
-                sum(x.logged for x in per_day[7 * w : 7 * w + 7]),
-                e.weekly_cap_minutes,
+                planned=sum(x.planned for x in per_day[7 * w : 7 * w + 7]),
+                logged=sum(x.logged for x in per_day[7 * w : 7 * w + 7]),
+                cap=e.weekly_cap_minutes,
+                week_of=days[7 * w],
             )
             for w in range(weeks)
         ]
