@@ -21,11 +21,12 @@ from api.console.auth import Page, page
 from api.console.capacity_chart import capacity_svg
 from api.console.render import minutes, percent, render
 from api.deps import MANAGE, READ
-from models import Examiner, LicencePool, Workstation
+from models import LicencePool
 from scheduler.errors import Invalid
 from scheduler.planning import views, whatif
 from scheduler.planning.capacity import hours, resource_name
 from scheduler.planning.publish import current_version
+from scheduler.services import resources
 from scheduler.services.vocabulary import vocabulary_of
 
 router = APIRouter()
@@ -73,20 +74,8 @@ def _form_values(p: Page) -> dict[str, Any]:
     session, lab = p.ctx.session, p.ctx.lab
     vocabulary = vocabulary_of(session, lab)
     return {
-        "examiners": list(
-            session.scalars(
-                select(Examiner)
-                .where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
-                .order_by(Examiner.external_ref)
-            )
-        ),
-        "workstations": list(
-            session.scalars(
-                select(Workstation)
-                .where(Workstation.lab_id == lab.id, Workstation.active.is_(True))
-                .order_by(Workstation.external_ref)
-            )
-        ),
+        "examiners": resources.active_examiners(session, lab),
+        "workstations": resources.active_workstations(session, lab),
         "pools": list(
             session.scalars(
                 select(LicencePool).where(LicencePool.lab_id == lab.id).order_by(LicencePool.name)

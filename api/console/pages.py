@@ -41,14 +41,13 @@ from models import (
     PriorityLevel,
     ScheduleVersion,
     TriageFlag,
-    Workstation,
 )
 from models.base import utcnow
 from scheduler.errors import DomainError, Forbidden, Invalid
 from scheduler.planning import board as boards
 from scheduler.planning import runs, views
 from scheduler.planning.publish import current_version
-from scheduler.services import casework, console_sessions
+from scheduler.services import casework, console_sessions, resources
 from scheduler.services.labs import get_level
 from scheduler.services.resources import get_examiner, get_workstation
 
@@ -308,20 +307,8 @@ def _case_values(p: Page, ref: str) -> dict[str, Any]:
         for lv in sorted(lab.priority_levels, key=lambda lv: lv.rank)
         if level is None or lv.rank < level.rank
     ]
-    examiners = list(
-        session.scalars(
-            select(Examiner)
-            .where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
-            .order_by(Examiner.external_ref)
-        )
-    )
-    workstations = list(
-        session.scalars(
-            select(Workstation)
-            .where(Workstation.lab_id == lab.id, Workstation.active.is_(True))
-            .order_by(Workstation.external_ref)
-        )
-    )
+    examiners = resources.active_examiners(session, lab)
+    workstations = resources.active_workstations(session, lab)
     return {
         "case": case,
         "level": level,

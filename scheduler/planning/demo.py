@@ -14,15 +14,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from models import Examiner, SolveRun, Workstation
+from models import SolveRun
 from models.base import utcnow
 from scheduler.db import session_scope
 from scheduler.demo import DEMO_LAB
 from scheduler.planning import views
 from scheduler.planning.gantt import gantt_summary, render_gantt
 from scheduler.planning.runs import queue_run
+from scheduler.services import resources
 from scheduler.services.labs import get_lab
 
 ACTOR = "demo"
@@ -102,20 +103,8 @@ def solve_and_publish_demo(
         result.version_id = version.id
         result.kpis = version.kpis
         rows = views.placed_jobs(session, version)
-        examiners = list(
-            session.scalars(
-                select(Examiner)
-                .where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
-                .order_by(Examiner.external_ref)
-            )
-        )
-        workstations = list(
-            session.scalars(
-                select(Workstation)
-                .where(Workstation.lab_id == lab.id, Workstation.active.is_(True))
-                .order_by(Workstation.external_ref)
-            )
-        )
+        examiners = resources.active_examiners(session, lab)
+        workstations = resources.active_workstations(session, lab)
         result.examiner_names = {e.external_ref: e.display_name for e in examiners}
         result.agenda = agenda(rows, tz, AGENDA_DAYS)
         result.backlog = views.backlog_report(session, lab, version, now or utcnow())

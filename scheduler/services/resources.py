@@ -42,6 +42,28 @@ def _labels(values: Iterable[str], what: str) -> list[str]:
     return labels
 
 
+def active_examiners(session: Session, lab: Lab) -> list[Examiner]:
+    """The lab's active examiners, by reference (the lanes of every board and form)."""
+    return list(
+        session.scalars(
+            select(Examiner)
+            .where(Examiner.lab_id == lab.id, Examiner.active.is_(True))
+            .order_by(Examiner.external_ref)
+        )
+    )
+
+
+def active_workstations(session: Session, lab: Lab) -> list[Workstation]:
+    """The lab's active workstations, by reference."""
+    return list(
+        session.scalars(
+            select(Workstation)
+            .where(Workstation.lab_id == lab.id, Workstation.active.is_(True))
+            .order_by(Workstation.external_ref)
+        )
+    )
+
+
 def get_examiner(session: Session, lab: Lab, external_ref: str) -> Examiner:
     examiner = session.scalar(
         select(Examiner).where(Examiner.lab_id == lab.id, Examiner.external_ref == external_ref)
