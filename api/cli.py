@@ -7,7 +7,7 @@ import time
 import typer
 from rich.console import Console
 
-from api import cli_api, cli_check, cli_engine, cli_planning
+from api import cli_api, cli_check, cli_engine, cli_planning, cli_simulate
 from scheduler import continuous, logs
 from scheduler.errors import DomainError
 from scheduler.settings import get_settings
@@ -26,6 +26,7 @@ cli_api.register(app)
 cli_planning.register(app)
 cli_engine.register(app)
 cli_check.register(app)
+cli_simulate.register(app)
 console = Console()
 err_console = Console(stderr=True)
 
