@@ -101,6 +101,62 @@ def figure_rows(results: dict[str, dict[str, Any]]) -> tuple[list[str], list[lis
     return ["figure", *policies], rows
 
 
+def verdicts(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's targets against the figures, one line each (printed, never asserted)."""
+    lines: list[str] = []
+    labq = results.get("cpsat")
+    if labq is None:
+        return lines
+    baseline = results.get("priority")
+    if baseline is not None:
+        worse = [
+            f"{lv} {labq['sla'][lv]['attainment_percent']} < "
+            f"{baseline['sla'][lv]['attainment_percent']}"
+            for lv in LEVELS
+            if labq["sla"][lv]["attainment_percent"] is not None
+            and baseline["sla"][lv]["attainment_percent"] is not None
+            and labq["sla"][lv]["attainment_percent"] < baseline["sla"][lv]["attainment_percent"]
+        ]
+        lines.append(
+            "SLA attainment of labq >= priority dispatch at every level: "
+            + ("met" if not worse else "missed (" + ", ".join(worse) + ")")
+        )
+    urgent = [
+        f"{lv} {labq['sla'][lv]['attainment_percent']}"
+        for lv in ("P1", "P2")
+        if labq["sla"][lv]["attainment_percent"] is not None
+    ]
+    low = [u for u in urgent if float(u.split()[1]) < 95]
+    lines.append(
+        "P1/P2 attainment >= 95 %: "
+        + ("no case due" if not urgent else "met" if not low else f"missed ({', '.join(low)})")
+        + (f" [{', '.join(urgent)}]" if urgent else "")
+    )
+    lines.append(f"exposure cap breaches 0: {_met(labq['exposure']['breaches'] == 0)} "
+                 f"({labq['exposure']['breaches']})")  # fmt: skip
+    lines.append(f"API errors 0: {_met(labq['api']['errors'] == 0)} ({labq['api']['errors']})")
+    median = labq["forecast_error"]["median_working_days"]
+    lines.append(
+        "forecast error median <= 2 working days: "
+        + ("no case" if median is None else f"{_met(median <= 2)} ({median})")
+    )
+    churn = labq["stability"]["max_percent"]
+    lines.append(
+        "nightly churn of the next three days <= 10 %: "
+        + (
+            "no night"
+            if churn is None
+            else f"{_met(churn <= 10)} (worst night {churn} %, "
+            f"mean {labq['stability']['mean_percent']} %)"
+        )  # fmt: skip
+    )
+    return lines
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -152,7 +208,7 @@ def simulate(
     results: dict[str, dict[str, Any]] = {}
     # The service's own warnings (a version held back, a placement not kept) are counted and
     # listed by the simulation; printed one by one they would bury the progress bars.
-    quiet = [logging.getLogger(name) for name in ("scheduler", "api")]
+    quiet = [logging.getLogger(name) for name in ("scheduler", "api", "api.access")]
     levels = [logger.level for logger in quiet]
     with Progress(
         TextColumn("{task.description:<9}"),
@@ -188,6 +244,8 @@ def simulate(
     columns, rows = figure_rows(results)
     title = f"labq simulate: {size.value} lab, {days} days, seed {seed}, {workers} worker(s)"
     emit(console, columns, rows, fmt, title=title if fmt == Format.table else None)
+    for line in verdicts(results):
+        console.print(line, soft_wrap=True, markup=False)
     if out is not None:
         out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         err_console.print(f"figures written to {out}")

@@ -121,6 +121,7 @@ class Service:
     headers: dict[str, str]
     engine: Engine
     clock: ManualClock
+    lab_id: int
     errors: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
     run_walls: list[tuple[str, float]] = field(default_factory=list)
@@ -179,7 +180,7 @@ class Service:
             with session_scope(self.engine, read_only=True) as session:
                 busy = session.scalar(
                     select(func.count(SolveRun.id)).where(
-                        SolveRun.status.in_(("queued", "running"))
+                        SolveRun.lab_id == self.lab_id, SolveRun.status.in_(("queued", "running"))
                     )
                 )
             if not busy:
@@ -189,7 +190,9 @@ class Service:
         with session_scope(self.engine, read_only=True) as session:
             finished = (
                 session.execute(
-                    select(SolveRun).where(SolveRun.id > self._seen_run).order_by(SolveRun.id)
+                    select(SolveRun)
+                    .where(SolveRun.lab_id == self.lab_id, SolveRun.id > self._seen_run)
+                    .order_by(SolveRun.id)
                 )
                 .scalars()
                 .all()
@@ -567,6 +570,7 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> dict[str, A
                 epoch=ev.START,
                 solve_time_limit_seconds=config.time_limit,
             )
+            lab_id = get_lab(session, code).id
             token = keys.create_key(
                 session, actor="simulate", role="supervisor", name="simulate",
                 lab=get_lab(session, code),
@@ -590,7 +594,7 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> dict[str, A
         worker.start()
         try:
             with AsgiClient(app) as client:
-                service = Service(client, code, {"X-API-Key": token}, engine, clock)
+                service = Service(client, code, {"X-API-Key": token}, engine, clock, lab_id)
                 sim = Simulation(config, service, scenario)
                 sim.load_resources()
                 sim.load_jobs()
