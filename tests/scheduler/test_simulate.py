@@ -9,7 +9,7 @@ same figures for the same seed (one CP-SAT worker).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from scheduler.simulate.driver import SimConfig, simulate
+from scheduler.simulate.driver import Placement, Published, SimConfig, SimJob, simulate
 from scheduler.simulate.events import START, job_draws, scenario
-from scheduler.simulate.metrics import percentile, working_days_between
+from scheduler.simulate.metrics import Recorder, percentile, working_days_between
 
 SHORT = SimConfig(size="small", days=4, seed=3, policy="cpsat", workers=1, time_limit=2)
 
@@ -114,3 +114,57 @@ def test_the_command_compares_both_policies_and_writes_json(tmp_path: Path) -> N
         assert run["api"]["errors"] == 0
     # Both policies were given the same lab and the same events.
     assert figures["cpsat"]["config"] == {**figures["priority"]["config"], "policy": "cpsat"}
+
+
+def _recorder() -> Recorder:
+    recorder = Recorder(SHORT, scenario("small", 1, 1))
+    recorder.caps = {"e1": (240, 120, 900, True), "e2": (240, 120, 900, True)}
+    return recorder
+
+
+def _job(job_id: int, exposure: int, severity: int = 2) -> SimJob:
+    return SimJob(job_id, f"c1/d1/review{job_id}", "c1", 240, 0, exposure, severity, ())
+
+
+def test_the_recorder_counts_a_planned_or_logged_exposure_breach() -> None:
+    now = datetime(2027, 1, 5, 2, 30, tzinfo=UTC)
+    day = datetime(2027, 1, 5, 8, tzinfo=UTC)
+    jobs = {1: _job(1, 150, 3), 2: _job(2, 60), 3: _job(3, 100)}
+    version = Published(
+        1,
+        "full",
+        1.0,
+        {
+            1: Placement("e1", None, day, day + timedelta(hours=4)),
+            2: Placement("e1", None, day + timedelta(hours=4), day + timedelta(hours=5)),
+            3: Placement("e2", None, day, day + timedelta(hours=2)),
+        },
+        {},
+    )
+    recorder = _recorder()
+    recorder.publication(now, version, None, jobs, {("e2", "2027-01-05"): 150}, nightly=True)
+    # e1: 210 planned minutes are within 240, but 150 severe ones are over 120; e2: 150 logged
+    # plus 100 planned are over 240.
+    assert recorder.breaches == {
+        ("severe_daily", "e1", "2027-01-05"),
+        ("daily", "e2", "2027-01-05"),
+    }
+    assert recorder.weekly == [210, 250]
+
+
+def test_the_recorder_measures_nightly_churn_over_three_working_days() -> None:
+    friday = datetime(2027, 1, 8, 2, 30, tzinfo=UTC)
+    jobs = {n: _job(n, 0, 0) for n in range(1, 5)}
+
+    def at(days: int) -> Placement:
+        start = friday + timedelta(days=days, hours=6)
+        return Placement("e1", None, start, start + timedelta(hours=1))
+
+    # Friday, Monday and Tuesday are the next three working days; Wednesday is outside.
+    before = Published(1, "full", 1.0, {1: at(0), 2: at(3), 3: at(4), 4: at(5)}, {})
+    after = Published(2, "full", 1.0, {1: at(0), 2: at(4), 4: at(6)}, {})
+    recorder = _recorder()
+    recorder.publication(friday, after, before, jobs, {}, nightly=True)
+    assert recorder.churn == [
+        {"night": "2027-01-08", "compared": 3, "changed": 2, "percent": 66.67}
+    ]
