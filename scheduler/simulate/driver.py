@@ -45,6 +45,7 @@ from models import (
     Workstation,
 )
 from models.clock import ManualClock, use
+from scheduler import continuous
 from scheduler.benchmarks.seed_db import seed_lab
 from scheduler.db import make_engine, session_scope
 from scheduler.migrate import upgrade
@@ -552,6 +553,7 @@ def simulate(config: SimConfig, progress: Progress | None = None) -> dict[str, A
     from scheduler.settings import Settings
     from scheduler.worker import work
 
+    continuous.install()  # as every entry point does: the services' triggers queue repairs
     wall = time.perf_counter()
     scenario = ev.scenario(config.size, config.seed, config.days)
     code = f"sim-{config.policy}"
