@@ -180,6 +180,7 @@ def scenario(size: str, seed: int, days: int, start: datetime = START) -> Scenar
     per_day = LOAD * capacity / mean_attended
     events: list[Event] = []
     arrived: list[str] = []
+    arrival_at: dict[str, datetime] = {}  # a case is escalated or linked only once it is known
     flagged: set[tuple[str, str]] = set()
     linked: set[frozenset[str]] = set()
     number = 0
@@ -210,14 +211,16 @@ def scenario(size: str, seed: int, days: int, start: datetime = START) -> Scenar
                 if d + (when - at).days < days:
                     events.append(Event(when, "device", ref, device=device, template=template))
             levels[ref] = initial[ref] = level
+            arrival_at[ref] = at
             arrived.append(ref)
         for _ in range(_poisson(rng, ESCALATIONS_PER_EXAMINER_DAY * len(examiners))):
-            candidates = sorted(c for c, lv in levels.items() if lv in ("P3", "P4", "P5"))
-            urgent = sorted(c for c in arrived if levels[c] in ("P1", "P2"))
+            at = day + timedelta(hours=9, minutes=rng.randrange(0, 7 * 60, 15))
+            known = {c for c in levels if c not in arrival_at or arrival_at[c] < at}
+            candidates = sorted(c for c in known if levels[c] in ("P3", "P4", "P5"))
+            urgent = sorted(c for c in arrived if c in known and levels[c] in ("P1", "P2"))
             if not candidates:
                 continue
             case = rng.choice(candidates)
-            at = day + timedelta(hours=9, minutes=rng.randrange(0, 7 * 60, 15))
             kind = rng.choices(("flag", "link", "escalate"), (0.4, 0.3, 0.3))[0]
             current = LEVELS.index(levels[case])
             if kind == "link" and urgent:

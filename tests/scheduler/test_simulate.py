@@ -48,12 +48,18 @@ def test_the_event_stream_depends_on_the_seed_alone() -> None:
     assert job_draws(1, "c1/d1/acquire") != job_draws(2, "c1/d1/acquire")
 
 
-def test_escalations_only_raise_a_level() -> None:
-    """Explicit escalations are generated only to a more urgent level, so none is refused."""
+def test_escalations_only_raise_a_level_of_a_known_case() -> None:
+    """Explicit escalations go only to a more urgent level, and only cases already received are
+    escalated or linked, so the API refuses none."""
     levels = ("P1", "P2", "P3", "P4", "P5")
     s = scenario("medium", 2, 60)
     current = dict(s.levels)
+    known = {c for c in s.levels if c.startswith("c")}  # the backlog
     for event in s.events:
+        if event.kind == "arrival":
+            known.add(event.case)
+        elif event.kind in ("escalate", "flag", "link"):
+            assert event.case in known and (not event.other or event.other in known), event
         if event.kind == "escalate":
             assert levels.index(event.level) < levels.index(current[event.case])
             current[event.case] = event.level
