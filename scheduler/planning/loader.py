@@ -259,6 +259,21 @@ def build_timeline(lab: Lab, now: datetime, examiners: Sequence[Examiner]) -> Ti
 # ---- intervals ------------------------------------------------------------------------------
 
 
+def _deepest(intervals: Sequence[Interval], start: int, end: int) -> int:
+    """How many of ``intervals`` overlap at once at the busiest moment of ``[start, end)``."""
+    events = sorted(
+        (point, step)
+        for a, b in intervals
+        if a < end and start < b
+        for point, step in ((max(a, start), 1), (min(b, end), -1))
+    )
+    depth = deepest = 0
+    for _, step in events:  # ends (-1) sort before starts at the same minute: touching is free
+        depth += step
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _tidy(intervals: Iterable[Interval], horizon: int) -> tuple[Interval, ...]:
     """Clipped to [0, horizon], empty ones dropped, sorted, overlapping ones merged."""
     return tuple(merge_overlapping(intervals, 0, horizon))
@@ -524,7 +539,7 @@ def _build(
         unplannable.jobs,
     )
     jobs = builder.build()
-    previous = builder.previous(jobs)
+    previous = builder.previous(jobs, {p.id: p.capacity for p in snap_pools})
     if mode == "repair" and current is not None:
         jobs = builder.repair_pins(jobs, previous, current)
 
@@ -1240,7 +1255,9 @@ class _JobBuilder:
 
     # -- the published schedule --
 
-    def previous(self, jobs: Sequence[core.Job]) -> list[core.PreviousAssignment]:
+    def previous(
+        self, jobs: Sequence[core.Job], pool_capacity: Mapping[str, int]
+    ) -> list[core.PreviousAssignment]:
         """The published assignments still ahead, minus frozen ones that can no longer be kept.
 
         A pinned job is left out (its pin governs). A frozen assignment is dropped, and so
@@ -1281,58 +1298,71 @@ class _JobBuilder:
                 )
                 continue
             kept[row.sid] = prev
-        self._drop_clashing_with_pins(by_sid, kept)
+        self._drop_clashing_with_pins(by_sid, kept, pool_capacity)
         self._drop_stranded(by_sid, kept)
         return sorted(kept.values(), key=lambda p: (p.start, p.job))
 
     def _drop_clashing_with_pins(
-        self, by_sid: dict[str, core.Job], kept: dict[str, core.PreviousAssignment]
+        self,
+        by_sid: dict[str, core.Job],
+        kept: dict[str, core.PreviousAssignment],
+        pool_capacity: Mapping[str, int],
     ) -> None:
-        """Drop frozen assignments that overlap pinned work on the same examiner, or on a
-        one-at-a-time workstation: work in progress that overran and is extended by its estimate,
-        or started late, or a missed start taken as started (progress.py). Keeping them would
-        make the version infeasible; re-planned, each moves only as far as it must."""
+        """Drop frozen assignments that no longer fit beside pinned work: work in progress that
+        overran and is extended by its estimate, or started late, or a missed start taken as
+        started (progress.py) may now hold the examiner, the workstation (up to its capacity) or
+        a licence pool (up to its size) when a frozen placement needs it. Keeping those would
+        make the version infeasible; re-planned, each moves only as far as it must. Frozen
+        placements are taken in order of start, each kept if it still fits."""
         frozen_until = self.timeline.frozen_until
-        busy: dict[tuple[str, str], list[tuple[int, int, str]]] = defaultdict(list)
+
+        def holds(
+            job: core.Job, examiner: str | None, workstation: str | None, start: int
+        ) -> list[tuple[tuple[str, str], int, int, int]]:
+            out = []
+            if examiner is not None and job.attended > 0:
+                out.append((("examiner", examiner), 1, start, start + job.attended))
+            if workstation is not None and job.machine_on(workstation) > 0:
+                ws = self.workstations.get(workstation)
+                end = start + job.machine_on(workstation)
+                out.append((("workstation", workstation), ws.capacity if ws else 1, start, end))
+            for pool in job.pools:
+                end = start + job.duration_on(workstation)
+                out.append((("pool", pool), pool_capacity.get(pool, 1), start, end))
+            return out
+
+        used: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         for job in by_sid.values():
-            pin = job.pin
-            if pin is None:
-                continue
-            if pin.examiner is not None and job.attended > 0:
-                busy[("e", pin.examiner)].append((pin.start, pin.start + job.attended, job.id))
-            ws = self.workstations.get(pin.workstation) if pin.workstation else None
-            if ws is not None and ws.capacity == 1 and job.machine_on(ws.id) > 0:
-                end = pin.start + job.machine_on(ws.id)
-                busy[("w", ws.id)].append((pin.start, end, job.id))
-        if not busy:
+            if job.pin is not None:
+                for key, _, start, end in holds(
+                    job, job.pin.examiner, job.pin.workstation, job.pin.start
+                ):
+                    used[key].append((start, end))
+        if not used:
             return
-        for sid, prev in sorted(kept.items(), key=lambda kv: kv[1].start):
+        for sid, prev in sorted(kept.items(), key=lambda kv: (kv[1].start, kv[0])):
             if prev.start >= frozen_until:
                 continue
-            job = by_sid[sid]
-            spans = []
-            if prev.examiner is not None and job.attended > 0:
-                spans.append((("e", prev.examiner), prev.start + job.attended))
-            if prev.workstation is not None and job.machine_on(prev.workstation) > 0:
-                spans.append(
-                    (("w", prev.workstation), prev.start + job.machine_on(prev.workstation))
-                )
-            clash = next(
+            needs = holds(by_sid[sid], prev.examiner, prev.workstation, prev.start)
+            full = next(
                 (
-                    other
-                    for key, end in spans
-                    for start, stop, other in busy.get(key, ())
-                    if start < end and prev.start < stop
+                    key
+                    for key, capacity, start, end in needs
+                    if _deepest(used[key], start, end) + 1 > capacity
                 ),
                 None,
             )
-            if clash is None:
+            if full is None:
+                for key, _, start, end in needs:
+                    used[key].append((start, end))
                 continue
             del kept[sid]
             self.dropped.add(sid)
+            kind, name = full
+            what = f"the {name} licences" if kind == "pool" else f"{kind} {name}"
             self.idmap.warnings.append(
-                f"job {sid}: its published placement clashes with {clash}, which is under way "
-                "longer than planned; re-planned"
+                f"job {sid}: its published placement no longer fits beside work under way on "
+                f"{what}; re-planned"
             )
 
     def _drop_stranded(

@@ -316,6 +316,7 @@ class Recorder:
             "sla": sla,
             "open_age": ages,
             "finished": finished,
+            "jobs_done": len(self._jobs_done),
             "exposure": {
                 "breaches": len(breaches),
                 "first_breaches": [list(b) for b in breaches[:10]],

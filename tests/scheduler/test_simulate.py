@@ -81,13 +81,6 @@ def test_working_days_and_percentiles() -> None:
     assert percentile([4.0], 0.5) == 4.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="work that overruns its estimate is extended by its estimate on its examiner, "
-    "workstation and licence pool, where it clashes with the frozen placements after it; the "
-    "version is then infeasible with pin conflicts and never published automatically, so the "
-    "day's new jobs are in no published schedule (docs/architecture.md §7.8, §3.6)",
-)
 def test_a_short_simulation_keeps_the_invariants(short_run: dict[str, Any]) -> None:
     assert short_run["api"]["errors"] == 0, short_run["api"]["first_errors"]
     assert short_run["api"]["calls"] > 100  # the lab really worked: starts, dones, logs, reads
@@ -97,7 +90,7 @@ def test_a_short_simulation_keeps_the_invariants(short_run: dict[str, Any]) -> N
     assert invariants["days_checked"] >= 3
     assert invariants["open_jobs_missing"] == 0, invariants["first"]
     assert invariants["left_out_without_reason"] == 0, invariants["first"]
-    assert sum(short_run["finished"].values()) > 0
+    assert short_run["jobs_done"] > 0  # work got done (a case of many reviews takes longer)
 
 
 def test_the_same_seed_gives_the_same_figures() -> None:
