@@ -100,11 +100,11 @@ from scheduler.planning.plannable import InstantRange, Unplannable, record_probl
 from scheduler.planning.progress import (
     DONE_STATUSES,
     StartState,
-    at_local,
     estimate_minutes,
     missed_start,
     still_holds,
 )
+from scheduler.planning.words import at_local
 
 Interval = tuple[int, int]
 logger = logging.getLogger(__name__)

@@ -35,6 +35,7 @@ from models import (
     ScheduleVersion,
     Workstation,
 )
+from scheduler.planning.words import at_local
 
 StartState = Literal["ahead", "waiting", "assumed_started", "overdue"]
 DONE_STATUSES = ("done", "cancelled")
@@ -77,12 +78,6 @@ def still_holds(
 def estimate_minutes(attended: int, machine: int) -> int:
     """How long a job runs by its estimate: its longer part (both parts start together)."""
     return max(attended, machine)
-
-
-def at_local(instant: datetime, tz: ZoneInfo) -> str:
-    """``Thu 3 Dec 10:30``: an instant as the lab reads it."""
-    local = instant.astimezone(tz)
-    return f"{local:%a} {local.day} {local:%b %H:%M}"
 
 
 def overdue_report(

@@ -8,18 +8,28 @@ the lab's time zone. Everything stored for people passes through ``in_lab_terms`
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from scheduler.core.plan import CLOCK_PATTERN
-from scheduler.planning.loader import Timeline
+
+if TYPE_CHECKING:  # the loader writes its warnings with `at_local`
+    from scheduler.planning.loader import Timeline
 
 _CLOCK = re.compile(CLOCK_PATTERN)
 _WINDOW = re.compile(r"\[(-?\d+), (-?\d+)\)")
 
 
+def at_local(instant: datetime, tz: ZoneInfo) -> str:
+    """``Thu 3 Dec 10:30``: an instant as the lab reads it."""
+    local = instant.astimezone(tz)
+    return f"{local:%a} {local.day} {local:%b %H:%M}"
+
+
 def local_time(timeline: Timeline, minute: int) -> str:
     """A time of the snapshot as the lab reads it: ``Thu 3 Dec 10:30``."""
-    at = timeline.at(minute).astimezone(timeline.tz)
-    return f"{at:%a} {at.day} {at:%b %H:%M}"
+    return at_local(timeline.at(minute), timeline.tz)
 
 
 def local_window(timeline: Timeline, start: int, end: int) -> str:
