@@ -99,10 +99,12 @@ from scheduler.errors import Invalid
 from scheduler.planning.plannable import InstantRange, Unplannable, record_problems
 from scheduler.planning.progress import (
     DONE_STATUSES,
+    Placed,
     StartState,
+    StartStates,
+    UnderWay,
     estimate_minutes,
-    missed_start,
-    still_holds,
+    held_now,
 )
 from scheduler.planning.words import at_local
 
@@ -687,7 +689,7 @@ class _JobBuilder:
         self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
         self.assumed: set[int] = set()  # published jobs past their start, taken as started
         self.start_states: dict[int, StartState | None] = {}  # progress.missed_start per job
-        self.in_progress_holds: set[tuple[str, int]] | None = None  # ("e"|"w", db id), lazily
+        self.start_rule: StartStates | None = None  # progress.StartStates, built on first use
         self.dropped: set[str] = set()  # jobs whose published placement was dropped
         self.left_out = left_out
         self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
@@ -1059,60 +1061,52 @@ class _JobBuilder:
         job, tl = row.job, self.timeline
         if job.id in self.start_states:
             return self.start_states[job.id]
-        self.start_states[job.id] = None  # a predecessor cycle reads as "not started"
-        placed = self.published.get(job.id)
-        if job.status != "scheduled" or placed is None:
-            return None
-        clear = all(
-            status in DONE_STATUSES
-            or (pred_id in self.rows and self._start_state(self.rows[pred_id]) == "assumed_started")
-            for pred_id, status in self.preds.get(job.id, ())
-        ) and not self._held_by_work_in_progress(placed)
-        grace = self.lab.start_grace_minutes
-        state = missed_start(
-            placed.starts_at, placed.ends_at, grace, tl.epoch, predecessors_clear=clear
-        )
+        state = self._start_rule().of(job.id)
         self.start_states[job.id] = state
         if state == "assumed_started":
             self.assumed.add(job.id)
         elif state == "overdue":
+            placed = self.published[job.id]
             self.idmap.warnings.append(
                 f"job {row.sid} is overdue: its published start "
                 f"{at_local(placed.starts_at, tl.tz)} passed with no :start and its planned end "
-                f"plus {grace} min too; re-planned"
+                f"plus {self.lab.start_grace_minutes} min too; re-planned"
             )
             self.idmap.overdue.append(row.sid)
         return state
 
-    def _held_by_work_in_progress(self, placed: PublishedAssignment) -> bool:
-        """Whether the examiner, or the one-at-a-time workstation, of ``placed`` is still held by
-        work in progress (progress.still_holds): then this job cannot have started."""
-        if self.in_progress_holds is None:
-            self.in_progress_holds = set()
+    def _start_rule(self) -> StartStates:
+        """progress.StartStates over the published jobs still open, built once."""
+        if self.start_rule is None:
+            placed = {
+                job_id: Placed(
+                    row.job.status, a.starts_at, a.ends_at, a.examiner_id, a.workstation_id
+                )
+                for job_id, a in self.published.items()
+                if (row := self.rows.get(job_id)) is not None
+            }
             one_at_a_time = {
                 self.idmap.workstations[ref]
                 for ref, ws in self.workstations.items()
                 if ws.capacity == 1 and ref in self.idmap.workstations
             }
-            epoch = self.timeline.epoch
-            for row in self.rows.values():
-                job = row.job
-                where = self.published.get(job.id)
-                if job.status != "in_progress" or where is None or job.pin_start_at is not None:
-                    continue
-                began = job.started_at or where.starts_at
-                attended, machine = job.attended_minutes, job.machine_minutes
-                if where.examiner_id is not None and still_holds(
-                    began, attended, attended, machine, epoch
-                ):
-                    self.in_progress_holds.add(("e", where.examiner_id))
-                if where.workstation_id in one_at_a_time and still_holds(
-                    began, machine, attended, machine, epoch
-                ):
-                    self.in_progress_holds.add(("w", where.workstation_id))
-        return bool(
-            {("e", placed.examiner_id), ("w", placed.workstation_id)} & self.in_progress_holds
-        )
+            work = [
+                UnderWay(
+                    row.job.started_at or where.starts_at,
+                    row.job.attended_minutes,
+                    row.job.machine_minutes,
+                    where.examiner_id,
+                    where.workstation_id,
+                )
+                for row in self.rows.values()
+                if row.job.status == "in_progress"
+                and row.job.pin_start_at is None
+                and (where := self.published.get(row.job.id)) is not None
+            ]
+            held = held_now(work, one_at_a_time, self.timeline.epoch)
+            grace = self.lab.start_grace_minutes
+            self.start_rule = StartStates(placed, self.preds, held, grace, self.timeline.epoch)
+        return self.start_rule
 
     def _started(self, job: _JobData) -> bool:
         """In progress, or taken as started (``_missed_start``)."""

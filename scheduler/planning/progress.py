@@ -16,7 +16,8 @@ Examiners forget to press start; work overruns; work finishes early. The rules, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -87,7 +88,7 @@ def overdue_report(
     period (overdue), and work in progress past its estimated end (overrunning)."""
     tz = ZoneInfo(lab.timezone)
     rows = _published_rows(session, version, statuses=("scheduled", "in_progress"))
-    state = _StartStates(session, lab, version, now)
+    state = _stored_start_states(session, lab, version, now)
     overdue, overrunning = [], []
     for job, case_ref, device_ref, placed, examiner, workstation in rows:
         item = {
@@ -152,92 +153,129 @@ def overdue_job_ids(
     ids = list(job_ids)
     if version is None or not ids:
         return set()
-    state = _StartStates(session, lab, version, now)
+    state = _stored_start_states(session, lab, version, now)
     return {job_id for job_id in ids if state.of(job_id) == "overdue"}
 
 
-class _StartStates:
-    """``missed_start`` for the jobs of a stored version, predecessors included (the loader applies
-    the same rule to its rows)."""
+@dataclass(frozen=True)
+class Placed:
+    """A job of the published schedule as the start rule reads it."""
+
+    status: str
+    start: datetime
+    end: datetime
+    examiner_id: int | None
+    workstation_id: int | None
+
+
+@dataclass(frozen=True)
+class UnderWay:
+    """Work in progress as `held_now` reads it."""
+
+    began: datetime
+    attended: int
+    machine: int
+    examiner_id: int | None
+    workstation_id: int | None
+
+
+def held_now(
+    work: Iterable[UnderWay], one_at_a_time: set[int], now: datetime
+) -> set[tuple[str, int]]:
+    """The examiners ("e", id) and one-at-a-time workstations ("w", id) that work in progress
+    still holds at ``now`` (`still_holds`)."""
+    held: set[tuple[str, int]] = set()
+    for w in work:
+        if w.examiner_id is not None and still_holds(
+            w.began, w.attended, w.attended, w.machine, now
+        ):
+            held.add(("e", w.examiner_id))
+        if w.workstation_id in one_at_a_time and still_holds(
+            w.began, w.machine, w.attended, w.machine, now
+        ):
+            assert w.workstation_id is not None
+            held.add(("w", w.workstation_id))
+    return held
+
+
+class StartStates:
+    """`missed_start` for every published job, predecessors and held resources included: the one
+    traversal the loader and the overdue report share. ``preds``: job id -> (predecessor id,
+    its status)."""
 
     def __init__(
-        self, session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
+        self,
+        placed: Mapping[int, Placed],
+        preds: Mapping[int, Sequence[tuple[int, str]]],
+        held: set[tuple[str, int]],
+        grace_minutes: int,
+        now: datetime,
     ) -> None:
-        self.session, self.lab, self.version, self.now = session, lab, version, now
+        self.placed, self.preds, self.held = placed, preds, held
+        self.grace_minutes, self.now = grace_minutes, now
         self.states: dict[int, StartState | None] = {}
-        self.placed: dict[int, tuple[datetime, datetime]] | None = None
-        self.where: dict[int, tuple[int | None, int | None]] = {}
-        self.held: set[tuple[str, int]] = set()  # ("e"|"w", id) held by work in progress
-        self.preds: dict[int, list[tuple[int, str]]] = {}
-        self.status: dict[int, str] = {}
-
-    def _read(self) -> None:
-        if self.version is None:
-            self.placed = {}
-            return
-        rows = self.session.execute(
-            select(
-                Job.id,
-                Job.status,
-                Assignment.starts_at,
-                Assignment.ends_at,
-                Assignment.examiner_id,
-                Assignment.workstation_id,
-                Job.started_at,
-                Job.attended_minutes,
-                Job.machine_minutes,
-            )
-            .join(Assignment, Assignment.job_id == Job.id)
-            .where(Assignment.schedule_version_id == self.version.id)
-        ).all()
-        self.placed = {r[0]: (r[2], r[3]) for r in rows}
-        self.status = {r[0]: r[1] for r in rows}
-        self.where = {r[0]: (r[4], r[5]) for r in rows}
-        one_at_a_time = set(
-            self.session.scalars(
-                select(Workstation.id).where(
-                    Workstation.lab_id == self.lab.id, Workstation.capacity == 1
-                )
-            )
-        )
-        for _, status, start, _, examiner, workstation, started, attended, machine in rows:
-            if status != "in_progress":
-                continue
-            began = started or start
-            if examiner is not None and still_holds(began, attended, attended, machine, self.now):
-                self.held.add(("e", examiner))
-            if workstation in one_at_a_time and still_holds(
-                began, machine, attended, machine, self.now
-            ):
-                self.held.add(("w", workstation))
-        pred = aliased(Job)
-        for job_id, pred_id, status in self.session.execute(
-            select(JobPredecessor.job_id, JobPredecessor.predecessor_id, pred.status)
-            .join(pred, JobPredecessor.predecessor_id == pred.id)
-            .where(JobPredecessor.job_id.in_(list(self.placed)))
-        ):
-            self.preds.setdefault(job_id, []).append((pred_id, status))
 
     def of(self, job_id: int) -> StartState | None:
-        if self.placed is None:
-            self._read()
-        assert self.placed is not None
         if job_id in self.states:
             return self.states[job_id]
         self.states[job_id] = None  # a cycle in hostile data reads as "not started"
-        if self.status.get(job_id) != "scheduled" or job_id not in self.placed:
+        placed = self.placed.get(job_id)
+        if placed is None or placed.status != "scheduled":
             return None
-        examiner, workstation = self.where[job_id]
         clear = all(
             status in DONE_STATUSES or self.of(pred_id) == "assumed_started"
             for pred_id, status in self.preds.get(job_id, ())
-        ) and not ({("e", examiner), ("w", workstation)} & self.held)
-        start, end = self.placed[job_id]
+        ) and not ({("e", placed.examiner_id), ("w", placed.workstation_id)} & self.held)
         state = missed_start(
-            start, end, self.lab.start_grace_minutes, self.now, predecessors_clear=clear
+            placed.start, placed.end, self.grace_minutes, self.now, predecessors_clear=clear
         )
         self.states[job_id] = state
         return state
+
+
+def _stored_start_states(
+    session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
+) -> StartStates:
+    """`StartStates` over a stored version (the loader builds its own from its rows)."""
+    if version is None:
+        return StartStates({}, {}, set(), lab.start_grace_minutes, now)
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.status,
+            Assignment.starts_at,
+            Assignment.ends_at,
+            Assignment.examiner_id,
+            Assignment.workstation_id,
+            Job.started_at,
+            Job.attended_minutes,
+            Job.machine_minutes,
+        )
+        .join(Assignment, Assignment.job_id == Job.id)
+        .where(Assignment.schedule_version_id == version.id)
+    ).all()
+    placed = {r[0]: Placed(r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    one_at_a_time = set(
+        session.scalars(
+            select(Workstation.id).where(Workstation.lab_id == lab.id, Workstation.capacity == 1)
+        )
+    )
+    work = [
+        UnderWay(started or start, attended, machine, examiner, workstation)
+        for _, status, start, _, examiner, workstation, started, attended, machine in rows
+        if status == "in_progress"
+    ]
+    preds: dict[int, list[tuple[int, str]]] = {}
+    pred = aliased(Job)
+    for job_id, pred_id, status in session.execute(
+        select(JobPredecessor.job_id, JobPredecessor.predecessor_id, pred.status)
+        .join(pred, JobPredecessor.predecessor_id == pred.id)
+        .where(JobPredecessor.job_id.in_(list(placed)))
+    ):
+        preds.setdefault(job_id, []).append((pred_id, status))
+    return StartStates(
+        placed, preds, held_now(work, one_at_a_time, now), lab.start_grace_minutes, now
+    )
 
 
 def _published_rows(
