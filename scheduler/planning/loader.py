@@ -276,6 +276,53 @@ def _deepest(intervals: Sequence[Interval], start: int, end: int) -> int:
     return deepest
 
 
+class _Held:
+    """What pinned and kept work holds: examiners, workstations up to their capacity, licence
+    pools up to their size. Used to keep only those published placements that still fit beside
+    work under way (a placement that does not would make the version infeasible)."""
+
+    def __init__(
+        self, workstations: Mapping[str, core.Workstation], pool_capacity: Mapping[str, int]
+    ) -> None:
+        self.workstations = workstations
+        self.pool_capacity = pool_capacity
+        self.used: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.used
+
+    def _needs(
+        self, job: core.Job, examiner: str | None, workstation: str | None, start: int
+    ) -> list[tuple[tuple[str, str], int, int, int]]:
+        out = []
+        if examiner is not None and job.attended > 0:
+            out.append((("examiner", examiner), 1, start, start + job.attended))
+        if workstation is not None and job.machine_on(workstation) > 0:
+            ws = self.workstations.get(workstation)
+            end = start + job.machine_on(workstation)
+            out.append((("workstation", workstation), ws.capacity if ws else 1, start, end))
+        for pool in job.pools:
+            end = start + job.duration_on(workstation)
+            out.append((("pool", pool), self.pool_capacity.get(pool, 1), start, end))
+        return out
+
+    def take(
+        self, job: core.Job, examiner: str | None, workstation: str | None, start: int
+    ) -> None:
+        for key, _, a, b in self._needs(job, examiner, workstation, start):
+            self.used[key].append((a, b))
+
+    def full(
+        self, job: core.Job, examiner: str | None, workstation: str | None, start: int
+    ) -> str | None:
+        """The resource the placement would overfill, in words, or None when it fits."""
+        for (kind, name), capacity, a, b in self._needs(job, examiner, workstation, start):
+            if _deepest(self.used[(kind, name)], a, b) + 1 > capacity:
+                return f"the {name} licences" if kind == "pool" else f"{kind} {name}"
+        return None
+
+
 def _tidy(intervals: Iterable[Interval], horizon: int) -> tuple[Interval, ...]:
     """Clipped to [0, horizon], empty ones dropped, sorted, overlapping ones merged."""
     return tuple(merge_overlapping(intervals, 0, horizon))
@@ -541,9 +588,11 @@ def _build(
         unplannable.jobs,
     )
     jobs = builder.build()
-    previous = builder.previous(jobs, {p.id: p.capacity for p in snap_pools})
+    snap_examiners = _with_exposure_done(snap_examiners, builder.exposure_done, timeline)
+    pool_capacity = {p.id: p.capacity for p in snap_pools}
+    previous = builder.previous(jobs, pool_capacity)
     if mode == "repair" and current is not None:
-        jobs = builder.repair_pins(jobs, previous, current)
+        jobs = builder.repair_pins(jobs, previous, current, pool_capacity)
 
     snapshot = core.Snapshot(
         lab=lab.code,
@@ -566,6 +615,35 @@ def _build(
         ),
     )
     return snapshot, idmap
+
+
+def _with_exposure_done(
+    examiners: list[core.Examiner], done: Sequence[tuple[str, date, int]], timeline: Timeline
+) -> list[core.Examiner]:
+    """Examiners with the exposure of their work under way counted as logged on its day."""
+    if not done or not timeline.day_dates:
+        return examiners
+    first = timeline.day_dates[0]
+    monday = first - timedelta(days=first.weekday())
+    index_of = {day: i for i, day in enumerate(timeline.day_dates)}
+    by_examiner: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for ref, day, minutes in done:
+        by_examiner[ref].append((day, minutes))
+    out = []
+    for ex in examiners:
+        if ex.id not in by_examiner:
+            out.append(ex)
+            continue
+        by_day = dict(ex.exposure.used_by_day)
+        this_week = ex.exposure.used_this_week
+        for day, minutes in by_examiner[ex.id]:
+            if day in index_of:
+                by_day[index_of[day]] = by_day.get(index_of[day], 0) + minutes
+            elif monday <= day < first:
+                this_week += minutes
+        policy = replace(ex.exposure, used_by_day=by_day, used_this_week=this_week)
+        out.append(replace(ex, exposure=policy))
+    return out
 
 
 @dataclass
@@ -695,6 +773,9 @@ class _JobBuilder:
         self.unplannable_jobs = unplannable_jobs  # job sid -> why the contract refuses it
         self.unreadable: dict[int, str] = {}  # job id -> the stored instant it cannot plan
         self.stages: dict[int, str] = {}  # job id -> its stage
+        self.pinned_on: dict[int, tuple[int | None, datetime]] = {}  # started: examiner, start
+        # examiner ref -> (day it started, exposure minutes) already reviewed by work under way
+        self.exposure_done: list[tuple[str, date, int]] = []
 
     # -- loading --
 
@@ -1000,7 +1081,9 @@ class _JobBuilder:
                     after.append(self.rows[pred_id].sid)
         if pin is not None:
             release = min(release, pin.start)
+            full_exposure = exposure
             attended, machine, exposure, by_ws = self._remaining(row, pin, by_ws)
+            self._count_exposure_done(row, full_exposure - exposure)
         pool_names = {db_id: name for name, db_id in self.idmap.pools.items()}
         return core.Job(
             id=row.sid,
@@ -1118,6 +1201,7 @@ class _JobBuilder:
             return None
         examiner_id, ws_id, start_at, what = source
         idmap, tl = self.idmap, self.timeline
+        self.pinned_on[row.job.id] = (examiner_id, start_at)
         examiner = workstation = None
         if examiner_id is not None:
             refs = {db_id: ref for ref, db_id in idmap.examiners.items()}
@@ -1164,6 +1248,17 @@ class _JobBuilder:
             workstation=workstation if machine > 0 else None,
             start=moved,
         )
+
+    def _count_exposure_done(self, row: _Row, minutes: int) -> None:
+        """Exposure already reviewed by work under way counts against the day it started on, as
+        a log would (docs/architecture.md §7.9): without it the caps would see only the minutes
+        still to do, and a second review could be planned beside the first over the cap."""
+        examiner_id, start_at = self.pinned_on.get(row.job.id, (None, None))
+        if minutes <= 0 or examiner_id is None or start_at is None:
+            return
+        ref = next((r for r, db_id in self.idmap.examiners.items() if db_id == examiner_id), None)
+        if ref is not None:
+            self.exposure_done.append((ref, start_at.astimezone(self.timeline.tz).date(), minutes))
 
     def _without_pin(self, row: _Row, what: str, resource: str) -> None:
         self.idmap.warnings.append(
@@ -1308,55 +1403,26 @@ class _JobBuilder:
         a licence pool (up to its size) when a frozen placement needs it. Keeping those would
         make the version infeasible; re-planned, each moves only as far as it must. Frozen
         placements are taken in order of start, each kept if it still fits."""
-        frozen_until = self.timeline.frozen_until
-
-        def holds(
-            job: core.Job, examiner: str | None, workstation: str | None, start: int
-        ) -> list[tuple[tuple[str, str], int, int, int]]:
-            out = []
-            if examiner is not None and job.attended > 0:
-                out.append((("examiner", examiner), 1, start, start + job.attended))
-            if workstation is not None and job.machine_on(workstation) > 0:
-                ws = self.workstations.get(workstation)
-                end = start + job.machine_on(workstation)
-                out.append((("workstation", workstation), ws.capacity if ws else 1, start, end))
-            for pool in job.pools:
-                end = start + job.duration_on(workstation)
-                out.append((("pool", pool), pool_capacity.get(pool, 1), start, end))
-            return out
-
-        used: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        held = _Held(self.workstations, pool_capacity)
         for job in by_sid.values():
             if job.pin is not None:
-                for key, _, start, end in holds(
-                    job, job.pin.examiner, job.pin.workstation, job.pin.start
-                ):
-                    used[key].append((start, end))
-        if not used:
+                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
+        if held.empty:
             return
+        frozen_until = self.timeline.frozen_until
         for sid, prev in sorted(kept.items(), key=lambda kv: (kv[1].start, kv[0])):
             if prev.start >= frozen_until:
                 continue
-            needs = holds(by_sid[sid], prev.examiner, prev.workstation, prev.start)
-            full = next(
-                (
-                    key
-                    for key, capacity, start, end in needs
-                    if _deepest(used[key], start, end) + 1 > capacity
-                ),
-                None,
-            )
+            job = by_sid[sid]
+            full = held.full(job, prev.examiner, prev.workstation, prev.start)
             if full is None:
-                for key, _, start, end in needs:
-                    used[key].append((start, end))
+                held.take(job, prev.examiner, prev.workstation, prev.start)
                 continue
             del kept[sid]
             self.dropped.add(sid)
-            kind, name = full
-            what = f"the {name} licences" if kind == "pool" else f"{kind} {name}"
             self.idmap.warnings.append(
                 f"job {sid}: its published placement no longer fits beside work under way on "
-                f"{what}; re-planned"
+                f"{full}; re-planned"
             )
 
     def _drop_stranded(
@@ -1431,8 +1497,14 @@ class _JobBuilder:
         jobs: list[core.Job],
         previous: Sequence[core.PreviousAssignment],
         current: ScheduleVersion,
+        pool_capacity: Mapping[str, int],
     ) -> list[core.Job]:
-        """Pin unchanged published work beyond the repair window; re-solve the rest."""
+        """Pin unchanged published work beyond the repair window; re-solve the rest.
+
+        Only what still fits is pinned: beside work under way (an overrun extended by its
+        estimate holds its examiner, workstation and licences longer), beside the frozen
+        placements, and after each predecessor's pinned end. What no longer fits is re-planned,
+        not turned into a pin conflict that would hold the whole repair back."""
         tl = self.timeline
         window_end = tl.horizon
         if tl.day_dates:
@@ -1453,14 +1525,39 @@ class _JobBuilder:
             if not self._still_fits(by_sid[prev.job], prev):
                 continue  # e.g. the examiner is now absent then: re-planned, not a pin conflict
             keep[prev.job] = prev
-        # A successor is kept only if each present predecessor is kept too (or pinned).
+        held = _Held(self.workstations, pool_capacity)
+        for job in jobs:
+            if job.pin is not None:
+                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
+        for prev in previous:
+            if prev.start < tl.frozen_until and prev.job not in self.dropped:
+                held.take(by_sid[prev.job], prev.examiner, prev.workstation, prev.start)
+        for sid, prev in sorted(keep.items(), key=lambda kv: (kv[1].start, kv[0])):
+            job = by_sid[sid]
+            if held.full(job, prev.examiner, prev.workstation, prev.start) is None:
+                held.take(job, prev.examiner, prev.workstation, prev.start)
+            else:
+                del keep[sid]
+        # A successor is kept only if each present predecessor is kept too (or pinned), and ends
+        # before it starts.
         pinned = {job.id for job in jobs if job.pin is not None}
+
+        def ends_by(pred: str, start: int) -> bool:
+            job = by_sid[pred]
+            placed = job.pin or keep.get(pred)
+            if placed is None:
+                return False
+            return placed.start + job.duration_on(placed.workstation) <= start
+
         changed = True
         while changed:
             changed = False
             for sid in list(keep):
                 job = by_sid[sid]
-                if any(p in by_sid and p not in keep and p not in pinned for p in job.after):
+                waits = [p for p in job.after if p in by_sid]
+                if any(p not in keep and p not in pinned for p in waits) or not all(
+                    ends_by(p, keep[sid].start) for p in waits
+                ):
                     del keep[sid]
                     changed = True
         out = []
