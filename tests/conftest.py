@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from scheduler import continuous
 from scheduler.db import make_engine
 from scheduler.migrate import upgrade
+from scheduler.planning import snapshot_cache
 
 continuous.install()  # services announce; the planning layer acts (as in the app and the CLI)
 
@@ -120,3 +121,12 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             db.close()
             transaction.rollback()
+
+
+@pytest.fixture(autouse=True)
+def _no_snapshot_kept_between_tests() -> Iterator[None]:
+    """A test's rolled-back data can reuse the ids of the one before (SQLite), so the snapshot
+    kept for advisory reads (`scheduler/planning/snapshot_cache.py`) never crosses tests."""
+    snapshot_cache.forget()
+    yield
+    snapshot_cache.forget()

@@ -352,7 +352,10 @@ def _text(value: object, path: str, max_length: int = MAX_ID_LENGTH) -> str:
 
 
 def _texts(value: object, path: str) -> tuple[str, ...]:
-    return tuple(_text(item, f"{path}[{i}]") for i, item in enumerate(read_array(value, path)))
+    items = read_array(value, path)
+    if all(type(item) is str and len(item) <= MAX_ID_LENGTH and item.strip() for item in items):
+        return tuple(items)  # type: ignore[arg-type]  # the usual case, checked without paths
+    return tuple(_text(item, f"{path}[{i}]") for i, item in enumerate(items))
 
 
 def _interval(value: object, path: str, horizon: int) -> Interval:

@@ -887,10 +887,10 @@ def recommendations(
     from scheduler.core.recommend import advise
     from scheduler.core.recommend import kept_reason as kept_reason_words
     from scheduler.errors import Conflict
-    from scheduler.planning.loader import load_snapshot
+    from scheduler.planning.snapshot_cache import recent_snapshot
     from scheduler.planning.words import in_lab_terms, job_name
 
-    snapshot, idmap = load_snapshot(session, lab, now)
+    snapshot, idmap = recent_snapshot(session, lab, now)
     sid = next((s for s, db_id in idmap.jobs.items() if db_id == job.id), None)
     if sid is None:
         excluded = next((e for e in idmap.excluded if e.job_id == job.id), None)
