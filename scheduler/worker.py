@@ -58,12 +58,13 @@ from sqlalchemy.orm import aliased
 from models import Lab, SolveRun
 from models.base import utcnow
 from scheduler.core.plan import Plan
+from scheduler.core.snapshot import Snapshot
 from scheduler.core.solve import limit_left
 from scheduler.core.stopping import SolveStopped
 from scheduler.db import is_lock_timeout, retry_locked, session_scope
 from scheduler.errors import DomainError
 from scheduler.logs import log_context
-from scheduler.planning import whatif
+from scheduler.planning import repair, whatif
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
 from scheduler.planning.loader import load_snapshot
 from scheduler.planning.publish import publish, publish_blockers, warn
@@ -564,7 +565,9 @@ def _execute(
             lab = session.get(Lab, claim.lab_id)
             if lab is None:
                 raise DomainError(f"lab {claim.lab_id} no longer exists")
-            snapshot, idmap = load_snapshot(session, lab, now or utcnow(), mode=claim.mode)
+            at = now or utcnow()
+            local = claim.mode == "repair"  # held first (planning/repair.py)
+            snapshot, idmap = load_snapshot(session, lab, at, mode=claim.mode, hold_urgent=local)
             what_if = None
             if claim.mode == "preview":  # a what-if plans the lab as changed on paper
                 what_if = whatif.prepare(
@@ -583,14 +586,30 @@ def _execute(
             extra={**fields, "event": "loaded", "jobs": len(snapshot.jobs)},
         )
         threads = workers or DEFAULT_WORKERS
-        plan = solve_snapshot(
-            snapshot,
-            time_limit=limit_left(claim.time_limit_seconds, started, threads),
-            policy=policy,
-            workers=threads,
-            progress=heartbeat.report,
-            stop=heartbeat.stop_event,
-        )
+
+        def solve(snapshot: Snapshot, seconds: float) -> Plan:
+            return solve_snapshot(
+                snapshot,
+                time_limit=seconds,
+                policy=policy,
+                workers=threads,
+                progress=heartbeat.report,
+                stop=heartbeat.stop_event,
+            )
+
+        def wide() -> repair.Loaded:
+            with session_scope(engine, read_only=True) as session:
+                lab = session.get(Lab, claim.lab_id)
+                if lab is None:
+                    raise DomainError(f"lab {claim.lab_id} no longer exists")
+                return repair.Loaded(*load_snapshot(session, lab, at, mode=claim.mode))
+
+        seconds = limit_left(claim.time_limit_seconds, started, threads)
+        if local:
+            chosen, plan = repair.local_repair(repair.Loaded(snapshot, idmap), wide, solve, seconds)
+            snapshot, idmap = chosen.snapshot, chosen.idmap
+        else:
+            plan = solve(snapshot, seconds)
         if heartbeat.stopping:
             raise RunCancelled(f"solve run {claim.run_id} was cancelled")
         logger.info(

@@ -12,10 +12,8 @@ from collections.abc import Mapping
 
 from scheduler.core.plan import Assignment, Plan
 from scheduler.core.snapshot import Job, PreviousAssignment, Snapshot
-from scheduler.planning.loader import IdMap
+from scheduler.planning.loader import URGENT_RANKS, IdMap
 from scheduler.planning.words import job_name, local_time
-
-URGENT_RANKS = 2  # P1 and P2 in the default scheme: the levels whose repairs publish themselves
 
 
 def urgent_delays(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> list[str]:

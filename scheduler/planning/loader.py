@@ -117,6 +117,7 @@ STAGE_ALLOWANCE_HOURS = 4
 ACTIVE_JOB_STATUSES = ("pending", "scheduled", "in_progress")
 DEFAULT_WORKING_WEEKDAYS = frozenset(range(5))
 REPAIR_WINDOW_WORKING_DAYS = 2
+URGENT_RANKS = 2  # P1 and P2 in the default scheme: the levels whose repairs publish themselves
 _MAX_SCAN_DAYS = 400
 _MAX_REBUILDS = 20
 """Snapshot builds after the contract check named records to leave out (each build names all of
@@ -387,6 +388,9 @@ class IdMap:
     unplannable: list[str] = field(default_factory=list)  # every record left out as unplannable
     overdue: list[str] = field(default_factory=list)  # published jobs past start, end and grace
     begun: dict[str, Begun] = field(default_factory=dict)  # job sid -> work under way
+    # repair mode: jobs new, dropped or changed (or whose case changed) since the current version
+    # was published, what a repair's trigger touched (`scheduler/planning/repair.py`)
+    triggered: set[str] = field(default_factory=set)
     current_version_id: int | None = None
 
     def job_sid(self, job_id: int) -> str:
@@ -464,19 +468,21 @@ class _Row:
 
 
 def load_snapshot(
-    session: Session, lab: Lab, now: datetime, *, mode: str = "full"
+    session: Session, lab: Lab, now: datetime, *, mode: str = "full", hold_urgent: bool = False
 ) -> tuple[core.Snapshot, IdMap]:
     """Build the lab's snapshot at ``now`` and the map back to database ids.
 
     The snapshot has passed `snapshot_from_json(snapshot_to_json(...))`. A record that would
     break it is left out as unplannable (see `scheduler.planning.plannable`) and the snapshot is
     built again without it; only a lab whose problem names no record raises `Invalid`.
+    ``hold_urgent`` (repair mode) also pins the unchanged published work of P1/P2 cases inside
+    the repair window: the first, tightest try of a local repair (`scheduler/planning/repair.py`).
     """
     if mode not in RUN_MODES:
         raise Invalid(f"unknown run mode {mode!r}; expected one of {', '.join(RUN_MODES)}")
     unplannable = Unplannable()
     for _ in range(_MAX_REBUILDS):
-        snapshot, idmap = _build(session, lab, now, mode, unplannable)
+        snapshot, idmap = _build(session, lab, now, mode, unplannable, hold_urgent)
         try:
             checked = snapshot_from_json(snapshot_to_json(snapshot))
         except SnapshotError as exc:
@@ -501,7 +507,12 @@ def load_snapshot(
 
 
 def _build(
-    session: Session, lab: Lab, now: datetime, mode: str, unplannable: Unplannable
+    session: Session,
+    lab: Lab,
+    now: datetime,
+    mode: str,
+    unplannable: Unplannable,
+    hold_urgent: bool = False,
 ) -> tuple[core.Snapshot, IdMap]:
     """The lab's snapshot, leaving out the records already found ``unplannable``."""
     examiners = list(
@@ -592,7 +603,7 @@ def _build(
     pool_capacity = {p.id: p.capacity for p in snap_pools}
     previous = builder.previous(jobs, pool_capacity)
     if mode == "repair" and current is not None:
-        jobs = builder.repair_pins(jobs, previous, current, pool_capacity)
+        jobs = builder.repair_pins(jobs, previous, current, pool_capacity, hold_urgent)
 
     snapshot = core.Snapshot(
         lab=lab.code,
@@ -764,6 +775,7 @@ class _JobBuilder:
         self.rows: dict[int, _Row] = {}
         self.preds: dict[int, list[tuple[int, str]]] = defaultdict(list)
         self.changed_since: dict[int, datetime] = {}
+        self.case_changed: dict[int, datetime] = {}  # job id -> when its case last changed
         self.elapsed: dict[int, int] = {}  # in-progress job -> minutes of work already done
         self.assumed: set[int] = set()  # published jobs past their start, taken as started
         self.start_states: dict[int, StartState | None] = {}  # progress.missed_start per job
@@ -846,6 +858,7 @@ class _JobBuilder:
                 if text is not None:
                     self.unreadable.setdefault(job.id, plannable.problem(what, name, text))
             self.changed_since[job.id] = max(job.updated_at, case.updated_at)
+            self.case_changed[job.id] = case.updated_at
         ids = (
             select(Job.id)
             .join(Device, Job.device_id == Device.id)
@@ -1492,14 +1505,26 @@ class _JobBuilder:
             return False
         return prev.start + job.duration_on(prev.workstation) <= self.timeline.horizon
 
+    def _urgent_on_time(self, job: core.Job, placed: core.PreviousAssignment) -> bool:
+        """A P1/P2 job whose published placement ends by its due time."""
+        idmap = self.idmap
+        rank = idmap.level_rank.get(idmap.case_level.get(job.case, ""), URGENT_RANKS + 1)
+        if rank > URGENT_RANKS:
+            return False
+        return job.due is None or placed.start + job.duration_on(placed.workstation) <= job.due
+
     def repair_pins(
         self,
         jobs: list[core.Job],
         previous: Sequence[core.PreviousAssignment],
         current: ScheduleVersion,
         pool_capacity: Mapping[str, int],
+        hold_urgent: bool = False,
     ) -> list[core.Job]:
-        """Pin unchanged published work beyond the repair window; re-solve the rest.
+        """Pin unchanged published work beyond the repair window; re-solve the rest. With
+        ``hold_urgent``, unchanged work of P1/P2 cases that is on time where it is published is
+        pinned from the frozen window on (an escalated case's work is late where it was put as
+        a less urgent case, so it stays free).
 
         Only what still fits is pinned: beside work under way (an overrun extended by its
         estimate holds its examiner, workstation and licences longer), beside the frozen
@@ -1514,9 +1539,25 @@ class _JobBuilder:
         published_at = current.published_at or current.created_at
         keep: dict[str, core.PreviousAssignment] = {}
         by_sid = {job.id: job for job in jobs}
+        idmap = self.idmap
+        published_jobs = {p.job for p in previous}
+        for job in jobs:
+            db_id = idmap.jobs[job.id]
+            if (
+                job.id not in published_jobs
+                or job.id in self.dropped
+                or self.changed_since.get(db_id, published_at) > published_at
+                # a case changed in the very instant of publication (a clock that stands still)
+                # counts as changed: this only chooses what a repair compares, never what it pins
+                or self.case_changed.get(db_id, published_at) >= published_at
+            ):
+                idmap.triggered.add(job.id)
         for prev in previous:
-            job_id = self.idmap.jobs[prev.job]
-            if prev.start < window_end or prev.job in self.dropped:
+            job_id = idmap.jobs[prev.job]
+            held_from = window_end
+            if hold_urgent and self._urgent_on_time(by_sid[prev.job], prev):
+                held_from = tl.frozen_until
+            if prev.start < held_from or prev.job in self.dropped:
                 continue
             if self.changed_since.get(job_id, published_at) > published_at:
                 continue
