@@ -114,8 +114,9 @@ def test_exposure_reviewed_so_far_counts_against_the_day(manual, client, app, su
 
 def test_a_repair_never_pins_work_where_work_under_way_now_runs(manual, client, app, sup, first):
     plan, _ = first
-    # C3 is started three and a half hours late (10:30, after the test above): its five days of processing now end as much later, over
-    # C4's published start, which lies beyond the repair window (Monday + 2 working days)
+    # C3 is started three and a half hours late (10:30, after the test above): its five days of
+    # processing now end as much later, over C4's published start, which lies beyond the repair
+    # window (Monday + 2 working days)
     started = at(plan["C3"], "starts_at") + timedelta(hours=3, minutes=30)
     manual.set(started)
     ok(client.post(f"{job_url('C3', 'D1', 'process')}:start", headers=sup))
