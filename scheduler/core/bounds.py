@@ -32,6 +32,7 @@ from ortools.graph.python import min_cost_flow
 from .calendar import FreeList
 from .eligibility import caps_allow
 from .intervals import intersect_sorted, keep_touching
+from .rules.exposure import DAILY, SEVERE_DAILY, WEEKLY, ExposureLedger
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
 
@@ -348,22 +349,19 @@ def exposure_budget(snapshot: Snapshot, e: Examiner, severe: bool) -> int | None
     days (weeks) cover the whole horizon.
     """
     h = snapshot.horizon
-    policy = e.exposure
-    days_cover = _available_minutes(snapshot.days, h) >= h
-    weeks_cover = _available_minutes(snapshot.weeks, h) >= h
-    day_ids = [d for d, (a, _) in enumerate(snapshot.days) if a < h]
+    covers = {
+        "day": _available_minutes(snapshot.days, h) >= h,
+        "week": _available_minutes(snapshot.weeks, h) >= h,
+    }
+    periods = {
+        "day": [d for d, (a, _) in enumerate(snapshot.days) if a < h],
+        "week": [w for w, (a, _) in enumerate(snapshot.weeks) if a < h],
+    }
+    logged = ExposureLedger(snapshot)
     budgets: list[int] = []
-    if severe:
-        if policy.severe_daily_cap is not None and days_cover:
-            budgets.append(policy.severe_daily_cap * len(day_ids))
-        return min(budgets) if budgets else None
-    if policy.daily_cap is not None and days_cover:
-        logged = snapshot.logged_day_exposure(e)
-        budgets.append(sum(max(0, policy.daily_cap - logged.get(d, 0)) for d in day_ids))
-    if policy.weekly_cap is not None and weeks_cover:
-        logged_w = snapshot.logged_week_exposure(e)
-        week_ids = [w for w, (a, _) in enumerate(snapshot.weeks) if a < h]
-        budgets.append(sum(max(0, policy.weekly_cap - logged_w.get(w, 0)) for w in week_ids))
+    for cap in (SEVERE_DAILY,) if severe else (DAILY, WEEKLY):
+        if cap.limit(e) is not None and covers[cap.period]:
+            budgets.append(sum(logged.room(cap, e, p) or 0 for p in periods[cap.period]))
     return min(budgets) if budgets else None
 
 
@@ -419,7 +417,7 @@ def _demands(snapshot: Snapshot) -> list[_Demand]:
         ),
         _Demand(exposure_set, lambda r: r.job.exposure, budget(False)),  # exposure caps
         _Demand(  # severity-3 minutes against the severe caps
-            lambda r: exposure_set(r) if r.job.is_severe else None,
+            lambda r: exposure_set(r) if SEVERE_DAILY.counts(r.job) else None,
             lambda r: r.job.exposure,
             budget(True),
         ),
@@ -598,22 +596,17 @@ def _fluid_supplies(snapshot: Snapshot) -> list[_Supply]:
     attended: dict[str, Cumulative] = {}
     exposure: dict[str, Cumulative] = {}
     edges: dict[str, list[int]] = {}
+    logged = ExposureLedger(snapshot)
     for e in snapshot.examiners:
         avail = keep_touching(e.available, 0, h)
         windows = intersect_sorted(avail, keep_touching(e.exposure.windows or e.available, 0, h))
         caps: list[list[tuple[int, int]]] = []  # per cap: (period start, minutes left)
-        if e.exposure.daily_cap is not None and days_cover:
-            logged = snapshot.logged_day_exposure(e)
-            cap = e.exposure.daily_cap
-            caps.append(
-                [(a, max(0, cap - logged.get(d, 0))) for d, (a, _) in enumerate(snapshot.days)]
-            )
-        if e.exposure.weekly_cap is not None and weeks_cover:
-            logged_w = snapshot.logged_week_exposure(e)
-            cap = e.exposure.weekly_cap
-            caps.append(
-                [(a, max(0, cap - logged_w.get(w, 0))) for w, (a, _) in enumerate(snapshot.weeks)]
-            )
+        for cap, periods, cover in (
+            (DAILY, snapshot.days, days_cover),
+            (WEEKLY, snapshot.weeks, weeks_cover),
+        ):
+            if cap.limit(e) is not None and cover:
+                caps.append([(a, logged.room(cap, e, p) or 0) for p, (a, _) in enumerate(periods)])
         attended[e.id] = _window_supply(avail, 1)
         exposure[e.id] = _exposure_supply(windows, caps)
         edges[e.id] = [x for w in avail for x in w]

@@ -27,6 +27,7 @@ from dataclasses import replace
 from .bounds import Relaxation, exposure_budget, may_run, may_take, relax
 from .dispatch import dispatch
 from .plan import HORIZON_FULL, RELEASED_AFTER_HORIZON, Plan, Unscheduled
+from .rules.exposure import DAILY, ExposureLedger
 from .snapshot import Job, Snapshot
 
 
@@ -67,6 +68,7 @@ class _Budgets:
                 known[key] = _per_day(key, days)
             return known[key]
 
+        logged = ExposureLedger(snapshot)  # the daily cap's room before anything is planned
         for e in snapshot.examiners:
             minutes = per_day(e.available)
             keys = ["attended", *(f"skill:{s}" for s in e.skills)]
@@ -78,12 +80,10 @@ class _Budgets:
             if total is None:
                 exposure_limited = False
                 continue
-            policy = e.exposure
-            rooms = per_day(policy.windows or e.available)
+            rooms = per_day(e.exposure.windows or e.available)
             for d, room in enumerate(rooms):
-                if policy.daily_cap is not None:
-                    room = min(room, max(0, policy.daily_cap - policy.used_by_day.get(d, 0)))
-                exposure[d] += room
+                left = logged.room(DAILY, e, d)
+                exposure[d] += room if left is None else min(room, left)
         if exposure_limited:
             cap["exposure"] = exposure
         for w in snapshot.workstations:

@@ -26,7 +26,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .calendar import Calendar, FreeList, Lanes
 from .eligibility import caps_allow, examiner_can_take, workstation_can_take
@@ -46,6 +46,8 @@ from .plan import (
     Unscheduled,
     clock,
 )
+from .rules.exposure import ExposureLedger
+from .rules.names import PIN
 from .snapshot import Examiner, Job, Snapshot, Workstation
 
 logger = logging.getLogger(__name__)
@@ -101,9 +103,6 @@ class ExaminerState:
     index: int
     free: FreeList
     exposure_windows: FreeList
-    day_used: dict[int, int] = field(default_factory=dict)
-    severe_used: dict[int, int] = field(default_factory=dict)
-    week_used: dict[int, int] = field(default_factory=dict)
     exposure_planned: int = 0
 
 
@@ -134,9 +133,9 @@ class Board:
                 index=i,
                 free=FreeList(keep_touching(e.available, 0, h)),
                 exposure_windows=FreeList(keep_touching(windows, 0, h)),
-                day_used=snapshot.logged_day_exposure(e),
-                week_used=snapshot.logged_week_exposure(e),
             )
+        # Exposure logged and reserved so far, against the caps of rule 3.5.
+        self.exposure = ExposureLedger(snapshot)
         self.workstations: dict[str, WorkstationState] = {
             w.id: WorkstationState(w, i, Lanes(w.capacity, keep_touching(w.available, 0, h)))
             for i, w in enumerate(snapshot.workstations)
@@ -154,27 +153,19 @@ class Board:
         a start outside every listed day (week); with ``listed_only`` (the dispatch search) such
         starts are simply not used for exposure work, which is always safe.
         """
-        policy = st.examiner.exposure
         d = self.days.index(start)
         w = self.weeks.index(start)
         if listed_only and (d is None or w is None):
             nxt = self.days.next_start(start) if d is None else self.weeks.next_start(start)
             return nxt if nxt is not None else self.snapshot.horizon
-        x = job.exposure
-        if d is not None:
-            day_end = self.snapshot.days[d][1]
-            if policy.daily_cap is not None and st.day_used.get(d, 0) + x > policy.daily_cap:
-                return day_end
-            if (
-                job.is_severe
-                and policy.severe_daily_cap is not None
-                and st.severe_used.get(d, 0) + x > policy.severe_daily_cap
-            ):
-                return day_end
-        if w is not None:
-            if policy.weekly_cap is not None and st.week_used.get(w, 0) + x > policy.weekly_cap:
-                return self.snapshot.weeks[w][1]
-        return None
+        cap = self.exposure.exceeded(job, st.examiner, d, w)
+        if cap is None:
+            return None
+        if cap.period == "day":
+            assert d is not None
+            return self.snapshot.days[d][1]
+        assert w is not None
+        return self.snapshot.weeks[w][1]
 
     def earliest_examiner(
         self, st: ExaminerState, job: Job, t: int, use_caps: bool = True
@@ -313,14 +304,7 @@ class Board:
             self.pools[p].reserve(start, end)
 
     def _charge_exposure(self, st: ExaminerState, job: Job, start: int) -> None:
-        d = self.days.index(start)
-        w = self.weeks.index(start)
-        if d is not None:
-            st.day_used[d] = st.day_used.get(d, 0) + job.exposure
-            if job.is_severe:
-                st.severe_used[d] = st.severe_used.get(d, 0) + job.exposure
-        if w is not None:
-            st.week_used[w] = st.week_used.get(w, 0) + job.exposure
+        self.exposure.take(job, st.examiner, self.days.index(start), self.weeks.index(start))
         st.exposure_planned += job.exposure
 
 
@@ -408,7 +392,7 @@ class _Dispatcher:
                 continue
             problem = self.board.problem(job, ex, ws, start)
             if problem:
-                what = "pinned" if source == "pin" else "frozen"
+                what = "pinned" if source == PIN else "frozen"
                 self._skip(job, PIN_CONFLICT, f"cannot keep the {what} placement: {problem}")
                 logger.warning("%s placement of %s not kept: %s", source, job_id, problem)
                 self.clashes += 1

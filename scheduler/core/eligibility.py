@@ -6,7 +6,17 @@ the bounds and the forecast agree on the same static eligibility as the verifier
 
 from __future__ import annotations
 
+from .rules.exposure import caps_allow
 from .snapshot import Examiner, Job, Snapshot, Workstation
+
+__all__ = [
+    "caps_allow",  # rule 3.5's, defined in rules/exposure.py; eligibility's users find it here
+    "eligible_examiners",
+    "eligible_workstations",
+    "examiner_can_take",
+    "exposure_examiners",
+    "workstation_can_take",
+]
 
 
 def examiner_can_take(job: Job, examiner: Examiner) -> bool:
@@ -20,19 +30,6 @@ def examiner_can_take(job: Job, examiner: Examiner) -> bool:
     if job.examiners is not None and examiner.id not in job.examiners:
         return False
     return job.severity <= examiner.exposure.max_severity
-
-
-def caps_allow(job: Job, examiner: Examiner) -> bool:
-    """Whether the job's exposure minutes fit the examiner's caps at all (ignoring use so far)."""
-    if job.exposure <= 0:
-        return True
-    policy = examiner.exposure
-    for cap in (policy.daily_cap, policy.weekly_cap):
-        if cap is not None and cap < job.exposure:
-            return False
-    if job.is_severe and policy.severe_daily_cap is not None:
-        return policy.severe_daily_cap >= job.exposure
-    return True
 
 
 def workstation_can_take(job: Job, workstation: Workstation) -> bool:

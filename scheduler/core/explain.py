@@ -35,6 +35,8 @@ from scheduler.core.plan import (
     Unscheduled,
     clock,
 )
+from scheduler.core.rules import exposure, names
+from scheduler.core.rules.exposure import ExposureLedger, counted_in
 from scheduler.core.snapshot import Job, KeptPlacement, Snapshot
 from scheduler.core.verify import verify
 
@@ -44,40 +46,13 @@ log = logging.getLogger(__name__)
 # -- reasons for jobs left out of a valid plan ----------------------------------------------------
 
 
-def _exposure_room(snapshot: Snapshot, assignments: Iterable[Assignment]) -> dict[str, object]:
-    """Planned exposure per (examiner, day), (examiner, severe day) and (examiner, week)."""
-    jobs = snapshot.jobs_by_id
-    day: dict[tuple[str, int], int] = defaultdict(int)
-    severe: dict[tuple[str, int], int] = defaultdict(int)
-    week: dict[tuple[str, int], int] = defaultdict(int)
-    for a in assignments:
-        job = jobs.get(a.job)
-        if job is None or a.examiner is None or job.exposure <= 0:
-            continue
-        d = snapshot.day_of(a.start)
-        k = snapshot.week_of(a.start)
-        if d is not None:
-            day[a.examiner, d] += job.exposure
-            if job.is_severe:
-                severe[a.examiner, d] += job.exposure
-        if k is not None:
-            week[a.examiner, k] += job.exposure
-    return {"day": day, "severe": severe, "week": week}
-
-
-def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> bool:
+def _caps_block(snapshot: Snapshot, job: Job, planned: ExposureLedger) -> bool:
     """True if every eligible examiner's caps are full on every day they could do the work."""
-    day = planned["day"]
-    severe = planned["severe"]
-    week = planned["week"]
-    assert isinstance(day, dict) and isinstance(severe, dict) and isinstance(week, dict)
     capped = False  # some day had a window but a full cap
     for e in eligible_examiners(snapshot, job):
         if not caps_allow(job, e):
             continue
         policy = e.exposure
-        logged_day = snapshot.logged_day_exposure(e)
-        logged_week = snapshot.logged_week_exposure(e)
         for d, (a, b) in enumerate(snapshot.days):
             if b <= job.release or a >= snapshot.horizon:
                 continue
@@ -86,19 +61,8 @@ def _caps_block(snapshot: Snapshot, job: Job, planned: Mapping[str, object]) -> 
             ):
                 continue  # no exposure window that day: not the caps' doing
             capped = True
-            if policy.daily_cap is not None:
-                if logged_day.get(d, 0) + day.get((e.id, d), 0) + job.exposure > policy.daily_cap:
-                    continue
-            if policy.severe_daily_cap is not None and job.is_severe:
-                if severe.get((e.id, d), 0) + job.exposure > policy.severe_daily_cap:
-                    continue
-            k = snapshot.week_of(a)
-            if policy.weekly_cap is not None and k is not None:
-                if logged_week.get(k, 0) + week.get((e.id, k), 0) + job.exposure > (
-                    policy.weekly_cap
-                ):
-                    continue
-            return False
+            if planned.exceeded(job, e, d, snapshot.week_of(a)) is None:
+                return False
     return capped
 
 
@@ -122,7 +86,7 @@ def unscheduled_reasons(
     jobs = snapshot.jobs_by_id
     placed = {a.job for a in assignments}
     wanted = set(left_out)
-    planned = _exposure_room(snapshot, assignments)
+    planned = ExposureLedger(snapshot).take_all(assignments)
     reasons: dict[str, Unscheduled] = {}
 
     def reason(job_id: str) -> Unscheduled:
@@ -146,7 +110,7 @@ def _reason(
     snapshot: Snapshot,
     job: Job,
     placed: set[str],
-    planned: Mapping[str, object],
+    planned: ExposureLedger,
     jobs: Mapping[str, Job],
     reason_of: object,
 ) -> Unscheduled:
@@ -209,9 +173,6 @@ def kept_placements(snapshot: Snapshot) -> Mapping[str, KeptPlacement]:
     return snapshot.kept
 
 
-_OWN_RULES_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})
-
-
 def _own_violations(snapshot: Snapshot, job: Job, k: KeptPlacement) -> list[str]:
     """Rules the placement breaks on its own (skills, windows, caps...), from the verifier."""
     a = Assignment(job.id, k.examiner, k.workstation, k.start, k.start + kept_duration(job, k))
@@ -220,7 +181,7 @@ def _own_violations(snapshot: Snapshot, job: Job, k: KeptPlacement) -> list[str]
         {
             f"{v.rule} ({v.detail})"
             for v in verify(snapshot, trial)
-            if v.job == job.id and v.rule not in _OWN_RULES_EXCLUDED
+            if v.job == job.id and v.rule not in names.NOT_ITS_OWN
         }
     )
 
@@ -295,52 +256,49 @@ class _ConflictModel:
                 if end > s:
                     by_pool[p].append((s, end, j))
         for e, items in by_examiner.items():
-            self._capacity(f"examiner_overlap[e={e}]", items, 1)
+            self._capacity(f"{names.EXAMINER_OVERLAP}[e={e}]", items, 1)
         ws_capacity = {w.id: w.capacity for w in snap.workstations}
         for w, items in by_ws.items():
-            self._capacity(f"workstation_capacity[w={w}]", items, ws_capacity.get(w, 1))
+            self._capacity(f"{names.WORKSTATION_CAPACITY}[w={w}]", items, ws_capacity.get(w, 1))
         pool_capacity = {p.id: p.capacity for p in snap.pools}
         for p, items in by_pool.items():
-            self._capacity(f"pool_capacity[p={p}]", items, pool_capacity.get(p, 0))
+            self._capacity(f"{names.POOL_CAPACITY}[p={p}]", items, pool_capacity.get(p, 0))
         # Precedence among kept placements.
         for j in self.placements:
             for pred in self.jobs[j].after:
                 if pred not in self.jobs:
                     continue
-                lit = self.rule(f"precedence[j={j}]")
+                lit = self.rule(f"{names.PRECEDENCE}[j={j}]")
                 if pred not in self.placements:
                     continue  # a free predecessor: the solver places it (or reports it)
                 if spans[pred][3] > spans[j][0]:
                     self.model.add_bool_or([self.keep[pred].Not(), self.keep[j].Not(), lit.Not()])
                 self.model.add_bool_or([self.keep[j].Not(), self.keep[pred], lit.Not()])
-        # Exposure caps.
+        # Exposure caps: the room the logged minutes leave, per cap (rules/exposure.py); the
+        # daily caps of each examiner and day first, then the weekly caps.
         examiners = snap.examiners_by_id
+        logged = ExposureLedger(snap)
         day: dict[tuple[str, int], list[str]] = defaultdict(list)
         week: dict[tuple[str, int], list[str]] = defaultdict(list)
         for j, k in self.placements.items():
             job = self.jobs[j]
             if k.examiner is None or job.exposure <= 0 or k.examiner not in examiners:
                 continue
-            d = snap.day_of(k.start)
-            wk = snap.week_of(k.start)
+            d, wk = counted_in(snap, k.start)
             if d is not None:
                 day[k.examiner, d].append(j)
             if wk is not None:
                 week[k.examiner, wk].append(j)
-        for (eid, d), ids in day.items():
-            policy = examiners[eid].exposure
-            if policy.daily_cap is not None:
-                room = policy.daily_cap - snap.logged_day_exposure(examiners[eid]).get(d, 0)
-                self._cap(f"exposure_daily_cap[e={eid},d={d}]", ids, room)
-            if policy.severe_daily_cap is not None:
-                severe = [j for j in ids if self.jobs[j].is_severe]
-                rule = f"exposure_severe_daily_cap[e={eid},d={d}]"
-                self._cap(rule, severe, policy.severe_daily_cap)
-        for (eid, wk), ids in week.items():
-            policy = examiners[eid].exposure
-            if policy.weekly_cap is not None:
-                room = policy.weekly_cap - snap.logged_week_exposure(examiners[eid]).get(wk, 0)
-                self._cap(f"exposure_weekly_cap[e={eid},w={wk}]", ids, room)
+        for caps, by_period in (
+            ((exposure.DAILY, exposure.SEVERE_DAILY), day),
+            ((exposure.WEEKLY,), week),
+        ):
+            for (eid, period), ids in by_period.items():
+                for cap in caps:
+                    room = logged.room(cap, examiners[eid], period)
+                    if room is not None:
+                        counts = [j for j in ids if cap.counts(self.jobs[j])]
+                        self._cap(f"{cap.rule}[e={eid},{cap.period[0]}={period}]", counts, room)
 
     def _cap(self, rule: str, items: list[str], room: int) -> None:
         if items and sum(self.jobs[j].exposure for j in items) > room:

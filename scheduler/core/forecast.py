@@ -13,7 +13,8 @@ second:
   job only after its predecessors (planned or forecast);
 - each goes to the eligible examiner who would finish it first; an examiner works through their
   queue without going back to fill earlier gaps, and attended work may run across shifts;
-- the daily and weekly exposure caps hold (an exposure job moves to the next day with room);
+- the daily, severe daily and weekly exposure caps hold (an exposure job moves to the next day
+  with room; docs/architecture.md §3.5);
 - workstations are relaxed to their capacity (no maintenance windows), licence pools are ignored.
 """
 
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 
 from .eligibility import caps_allow, examiner_can_take, workstation_can_take
 from .plan import Forecast, Plan
+from .rules.exposure import ExposureLedger
 from .snapshot import Examiner, Job, Snapshot
 
 log = logging.getLogger(__name__)
@@ -130,29 +132,28 @@ class _Simulation:
         self.lanes = {w.id: [h] * max(w.capacity, 1) for w in snapshot.workstations}
         self.day_origin = snapshot.days[-1][0] if snapshot.days else 0
         self.week_origin = snapshot.weeks[-1][0] if snapshot.weeks else 0
-        self.day_used: dict[tuple[str, int], int] = {}
-        self.week_used: dict[tuple[str, int], int] = {}
+        # Rule 3.5's caps over the forecast's own days and weeks, counted from the last listed
+        # day (week); nothing is logged that far ahead.
+        self.exposure = ExposureLedger(snapshot, logged=False)
 
     def _exposure_start(self, e: Examiner, job: Job, t: int) -> int:
         """First time >= t on a day (and week) whose caps leave room for the job."""
-        policy = e.exposure
         pattern = self.patterns[e.id]
         for _ in range(10_000):
             t = pattern.next_free(t)
-            d = (t - self.day_origin) // DAY
-            w = (t - self.week_origin) // WEEK
-            if policy.daily_cap is not None and (
-                self.day_used.get((e.id, d), 0) + job.exposure > policy.daily_cap
-            ):
+            d, w = self._periods(t)
+            cap = self.exposure.exceeded(job, e, d, w)
+            if cap is None:
+                return t
+            if cap.period == "day":
                 t = self.day_origin + (d + 1) * DAY
-                continue
-            if policy.weekly_cap is not None and (
-                self.week_used.get((e.id, w), 0) + job.exposure > policy.weekly_cap
-            ):
+            else:
                 t = self.week_origin + (w + 1) * WEEK
-                continue
-            return t
         return t
+
+    def _periods(self, t: int) -> tuple[int, int]:
+        """The forecast's day and week of ``t``: whole days (weeks) from the last listed one."""
+        return (t - self.day_origin) // DAY, (t - self.week_origin) // WEEK
 
     def place(self, job: Job, ready: int) -> Forecast | None:
         """Earliest-finishing eligible examiner (and workstation lane) for the job, committed."""
@@ -210,10 +211,7 @@ class _Simulation:
             self.cursor[e.id] = self.patterns[e.id].consume(start, job.attended)
             self.free_at[e.id] = self.patterns[e.id].next_free(self.cursor[e.id])
             if job.exposure > 0:
-                day = (start - self.day_origin) // DAY
-                week = (start - self.week_origin) // WEEK
-                self.day_used[(e.id, day)] = self.day_used.get((e.id, day), 0) + job.exposure
-                self.week_used[(e.id, week)] = self.week_used.get((e.id, week), 0) + job.exposure
+                self.exposure.take(job, e, *self._periods(start))
         if ws is not None:
             self.lanes[ws][lane] = start + job.machine_on(ws)
         return Forecast(job.id, start, end)

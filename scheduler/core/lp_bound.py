@@ -60,6 +60,7 @@ from ortools.linear_solver import linear_solver_pb2, pywraplp
 from .bounds import may_run, relax
 from .intervals import clip_closed, intersect_closed, merge_closed
 from .objective import job_tardiness
+from .rules.exposure import DAILY, SEVERE_DAILY, WEEKLY, Cap, ExposureLedger
 from .snapshot import Examiner, Interval, Job, KeptPlacement, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -260,6 +261,7 @@ class _Model:
         self.buckets = _buckets(snapshot)
         self.examiners = snapshot.examiners_by_id
         self.workstations = snapshot.workstations_by_id
+        self.logged = ExposureLedger(snapshot)  # rule 3.5's room before anything is planned
         self.jobs: dict[str, _Job] = {}
         self.critical = 0  # the critical-path bound, when relax() could be used
 
@@ -418,19 +420,7 @@ class _Model:
         """Whether the job's exposure fits what is left of the caps of the bucket's day and week."""
         if job.exposure <= 0:
             return True
-        policy = examiner.exposure
-        if bucket.day is not None:
-            logged = self.snapshot.logged_day_exposure(examiner).get(bucket.day, 0)
-            if policy.daily_cap is not None and job.exposure > policy.daily_cap - logged:
-                return False
-            severe = policy.severe_daily_cap
-            if job.is_severe and severe is not None and job.exposure > severe:
-                return False
-        if bucket.week is not None and policy.weekly_cap is not None:
-            logged = self.snapshot.logged_week_exposure(examiner).get(bucket.week, 0)
-            if job.exposure > policy.weekly_cap - logged:
-                return False
-        return True
+        return self.logged.exceeded(job, examiner, bucket.day, bucket.week) is None
 
     # -- rows -----------------------------------------------------------------------------------
 
@@ -537,38 +527,23 @@ class _Model:
                 bucket = self.buckets[s.bucket]
                 if bucket.day is not None:
                     daily[bucket.day].append(item)
-                    if job.is_severe:
+                    if SEVERE_DAILY.counts(job):
                         severe[bucket.day].append(item)
                 if bucket.week is not None:
                     weekly[bucket.week].append(item)
-        snapshot = self.snapshot
 
-        def left(cap: int | None, logged: int) -> int | None:
-            return None if cap is None else max(0, cap - logged)
-
-        def daily_left(day: int) -> Callable[[str], int | None]:
+        def left(cap: Cap, period: int) -> Callable[[str], int | None]:
             def limit(e_id: str) -> int | None:
-                e = self.examiners[e_id]
-                return left(e.exposure.daily_cap, snapshot.logged_day_exposure(e).get(day, 0))
+                return self.logged.room(cap, self.examiners[e_id], period)
 
             return limit
-
-        def weekly_left(week: int) -> Callable[[str], int | None]:
-            def limit(e_id: str) -> int | None:
-                e = self.examiners[e_id]
-                return left(e.exposure.weekly_cap, snapshot.logged_week_exposure(e).get(week, 0))
-
-            return limit
-
-        def severe_left(e_id: str) -> int | None:
-            return left(self.examiners[e_id].exposure.severe_daily_cap, 0)
 
         for day, items in daily.items():
-            self._shared(items, daily_left(day))
-        for items in severe.values():
-            self._shared(items, severe_left)
+            self._shared(items, left(DAILY, day))
+        for day, items in severe.items():
+            self._shared(items, left(SEVERE_DAILY, day))
         for week, items in weekly.items():
-            self._shared(items, weekly_left(week))
+            self._shared(items, left(WEEKLY, week))
 
     def _shared(
         self,

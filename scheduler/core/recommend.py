@@ -42,7 +42,9 @@ from scheduler.core.objective import (
     unassigned_end,
     weighted_objective,
 )
-from scheduler.core.plan import Assignment, Plan, Unscheduled, clock
+from scheduler.core.plan import HORIZON_FULL, Assignment, Plan, Unscheduled, clock
+from scheduler.core.rules.exposure import ExposureLedger
+from scheduler.core.rules.names import KEPT, PIN
 from scheduler.core.snapshot import Job, Snapshot
 from scheduler.core.verify import verify
 
@@ -187,7 +189,7 @@ def advise(
         candidates[e, w] = found
 
     left = tuple(
-        Unscheduled(j.id, "horizon_full", "")
+        Unscheduled(j.id, HORIZON_FULL, "")
         for j in snapshot.jobs
         if j.id not in placed and j.id != job_id
     )
@@ -204,7 +206,7 @@ def advise(
         return [
             f"{v.rule} ({v.detail})"
             for v in verify(snapshot, trial)
-            if v.rule not in ("pin", "frozen") and (v.rule, v.job) not in already
+            if v.rule not in KEPT and (v.rule, v.job) not in already
         ]
 
     # The cheapest starts first, verified one by one until ``limit`` pass; a pair none of whose
@@ -345,7 +347,7 @@ def _with_pushes(
         problems = [
             v
             for v in verify(snapshot, trial)
-            if v.rule not in ("pin", "frozen") and (v.rule, v.job) not in already
+            if v.rule not in KEPT and (v.rule, v.job) not in already
         ]
         if problems:
             log.warning("recommend: push %s breaks %s; skipped", moved, problems[0])
@@ -499,7 +501,7 @@ def kept_reason(snapshot: Snapshot, k: KeptPlacement, pinned: str = "pinned") ->
     the service holds in place because it is under way)."""
     where = " on ".join(r for r in (k.examiner, k.workstation) if r)
     at = f"{clock(k.start)}" + (f" on {where}" if where else "")
-    if k.kind == "pin":
+    if k.kind == PIN:
         return f"{pinned} at {at}: it stays where it is"
     return (
         f"starts at {at}, inside the frozen window (until {clock(snapshot.frozen_until)}): "
@@ -585,25 +587,9 @@ class _Caps:
     """Exposure already planned per examiner and day/week, without the job itself."""
 
     def __init__(self, snapshot: Snapshot, job: Job, others: dict[str, Assignment]) -> None:
-        self.snapshot = snapshot
         self.job = job
         self.examiners = snapshot.examiners_by_id
-        jobs = snapshot.jobs_by_id
-        self.day: dict[tuple[str, int], int] = defaultdict(int)
-        self.severe: dict[tuple[str, int], int] = defaultdict(int)
-        self.week: dict[tuple[str, int], int] = defaultdict(int)
-        for a in others.values():
-            other = jobs[a.job]
-            if a.examiner is None or other.exposure <= 0:
-                continue
-            d = snapshot.day_of(a.start)
-            k = snapshot.week_of(a.start)
-            if d is not None:
-                self.day[a.examiner, d] += other.exposure
-                if other.is_severe:
-                    self.severe[a.examiner, d] += other.exposure
-            if k is not None:
-                self.week[a.examiner, k] += other.exposure
+        self.ledger = ExposureLedger(snapshot).take_all(others.values())
 
     def allow(self, examiner: str | None, start: int) -> bool:
         return self.breach(examiner, start) is None
@@ -614,22 +600,8 @@ class _Caps:
         if examiner is None or job.exposure <= 0:
             return None
         e = self.examiners[examiner]
-        policy = e.exposure
-        d = self.snapshot.day_of(start)
-        k = self.snapshot.week_of(start)
-        if d is not None:
-            if policy.daily_cap is not None:
-                logged = self.snapshot.logged_day_exposure(e).get(d, 0)
-                if logged + self.day[examiner, d] + job.exposure > policy.daily_cap:
-                    return f"daily exposure cap ({policy.daily_cap} min)"
-            if policy.severe_daily_cap is not None and job.is_severe:
-                if self.severe[examiner, d] + job.exposure > policy.severe_daily_cap:
-                    return f"severe daily exposure cap ({policy.severe_daily_cap} min)"
-        if k is not None and policy.weekly_cap is not None:
-            logged = self.snapshot.logged_week_exposure(e).get(k, 0)
-            if logged + self.week[examiner, k] + job.exposure > policy.weekly_cap:
-                return f"weekly exposure cap ({policy.weekly_cap} min)"
-        return None
+        cap = self.ledger.exceeded_at(job, e, start)
+        return None if cap is None else f"{cap.words} ({cap.limit(e)} min)"
 
 
 #: Jobs named in a "busy" reason; the rest are counted.

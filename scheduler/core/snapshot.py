@@ -33,6 +33,7 @@ from scheduler.core.fields import (
     read_object,
 )
 from scheduler.core.plan import PlanWarning
+from scheduler.core.rules.names import FROZEN, PIN
 
 SNAPSHOT_FORMAT = "labq.snapshot/1"
 
@@ -258,12 +259,12 @@ class Snapshot:
         for job in sorted((j for j in self.jobs if j.pin is not None), key=_pin_order):
             assert job.pin is not None
             pin = job.pin
-            kept[job.id] = KeptPlacement(job.id, pin.examiner, pin.workstation, pin.start, "pin")
+            kept[job.id] = KeptPlacement(job.id, pin.examiner, pin.workstation, pin.start, PIN)
         present = self.jobs_by_id
         for prev in sorted(self.previous, key=lambda p: (p.start, p.job)):
             if prev.job in present and prev.job not in kept and prev.start < self.frozen_until:
                 kept[prev.job] = KeptPlacement(
-                    prev.job, prev.examiner, prev.workstation, prev.start, "frozen"
+                    prev.job, prev.examiner, prev.workstation, prev.start, FROZEN
                 )
         return MappingProxyType(kept)
 

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from scheduler.core.plan import PIN_CONFLICT, Assignment, Plan, Unscheduled
+from scheduler.core.rules import exposure, names
+from scheduler.core.rules.exposure import Cap
 from scheduler.core.snapshot import Examiner, Interval, Job, Snapshot, Workstation
 
 
@@ -127,13 +129,13 @@ def _coverage(ctx: _Context) -> Iterator[Violation]:
     for job_id in entries:
         if job_id not in ctx.jobs and job_id not in reported:
             reported.add(job_id)
-            yield Violation("coverage", job_id, f"job {job_id} is not in the snapshot")
+            yield Violation(names.COVERAGE, job_id, f"job {job_id} is not in the snapshot")
     for job in ctx.snapshot.jobs:
         n = counts.get(job.id, 0)
         if n == 0:
-            yield Violation("coverage", job.id, "job is neither assigned nor unscheduled")
+            yield Violation(names.COVERAGE, job.id, "job is neither assigned nor unscheduled")
         elif n > 1:
-            yield Violation("coverage", job.id, f"job appears {n} times in the plan")
+            yield Violation(names.COVERAGE, job.id, f"job appears {n} times in the plan")
 
 
 def _horizon(ctx: _Context) -> Iterator[Violation]:
@@ -141,7 +143,7 @@ def _horizon(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if p.start < 0 or p.end > ctx.snapshot.horizon:
             yield Violation(
-                "horizon",
+                names.HORIZON,
                 p.job.id,
                 f"runs [{p.start}, {p.end}) outside the horizon [0, {ctx.snapshot.horizon})",
             )
@@ -152,7 +154,7 @@ def _release(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if p.start < p.job.release:
             yield Violation(
-                "release", p.job.id, f"starts at {p.start} before its release {p.job.release}"
+                names.RELEASE, p.job.id, f"starts at {p.start} before its release {p.job.release}"
             )
 
 
@@ -161,7 +163,7 @@ def _end(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if p.assignment.end != p.end:
             yield Violation(
-                "end",
+                names.END,
                 p.job.id,
                 f"end is {p.assignment.end}, expected {p.end} = {p.start} + "
                 f"max(attended {p.job.attended}, machine {p.machine})",
@@ -176,7 +178,9 @@ def _examiner_unknown(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if p.assignment.examiner is not None and p.examiner is None:
             yield Violation(
-                "examiner_unknown", p.job.id, f"examiner {p.assignment.examiner} is not in the lab"
+                names.EXAMINER_UNKNOWN,
+                p.job.id,
+                f"examiner {p.assignment.examiner} is not in the lab",
             )
 
 
@@ -185,7 +189,9 @@ def _examiner_needed(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if p.job.needs_examiner and p.assignment.examiner is None:
             yield Violation(
-                "examiner_needed", p.job.id, f"{p.job.attended} attended minutes but no examiner"
+                names.EXAMINER_NEEDED,
+                p.job.id,
+                f"{p.job.attended} attended minutes but no examiner",
             )
 
 
@@ -194,7 +200,7 @@ def _examiner_not_needed(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if not p.job.needs_examiner and p.assignment.examiner is not None:
             yield Violation(
-                "examiner_not_needed",
+                names.EXAMINER_NOT_NEEDED,
                 p.job.id,
                 f"no attended minutes but examiner {p.assignment.examiner} is assigned",
             )
@@ -207,7 +213,7 @@ def _skills(ctx: _Context) -> Iterator[Violation]:
             missing = p.job.skills - p.examiner.skills
             if missing:
                 yield Violation(
-                    "skills",
+                    names.SKILLS,
                     p.job.id,
                     f"examiner {p.examiner.id} lacks skills {', '.join(sorted(missing))}",
                 )
@@ -220,7 +226,7 @@ def _examiner_allow_list(ctx: _Context) -> Iterator[Violation]:
         ex = p.assignment.examiner
         if allowed is not None and ex is not None and ex not in allowed:
             yield Violation(
-                "examiner_allow_list",
+                names.EXAMINER_ALLOW_LIST,
                 p.job.id,
                 f"examiner {ex} is not in the job's list {', '.join(allowed) or '(empty)'}",
             )
@@ -234,7 +240,7 @@ def _examiner_availability(ctx: _Context) -> Iterator[Violation]:
         end = p.start + p.job.attended
         if not _inside_one(p.start, end, p.examiner.available):
             yield Violation(
-                "examiner_availability",
+                names.EXAMINER_AVAILABILITY,
                 p.job.id,
                 f"attended [{p.start}, {end}) is not inside one availability window of "
                 f"{p.examiner.id}: {_show(p.examiner.available)}",
@@ -252,7 +258,7 @@ def _examiner_overlap(ctx: _Context) -> Iterator[Violation]:
         for p in placed:
             if p.start < busy_until:
                 yield Violation(
-                    "examiner_overlap",
+                    names.EXAMINER_OVERLAP,
                     p.job.id,
                     f"{examiner} is attending {holder} until {busy_until}, "
                     f"but this job starts at {p.start}",
@@ -270,7 +276,7 @@ def _workstation_unknown(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if p.assignment.workstation is not None and p.workstation is None:
             yield Violation(
-                "workstation_unknown",
+                names.WORKSTATION_UNKNOWN,
                 p.job.id,
                 f"workstation {p.assignment.workstation} is not in the lab",
             )
@@ -280,7 +286,7 @@ def _workstation_needed(ctx: _Context) -> Iterator[Violation]:
     """A job with machine minutes (or a machine_by_workstation list) has a workstation."""
     for p in ctx.placed.values():
         if p.job.needs_workstation and p.assignment.workstation is None:
-            yield Violation("workstation_needed", p.job.id, "needs a workstation but has none")
+            yield Violation(names.WORKSTATION_NEEDED, p.job.id, "needs a workstation but has none")
 
 
 def _workstation_not_needed(ctx: _Context) -> Iterator[Violation]:
@@ -288,7 +294,7 @@ def _workstation_not_needed(ctx: _Context) -> Iterator[Violation]:
     for p in ctx.placed.values():
         if not p.job.needs_workstation and p.assignment.workstation is not None:
             yield Violation(
-                "workstation_not_needed",
+                names.WORKSTATION_NOT_NEEDED,
                 p.job.id,
                 f"no machine part but workstation {p.assignment.workstation} is assigned",
             )
@@ -301,7 +307,7 @@ def _capabilities(ctx: _Context) -> Iterator[Violation]:
             missing = p.job.capabilities - p.workstation.capabilities
             if missing:
                 yield Violation(
-                    "capabilities",
+                    names.CAPABILITIES,
                     p.job.id,
                     f"workstation {p.workstation.id} lacks {', '.join(sorted(missing))}",
                 )
@@ -314,7 +320,7 @@ def _machine_by_workstation(ctx: _Context) -> Iterator[Violation]:
         ws = p.assignment.workstation
         if by_ws is not None and ws is not None and ws not in by_ws:
             yield Violation(
-                "machine_by_workstation",
+                names.MACHINE_BY_WORKSTATION,
                 p.job.id,
                 f"workstation {ws} is not one of {', '.join(sorted(by_ws)) or '(none)'}",
             )
@@ -328,7 +334,7 @@ def _workstation_availability(ctx: _Context) -> Iterator[Violation]:
         end = p.start + p.machine
         if not _inside_one(p.start, end, p.workstation.available):
             yield Violation(
-                "workstation_availability",
+                names.WORKSTATION_AVAILABILITY,
                 p.job.id,
                 f"machine part [{p.start}, {end}) is not inside one availability window of "
                 f"{p.workstation.id}: {_show(p.workstation.available)}",
@@ -365,7 +371,7 @@ def _workstation_capacity(ctx: _Context) -> Iterator[Violation]:
         capacity = ctx.workstations[ws_id].capacity
         for job, time, holders in _over_capacity(intervals, capacity):
             yield Violation(
-                "workstation_capacity",
+                names.WORKSTATION_CAPACITY,
                 job,
                 f"{ws_id} (capacity {capacity}) runs {len(holders)} jobs at {time}: "
                 f"{', '.join(holders)}",
@@ -383,7 +389,7 @@ def _pool_capacity(ctx: _Context) -> Iterator[Violation]:
         capacity = known.capacity if known is not None else 0
         for job, time, holders in _over_capacity(intervals, capacity):
             yield Violation(
-                "pool_capacity",
+                names.POOL_CAPACITY,
                 job,
                 f"pool {pool_id} (capacity {capacity}) is held by {len(holders)} jobs at {time}: "
                 f"{', '.join(holders)}",
@@ -402,11 +408,13 @@ def _precedence(ctx: _Context) -> Iterator[Violation]:
             pred = ctx.placed.get(pred_id)
             if pred is None:
                 yield Violation(
-                    "precedence", p.job.id, f"predecessor {pred_id} is not scheduled in this plan"
+                    names.PRECEDENCE,
+                    p.job.id,
+                    f"predecessor {pred_id} is not scheduled in this plan",
                 )
             elif pred.end > p.start:
                 yield Violation(
-                    "precedence",
+                    names.PRECEDENCE,
                     p.job.id,
                     f"starts at {p.start} before predecessor {pred_id} ends at {pred.end}",
                 )
@@ -425,7 +433,7 @@ def _max_severity(ctx: _Context) -> Iterator[Violation]:
         assert p.examiner is not None
         if p.job.severity > p.examiner.exposure.max_severity:
             yield Violation(
-                "max_severity",
+                names.MAX_SEVERITY,
                 p.job.id,
                 f"severity {p.job.severity} exceeds {p.examiner.id}'s max severity "
                 f"{p.examiner.exposure.max_severity}",
@@ -440,43 +448,35 @@ def _exposure_window(ctx: _Context) -> Iterator[Violation]:
         windows = p.examiner.exposure.windows
         if not _inside_one(p.start, end, windows):
             yield Violation(
-                "exposure_window",
+                names.EXPOSURE_WINDOW,
                 p.job.id,
                 f"attended [{p.start}, {end}) is not inside one exposure window of "
                 f"{p.examiner.id}: {_show(windows)}",
             )
 
 
-def _cap_check(
-    ctx: _Context,
-    rule: str,
-    period_of: Callable[[int], int | None],
-    cap_of: Callable[[Examiner], int | None],
-    logged_of: Callable[[Examiner], dict[int, int]],
-    counts: Callable[[Job], bool],
-    period_name: str,
-) -> Iterator[Violation]:
-    """Planned (+ logged) exposure minutes per examiner and period stay within the cap."""
+def _cap_check(ctx: _Context, cap: Cap) -> Iterator[Violation]:
+    """Planned (+ logged) exposure minutes per examiner and period stay within ``cap``."""
     planned: dict[tuple[str, int], list[_Placed]] = defaultdict(list)
     for p in _exposed(ctx):
         assert p.examiner is not None
-        period = period_of(p.start)
-        if period is not None and counts(p.job) and cap_of(p.examiner) is not None:
+        period = cap.period_of(ctx.snapshot, p.start)
+        if period is not None and cap.counts(p.job) and cap.limit(p.examiner) is not None:
             planned[(p.examiner.id, period)].append(p)
     for (examiner_id, period), placed in planned.items():
         examiner = ctx.examiners[examiner_id]
-        cap = cap_of(examiner)
-        assert cap is not None
-        logged = logged_of(examiner).get(period, 0)
+        limit = cap.limit(examiner)
+        assert limit is not None
+        logged = cap.logged(ctx.snapshot, examiner).get(period, 0)
         total = logged
         for p in placed:
             total += p.job.exposure
-            if total > cap:
+            if total > limit:
                 yield Violation(
-                    rule,
+                    cap.rule,
                     p.job.id,
-                    f"{examiner_id} {period_name} {period}: {total} exposure minutes "
-                    f"({logged} logged + {total - logged} planned up to this job) > cap {cap}; "
+                    f"{examiner_id} {cap.period} {period}: {total} exposure minutes "
+                    f"({logged} logged + {total - logged} planned up to this job) > cap {limit}; "
                     f"jobs {', '.join(q.job.id for q in placed)}",
                 )
                 break
@@ -484,48 +484,20 @@ def _cap_check(
 
 def _exposure_daily_cap(ctx: _Context) -> Iterator[Violation]:
     """Per lab-local day, logged + planned exposure minutes <= the daily cap."""
-    return _cap_check(
-        ctx,
-        "exposure_daily_cap",
-        ctx.snapshot.day_of,
-        lambda e: e.exposure.daily_cap,
-        ctx.snapshot.logged_day_exposure,
-        lambda job: True,
-        "day",
-    )
+    return _cap_check(ctx, exposure.DAILY)
 
 
 def _exposure_severe_daily_cap(ctx: _Context) -> Iterator[Violation]:
     """Per lab-local day, planned severity-3 exposure minutes <= the severe daily cap."""
-    return _cap_check(
-        ctx,
-        "exposure_severe_daily_cap",
-        ctx.snapshot.day_of,
-        lambda e: e.exposure.severe_daily_cap,
-        lambda e: {},
-        lambda job: job.is_severe,
-        "day",
-    )
+    return _cap_check(ctx, exposure.SEVERE_DAILY)
 
 
 def _exposure_weekly_cap(ctx: _Context) -> Iterator[Violation]:
     """Per week, logged + planned exposure minutes <= the weekly cap."""
-    return _cap_check(
-        ctx,
-        "exposure_weekly_cap",
-        ctx.snapshot.week_of,
-        lambda e: e.exposure.weekly_cap,
-        ctx.snapshot.logged_week_exposure,
-        lambda job: True,
-        "week",
-    )
+    return _cap_check(ctx, exposure.WEEKLY)
 
 
 # ---- kept placements ----------------------------------------------------------------------------
-
-
-# The rules a kept placement is tried against when a plan leaves it out as a pin conflict.
-_TRIAL_EXCLUDED = frozenset({"coverage", "precedence", "pin", "frozen"})
 
 
 def _conflict_is_real(
@@ -557,8 +529,8 @@ def _conflict_is_real(
         trial = _Context(ctx.snapshot, Plan("unknown", None, None, 0.0, tuple(assignments)))
         return {
             (v.rule, v.job)
-            for check in _CHECKS
-            if check.__name__.lstrip("_") not in _TRIAL_EXCLUDED
+            for name, check in _CHECKS
+            if name not in names.NOT_ITS_OWN  # a kept placement is tried against the rest
             for v in check(trial)
         }
 
@@ -610,55 +582,57 @@ def _pin(ctx: _Context) -> Iterator[Violation]:
     for job in ctx.snapshot.jobs:
         if job.pin is not None:
             pin = job.pin
-            yield from _kept(ctx, "pin", job, pin.examiner, pin.workstation, pin.start, "pinned")
+            yield from _kept(
+                ctx, names.PIN, job, pin.examiner, pin.workstation, pin.start, "pinned"
+            )
 
 
 def _frozen(ctx: _Context) -> Iterator[Violation]:
     """A published assignment starting before frozen_until is kept exactly."""
     for job_id, k in ctx.snapshot.kept.items():
-        if k.kind == "frozen":
+        if k.kind == names.FROZEN:
             yield from _kept(
-                ctx, k.kind, ctx.jobs[job_id], k.examiner, k.workstation, k.start, "frozen"
+                ctx, names.FROZEN, ctx.jobs[job_id], k.examiner, k.workstation, k.start, "frozen"
             )
 
 
-_CHECKS: tuple[Check, ...] = (
-    _coverage,
-    _horizon,
-    _release,
-    _end,
-    _examiner_unknown,
-    _examiner_needed,
-    _examiner_not_needed,
-    _skills,
-    _examiner_allow_list,
-    _examiner_availability,
-    _examiner_overlap,
-    _workstation_unknown,
-    _workstation_needed,
-    _workstation_not_needed,
-    _capabilities,
-    _machine_by_workstation,
-    _workstation_availability,
-    _workstation_capacity,
-    _pool_capacity,
-    _precedence,
-    _max_severity,
-    _exposure_window,
-    _exposure_daily_cap,
-    _exposure_severe_daily_cap,
-    _exposure_weekly_cap,
-    _pin,
-    _frozen,
+_CHECKS: tuple[tuple[str, Check], ...] = (
+    (names.COVERAGE, _coverage),
+    (names.HORIZON, _horizon),
+    (names.RELEASE, _release),
+    (names.END, _end),
+    (names.EXAMINER_UNKNOWN, _examiner_unknown),
+    (names.EXAMINER_NEEDED, _examiner_needed),
+    (names.EXAMINER_NOT_NEEDED, _examiner_not_needed),
+    (names.SKILLS, _skills),
+    (names.EXAMINER_ALLOW_LIST, _examiner_allow_list),
+    (names.EXAMINER_AVAILABILITY, _examiner_availability),
+    (names.EXAMINER_OVERLAP, _examiner_overlap),
+    (names.WORKSTATION_UNKNOWN, _workstation_unknown),
+    (names.WORKSTATION_NEEDED, _workstation_needed),
+    (names.WORKSTATION_NOT_NEEDED, _workstation_not_needed),
+    (names.CAPABILITIES, _capabilities),
+    (names.MACHINE_BY_WORKSTATION, _machine_by_workstation),
+    (names.WORKSTATION_AVAILABILITY, _workstation_availability),
+    (names.WORKSTATION_CAPACITY, _workstation_capacity),
+    (names.POOL_CAPACITY, _pool_capacity),
+    (names.PRECEDENCE, _precedence),
+    (names.MAX_SEVERITY, _max_severity),
+    (names.EXPOSURE_WINDOW, _exposure_window),
+    (names.EXPOSURE_DAILY_CAP, _exposure_daily_cap),
+    (names.EXPOSURE_SEVERE_DAILY_CAP, _exposure_severe_daily_cap),
+    (names.EXPOSURE_WEEKLY_CAP, _exposure_weekly_cap),
+    (names.PIN, _pin),
+    (names.FROZEN, _frozen),
 )
 
-RULES: tuple[str, ...] = tuple(check.__name__.lstrip("_") for check in _CHECKS)
+RULES: tuple[str, ...] = tuple(name for name, _ in _CHECKS)
 
 
 def verify(snapshot: Snapshot, plan: Plan) -> list[Violation]:
     """Every hard rule ``plan`` breaks on ``snapshot``; an empty list means the plan is valid."""
     ctx = _Context(snapshot, plan)
     violations: list[Violation] = []
-    for check in _CHECKS:
+    for _, check in _CHECKS:
         violations.extend(check(ctx))
     return violations

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from scheduler.core.fields import FieldError
 from scheduler.core.snapshot import (
     Examiner,
-    ExposurePolicy,
     Interval,
     Job,
     Pin,
@@ -164,11 +163,11 @@ def apply_changes(snapshot: Snapshot, changes: Changes) -> Snapshot:
                     id=f"{ADDED_PREFIX}examiner-{number}",
                     skills=add.skills,
                     available=like.available,
-                    exposure=ExposurePolicy(
-                        daily_cap=policy.daily_cap,
-                        severe_daily_cap=policy.severe_daily_cap,
-                        weekly_cap=policy.weekly_cap,
-                        windows=policy.windows,
+                    # the same caps and windows, nothing logged yet (a new examiner)
+                    exposure=replace(
+                        policy,
+                        used_by_day={},
+                        used_this_week=0,
                         max_severity=(
                             policy.max_severity if add.max_severity is None else add.max_severity
                         ),

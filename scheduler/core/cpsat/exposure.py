@@ -15,6 +15,7 @@ from ortools.sat.python import cp_model
 
 from scheduler.core import intervals as iv
 from scheduler.core.cpsat.context import JobVars, ModelContext
+from scheduler.core.rules.exposure import DAILY, SEVERE_DAILY, WEEKLY, Cap, ExposureLedger
 
 
 def start_day_literal(ctx: ModelContext, jv: JobVars, day: int) -> cp_model.IntVar:
@@ -82,24 +83,14 @@ class _Exposed:
 
 
 def add_exposure_caps(ctx: ModelContext) -> None:
-    """Rule 5: daily cap (plus minutes already logged), severe daily cap, weekly cap."""
+    """Rule 5: daily cap (plus minutes already logged), severe daily cap, weekly cap.
+
+    The caps, what each counts and the room the logged and fixed minutes leave come from
+    ``scheduler.core.rules.exposure``; this module only sums the free jobs' literals against it.
+    """
     snap = ctx.snapshot
-    # Fixed exposure per (examiner, day) and (examiner, week).
-    fixed_day: dict[tuple[str, int], int] = defaultdict(int)
-    fixed_severe: dict[tuple[str, int], int] = defaultdict(int)
-    fixed_week: dict[tuple[str, int], int] = defaultdict(int)
-    for job_id, a in ctx.fixed.items():
-        job = ctx.jobs[job_id]
-        if a is None or a.examiner is None or job.exposure <= 0:
-            continue
-        d = ctx.day_of(a.start)
-        k = ctx.week_of(a.start)
-        if d is not None:
-            fixed_day[a.examiner, d] += job.exposure
-            if job.is_severe:
-                fixed_severe[a.examiner, d] += job.exposure
-        if k is not None:
-            fixed_week[a.examiner, k] += job.exposure
+    # Room left per cap once the logged minutes and the fixed jobs are counted.
+    ledger = ExposureLedger(snap).take_all(ctx.fixed.values())
 
     # Free exposure jobs that could land on each (examiner, day).
     candidates: dict[tuple[str, int], list[JobVars]] = defaultdict(list)
@@ -112,39 +103,25 @@ def add_exposure_caps(ctx: ModelContext) -> None:
                 candidates[e, d].append(jv)
 
     exposed = _Exposed(ctx)
-    week_of_day = {d: ctx.week_of(a) for d, (a, _) in enumerate(snap.days)}
+
+    def bind(cap: Cap, e: str, period: int, items: list[tuple[JobVars, int]]) -> None:
+        """``sum exposure * exposed <= room``, unless all that could land there fits anyway."""
+        room = ledger.room(cap, ctx.examiners[e], period)
+        counted = [(jv, d) for jv, d in items if cap.counts(jv.job)]
+        if room is None or not counted or sum(jv.job.exposure for jv, _ in counted) <= room:
+            return
+        ctx.model.add(
+            sum(jv.job.exposure * exposed.get(jv, e, d) for jv, d in counted) <= room
+        ).with_name(f"{cap.rule}[e={e},{cap.period[0]}={period}]")
+
     for (e, d), jobs in sorted(candidates.items()):
-        examiner = ctx.examiners[e]
-        policy = examiner.exposure
-        if policy.daily_cap is not None:
-            logged = ctx.snapshot.logged_day_exposure(examiner).get(d, 0)
-            room = policy.daily_cap - logged - fixed_day[e, d]
-            if sum(jv.job.exposure for jv in jobs) > room:
-                ctx.model.add(
-                    sum(jv.job.exposure * exposed.get(jv, e, d) for jv in jobs) <= max(room, 0)
-                ).with_name(f"exposure_daily_cap[e={e},d={d}]")
-        if policy.severe_daily_cap is not None:
-            severe = [jv for jv in jobs if jv.job.is_severe]
-            room = policy.severe_daily_cap - fixed_severe[e, d]
-            if sum(jv.job.exposure for jv in severe) > room:
-                ctx.model.add(
-                    sum(jv.job.exposure * exposed.get(jv, e, d) for jv in severe) <= max(room, 0)
-                ).with_name(f"exposure_severe_daily_cap[e={e},d={d}]")
+        for cap in (DAILY, SEVERE_DAILY):
+            bind(cap, e, d, [(jv, d) for jv in jobs])
 
     by_week: dict[tuple[str, int], list[tuple[JobVars, int]]] = defaultdict(list)
     for (e, d), jobs in candidates.items():
-        k = week_of_day.get(d)
+        k = WEEKLY.period_of(snap, snap.days[d][0])
         if k is not None:
             by_week[e, k].extend((jv, d) for jv in jobs)
     for (e, k), items in sorted(by_week.items(), key=lambda kv: kv[0]):
-        examiner = ctx.examiners[e]
-        policy = examiner.exposure
-        if policy.weekly_cap is None:
-            continue
-        logged = ctx.snapshot.logged_week_exposure(examiner).get(k, 0)
-        room = policy.weekly_cap - logged - fixed_week[e, k]
-        if sum(jv.job.exposure for jv, _ in items) <= room:
-            continue
-        ctx.model.add(
-            sum(jv.job.exposure * exposed.get(jv, e, d) for jv, d in items) <= max(room, 0)
-        ).with_name(f"exposure_weekly_cap[e={e},w={k}]")
+        bind(WEEKLY, e, k, items)
