@@ -30,7 +30,8 @@ from scheduler.core.cpsat.context import Interval, ModelContext
 from scheduler.core.cpsat.solver import make_solver, work_seconds
 from scheduler.core.eligibility import eligible_examiners, eligible_workstations
 from scheduler.core.objective import job_tardiness, plan_objective, unassigned_end
-from scheduler.core.plan import Assignment, Plan, Unscheduled
+from scheduler.core.plan import HORIZON_FULL, Assignment, Plan, Unscheduled
+from scheduler.core.rules.names import KEPT
 from scheduler.core.snapshot import Job, Snapshot
 from scheduler.core.stopping import is_set
 from scheduler.core.verify import verify
@@ -509,11 +510,11 @@ class _Search:
         breaks a hard rule (the solution was found against an older plan)."""
         merged = {**self.placements, **solution}
         assignments = tuple(a for a in merged.values() if a is not None)
-        left = tuple(Unscheduled(j, "horizon_full", "") for j, a in merged.items() if a is None)
+        left = tuple(Unscheduled(j, HORIZON_FULL, "") for j, a in merged.items() if a is None)
         problems = [
             v
             for v in verify(self.snapshot, Plan("feasible", None, None, 0.0, assignments, left))
-            if v.rule not in ("pin", "frozen")  # locked jobs never move
+            if v.rule not in KEPT  # locked jobs never move
         ]
         if problems:
             return None

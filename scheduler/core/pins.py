@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from .bounds import relax
 from .explain import KeptPlacement, kept_duration, kept_placements
 from .plan import Assignment, Plan
+from .rules.names import NOT_ITS_OWN, PRECEDENCE
 from .snapshot import Job, Snapshot
 from .verify import Violation, verify
-
-#: Rules that speak of other jobs, or of the plan as a whole, not of the pin itself.
-_NOT_ITS_OWN = frozenset({"coverage", "precedence", "pin", "frozen"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,7 @@ def _placement(job: Job, k: KeptPlacement) -> Assignment:
 
 def _broken(snapshot: Snapshot, placements: list[Assignment]) -> set[tuple[str, str | None]]:
     plan = Plan("unknown", None, None, 0.0, tuple(placements))
-    return {(v.rule, v.job) for v in verify(snapshot, plan) if v.rule not in _NOT_ITS_OWN}
+    return {(v.rule, v.job) for v in verify(snapshot, plan) if v.rule not in NOT_ITS_OWN}
 
 
 def _shares(a: Assignment, b: Assignment, jobs: Mapping[str, Job]) -> bool:
@@ -72,7 +70,7 @@ def pin_problems(snapshot: Snapshot, job_id: str) -> list[PinProblem]:
     own: list[Violation] = [
         v
         for v in verify(snapshot, Plan("unknown", None, None, 0.0, (pinned,)))
-        if v.job == job_id and v.rule not in _NOT_ITS_OWN
+        if v.job == job_id and v.rule not in NOT_ITS_OWN
     ]
     if own:
         rules = dict.fromkeys(v.rule for v in own)
@@ -105,7 +103,7 @@ def pin_problems(snapshot: Snapshot, job_id: str) -> list[PinProblem]:
             end = relaxed[pred].earliest_end
         if end is None or end > target.start:
             at = end if end is not None else snapshot.horizon
-            problems.append(PinProblem("precedence", pred, at, clash=False))
+            problems.append(PinProblem(PRECEDENCE, pred, at, clash=False))
     return problems
 
 

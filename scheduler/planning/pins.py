@@ -15,43 +15,52 @@ from sqlalchemy.orm import Session
 
 from models import Job, Lab
 from scheduler.core.pins import PinProblem, pin_problems
+from scheduler.core.rules import names
 from scheduler.errors import Conflict, Invalid
 from scheduler.planning.loader import IdMap, load_snapshot
 from scheduler.planning.words import job_name, local_time
 
 #: How the rules a pin can break read to a supervisor.
-_RULES = {
-    "horizon": "lies outside the planning horizon",
-    "release": "starts before the job can begin (its device arrives or it is released later)",
-    "end": "runs past the end of the planning horizon",
-    "examiner_unknown": "names an examiner who is not available to plan",
-    "examiner_needed": "needs an examiner",
-    "examiner_not_needed": "names an examiner for a job with no attended part",
-    "skills": "names an examiner without the job's skills",
-    "examiner_allow_list": "names an examiner not on the job's examiner list",
-    "examiner_availability": "is outside the examiner's shift",
-    "examiner_overlap": "overlaps the examiner's other work",
-    "workstation_unknown": "names a workstation that is not available to plan",
-    "workstation_needed": "needs a workstation",
-    "workstation_not_needed": "names a workstation for a job with no machine part",
-    "capabilities": "names a workstation without the job's capabilities",
-    "machine_by_workstation": "names a workstation the job cannot run on",
-    "workstation_availability": "is outside the workstation's availability",
-    "workstation_capacity": "puts the workstation over its capacity",
-    "pool_capacity": "puts a licence pool over its capacity",
-    "max_severity": "gives the examiner material above their severity limit",
-    "exposure_window": "is outside the examiner's exposure window",
-    "exposure_daily_cap": "breaks the examiner's daily exposure cap",
-    "exposure_severe_daily_cap": "breaks the examiner's daily cap for the most severe material",
-    "exposure_weekly_cap": "breaks the examiner's weekly exposure cap",
-    "precedence": "starts before its predecessor can end",
+_RULES: dict[str, str] = {
+    names.HORIZON: "lies outside the planning horizon",
+    names.RELEASE: "starts before the job can begin (its device arrives or it is released later)",
+    names.END: "runs past the end of the planning horizon",
+    names.EXAMINER_UNKNOWN: "names an examiner who is not available to plan",
+    names.EXAMINER_NEEDED: "needs an examiner",
+    names.EXAMINER_NOT_NEEDED: "names an examiner for a job with no attended part",
+    names.SKILLS: "names an examiner without the job's skills",
+    names.EXAMINER_ALLOW_LIST: "names an examiner not on the job's examiner list",
+    names.EXAMINER_AVAILABILITY: "is outside the examiner's shift",
+    names.EXAMINER_OVERLAP: "overlaps the examiner's other work",
+    names.WORKSTATION_UNKNOWN: "names a workstation that is not available to plan",
+    names.WORKSTATION_NEEDED: "needs a workstation",
+    names.WORKSTATION_NOT_NEEDED: "names a workstation for a job with no machine part",
+    names.CAPABILITIES: "names a workstation without the job's capabilities",
+    names.MACHINE_BY_WORKSTATION: "names a workstation the job cannot run on",
+    names.WORKSTATION_AVAILABILITY: "is outside the workstation's availability",
+    names.WORKSTATION_CAPACITY: "puts the workstation over its capacity",
+    names.POOL_CAPACITY: "puts a licence pool over its capacity",
+    names.MAX_SEVERITY: "gives the examiner material above their severity limit",
+    names.EXPOSURE_WINDOW: "is outside the examiner's exposure window",
+    names.EXPOSURE_DAILY_CAP: "breaks the examiner's daily exposure cap",
+    names.EXPOSURE_SEVERE_DAILY_CAP: "breaks the examiner's daily cap for the most severe material",
+    names.EXPOSURE_WEEKLY_CAP: "breaks the examiner's weekly exposure cap",
+    names.PRECEDENCE: "starts before its predecessor can end",
 }
+
+#: Rules whose refusal names the pin's examiner or workstation field rather than its start.
+_EXAMINER_RULES = frozenset(
+    {names.SKILLS, names.EXAMINER_ALLOW_LIST, names.EXAMINER_UNKNOWN, names.MAX_SEVERITY}
+)
+_WORKSTATION_RULES = frozenset(
+    {names.CAPABILITIES, names.MACHINE_BY_WORKSTATION, names.WORKSTATION_UNKNOWN}
+)
 
 
 def _sentence(problem: PinProblem, idmap: IdMap) -> str:
     what = _RULES.get(problem.rule, f"breaks the rule {problem.rule}")
     when = local_time(idmap.timeline, problem.at)
-    if problem.rule == "precedence" and problem.other is not None:
+    if problem.rule == names.PRECEDENCE and problem.other is not None:
         return (
             f"{what}: {job_name(problem.other)} ends at the earliest {when}"
             if problem.at < idmap.timeline.horizon
@@ -80,9 +89,9 @@ def check_pin(session: Session, lab: Lab, job: Job, now: datetime) -> None:
     )
     first = problems[0]
     field = "start"
-    if first.rule in ("skills", "examiner_allow_list", "examiner_unknown", "max_severity"):
+    if first.rule in _EXAMINER_RULES:
         field = "examiner"
-    elif first.rule in ("capabilities", "machine_by_workstation", "workstation_unknown"):
+    elif first.rule in _WORKSTATION_RULES:
         field = "workstation"
     if any(p.clash for p in problems):
         raise Conflict(detail)
