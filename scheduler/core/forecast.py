@@ -24,7 +24,7 @@ import heapq
 import logging
 import time
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .eligibility import caps_allow, examiner_can_take, workstation_can_take
 from .plan import Forecast, Plan
@@ -135,6 +135,7 @@ class _Simulation:
         # Rule 3.5's caps over the forecast's own days and weeks, counted from the last listed
         # day (week); nothing is logged that far ahead.
         self.exposure = ExposureLedger(snapshot, logged=False)
+        self.examiner_of: dict[str, str | None] = {}  # who takes each forecast job
 
     def _exposure_start(self, e: Examiner, job: Job, t: int) -> int:
         """First time >= t on a day (and week) whose caps leave room for the job."""
@@ -214,6 +215,7 @@ class _Simulation:
                 self.exposure.take(job, e, *self._periods(start))
         if ws is not None:
             self.lanes[ws][lane] = start + job.machine_on(ws)
+        self.examiner_of[job.id] = e.id if e is not None else None
         return Forecast(job.id, start, end)
 
 
@@ -225,16 +227,23 @@ def forecast(snapshot: Snapshot, plan: Plan, deadline: float | None = None) -> t
     (``time.monotonic()``) the simulation stops: the jobs it had not reached (the least urgent,
     as it goes in priority order) get no forecast, and a warning says how many.
     """
+    return forecast_by_examiner(snapshot, plan, deadline)[0]
+
+
+def forecast_by_examiner(
+    snapshot: Snapshot, plan: Plan, deadline: float | None = None
+) -> tuple[tuple[Forecast, ...], Mapping[str, str | None]]:
+    """`forecast`, and who the simulation has take each forecast job (``None``: no examiner)."""
     h = snapshot.horizon
     jobs = snapshot.jobs_by_id
     order = {j.id: i for i, j in enumerate(snapshot.jobs)}
     ends = {a.job: a.end for a in plan.assignments if a.job in jobs}
     pending = [j for j in snapshot.jobs if j.id not in ends]
     if not pending:
-        return ()
+        return (), {}
     if deadline is not None and time.monotonic() >= deadline:
         log.warning("forecast skipped at the time limit: %d unscheduled jobs", len(pending))
-        return ()
+        return (), {}
     sim = _Simulation(snapshot)
     preds = {
         j.id: [p for p in dict.fromkeys(j.after) if p in jobs and p != j.id and p not in ends]
@@ -277,4 +286,4 @@ def forecast(snapshot: Snapshot, plan: Plan, deadline: float | None = None) -> t
             waiting[s] -= 1
             if waiting[s] == 0:
                 heapq.heappush(heap, (_priority(jobs[s], order[s]), s))
-    return tuple(out[j.id] for j in snapshot.jobs if j.id in out)
+    return tuple(out[j.id] for j in snapshot.jobs if j.id in out), sim.examiner_of
