@@ -108,9 +108,15 @@ def counted_in(snapshot: Snapshot, start: int) -> tuple[int | None, int | None]:
 
 def caps_allow(job: Job, examiner: Examiner) -> bool:
     """Whether the job's exposure minutes fit the examiner's caps at all (ignoring use so far)."""
+    minutes = job.exposure
+    if minutes <= 0:
+        return True  # the common case, asked for every pair dispatch tries
+    severe = job.is_severe
     for cap in CAPS:
+        if cap.severe_only and not severe:
+            continue
         limit = cap.limit(examiner)
-        if limit is not None and cap.counts(job) and job.exposure > limit:
+        if limit is not None and minutes > limit:
             return False
     return True
 
@@ -123,28 +129,31 @@ class ExposureLedger:
     ``logged`` (the default) an examiner's logged minutes (`Cap.logged`) are counted on first use.
     """
 
-    __slots__ = ("snapshot", "_logged", "_used", "_seeded")
+    __slots__ = ("snapshot", "_logged", "_books")
 
     def __init__(self, snapshot: Snapshot, *, logged: bool = True) -> None:
         self.snapshot = snapshot
         self._logged = logged
-        self._used: dict[tuple[str, str, int], int] = {}
-        self._seeded: set[str] = set()
+        # per examiner, per cap in `CAPS` order: (cap, its limit, minutes counted per period);
+        # dispatch asks for every start it tries, so the limits are read once per examiner
+        self._books: dict[str, list[tuple[Cap, int | None, dict[int, int]]]] = {}
 
-    def _seed(self, examiner: Examiner) -> None:
-        self._seeded.add(examiner.id)
-        if not self._logged:
-            return
-        for cap in CAPS:
-            for period, minutes in cap.logged(self.snapshot, examiner).items():
-                key = (cap.rule, examiner.id, period)
-                self._used[key] = self._used.get(key, 0) + minutes
+    def _book(self, examiner: Examiner) -> list[tuple[Cap, int | None, dict[int, int]]]:
+        book = self._books.get(examiner.id)
+        if book is None:
+            book = [
+                (cap, cap.limit(examiner), dict(cap.logged(self.snapshot, examiner)))
+                if self._logged
+                else (cap, cap.limit(examiner), {})
+                for cap in CAPS
+            ]
+            self._books[examiner.id] = book
+        return book
 
     def used(self, cap: Cap, examiner: Examiner, period: int) -> int:
         """Minutes counted against ``cap`` in ``period``: logged (if counted) plus taken."""
-        if examiner.id not in self._seeded:
-            self._seed(examiner)
-        return self._used.get((cap.rule, examiner.id, period), 0)
+        counted = next(c for k, _, c in self._book(examiner) if k is cap)
+        return counted.get(period, 0)
 
     def room(self, cap: Cap, examiner: Examiner, period: int) -> int | None:
         """Minutes ``cap`` still allows in ``period`` (never below 0); ``None``: no cap."""
@@ -157,12 +166,15 @@ class ExposureLedger:
         self, job: Job, examiner: Examiner, day: int | None, week: int | None
     ) -> Cap | None:
         """The first cap (in `CAPS` order) the job would pass counted in ``day`` and ``week``."""
-        for cap in CAPS:
-            period = day if cap.period == "day" else week
-            if period is None or not cap.counts(job):
+        minutes = job.exposure
+        if minutes <= 0:
+            return None
+        severe = job.is_severe
+        for cap, limit, counted in self._book(examiner):
+            if limit is None or (cap.severe_only and not severe):
                 continue
-            limit = cap.limit(examiner)
-            if limit is not None and self.used(cap, examiner, period) + job.exposure > limit:
+            period = day if cap.period == "day" else week
+            if period is not None and counted.get(period, 0) + minutes > limit:
                 return cap
         return None
 
@@ -172,13 +184,10 @@ class ExposureLedger:
 
     def take(self, job: Job, examiner: Examiner, day: int | None, week: int | None) -> None:
         """Count the job's minutes in ``day`` and ``week`` against every cap they count for."""
-        if examiner.id not in self._seeded:
-            self._seed(examiner)
-        for cap in CAPS:
+        for cap, _, counted in self._book(examiner):
             period = day if cap.period == "day" else week
             if period is not None and cap.counts(job):
-                key = (cap.rule, examiner.id, period)
-                self._used[key] = self._used.get(key, 0) + job.exposure
+                counted[period] = counted.get(period, 0) + job.exposure
 
     def take_at(self, job: Job, examiner: Examiner, start: int) -> None:
         """`take` for a job starting at ``start``."""
