@@ -428,9 +428,12 @@ def _exposed(ctx: _Context) -> list[_Placed]:
 
 
 def _max_severity(ctx: _Context) -> Iterator[Violation]:
-    """Exposure work goes only to an examiner whose max severity covers it."""
-    for p in _exposed(ctx):
-        assert p.examiner is not None
+    """Work with a severity goes only to an examiner whose max severity covers it, exposure
+    minutes or not: an opted-out examiner is never handed such material (as
+    `eligibility.examiner_can_take` says, which every solver uses)."""
+    for p in ctx.by_start():
+        if p.examiner is None:
+            continue
         if p.job.severity > p.examiner.exposure.max_severity:
             yield Violation(
                 names.MAX_SEVERITY,

@@ -176,6 +176,12 @@ CASES: list[tuple[str, str, bool, Any]] = [
     ),
     ("precedence", "j3", True, lambda lab, p: (lab, moved(p, "j3", start=400))),
     ("max_severity", "j2", True, lambda lab, p: (lab, moved(p, "j2", examiner="e2"))),
+    (  # the opt-out holds for material with no exposure minutes too (as eligibility has it)
+        "max_severity",
+        "j2",
+        True,
+        lambda lab, p: (with_job(lab, "j2", exposure=0), moved(p, "j2", examiner="e2")),
+    ),
     ("exposure_window", "j2", True, lambda lab, p: (lab, moved(p, "j2", start=1830))),
     (
         "exposure_daily_cap",
