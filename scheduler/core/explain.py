@@ -5,18 +5,20 @@ Two kinds of explanation (docs/architecture.md §5.6):
 - :func:`unscheduled_reasons` gives every job left out of a valid plan one reason code
   (``plan.py``) and a short detail: nobody may take it, a predecessor is not scheduled, the
   exposure caps leave no room, it is released too late, or the horizon is simply full.
-- :func:`pin_conflicts` explains pinned or frozen placements that cannot all be kept. It builds a
-  small CP-SAT model over the kept placements in which every placement and every rule instance is
-  an assumption literal; CP-SAT's ``SufficientAssumptionsForInfeasibility`` then names the
-  placements and rules that clash (shrunk to a minimal set by deletion).
+- :func:`pin_conflicts` explains pinned or frozen placements that cannot all be kept. It builds
+  the lab's own CP-SAT model (`cpsat.model.build_model`, the same rule modules as every solve)
+  over the kept placements, each held to its kept examiner, workstation and start and present
+  only under an assumption literal; CP-SAT's ``SufficientAssumptionsForInfeasibility`` names the
+  placements that clash (shrunk to a minimal set by deletion) and the verifier names the rules
+  they break together.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
@@ -195,127 +197,89 @@ def kept_duration(job: Job, k: KeptPlacement) -> int:
 
 
 class _ConflictModel:
-    """Kept placements as assumption literals, every rule instance as another assumption."""
+    """The lab's own CP-SAT model (`cpsat.model.build_model`, every rule module) over the kept
+    placements, each job free but held to exactly its kept examiner, workstation and start, and
+    present only if its ``keep`` literal (an assumption) says so. A set of kept placements that
+    cannot all be present is a conflict; the verifier then names the rules it breaks."""
 
     def __init__(self, snapshot: Snapshot, placements: Mapping[str, KeptPlacement]) -> None:
-        self.snapshot = snapshot
-        self.model = cp_model.CpModel()
-        self.jobs = snapshot.jobs_by_id
-        self.keep = {j: self.model.new_bool_var(f"keep[j={j}]") for j in placements}
-        self.rules: dict[str, cp_model.IntVar] = {}
-        self.names: dict[int, str] = {}
-        for j, lit in self.keep.items():
-            self.names[lit.index] = f"job:{j}"
+        from scheduler.core.cpsat.model import build_model
+
+        jobs = snapshot.jobs_by_id
+        kept = set(placements)
+        # Only the kept jobs, unpinned and with no published placement of their own (the windows
+        # below hold them), waiting only for kept predecessors: a free predecessor is placed by
+        # the solver (or reported), so it constrains nothing here.
+        sub = replace(
+            snapshot,
+            jobs=tuple(
+                replace(jobs[j], pin=None, after=tuple(p for p in jobs[j].after if p in kept))
+                for j in placements
+            ),
+            previous=(),
+        )
+        self.snapshot = sub
         self.placements = placements
-        self._add_rules()
+        allowed = {
+            j: frozenset(
+                ([f"e:{k.examiner}"] if k.examiner is not None else [])
+                + ([f"w:{k.workstation}"] if k.workstation is not None else [])
+            )
+            for j, k in placements.items()
+        }
+        windows = {j: (k.start, k.start) for j, k in placements.items()}
+        ctx = build_model(sub, list(placements), {}, start_windows=windows, allowed=allowed)
+        self.model = ctx.model
+        self.model.clear_objective()  # type: ignore[no-untyped-call]  # feasibility only
+        self.keep = {j: ctx.vars[j].present for j in placements if j in ctx.vars}
+        self.names = {lit.index: j for j, lit in self.keep.items()}
 
-    def rule(self, name: str) -> cp_model.IntVar:
-        lit = self.rules.get(name)
-        if lit is None:
-            lit = self.model.new_bool_var(name)
-            self.rules[name] = lit
-            self.names[lit.index] = f"rule:{name}"
-        return lit
-
-    def _spans(self) -> dict[str, tuple[int, int, int, int]]:
-        """Per job: start, attended end, machine end, end."""
-        out = {}
-        for j, k in self.placements.items():
-            job = self.jobs[j]
-            m = job.machine_on(k.workstation) if k.workstation is not None else job.machine
-            if job.machine_by_workstation is not None and k.workstation not in (
-                job.machine_by_workstation
-            ):
-                m = job.machine
-            out[j] = (k.start, k.start + job.attended, k.start + m, k.start + kept_duration(job, k))
-        return out
-
-    def _capacity(self, rule: str, items: list[tuple[int, int, str]], capacity: int) -> None:
-        """At every start, the placements running then fit ``capacity`` (if the rule holds)."""
-        for s, _, _ in items:
-            active = [j for a, b, j in items if a <= s < b]
-            if len(active) > capacity:
-                self.model.add(sum(self.keep[j] for j in active) <= capacity).only_enforce_if(
-                    self.rule(rule)
-                )
-
-    def _add_rules(self) -> None:
-        snap = self.snapshot
-        spans = self._spans()
-        by_examiner: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        by_ws: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        by_pool: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        for j, k in self.placements.items():
-            job = self.jobs[j]
-            s, att_end, m_end, end = spans[j]
-            if k.examiner is not None and job.attended > 0:
-                by_examiner[k.examiner].append((s, att_end, j))
-            if k.workstation is not None and m_end > s:
-                by_ws[k.workstation].append((s, m_end, j))
-            for p in job.pools:
-                if end > s:
-                    by_pool[p].append((s, end, j))
-        for e, items in by_examiner.items():
-            self._capacity(f"{names.EXAMINER_OVERLAP}[e={e}]", items, 1)
-        ws_capacity = {w.id: w.capacity for w in snap.workstations}
-        for w, items in by_ws.items():
-            self._capacity(f"{names.WORKSTATION_CAPACITY}[w={w}]", items, ws_capacity.get(w, 1))
-        pool_capacity = {p.id: p.capacity for p in snap.pools}
-        for p, items in by_pool.items():
-            self._capacity(f"{names.POOL_CAPACITY}[p={p}]", items, pool_capacity.get(p, 0))
-        # Precedence among kept placements.
-        for j in self.placements:
-            for pred in self.jobs[j].after:
-                if pred not in self.jobs:
-                    continue
-                lit = self.rule(f"{names.PRECEDENCE}[j={j}]")
-                if pred not in self.placements:
-                    continue  # a free predecessor: the solver places it (or reports it)
-                if spans[pred][3] > spans[j][0]:
-                    self.model.add_bool_or([self.keep[pred].Not(), self.keep[j].Not(), lit.Not()])
-                self.model.add_bool_or([self.keep[j].Not(), self.keep[pred], lit.Not()])
-        # Exposure caps: the room the logged minutes leave, per cap (rules/exposure.py); the
-        # daily caps of each examiner and day first, then the weekly caps.
-        examiners = snap.examiners_by_id
-        logged = ExposureLedger(snap)
-        day: dict[tuple[str, int], list[str]] = defaultdict(list)
-        week: dict[tuple[str, int], list[str]] = defaultdict(list)
-        for j, k in self.placements.items():
-            job = self.jobs[j]
-            if k.examiner is None or job.exposure <= 0 or k.examiner not in examiners:
-                continue
-            d, wk = counted_in(snap, k.start)
-            if d is not None:
-                day[k.examiner, d].append(j)
-            if wk is not None:
-                week[k.examiner, wk].append(j)
-        for caps, by_period in (
-            ((exposure.DAILY, exposure.SEVERE_DAILY), day),
-            ((exposure.WEEKLY,), week),
-        ):
-            for (eid, period), ids in by_period.items():
-                for cap in caps:
-                    room = logged.room(cap, examiners[eid], period)
-                    if room is not None:
-                        counts = [j for j in ids if cap.counts(self.jobs[j])]
-                        self._cap(f"{cap.rule}[e={eid},{cap.period[0]}={period}]", counts, room)
-
-    def _cap(self, rule: str, items: list[str], room: int) -> None:
-        if items and sum(self.jobs[j].exposure for j in items) > room:
-            self.model.add(
-                sum(self.jobs[j].exposure * self.keep[j] for j in items) <= max(room, 0)
-            ).only_enforce_if(self.rule(rule))
-
-    def feasible(self, assumptions: Sequence[cp_model.IntVar]) -> tuple[bool, list[str]]:
-        """Solve under ``assumptions``; on infeasibility also the names of a sufficient core."""
+    def feasible(self, keep: Sequence[str]) -> tuple[bool, list[str]]:
+        """Can the ``keep`` placements all be present? If not, a sufficient set of them."""
         self.model.clear_assumptions()
-        self.model.add_assumptions(assumptions)
+        self.model.add_assumptions([self.keep[j] for j in keep if j in self.keep])
         solver = make_solver(workers=1, seconds=5.0, deterministic=False)
         status = solver.solve(self.model)
         if status != cp_model.INFEASIBLE:
             return True, []
         core = solver.sufficient_assumptions_for_infeasibility()
         return False, [self.names[i] for i in core if i in self.names]
+
+    def rules(self, core: Sequence[str]) -> list[str]:
+        """The rules the ``core`` placements break together, as the verifier names them, each
+        with the resource, day or week it is broken on (``examiner_overlap[e=E1]``)."""
+        jobs = self.snapshot.jobs_by_id
+        placed = {}
+        for j in core:
+            k, job = self.placements[j], jobs[j]
+            end = k.start + kept_duration(job, k)
+            placed[j] = Assignment(j, k.examiner, k.workstation, k.start, end)
+        trial = Plan("unknown", None, None, 0.0, tuple(placed.values()))
+        out = set()
+        for v in verify(self.snapshot, trial):
+            if v.rule in (names.COVERAGE, *names.KEPT):
+                continue
+            out.add(self._qualified(v.rule, v.detail, placed.get(v.job or "")))
+        return sorted(out)
+
+    def _qualified(self, rule: str, detail: str, a: Assignment | None) -> str:
+        if a is None:
+            return rule
+        if rule == names.EXAMINER_OVERLAP:
+            return f"{rule}[e={a.examiner}]"
+        if rule == names.WORKSTATION_CAPACITY:
+            return f"{rule}[w={a.workstation}]"
+        if rule == names.POOL_CAPACITY:
+            pool = detail.split(" ", 2)[1] if detail.startswith("pool ") else "?"
+            return f"{rule}[p={pool}]"
+        if rule == names.PRECEDENCE:
+            return f"{rule}[j={a.job}]"
+        cap = exposure.BY_RULE.get(rule)
+        if cap is not None:
+            day, week = counted_in(self.snapshot, a.start)
+            period = day if cap.period[0] == "d" else week
+            return f"{rule}[e={a.examiner},{cap.period[0]}={period}]"
+        return rule
 
 
 def pin_conflicts(
@@ -339,9 +303,9 @@ def pin_conflicts(
         if own:
             out[job_id] = f"{where} breaks {'; '.join(own)}"
             continue
-        model = _ConflictModel(snapshot, {j: targets[j] for j in [*kept_ids, job_id]})
-        assumptions = [*model.keep.values(), *model.rules.values()]
-        ok, core = model.feasible(assumptions)
+        trying = [*kept_ids, job_id]
+        model = _ConflictModel(snapshot, {j: targets[j] for j in trying})
+        ok, core = model.feasible(trying)
         if ok:
             preds = [p for p in job.after if p in jobs and p not in targets]
             out[job_id] = (
@@ -350,9 +314,11 @@ def pin_conflicts(
                 else f"{where} cannot be kept with the other kept placements"
             )
             continue
-        core = _minimise(model, core)
-        others = sorted(n[4:] for n in core if n.startswith("job:") and n[4:] != job_id)
-        rules = sorted(n[5:] for n in core if n.startswith("rule:"))
+        if job_id not in core:
+            core = [*core, job_id]
+        core = _minimise(model, core, job_id)
+        others = sorted(j for j in core if j != job_id)
+        rules = model.rules(core)
         out[job_id] = (
             f"{where} clashes with kept {', '.join(others) or 'placements'} "
             f"under {', '.join(rules) or 'the hard rules'}"
@@ -360,18 +326,17 @@ def pin_conflicts(
     return out
 
 
-def _minimise(model: _ConflictModel, core: list[str], limit: int = 40) -> list[str]:
-    """Shrink a sufficient core by deletion to a minimal one (small sets only)."""
+def _minimise(model: _ConflictModel, core: list[str], job_id: str, limit: int = 40) -> list[str]:
+    """Shrink a sufficient set of kept placements by deletion to a minimal one that still
+    includes ``job_id`` (small sets only)."""
     if len(core) > limit:
         return core
-    by_name = {
-        **{f"job:{j}": lit for j, lit in model.keep.items()},
-        **{f"rule:{r}": lit for r, lit in model.rules.items()},
-    }
     current = list(core)
     for name in list(current):
+        if name == job_id:
+            continue
         trial = [n for n in current if n != name]
-        ok, _ = model.feasible([by_name[n] for n in trial])
+        ok, _ = model.feasible(trial)
         if not ok:
             current = trial
     return current
