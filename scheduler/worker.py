@@ -66,10 +66,10 @@ from scheduler.errors import DomainError
 from scheduler.logs import log_context
 from scheduler.planning import repair, whatif
 from scheduler.planning.engine import DEFAULT_WORKERS, solve_snapshot
-from scheduler.planning.loader import load_snapshot
+from scheduler.planning.loader import IdMap, load_snapshot
 from scheduler.planning.publish import publish, publish_blockers, warn
 from scheduler.planning.runs import begin_attempt, end_attempt, rows_changed, run_ended
-from scheduler.planning.store import prepare_version, store_plan
+from scheduler.planning.store import PreparedVersion, prepare_version, store_plan
 from scheduler.services import audit
 from scheduler.services.labs import lock_lab
 from scheduler.settings import get_settings
@@ -561,20 +561,8 @@ def _execute(
     heartbeat.start()
     started = time.monotonic()
     try:
-        with session_scope(engine, read_only=True) as session:
-            lab = session.get(Lab, claim.lab_id)
-            if lab is None:
-                raise DomainError(f"lab {claim.lab_id} no longer exists")
-            at = now or utcnow()
-            local = claim.mode == "repair"  # held first (planning/repair.py)
-            snapshot, idmap = load_snapshot(session, lab, at, mode=claim.mode, hold_urgent=local)
-            what_if = None
-            if claim.mode == "preview":  # a what-if plans the lab as changed on paper
-                what_if = whatif.prepare(
-                    session, lab, claim.run_id, snapshot, idmap, now or utcnow()
-                )
-                if what_if is not None:
-                    snapshot, idmap = what_if.snapshot, what_if.idmap
+        at = now or utcnow()
+        snapshot, idmap, what_if = _load(engine, claim, at)
         logger.info(
             "solve run %s: lab %s, %d jobs, %d examiners, mode %s, %d s",
             claim.run_id,
@@ -586,30 +574,9 @@ def _execute(
             extra={**fields, "event": "loaded", "jobs": len(snapshot.jobs)},
         )
         threads = workers or DEFAULT_WORKERS
-
-        def solve(snapshot: Snapshot, seconds: float) -> Plan:
-            return solve_snapshot(
-                snapshot,
-                time_limit=seconds,
-                policy=policy,
-                workers=threads,
-                progress=heartbeat.report,
-                stop=heartbeat.stop_event,
-            )
-
-        def wide() -> repair.Loaded:
-            with session_scope(engine, read_only=True) as session:
-                lab = session.get(Lab, claim.lab_id)
-                if lab is None:
-                    raise DomainError(f"lab {claim.lab_id} no longer exists")
-                return repair.Loaded(*load_snapshot(session, lab, at, mode=claim.mode))
-
-        seconds = limit_left(claim.time_limit_seconds, started, threads)
-        if local:
-            chosen, plan = repair.local_repair(repair.Loaded(snapshot, idmap), wide, solve, seconds)
-            snapshot, idmap = chosen.snapshot, chosen.idmap
-        else:
-            plan = solve(snapshot, seconds)
+        snapshot, idmap, plan = _solve(
+            engine, claim, snapshot, idmap, at, heartbeat, policy, threads, started
+        )
         if heartbeat.stopping:
             raise RunCancelled(f"solve run {claim.run_id} was cancelled")
         logger.info(
@@ -640,60 +607,10 @@ def _execute(
             extra={**fields, "event": "verified", "violations": 0},
         )
 
-        def store() -> tuple[int, str | None]:
-            """Store (and maybe publish) the version; its id and why it was not published."""
-            with session_scope(engine) as session:
-                # The lab's write lock before any row (publishing needs it, and a request that
-                # holds it may be cancelling this run); then the run row, proof it is still ours.
-                lab = session.get(Lab, claim.lab_id)
-                assert lab is not None
-                lock_lab(session, lab.code)
-                held = session.execute(
-                    update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
-                )
-                if rows_changed(held) != 1:
-                    raise RunLost(
-                        f"solve run {claim.run_id} is no longer held by {claim.worker_id}"
-                    )
-                run = session.get(SolveRun, claim.run_id)
-                assert run is not None
-                if run.cancel_requested:
-                    raise RunCancelled(f"solve run {claim.run_id} was cancelled")
-                version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)
-                unpublished: str | None = None
-                if run.mode == "preview":
-                    unpublished = "a preview is never published"
-                elif not run.auto_publish:
-                    unpublished = "the run does not publish automatically"
-                else:
-                    blockers = publish_blockers(session, version)
-                    if blockers:  # never published by a machine: a supervisor decides
-                        unpublished = blockers[0]
-                        logger.warning(
-                            "solve run %s: version %s not published: %s",
-                            claim.run_id,
-                            version.id,
-                            "; ".join(blockers),
-                            extra=fields,
-                        )
-                        warn(version, f"not published automatically: {blockers[0]}")
-                    else:
-                        publish(session, version, actor=run.requested_by)
-                run.status, run.finished_at = "succeeded", utcnow()
-                run.objective, run.bound = plan.objective, plan.bound
-                end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
-                run_ended(
-                    session,
-                    run_id=run.id,
-                    lab_id=lab.id,
-                    status="succeeded",
-                    actor=claim.worker_id,
-                    version_id=version.id,
-                )
-            return version.id, unpublished
-
         version_id, unpublished = retry_locked(
-            store, what=f"store solve run {claim.run_id}", budget_seconds=_patience()
+            partial(_store_version, engine, claim, snapshot, plan, idmap, prepared),
+            what=f"store solve run {claim.run_id}",
+            budget_seconds=_patience(),
         )
         if unpublished is None:
             logger.info(
@@ -732,6 +649,120 @@ def _execute(
         return "failed" if _finish(engine, claim, "failed", message[:MAX_ERROR]) else _lost(claim)
     finally:
         heartbeat.stop()
+
+
+def _load(
+    engine: Engine, claim: Claim, at: datetime
+) -> tuple[Snapshot, IdMap, whatif.Prepared | None]:
+    """The run's snapshot, read in a read-only session: a repair's first, held try
+    (planning/repair.py), a what-if's lab as changed on paper, or the lab as it is."""
+    with session_scope(engine, read_only=True) as session:
+        lab = session.get(Lab, claim.lab_id)
+        if lab is None:
+            raise DomainError(f"lab {claim.lab_id} no longer exists")
+        local = claim.mode == "repair"
+        snapshot, idmap = load_snapshot(session, lab, at, mode=claim.mode, hold_urgent=local)
+        what_if = None
+        if claim.mode == "preview":  # a what-if plans the lab as changed on paper
+            what_if = whatif.prepare(session, lab, claim.run_id, snapshot, idmap, at)
+            if what_if is not None:
+                snapshot, idmap = what_if.snapshot, what_if.idmap
+    return snapshot, idmap, what_if
+
+
+def _solve(
+    engine: Engine,
+    claim: Claim,
+    snapshot: Snapshot,
+    idmap: IdMap,
+    at: datetime,
+    heartbeat: Heartbeat,
+    policy: str,
+    threads: int,
+    started: float,
+) -> tuple[Snapshot, IdMap, Plan]:
+    """Solve within what is left of the run's limit; a repair tries held, then wide."""
+
+    def solve(snapshot: Snapshot, seconds: float) -> Plan:
+        return solve_snapshot(
+            snapshot,
+            time_limit=seconds,
+            policy=policy,
+            workers=threads,
+            progress=heartbeat.report,
+            stop=heartbeat.stop_event,
+        )
+
+    def wide() -> repair.Loaded:
+        with session_scope(engine, read_only=True) as session:
+            lab = session.get(Lab, claim.lab_id)
+            if lab is None:
+                raise DomainError(f"lab {claim.lab_id} no longer exists")
+            return repair.Loaded(*load_snapshot(session, lab, at, mode=claim.mode))
+
+    seconds = limit_left(claim.time_limit_seconds, started, threads)
+    if claim.mode != "repair":
+        return snapshot, idmap, solve(snapshot, seconds)
+    chosen, plan = repair.local_repair(repair.Loaded(snapshot, idmap), wide, solve, seconds)
+    return chosen.snapshot, chosen.idmap, plan
+
+
+def _store_version(
+    engine: Engine,
+    claim: Claim,
+    snapshot: Snapshot,
+    plan: Plan,
+    idmap: IdMap,
+    prepared: PreparedVersion,
+) -> tuple[int, str | None]:
+    """Store (and maybe publish) the version; its id and why it was not published."""
+    with session_scope(engine) as session:
+        # The lab's write lock before any row (publishing needs it, and a request that
+        # holds it may be cancelling this run); then the run row, proof it is still ours.
+        lab = session.get(Lab, claim.lab_id)
+        assert lab is not None
+        lock_lab(session, lab.code)
+        held = session.execute(
+            update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
+        )
+        if rows_changed(held) != 1:
+            raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
+        run = session.get(SolveRun, claim.run_id)
+        assert run is not None
+        if run.cancel_requested:
+            raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+        version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)
+        unpublished: str | None = None
+        if run.mode == "preview":
+            unpublished = "a preview is never published"
+        elif not run.auto_publish:
+            unpublished = "the run does not publish automatically"
+        else:
+            blockers = publish_blockers(session, version)
+            if blockers:  # never published by a machine: a supervisor decides
+                unpublished = blockers[0]
+                logger.warning(
+                    "solve run %s: version %s not published: %s",
+                    claim.run_id,
+                    version.id,
+                    "; ".join(blockers),
+                    extra=claim.log_fields,
+                )
+                warn(version, f"not published automatically: {blockers[0]}")
+            else:
+                publish(session, version, actor=run.requested_by)
+        run.status, run.finished_at = "succeeded", utcnow()
+        run.objective, run.bound = plan.objective, plan.bound
+        end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
+        run_ended(
+            session,
+            run_id=run.id,
+            lab_id=lab.id,
+            status="succeeded",
+            actor=claim.worker_id,
+            version_id=version.id,
+        )
+    return version.id, unpublished
 
 
 def _store_what_if(engine: Engine, claim: Claim, what_if: whatif.Prepared, plan: Plan) -> str:
