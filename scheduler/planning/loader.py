@@ -1579,13 +1579,15 @@ class _JobBuilder:
                 held.take(job, prev.examiner, prev.workstation, prev.start)
             else:
                 del keep[sid]
-        # A successor is kept only if each present predecessor is kept too (or pinned), and ends
-        # before it starts.
-        pinned = {job.id for job in jobs if job.pin is not None}
+        # A successor is kept only if each present predecessor is kept too (pinned, kept here,
+        # or a frozen placement, which stays exactly where it is), and ends before it starts.
+        frozen = {
+            p.job: p for p in previous if p.start < tl.frozen_until and p.job not in self.dropped
+        }
 
         def ends_by(pred: str, start: int) -> bool:
             job = by_sid[pred]
-            placed = job.pin or keep.get(pred)
+            placed = job.pin or keep.get(pred) or frozen.get(pred)
             if placed is None:
                 return False
             return placed.start + job.duration_on(placed.workstation) <= start
@@ -1594,11 +1596,8 @@ class _JobBuilder:
         while changed:
             changed = False
             for sid in list(keep):
-                job = by_sid[sid]
-                waits = [p for p in job.after if p in by_sid]
-                if any(p not in keep and p not in pinned for p in waits) or not all(
-                    ends_by(p, keep[sid].start) for p in waits
-                ):
+                waits = [p for p in by_sid[sid].after if p in by_sid]
+                if not all(ends_by(p, keep[sid].start) for p in waits):
                     del keep[sid]
                     changed = True
         out = []

@@ -18,6 +18,7 @@ reason of the trigger's. So a repair is tried twice at most:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from scheduler.core import objective as obj
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.planning.loader import URGENT_RANKS, IdMap
+
+logger = logging.getLogger(__name__)
 
 Solve = Callable[[Snapshot, float], Plan]  # (snapshot, seconds) -> plan
 
@@ -77,11 +80,18 @@ def local_repair(
     late = lateness(held.snapshot, plan, free)
     conflicts = any(u.reason == "pin_conflict" for u in plan.unscheduled)
     if late == 0 and not conflicts and plan.status != "infeasible":
+        logger.info("repair: held (the trigger's %d urgent jobs on time)", len(free))
         return held, plan
     other = wide()
     wide_plan = solve(other.snapshot, seconds / 2)
-    if conflicts or plan.status == "infeasible":
+    wide_late = lateness(other.snapshot, wide_plan, free)
+    if conflicts or plan.status == "infeasible" or wide_late < late:
+        logger.info(
+            "repair: wide (held %s, the trigger's urgent jobs' weighted lateness %d held, %d wide)",
+            "infeasible" if conflicts or plan.status == "infeasible" else "feasible",
+            late,
+            wide_late,
+        )
         return other, wide_plan
-    if lateness(other.snapshot, wide_plan, free) < late:
-        return other, wide_plan
+    logger.info("repair: held (the wide try is no less late: %d held, %d wide)", late, wide_late)
     return held, plan
