@@ -263,6 +263,13 @@ def bench_lab(
     time_limit: Annotated[float, typer.Option(min=0.1)] = 30.0,
     workers: Annotated[int, typer.Option(min=1)] = 2,
     seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated seconds, e.g. 10,30,60,300: one solve runs to the last and "
+            "the objective and gap known at each are printed (anytime profile)."
+        ),
+    ] = "",
 ) -> None:
     """Optimizer vs the dispatch baselines on generated labs (weighted tardiness)."""
     from scheduler.benchmarks.lab import run_lab
@@ -275,12 +282,23 @@ def bench_lab(
         lab_seeds = [int(s) for s in _names(seeds)]
     except ValueError:
         raise _fail(f"seeds must be integers: {seeds}", EXIT_MALFORMED) from None
-    _header(workers, seed, time_limit)
+    try:
+        checkpoints = sorted(float(t) for t in _names(profile))
+    except ValueError:
+        raise _fail(f"profile must be seconds: {profile}", EXIT_MALFORMED) from None
+    if any(t <= 0 for t in checkpoints):
+        raise _fail(f"profile seconds must be positive: {profile}", EXIT_MALFORMED)
+    _header(workers, seed, max([time_limit, *checkpoints]))
     results = []
     for size in chosen:
         for lab_seed in lab_seeds:
             result = run_lab(
-                size, lab_seed, time_limit=time_limit, workers=workers, solver_seed=seed
+                size,
+                lab_seed,
+                time_limit=time_limit,
+                workers=workers,
+                solver_seed=seed,
+                checkpoints=checkpoints,
             )
             _print_lab(result)
             results.append(result)
@@ -310,6 +328,11 @@ def _print_lab(r: LabResult) -> None:
         f"first plan {_seconds(r.first_plan_seconds)}  total {r.seconds:.1f} s  "
         f"peak RSS {r.peak_rss_mb:.0f} MiB"
     )
+    if r.profile:
+        console.print(
+            "  anytime             "
+            + "  ".join(f"{t:g} s {_number(v)} (gap {_percent(g)})" for t, v, g in r.profile_gaps())
+        )
     if r.violations:
         err_console.print(f"  [red]{r.violations} verifier violation(s)[/red]")
 

@@ -11,6 +11,7 @@ optimizer's avoidable tardiness is compared with the best baseline's in the same
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scheduler.benchmarks.runner import gap, peak_rss_mb, solve_snapshot
@@ -42,6 +43,17 @@ class LabResult:
     violations: int  # verifier findings over every plan of the run (must be 0)
     lp_bound: int | None = None  # the time-indexed LP bound alone (None: no answer in time)
     lp_seconds: float | None = None  # its build and solve time
+    # anytime profile: (checkpoint seconds, the best objective known by then in tardiness units,
+    # None before the first plan); asked for with ``checkpoints``
+    profile: tuple[tuple[float, int | None], ...] = ()
+
+    def profile_gaps(self) -> list[tuple[float, int | None, float | None]]:
+        """Each checkpoint's objective and its gap to our bound (the objective holds every soft
+        term, so the gap is never smaller than the tardiness gap of the same plan)."""
+        return [
+            (t, value, None if value is None else gap(value, self.bound))
+            for t, value in self.profile
+        ]
 
     @property
     def best_baseline(self) -> str:
@@ -93,9 +105,19 @@ def tardiness(snapshot: Snapshot, plan: Plan) -> int:
 
 
 def run_lab(
-    size: str, seed: int, *, time_limit: float, workers: int, solver_seed: int = 0
+    size: str,
+    seed: int,
+    *,
+    time_limit: float,
+    workers: int,
+    solver_seed: int = 0,
+    checkpoints: Sequence[float] = (),
 ) -> LabResult:
-    """Generate one lab, run the three baselines and the optimizer on it, and verify every plan."""
+    """Generate one lab, run the three baselines and the optimizer on it, and verify every plan.
+
+    With ``checkpoints`` (seconds) the one solve runs to the last of them (or ``time_limit`` if
+    longer) and the best objective known at each is recorded, by the solver's own clock (the
+    share of its limit it reports having used): the anytime profile."""
     snapshot = generate_lab(size, seed)
     violations = 0
     baselines = {}
@@ -103,8 +125,18 @@ def run_lab(
         plan = dispatch(snapshot, policy)
         violations += len(verify(snapshot, plan))
         baselines[policy] = tardiness(snapshot, plan)
+    seen: list[tuple[float, int]] = []
     started = time.perf_counter()
-    timed = solve_snapshot(snapshot, time_limit=time_limit, workers=workers, seed=solver_seed)
+
+    limit = max([time_limit, *checkpoints])
+
+    def record(fraction: float, objective: int) -> None:
+        # the solver's own clock (with one worker it counts work, not wall time: reproducible)
+        seen.append((fraction * limit, objective))
+
+    timed = solve_snapshot(
+        snapshot, time_limit=limit, workers=workers, seed=solver_seed, on_progress=record
+    )
     seconds = time.perf_counter() - started
     plan = timed.plan
     violations += len(verify(snapshot, plan))
@@ -113,6 +145,10 @@ def run_lab(
     lp = lp_bound(snapshot)
     lp_seconds = time.perf_counter() - lp_started
     lp_raw = None if lp is None else lp // weight
+    profile = []
+    for t in sorted(checkpoints):
+        known = [value for at, value in seen if at <= t]
+        profile.append((t, min(known) // weight if known else None))
     return LabResult(
         size=size,
         seed=seed,
@@ -130,4 +166,5 @@ def run_lab(
         violations=violations,
         lp_bound=lp_raw,
         lp_seconds=lp_seconds,
+        profile=tuple(profile),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,16 @@ def test_bench_lab_small() -> None:
     for label in ("fifo", "priority", "wsjf", "optimizer", "avoidable", "ratio", "bound", "gap"):
         assert label in out
     assert "first plan" in out and "peak RSS" in out and "ortools" in out
+
+
+def test_bench_lab_prints_the_anytime_profile_of_one_solve() -> None:
+    args = ["bench", "lab", "--seeds", "1", "--time-limit", "1", "--workers", "1"]
+    result = runner.invoke(app, [*args, "--profile", "1,2"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("anytime"))
+    values = [int(v.replace(",", "")) for v in re.findall(r"s ([\d,]+) \(gap", line)]
+    assert len(values) == 2 and values[1] <= values[0]  # the best known never gets worse
+    assert "time limit 2 s" in result.stdout  # one solve, run to the last checkpoint
 
 
 @pytest.mark.parametrize(("option", "value"), [("--sizes", "huge"), ("--seeds", "one")])
