@@ -1,8 +1,10 @@
 """Reasons, warnings and explanations in the lab's own terms.
 
 The engine writes times as ``day 3 09:30`` (``scheduler.core.plan.clock``) and windows as
-``[4320, 4500)``, minutes from the snapshot's epoch; a supervisor reads ``Thu 3 Dec 10:30`` in
-the lab's time zone. Everything stored for people passes through ``in_lab_terms``.
+``[4320, 4500)``, minutes from the snapshot's epoch, and a rule instance as
+``exposure_daily_cap[e=E1,d=0]``; a supervisor reads ``Thu 3 Dec 10:30`` in the lab's time zone
+and ``exposure_daily_cap (E1 on Thu 3 Dec)``. Everything stored for people passes through
+``in_lab_terms``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ if TYPE_CHECKING:  # the loader writes its warnings with `at_local`
 
 _CLOCK = re.compile(CLOCK_PATTERN)
 _WINDOW = re.compile(r"\[(-?\d+), (-?\d+)\)")
+# A rule instance as the engine names it: ``exposure_daily_cap[e=E1,d=0]``, ``pool_capacity[p=x]``
+_QUALIFIED = re.compile(r"\[(e|w|p|j)=([^,\]]+)(?:,(d|w)=(\d+))?\]")
 
 
 def at_local(instant: datetime, tz: ZoneInfo) -> str:
@@ -50,7 +54,20 @@ def in_lab_terms(text: str, timeline: Timeline) -> str:
     def window(match: re.Match[str]) -> str:
         return local_window(timeline, int(match.group(1)), int(match.group(2)))
 
-    return _WINDOW.sub(window, _CLOCK.sub(clock, text))
+    def qualified(match: re.Match[str]) -> str:
+        kind, name, period, index = match.groups()
+        what = {"e": name, "w": f"workstation {name}", "p": f"the {name} licences"}.get(
+            kind, job_name(name)
+        )
+        if period == "d" and int(index) < len(timeline.day_dates):
+            day = timeline.day_dates[int(index)]
+            return f" ({what} on {day:%a} {day.day} {day:%b})"
+        if period == "w" and int(index) < len(timeline.weeks):
+            start = timeline.at(timeline.weeks[int(index)][0]).astimezone(timeline.tz)
+            return f" ({what}, the week of {start:%a} {start.day} {start:%b})"
+        return f" ({what})"
+
+    return _QUALIFIED.sub(qualified, _WINDOW.sub(window, _CLOCK.sub(clock, text)))
 
 
 def job_name(sid: str) -> str:

@@ -43,3 +43,27 @@ def test_text_without_engine_times_is_left_alone() -> None:
 def test_a_job_is_named_by_case_device_and_stage() -> None:
     assert job_name("CR-2026-0403/D2/review") == "CR-2026-0403 D2 review"
     assert job_name("lonely") == "lonely"
+
+
+def test_a_rule_instance_names_its_examiner_and_day_not_an_index() -> None:
+    from datetime import date
+
+    london = Timeline(
+        EPOCH,
+        ZoneInfo("Europe/London"),
+        20160,
+        (date(2026, 12, 3), date(2026, 12, 4)),
+        ((0, 960), (960, 2400)),
+        ((0, 5280), (5280, 15360)),
+        0,
+    )
+    text = "clashes with kept a under exposure_daily_cap[e=E1,d=1], examiner_overlap[e=E1]"
+    assert in_lab_terms(text, london) == (
+        "clashes with kept a under exposure_daily_cap (E1 on Fri 4 Dec), examiner_overlap (E1)"
+    )
+    assert in_lab_terms("exposure_weekly_cap[e=E2,w=1]", london) == (
+        "exposure_weekly_cap (E2, the week of Mon 7 Dec)"
+    )
+    assert in_lab_terms("pool_capacity[p=axiom] precedence[j=C1/D1/review]", london) == (
+        "pool_capacity (the axiom licences) precedence (C1 D1 review)"
+    )
