@@ -19,10 +19,10 @@ from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from scheduler.errors import Invalid
+from scheduler.services.listing import Listing
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -138,13 +138,9 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 StartPageDep = Annotated[PageParams, Depends(start_page_params)]
 
 
-def paginate(
-    session: Session,
-    stmt: Select[Any],
-    id_column: InstrumentedAttribute[int],
-    params: PageParams,
-) -> tuple[list[Any], Cursors]:
-    """One page of ``stmt``, which selects ORM entities, ordered by the integer ``id_column``."""
+def paginate(session: Session, listing: Listing, params: PageParams) -> tuple[list[Any], Cursors]:
+    """One page of a service's or view's ``listing`` (ORM entities, ordered by its integer key)."""
+    stmt, id_column = listing.stmt, listing.key
     if params.after_id is not None:
         stmt = stmt.where(id_column > params.after_id)
     rows = list(session.scalars(stmt.order_by(id_column).limit(params.limit + 1)).unique())

@@ -32,9 +32,9 @@ from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler.settings import Settings, get_settings
@@ -246,6 +246,16 @@ def retry_locked(
             _patient_until.reset(token)
         sleep(delay * random.uniform(0.5, 1.0))
         delay = min(2 * delay, 2.0)
+
+
+def answers(engine: Engine) -> bool:
+    """Whether the database answers a trivial query (the health check)."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        return False
+    return True
 
 
 @lru_cache

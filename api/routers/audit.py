@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from api.deps import ReadCtx, lab_path
@@ -13,34 +12,17 @@ from api.pagination import Page, PageDep, paginate
 from api.problems import problems
 from api.schemas.audit import AuditEventOut
 from api.schemas.common import QueryText
-from models import AuditEvent, Lab
+from models import AuditEvent
+from scheduler.services import audit, labs
 
 router = APIRouter(tags=["audit"])
 
 Filter = Annotated[QueryText | None, Query(max_length=64)]
 
 
-def _filtered(
-    stmt: Select[Any],
-    entity_type: str | None,
-    entity_id: str | None,
-    action: str | None,
-    actor: str | None,
-) -> Select[Any]:
-    if entity_type:
-        stmt = stmt.where(AuditEvent.entity_type == entity_type)
-    if entity_id:
-        stmt = stmt.where(AuditEvent.entity_id == entity_id)
-    if action:
-        stmt = stmt.where(AuditEvent.action == action)
-    if actor:
-        stmt = stmt.where(AuditEvent.actor == actor)
-    return stmt
-
-
 def _out(session: Session, events: list[AuditEvent]) -> list[AuditEventOut]:
     ids = {e.lab_id for e in events if e.lab_id is not None}
-    codes = dict(session.execute(select(Lab.id, Lab.code).where(Lab.id.in_(ids))).all())
+    codes = labs.codes_of(session, ids)
     return [
         AuditEventOut(
             id=e.id,
@@ -68,11 +50,14 @@ def list_audit_events(
     actor: Filter = None,
 ) -> Page[AuditEventOut]:
     """Audit events of every lab this key may see (and, for all-lab keys, events of no lab)."""
-    stmt = select(AuditEvent)
-    if not ctx.principal.all_labs:
-        stmt = stmt.where(AuditEvent.lab_id == ctx.principal.lab_id)
-    stmt = _filtered(stmt, entity_type, entity_id, action, actor)
-    rows, cursors = paginate(ctx.session, stmt, AuditEvent.id, page)
+    listing = audit.events_of(
+        lab_id=ctx.principal.lab_id,  # None: a key of all labs sees every event
+        entity_type=entity_type,
+        entity_id=entity_id,
+        action=action,
+        actor=actor,
+    )
+    rows, cursors = paginate(ctx.session, listing, page)
     return Page[AuditEventOut](items=_out(ctx.session, list(rows)), **cursors._asdict())
 
 
@@ -89,7 +74,8 @@ def list_lab_audit_events(
     action: Filter = None,
     actor: Filter = None,
 ) -> Page[AuditEventOut]:
-    stmt = select(AuditEvent).where(AuditEvent.lab_id == ctx.lab.id)
-    stmt = _filtered(stmt, entity_type, entity_id, action, actor)
-    rows, cursors = paginate(ctx.session, stmt, AuditEvent.id, page)
+    listing = audit.events_of(
+        lab_id=ctx.lab.id, entity_type=entity_type, entity_id=entity_id, action=action, actor=actor
+    )
+    rows, cursors = paginate(ctx.session, listing, page)
     return Page[AuditEventOut](items=_out(ctx.session, list(rows)), **cursors._asdict())

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from api.deps import (
@@ -54,7 +53,7 @@ from api.schemas.cases import (
     LinkOut,
 )
 from api.schemas.common import QueryText
-from models import Case, CaseLink, Device, PriorityLevel, TriageFlag
+from models import Case
 from scheduler.errors import Invalid
 from scheduler.services import casework
 from scheduler.services.case_import import import_cases
@@ -67,33 +66,14 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modif
 
 
 def _links(session: Session, case: Case) -> list[LinkOut]:
-    links = session.scalars(
-        select(CaseLink)
-        .where(or_(CaseLink.case_id == case.id, CaseLink.linked_case_id == case.id))
-        .order_by(CaseLink.case_id, CaseLink.linked_case_id)
-    ).all()
-    other_ids = {ln.linked_case_id if ln.case_id == case.id else ln.case_id for ln in links}
-    refs = dict(
-        session.execute(select(Case.id, Case.external_ref).where(Case.id.in_(other_ids))).all()
-    )
     return [
-        LinkOut(
-            case=refs[ln.linked_case_id if ln.case_id == case.id else ln.case_id],
-            reason=ln.reason,
-            created_at=ln.created_at,
-        )
-        for ln in links
+        LinkOut(case=other, reason=ln.reason, created_at=ln.created_at)
+        for ln, other in casework.links_of(session, case)
     ]
 
 
 def case_out(session: Session, case: Case) -> CaseOut:
-    level = session.get(PriorityLevel, case.priority_level_id)
-    devices = session.scalars(
-        select(Device.external_ref).where(Device.case_id == case.id).order_by(Device.id)
-    ).all()
-    flags = session.scalars(
-        select(TriageFlag).where(TriageFlag.case_id == case.id).order_by(TriageFlag.id)
-    ).all()
+    level = casework.level_of(session, case)
     return CaseOut(
         external_ref=case.external_ref,
         priority=level.code if level else "?",
@@ -101,17 +81,11 @@ def case_out(session: Session, case: Case) -> CaseOut:
         legal_deadline_at=case.legal_deadline_at,
         status=case.status,
         note=case.note,
-        devices=list(devices),
-        flags=[FlagOut.model_validate(f) for f in flags],
+        devices=casework.device_refs(session, case),
+        flags=[FlagOut.model_validate(f) for f in casework.flags_of(session, case)],
         links=_links(session, case),
         created_at=case.created_at,
         updated_at=case.updated_at,
-    )
-
-
-def _find_case(ctx: Context, ref: str) -> Case | None:
-    return ctx.session.scalar(
-        select(Case).where(Case.lab_id == ctx.lab.id, Case.external_ref == ref)
     )
 
 
@@ -123,18 +97,14 @@ def list_cases(
     priority: Annotated[QueryText | None, Query(max_length=16)] = None,
 ) -> Page[CaseSummary]:
     """Cases of the lab, oldest first; filter by status or priority level."""
-    stmt = (
-        select(Case, PriorityLevel.code)
-        .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
-        .where(Case.lab_id == ctx.lab.id)
+    rows = casework.case_summaries(
+        ctx.session,
+        ctx.lab,
+        status=status,
+        priority=priority,
+        after_id=page.after_id,
+        limit=page.limit + 1,
     )
-    if status is not None:
-        stmt = stmt.where(Case.status == status)
-    if priority is not None:
-        stmt = stmt.where(PriorityLevel.code == priority)
-    if page.after_id is not None:
-        stmt = stmt.where(Case.id > page.after_id)
-    rows = ctx.session.execute(stmt.order_by(Case.id).limit(page.limit + 1)).all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return Page[CaseSummary](
@@ -209,15 +179,12 @@ def put_case(
 
     A more urgent priority than the stored one is an escalation and is recorded as one.
     """
-    existing = _find_case(ctx, ref)
+    existing = casework.find_case(ctx.session, ctx.lab, ref)
     current = etag_of(case_out(ctx.session, existing)) if existing is not None else None
     check_if_match(if_match, current)
     check_if_none_match(if_none_match, current)
     if existing is not None:
-        stored = ctx.session.get(PriorityLevel, existing.priority_level_id)
-        wanted = get_level(ctx.session, ctx.lab, body.priority)
-        if stored is not None and wanted.rank < stored.rank:
-            casework.escalate_case(ctx.session, ctx.lab, existing, body.priority, ctx.actor)
+        casework.escalate_if_more_urgent(ctx.session, ctx.lab, existing, body.priority, ctx.actor)
     case = casework.upsert_case(
         ctx.session, ctx.lab, actor=ctx.actor, external_ref=ref, **body.model_dump()
     )
@@ -235,7 +202,7 @@ def patch_case(
     """Change status, note, received time or legal deadline. Raise priority with ``:escalate``."""
     case = casework.get_case(ctx.session, ctx.lab, ref)
     check_if_match(if_match, etag_of(case_out(ctx.session, case)))
-    level = ctx.session.get(PriorityLevel, case.priority_level_id)
+    level = casework.level_of(ctx.session, case)
     fields: dict[str, Any] = {
         "priority": level.code if level else "",
         "received_at": case.received_at,
@@ -309,10 +276,7 @@ def unlink_case(ref: RefPath, other: RefPath, ctx: CaseWriteCtx) -> Response:
 @router.get("/cases/{ref}/flags", responses=problems(404, 422))
 def list_flags(ref: RefPath, ctx: CaseReadCtx) -> list[FlagOut]:
     case = casework.get_case(ctx.session, ctx.lab, ref)
-    flags = ctx.session.scalars(
-        select(TriageFlag).where(TriageFlag.case_id == case.id).order_by(TriageFlag.id)
-    ).all()
-    return [FlagOut.model_validate(f) for f in flags]
+    return [FlagOut.model_validate(f) for f in casework.flags_of(ctx.session, case)]
 
 
 @router.post("/cases/{ref}/flags", status_code=201, responses=problems(404, 422))

@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import (
@@ -101,8 +100,7 @@ def create_board_link(body: FeedCreate, request: Request, ctx: ManageCtx) -> Fee
 @router.get("/feeds", responses=problems(422))
 def list_feeds(ctx: FeedReadCtx, page: PageDep) -> Page[FeedOut]:
     """The lab's feed tokens, live and revoked (never their secrets)."""
-    stmt = select(FeedToken).where(FeedToken.lab_id == ctx.lab.id)
-    rows, cursors = paginate(ctx.session, stmt, FeedToken.id, page)
+    rows, cursors = paginate(ctx.session, feeds.feeds_of(ctx.lab), page)
     return Page(items=[feed_out(ctx.session, f) for f in rows], **cursors._asdict())
 
 

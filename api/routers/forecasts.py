@@ -7,18 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from api.deps import REF_PATTERN, CaseReadCtx, Context, ReadCtx, lab_path
 from api.job_address import JobAt, job_route
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.schemas.common import Instant
-from models import Case, PriorityLevel, ScheduleVersion
+from models import ScheduleVersion
 from models.base import utcnow
 from scheduler.planning import views
 from scheduler.planning.publish import current_version
+from scheduler.services import casework
 from scheduler.services.casework import get_case
+from scheduler.services.labs import level_codes
 
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["forecasts"])
 
@@ -144,17 +145,8 @@ def case_forecast(ref: RefPath, ctx: CaseReadCtx) -> CaseForecastOut:
 def list_forecasts(ctx: CaseReadCtx, page: PageDep) -> Page[CaseOutlookOut]:
     """Expected start and finish of every open case, from the published schedule and forecast."""
     version = _current(ctx)
-    rows, cursors = paginate(
-        ctx.session,
-        select(Case).where(Case.lab_id == ctx.lab.id, Case.status == "open"),
-        Case.id,
-        page,
-    )
-    levels = dict(
-        ctx.session.execute(
-            select(PriorityLevel.id, PriorityLevel.code).where(PriorityLevel.lab_id == ctx.lab.id)
-        ).all()
-    )
+    rows, cursors = paginate(ctx.session, casework.open_cases(ctx.lab), page)
+    levels = level_codes(ctx.session, ctx.lab)
     first, last = views.case_expectations(ctx.session, version, [c.id for c in rows])
     return Page[CaseOutlookOut](
         items=[

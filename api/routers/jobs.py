@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import REF_PATTERN, CaseReadCtx, CaseWriteCtx, Context, ManageCtx, lab_path
@@ -25,25 +23,11 @@ from api.pagination import Page, PageDep, paginate
 from api.problems import problems
 from api.schemas.cases import DeviceIn, DeviceOut, JobIn, JobOut, JobStatus, PinIn, PinOut
 from api.schemas.common import QueryText
-from models import (
-    Case,
-    Device,
-    Examiner,
-    Job,
-    JobAllowedExaminer,
-    JobCapability,
-    JobLicencePool,
-    JobPredecessor,
-    JobSkill,
-    JobWorkstationMinutes,
-    Lab,
-    LicencePool,
-    Workstation,
-)
+from models import Case, Device, Job, Lab
 from models.base import utcnow
 from scheduler.planning import progress
 from scheduler.planning.publish import current_version
-from scheduler.services import casework
+from scheduler.services import casework, job_store
 from scheduler.services.resources import get_examiner, get_workstation
 
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)])
@@ -52,103 +36,39 @@ RefPath = Annotated[str, Path(min_length=1, max_length=64, pattern=REF_PATTERN)]
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified."}}
 
 
-def job_views(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
+def job_views(session: Session, lab: Lab, jobs: Sequence[Job]) -> list[JobOut]:
     """Shape jobs for output with a fixed number of queries, whatever their number."""
     if not jobs:
         return []
+    shown = job_store.shown(session, jobs)
     ids = [j.id for j in jobs]
-    place = {
-        job_id: (case_ref, device_ref, job_ref)
-        for job_id, case_ref, device_ref, job_ref in session.execute(
-            select(Job.id, Case.external_ref, Device.external_ref, Job.external_ref)
-            .join(Device, Job.device_id == Device.id)
-            .join(Case, Device.case_id == Case.id)
-            .where(Job.id.in_(ids))
-        )
-    }
-    sets: dict[str, dict[int, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for job_id, skill in session.execute(
-        select(JobSkill.job_id, JobSkill.skill).where(JobSkill.job_id.in_(ids))
-    ):
-        sets["skills"][job_id].append(skill)
-    for job_id, cap in session.execute(
-        select(JobCapability.job_id, JobCapability.capability).where(JobCapability.job_id.in_(ids))
-    ):
-        sets["capabilities"][job_id].append(cap)
-    for job_id, name in session.execute(
-        select(JobLicencePool.job_id, LicencePool.name)
-        .join(LicencePool, JobLicencePool.pool_id == LicencePool.id)
-        .where(JobLicencePool.job_id.in_(ids))
-    ):
-        sets["pools"][job_id].append(name)
-    for job_id, ref in session.execute(
-        select(JobAllowedExaminer.job_id, Examiner.external_ref)
-        .join(Examiner, JobAllowedExaminer.examiner_id == Examiner.id)
-        .where(JobAllowedExaminer.job_id.in_(ids))
-    ):
-        sets["allowed_examiners"][job_id].append(ref)
-    for job_id, ref, minutes in session.execute(
-        select(
-            JobWorkstationMinutes.job_id,
-            Workstation.external_ref,
-            JobWorkstationMinutes.machine_minutes,
-        )
-        .join(Workstation, JobWorkstationMinutes.workstation_id == Workstation.id)
-        .where(JobWorkstationMinutes.job_id.in_(ids))
-    ):
-        sets["workstation_minutes"][job_id].append((ref, minutes))
-    for job_id, device_ref, job_ref in session.execute(
-        select(JobPredecessor.job_id, Device.external_ref, Job.external_ref)
-        .join(Job, JobPredecessor.predecessor_id == Job.id)
-        .join(Device, Job.device_id == Device.id)
-        .where(JobPredecessor.job_id.in_(ids))
-    ):
-        sets["after"][job_id].append(f"{device_ref}/{job_ref}")
-    pin_examiners = {j.pin_examiner_id for j in jobs if j.pin_examiner_id}
-    pin_workstations = {j.pin_workstation_id for j in jobs if j.pin_workstation_id}
-    examiner_refs = dict(
-        session.execute(
-            select(Examiner.id, Examiner.external_ref).where(Examiner.id.in_(pin_examiners))
-        ).all()
-    )
-    workstation_refs = dict(
-        session.execute(
-            select(Workstation.id, Workstation.external_ref).where(
-                Workstation.id.in_(pin_workstations)
-            )
-        ).all()
-    )
-    lab = session.get(Lab, jobs[0].lab_id)
-    assert lab is not None
     overdue = progress.overdue_job_ids(session, lab, current_version(session, lab), ids, utcnow())
     out = []
     for job in jobs:
-        case_ref, device_ref, _ = place[job.id]
+        view = shown[job.id]
         pin = None
         if job.pin_start_at is not None:
             pin = PinOut(
-                examiner=examiner_refs.get(job.pin_examiner_id or 0),
-                workstation=workstation_refs.get(job.pin_workstation_id or 0),
-                start=job.pin_start_at,
+                examiner=view.pin_examiner, workstation=view.pin_workstation, start=job.pin_start_at
             )
         out.append(
             JobOut(
                 id=job.id,
                 external_ref=job.external_ref,
-                case=case_ref,
-                device=device_ref,
+                case=view.case,
+                device=view.device,
                 stage=job.stage,
                 status=job.status,
                 attended_minutes=job.attended_minutes,
                 machine_minutes=job.machine_minutes,
                 exposure_minutes=job.exposure_minutes,
                 severity=job.severity,
-                skills=sorted(sets["skills"][job.id]),
-                capabilities=sorted(sets["capabilities"][job.id]),
-                pools=sorted(sets["pools"][job.id]),
-                after=sorted(sets["after"][job.id]),
-                allowed_examiners=sorted(sets["allowed_examiners"][job.id]),
-                workstation_minutes=dict(sorted(sets["workstation_minutes"][job.id])),
+                skills=view.skills,
+                capabilities=view.capabilities,
+                pools=view.pools,
+                after=view.after,
+                allowed_examiners=view.allowed_examiners,
+                workstation_minutes=view.workstation_minutes,
                 pin=pin,
                 started_at=job.started_at,
                 finished_at=job.finished_at,
@@ -159,12 +79,11 @@ def job_views(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
     return out
 
 
-def job_view(session: Session, job: Job) -> JobOut:
-    return job_views(session, [job])[0]
+def job_view(session: Session, lab: Lab, job: Job) -> JobOut:
+    return job_views(session, lab, [job])[0]
 
 
-def device_out(session: Session, case: Case, device: Device) -> DeviceOut:
-    jobs = session.scalars(select(Job).where(Job.device_id == device.id).order_by(Job.id)).all()
+def device_out(session: Session, lab: Lab, case: Case, device: Device) -> DeviceOut:
     return DeviceOut(
         external_ref=device.external_ref,
         case=case.external_ref,
@@ -172,7 +91,7 @@ def device_out(session: Session, case: Case, device: Device) -> DeviceOut:
         arrived_at=device.arrived_at,
         size_gb=device.size_gb,
         locked=device.locked,
-        jobs=job_views(session, jobs),
+        jobs=job_views(session, lab, casework.jobs_on(session, device)),
         updated_at=device.updated_at,
     )
 
@@ -183,18 +102,16 @@ def device_out(session: Session, case: Case, device: Device) -> DeviceOut:
 @router.get("/cases/{ref}/devices", tags=["devices"], responses=problems(404, 422))
 def list_devices(ref: RefPath, ctx: CaseReadCtx, page: PageDep) -> Page[DeviceOut]:
     case = casework.get_case(ctx.session, ctx.lab, ref)
-    rows, cursors = paginate(
-        ctx.session, select(Device).where(Device.case_id == case.id), Device.id, page
-    )
+    rows, cursors = paginate(ctx.session, casework.devices_of(case), page)
     return Page[DeviceOut](
-        items=[device_out(ctx.session, case, d) for d in rows], **cursors._asdict()
+        items=[device_out(ctx.session, ctx.lab, case, d) for d in rows], **cursors._asdict()
     )
 
 
 @router.get("/cases/{ref}/devices/{device}", tags=["devices"], responses=problems(404, 422))
 def get_device(ref: RefPath, device: RefPath, ctx: CaseReadCtx) -> DeviceOut:
     case = casework.get_case(ctx.session, ctx.lab, ref)
-    return device_out(ctx.session, case, casework.get_device(ctx.session, case, device))
+    return device_out(ctx.session, ctx.lab, case, casework.get_device(ctx.session, case, device))
 
 
 @router.put(
@@ -205,15 +122,13 @@ def put_device(
 ) -> DeviceOut:
     """Create or replace a device (exhibit) of a case."""
     case = casework.get_case(ctx.session, ctx.lab, ref)
-    existed = ctx.session.scalar(
-        select(Device.id).where(Device.case_id == case.id, Device.external_ref == device)
-    )
+    existed = casework.find_device(ctx.session, case, device)
     stored = casework.upsert_device(
         ctx.session, case, actor=ctx.actor, external_ref=device, **body.model_dump()
     )
     if existed is None:
         response.status_code = 201
-    return device_out(ctx.session, case, stored)
+    return device_out(ctx.session, ctx.lab, case, stored)
 
 
 # --- jobs ----------------------------------------------------------------------------------------
@@ -226,23 +141,15 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
     case: Annotated[QueryText | None, Query(max_length=64, description="A case reference.")] = None,
 ) -> Page[JobOut]:
-    stmt = select(Job).where(Job.lab_id == ctx.lab.id)
-    if status is not None:
-        stmt = stmt.where(Job.status == status)
-    if case is not None:
-        stmt = (
-            stmt.join(Device, Job.device_id == Device.id)
-            .join(Case, Device.case_id == Case.id)
-            .where(Case.external_ref == case)
-        )
-    rows, cursors = paginate(ctx.session, stmt, Job.id, page)
-    return Page[JobOut](items=job_views(ctx.session, rows), **cursors._asdict())
+    listing = casework.jobs_of(ctx.lab, status=status, case_ref=case)
+    rows, cursors = paginate(ctx.session, listing, page)
+    return Page[JobOut](items=job_views(ctx.session, ctx.lab, rows), **cursors._asdict())
 
 
 def get_job(
     ctx: CaseReadCtx, at: JobAt, response: Response, if_none_match: IfNoneMatch = None
 ) -> JobOut:
-    out = job_view(ctx.session, at.find(ctx))
+    out = job_view(ctx.session, ctx.lab, at.find(ctx))
     tag = etag_of(out)
     if not_modified(if_none_match, tag):
         return Response(status_code=304, headers={"ETag": tag})  # type: ignore[return-value]
@@ -281,7 +188,7 @@ def put_job(
     case = casework.get_case(ctx.session, ctx.lab, ref)
     stored_device = casework.get_device(ctx.session, case, device)
     existing = casework.find_job(ctx.session, case, device, job)
-    current = etag_of(job_view(ctx.session, existing)) if existing is not None else None
+    current = etag_of(job_view(ctx.session, ctx.lab, existing)) if existing is not None else None
     check_if_match(if_match, current)
     check_if_none_match(if_none_match, current)
     after = casework.resolve_predecessors(ctx.session, case, device, body.after)
@@ -295,19 +202,19 @@ def put_job(
     )
     if existing is None:
         response.status_code = 201
-    out = job_view(ctx.session, stored)
+    out = job_view(ctx.session, ctx.lab, stored)
     set_etag(response, out)
     return out
 
 
 def _guarded(ctx: Context, job_id: int, if_match: str | None) -> Job:
     job = casework.get_job(ctx.session, ctx.lab, job_id)
-    check_if_match(if_match, etag_of(job_view(ctx.session, job)))
+    check_if_match(if_match, etag_of(job_view(ctx.session, ctx.lab, job)))
     return job
 
 
 def _answer(ctx: Context, job: Job, response: Response) -> JobOut:
-    out = job_view(ctx.session, job)
+    out = job_view(ctx.session, ctx.lab, job)
     set_etag(response, out)
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import REF_PATTERN, AdminCtx, Context, OperateCtx
@@ -66,10 +65,8 @@ def create_key(body: KeyCreate, ctx: AdminCtx) -> KeyCreated:
 @router.get("", responses=problems(422))
 def list_keys(ctx: OperateCtx, page: PageDep) -> Page[KeyOut]:
     """Keys of the caller's scope (never their secrets). Admins and auditors."""
-    stmt = select(ApiKey)
-    if not ctx.principal.all_labs:
-        stmt = stmt.where(ApiKey.lab_id == ctx.principal.lab_id)
-    rows, cursors = paginate(ctx.session, stmt, ApiKey.id, page)
+    listing = keys.keys_of(ctx.principal.lab_id)  # None: a key of all labs sees every key
+    rows, cursors = paginate(ctx.session, listing, page)
     return Page[KeyOut](items=[key_out(ctx.session, k) for k in rows], **cursors._asdict())
 
 

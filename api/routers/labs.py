@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
-from sqlalchemy import select
 
 from api.deps import (
     REF_PATTERN,
@@ -30,7 +29,6 @@ from api.schemas.labs import (
     VocabularyIn,
     VocabularyOut,
 )
-from models import Lab, PriorityLevel
 from scheduler.services import labs, vocabulary
 
 router = APIRouter(tags=["labs"])
@@ -68,10 +66,7 @@ def create_lab(body: LabCreate, ctx: AdminCtx, response: Response) -> LabOut:
 @router.get("/labs", responses=problems(422))
 def list_labs(ctx: LabReadCtx, page: PageDep) -> Page[LabOut]:
     """The labs this key may see: all of them, or the one it is scoped to."""
-    stmt = select(Lab)
-    if ctx.principal.lab_id is not None:
-        stmt = stmt.where(Lab.id == ctx.principal.lab_id)
-    rows, cursors = paginate(ctx.session, stmt, Lab.id, page)
+    rows, cursors = paginate(ctx.session, labs.labs_visible(ctx.principal.lab_id), page)
     return Page[LabOut](items=[LabOut.model_validate(r) for r in rows], **cursors._asdict())
 
 
@@ -101,8 +96,7 @@ def update_lab(
 
 @lab_router.get("/priority-levels", tags=["priority levels"], responses=problems(404, 422))
 def list_priority_levels(ctx: LabReadCtx, page: PageDep) -> Page[PriorityLevelOut]:
-    stmt = select(PriorityLevel).where(PriorityLevel.lab_id == ctx.lab.id)
-    rows, cursors = paginate(ctx.session, stmt, PriorityLevel.id, page)
+    rows, cursors = paginate(ctx.session, labs.levels_of(ctx.lab), page)
     return Page[PriorityLevelOut](
         items=[PriorityLevelOut.model_validate(r) for r in rows], **cursors._asdict()
     )

@@ -6,10 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Response
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from api.deps import REF_PATTERN, Context, ManageCtx, ReadCtx, lab_path
+from api.deps import REF_PATTERN, ManageCtx, ReadCtx, lab_path
 from api.etag import (
     IfMatch,
     IfNoneMatch,
@@ -42,11 +40,7 @@ from api.schemas.resources import (
     WorkstationPatch,
 )
 from models import (
-    Absence,
     Examiner,
-    ExposureLog,
-    LicencePool,
-    MaintenanceWindow,
     Workstation,
 )
 from scheduler.services import resources
@@ -85,18 +79,6 @@ def workstation_out(workstation: Workstation) -> WorkstationOut:
     )
 
 
-def _find_examiner(ctx: Context, ref: str) -> Examiner | None:
-    return ctx.session.scalar(
-        select(Examiner).where(Examiner.lab_id == ctx.lab.id, Examiner.external_ref == ref)
-    )
-
-
-def _find_workstation(ctx: Context, ref: str) -> Workstation | None:
-    return ctx.session.scalar(
-        select(Workstation).where(Workstation.lab_id == ctx.lab.id, Workstation.external_ref == ref)
-    )
-
-
 def _shifts(shifts: list[ShiftIn] | None) -> list[tuple[int, Any, Any]] | None:
     return None if shifts is None else [(s.weekday, s.starts, s.ends) for s in shifts]
 
@@ -106,12 +88,7 @@ def _shifts(shifts: list[ShiftIn] | None) -> list[tuple[int, Any, Any]] | None:
 
 @router.get("/examiners", tags=["examiners"], responses=problems(404, 422))
 def list_examiners(ctx: ReadCtx, page: PageDep) -> Page[ExaminerOut]:
-    stmt = (
-        select(Examiner)
-        .where(Examiner.lab_id == ctx.lab.id)
-        .options(selectinload(Examiner.skills), selectinload(Examiner.shifts))
-    )
-    rows, cursors = paginate(ctx.session, stmt, Examiner.id, page)
+    rows, cursors = paginate(ctx.session, resources.examiners_of(ctx.lab), page)
     return Page[ExaminerOut](items=[examiner_out(e) for e in rows], **cursors._asdict())
 
 
@@ -141,7 +118,7 @@ def put_examiner(
     if_none_match: IfNoneMatch = None,
 ) -> ExaminerOut:
     """Create or replace an examiner: skills, weekly shifts and exposure policy."""
-    existing = _find_examiner(ctx, ref)
+    existing = resources.find_examiner(ctx.session, ctx.lab, ref)
     current = etag_of(examiner_out(existing)) if existing is not None else None
     check_if_match(if_match, current)
     check_if_none_match(if_none_match, current)
@@ -210,8 +187,7 @@ def put_shifts(
 @router.get("/examiners/{ref}/absences", tags=["examiners"], responses=problems(404, 422))
 def list_absences(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[AbsenceOut]:
     examiner = resources.get_examiner(ctx.session, ctx.lab, ref)
-    stmt = select(Absence).where(Absence.examiner_id == examiner.id)
-    rows, cursors = paginate(ctx.session, stmt, Absence.id, page)
+    rows, cursors = paginate(ctx.session, resources.absences_of(examiner), page)
     return Page[AbsenceOut](items=[AbsenceOut.model_validate(a) for a in rows], **cursors._asdict())
 
 
@@ -241,8 +217,7 @@ def delete_absence(ref: RefPath, absence_id: IdPath, ctx: ManageCtx) -> Response
 @router.get("/examiners/{ref}/exposure-logs", tags=["examiners"], responses=problems(404, 422))
 def list_exposure_logs(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[ExposureLogOut]:
     examiner = resources.get_examiner(ctx.session, ctx.lab, ref)
-    stmt = select(ExposureLog).where(ExposureLog.examiner_id == examiner.id)
-    rows, cursors = paginate(ctx.session, stmt, ExposureLog.id, page)
+    rows, cursors = paginate(ctx.session, resources.exposure_logs_of(examiner), page)
     return Page[ExposureLogOut](
         items=[ExposureLogOut.model_validate(e) for e in rows], **cursors._asdict()
     )
@@ -266,12 +241,7 @@ def log_exposure(ref: RefPath, body: ExposureLogIn, ctx: ManageCtx) -> ExposureL
 
 @router.get("/workstations", tags=["workstations"], responses=problems(404, 422))
 def list_workstations(ctx: ReadCtx, page: PageDep) -> Page[WorkstationOut]:
-    stmt = (
-        select(Workstation)
-        .where(Workstation.lab_id == ctx.lab.id)
-        .options(selectinload(Workstation.capabilities))
-    )
-    rows, cursors = paginate(ctx.session, stmt, Workstation.id, page)
+    rows, cursors = paginate(ctx.session, resources.workstations_of(ctx.lab), page)
     return Page[WorkstationOut](items=[workstation_out(w) for w in rows], **cursors._asdict())
 
 
@@ -305,7 +275,7 @@ def put_workstation(
     if_none_match: IfNoneMatch = None,
 ) -> WorkstationOut:
     """Create or replace a workstation (capabilities, capacity)."""
-    existing = _find_workstation(ctx, ref)
+    existing = resources.find_workstation(ctx.session, ctx.lab, ref)
     current = etag_of(workstation_out(existing)) if existing is not None else None
     check_if_match(if_match, current)
     check_if_none_match(if_none_match, current)
@@ -356,8 +326,7 @@ def patch_workstation(
 )
 def list_maintenance(ref: RefPath, ctx: ReadCtx, page: PageDep) -> Page[MaintenanceOut]:
     workstation = resources.get_workstation(ctx.session, ctx.lab, ref)
-    stmt = select(MaintenanceWindow).where(MaintenanceWindow.workstation_id == workstation.id)
-    rows, cursors = paginate(ctx.session, stmt, MaintenanceWindow.id, page)
+    rows, cursors = paginate(ctx.session, resources.maintenance_of(workstation), page)
     return Page[MaintenanceOut](
         items=[MaintenanceOut.model_validate(w) for w in rows], **cursors._asdict()
     )
@@ -394,8 +363,7 @@ def delete_maintenance(ref: RefPath, window_id: IdPath, ctx: ManageCtx) -> Respo
 
 @router.get("/licence-pools", tags=["licence pools"], responses=problems(404, 422))
 def list_pools(ctx: ReadCtx, page: PageDep) -> Page[LicencePoolOut]:
-    stmt = select(LicencePool).where(LicencePool.lab_id == ctx.lab.id)
-    rows, cursors = paginate(ctx.session, stmt, LicencePool.id, page)
+    rows, cursors = paginate(ctx.session, resources.pools_of(ctx.lab), page)
     return Page[LicencePoolOut](
         items=[LicencePoolOut.model_validate(p) for p in rows], **cursors._asdict()
     )

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -43,7 +42,6 @@ from api.problems import problems
 from api.schemas.common import FilterInstant, Instant, JsonWithInstants
 from models import (
     Examiner,
-    ForecastEntry,
     Lab,
     ScheduleVersion,
     SolveRun,
@@ -51,10 +49,10 @@ from models import (
 )
 from scheduler.core.plan import REASONS
 from scheduler.errors import NotFound
-from scheduler.planning import views
+from scheduler.planning import version_reads, views
 from scheduler.planning.gantt import board_page
+from scheduler.planning.publish import current_version, publish
 from scheduler.planning.publish import diff as diff_versions
-from scheduler.planning.publish import publish
 from scheduler.services.casework import get_case
 from scheduler.services.resources import get_examiner, get_workstation
 
@@ -265,14 +263,7 @@ def _unscheduled(
 ) -> list[UnscheduledOut]:
     ids = [r.job_id for r in rows]
     refs = views.job_refs(ctx.session, ids)
-    forecast = {
-        f.job_id: f
-        for f in ctx.session.scalars(
-            select(ForecastEntry).where(
-                ForecastEntry.schedule_version_id == version.id, ForecastEntry.job_id.in_(ids)
-            )
-        )
-    }
+    forecast = version_reads.forecast_of(ctx.session, version, ids)
     return [
         UnscheduledOut(
             job_id=r.job_id,
@@ -292,12 +283,7 @@ def _unscheduled(
 @router.get("/schedules", responses=problems(404, 422))
 def list_versions(ctx: ReadCtx, page: PageDep) -> Page[VersionOut]:
     """Every schedule version of the lab (published or not), oldest first."""
-    rows, cursors = paginate(
-        ctx.session,
-        select(ScheduleVersion).where(ScheduleVersion.lab_id == ctx.lab.id),
-        ScheduleVersion.id,
-        page,
-    )
+    rows, cursors = paginate(ctx.session, version_reads.versions_of(ctx.lab), page)
     return Page[VersionOut](items=[version_out(ctx, v) for v in rows], **cursors._asdict())
 
 
@@ -392,11 +378,7 @@ def get_diff(
         if against is not None:
             base: ScheduleVersion | None = views.get_version(ctx.session, ctx.lab, against)
         else:
-            base = ctx.session.scalar(
-                select(ScheduleVersion).where(
-                    ScheduleVersion.lab_id == ctx.lab.id, ScheduleVersion.is_current.is_(True)
-                )
-            )
+            base = current_version(ctx.session, ctx.lab)
         stored = diff_versions(base, target)
     return DiffOut.model_validate(views.readable_diff(ctx.session, ctx.lab, stored))
 
@@ -463,10 +445,10 @@ def list_unscheduled(
 ) -> Page[UnscheduledOut]:
     """Jobs the version leaves out, each with its reason and its forecast beyond the horizon."""
     target = _resolve(ctx, version)
-    stmt = select(UnscheduledJob).where(UnscheduledJob.schedule_version_id == target.id)
-    if reason is not None:
-        stmt = stmt.where(UnscheduledJob.reason == reason.value)
-    rows, cursors = paginate(ctx.session, stmt, UnscheduledJob.job_id, page)
+    listing = version_reads.unscheduled_of(
+        target, reason=reason.value if reason is not None else None
+    )
+    rows, cursors = paginate(ctx.session, listing, page)
     return Page[UnscheduledOut](items=_unscheduled(ctx, target, rows), **cursors._asdict())
 
 
@@ -517,14 +499,7 @@ def case_schedule(version: VersionRef, ref: RefPath, ctx: ReadCtx) -> CaseSchedu
     target = _resolve(ctx, version)
     rows = views.placed_jobs(ctx.session, target, case_id=case.id)
     job_ids = views.case_job_ids(ctx.session, case)
-    left = list(
-        ctx.session.scalars(
-            select(UnscheduledJob).where(
-                UnscheduledJob.schedule_version_id == target.id,
-                UnscheduledJob.job_id.in_(job_ids),
-            )
-        )
-    )
+    left = version_reads.unscheduled_among(ctx.session, target, job_ids)
     return CaseScheduleOut(
         case=case.external_ref,
         version=target.id,

@@ -14,17 +14,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from api.deps import ManageCtx, ReadCtx, lab_path
 from api.pagination import Page, PageDep, id_path, paginate
 from api.problems import problems
 from api.run_links import run_path
 from api.schemas.common import Body, Flag, Instant, IntegerOnly, Note, utc_instants
-from models import ScheduleVersion, SolveRun, SolveRunAttempt
+from models import SolveRun, SolveRunAttempt
 from models.base import utcnow
 from scheduler.core.snapshot import snapshot_to_json
-from scheduler.planning import runs
+from scheduler.planning import runs, version_reads
 from scheduler.planning.loader import load_snapshot
 
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["solve runs"])
@@ -125,19 +124,6 @@ def run_out(
     )
 
 
-def _versions_of(session: Any, run_ids: list[int]) -> dict[int, int]:
-    if not run_ids:
-        return {}
-    return {
-        run_id: version_id
-        for version_id, run_id in session.execute(
-            select(ScheduleVersion.id, ScheduleVersion.solve_run_id).where(
-                ScheduleVersion.solve_run_id.in_(run_ids)
-            )
-        )
-    }
-
-
 @router.post("/solve-runs", status_code=202, responses=problems(404, 422))
 def queue_solve_run(body: SolveRunIn, ctx: ManageCtx, response: Response) -> QueuedRunOut:
     """Queue a solve run; a worker executes it. Poll the run (``Location``) for its progress.
@@ -164,11 +150,9 @@ def queue_solve_run(body: SolveRunIn, ctx: ManageCtx, response: Response) -> Que
 
 @router.get("/solve-runs", responses=problems(404, 422))
 def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
-    rows, cursors = paginate(
-        ctx.session, select(SolveRun).where(SolveRun.lab_id == ctx.lab.id), SolveRun.id, page
-    )
+    rows, cursors = paginate(ctx.session, runs.runs_of(ctx.lab), page)
     ids = [r.id for r in rows]
-    versions = _versions_of(ctx.session, ids)
+    versions = version_reads.versions_made_by(ctx.session, ids)
     history = runs.attempts_of(ctx.session, ids)
     return Page[SolveRunOut](
         items=[run_out(ctx.lab.code, r, versions.get(r.id), history[r.id]) for r in rows],
@@ -180,7 +164,7 @@ def list_solve_runs(ctx: ReadCtx, page: PageDep) -> Page[SolveRunOut]:
 def get_solve_run(run_id: RunId, ctx: ReadCtx) -> SolveRunOut:
     """A run's status, progress, timings, objective and bound, or its error."""
     run = runs.get_run(ctx.session, ctx.lab, run_id)
-    version = _versions_of(ctx.session, [run.id]).get(run.id)
+    version = version_reads.versions_made_by(ctx.session, [run.id]).get(run.id)
     return run_out(ctx.lab.code, run, version, runs.attempts_of(ctx.session, [run.id])[run.id])
 
 

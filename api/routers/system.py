@@ -5,11 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import ScrapeCtx, get_engine
 from api.problems import problems
+from scheduler.db import answers
 from scheduler.errors import DomainError
 
 router = APIRouter(tags=["operations"])
@@ -29,11 +28,8 @@ class Health(BaseModel):
 @router.get("/health", responses=problems(503, auth=False))
 def health(request: Request) -> Health:
     """Liveness and database reachability. Needs no key."""
-    try:
-        with get_engine(request).connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except SQLAlchemyError:
-        raise Unavailable("the database does not answer") from None
+    if not answers(get_engine(request)):
+        raise Unavailable("the database does not answer")
     return Health(status="ok", database="ok")
 
 

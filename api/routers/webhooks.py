@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from api.deps import ManageCtx, ReadCtx, lab_path
 from api.pagination import Page, PageDep, id_path, paginate
@@ -25,23 +23,12 @@ from api.schemas.webhooks import (
     WebhookCreated,
     WebhookOut,
 )
-from models import Lab, WebhookDelivery, WebhookEvent, WebhookSubscription
+from models import Lab, WebhookSubscription
 from scheduler.services import webhooks
 
 router = APIRouter(prefix="/labs/{lab}", dependencies=[Depends(lab_path)], tags=["webhooks"])
 
 WebhookId = Annotated[int, id_path("webhook subscription")]
-
-
-def _pending(session: Session, ids: list[int]) -> dict[int, int]:
-    if not ids:
-        return {}
-    rows = session.execute(
-        select(WebhookDelivery.subscription_id, func.count())
-        .where(WebhookDelivery.subscription_id.in_(ids), WebhookDelivery.status == "pending")
-        .group_by(WebhookDelivery.subscription_id)
-    )
-    return {sid: int(n) for sid, n in rows}
 
 
 def webhook_out(lab: Lab, subscription: WebhookSubscription, pending: int) -> WebhookOut:
@@ -76,9 +63,8 @@ def create_webhook(body: WebhookCreate, ctx: ManageCtx, response: Response) -> W
 @router.get("/webhooks", responses=problems(404, 422))
 def list_webhooks(ctx: ReadCtx, page: PageDep) -> Page[WebhookOut]:
     """The lab's subscriptions (never their secrets)."""
-    stmt = select(WebhookSubscription).where(WebhookSubscription.lab_id == ctx.lab.id)
-    rows, cursors = paginate(ctx.session, stmt, WebhookSubscription.id, page)
-    pending = _pending(ctx.session, [s.id for s in rows])
+    rows, cursors = paginate(ctx.session, webhooks.subscriptions_of(ctx.lab), page)
+    pending = webhooks.pending_counts(ctx.session, [s.id for s in rows])
     return Page[WebhookOut](
         items=[webhook_out(ctx.lab, s, pending.get(s.id, 0)) for s in rows], **cursors._asdict()
     )
@@ -87,7 +73,7 @@ def list_webhooks(ctx: ReadCtx, page: PageDep) -> Page[WebhookOut]:
 @router.get("/webhooks/{webhook_id}", responses=problems(404, 422))
 def get_webhook(webhook_id: WebhookId, ctx: ReadCtx) -> WebhookOut:
     subscription = webhooks.get_subscription(ctx.session, ctx.lab, webhook_id)
-    pending = _pending(ctx.session, [subscription.id]).get(subscription.id, 0)
+    pending = webhooks.pending_counts(ctx.session, [subscription.id]).get(subscription.id, 0)
     return webhook_out(ctx.lab, subscription, pending)
 
 
@@ -110,16 +96,9 @@ def list_deliveries(
 ) -> Page[DeliveryOut]:
     """The subscription's deliveries, oldest first: attempts, last answer, next attempt."""
     subscription = webhooks.get_subscription(ctx.session, ctx.lab, webhook_id)
-    stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
-    if status is not None:
-        stmt = stmt.where(WebhookDelivery.status == status)
-    rows, cursors = paginate(ctx.session, stmt, WebhookDelivery.id, page)
-    events = {
-        e.id: e
-        for e in ctx.session.scalars(
-            select(WebhookEvent).where(WebhookEvent.id.in_({d.event_id for d in rows}))
-        )
-    }
+    listing = webhooks.deliveries_of(subscription, status=status)
+    rows, cursors = paginate(ctx.session, listing, page)
+    events = webhooks.events_by_id(ctx.session, (d.event_id for d in rows))
     return Page[DeliveryOut](
         items=[
             DeliveryOut(

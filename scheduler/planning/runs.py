@@ -17,6 +17,7 @@ from scheduler.planning.events import announce_run_failed
 from scheduler.services import audit
 from scheduler.services.integrity import flush
 from scheduler.services.labs import lock_lab
+from scheduler.services.listing import Listing, by_id
 
 FINISHED = ("succeeded", "failed", "cancelled")
 REPAIR_TIME_LIMIT_SECONDS = 4
@@ -212,6 +213,11 @@ def list_runs(
     if before_id is not None:
         query = query.where(SolveRun.id < before_id)
     return list(session.scalars(query.order_by(SolveRun.id.desc()).limit(limit)))
+
+
+def runs_of(lab: Lab) -> Listing:
+    """The lab's runs, oldest first (the API's list)."""
+    return by_id(select(SolveRun).where(SolveRun.lab_id == lab.id))
 
 
 def cancel_run(session: Session, run: SolveRun, *, actor: str) -> SolveRun:

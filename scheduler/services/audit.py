@@ -11,6 +11,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from models import AuditEvent, Case, Device, Examiner, Job, Workstation
+from scheduler.services.listing import Listing, by_id
 
 # Entities whose id is what clients already use to name them.
 _NAMED_BY_ID = {"schedule_version", "solve_run", "api_key", "feed_token", "absence"}
@@ -126,3 +127,27 @@ def record_if_changed(
             before=before,
             after=after,
         )
+
+
+def events_of(
+    *,
+    lab_id: int | None = None,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    action: str | None = None,
+    actor: str | None = None,
+) -> Listing:
+    """Audit events in id order (oldest first): of one lab when ``lab_id`` is given, and only
+    those matching each filter given."""
+    stmt = select(AuditEvent)
+    if lab_id is not None:
+        stmt = stmt.where(AuditEvent.lab_id == lab_id)
+    if entity_type:
+        stmt = stmt.where(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        stmt = stmt.where(AuditEvent.entity_id == entity_id)
+    if action:
+        stmt = stmt.where(AuditEvent.action == action)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    return by_id(stmt)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from models import (
@@ -15,12 +15,6 @@ from models import (
     Device,
     Examiner,
     Job,
-    JobAllowedExaminer,
-    JobCapability,
-    JobLicencePool,
-    JobPredecessor,
-    JobSkill,
-    JobWorkstationMinutes,
     Lab,
     PriorityLevel,
     TriageFlag,
@@ -28,21 +22,93 @@ from models import (
 )
 from models.base import utcnow
 from scheduler.errors import Conflict, Invalid, NotFound
-from scheduler.services import audit, escalation, events, vocabulary
+from scheduler.services import audit, escalation, events, job_store, vocabulary
 from scheduler.services.integrity import flush
 from scheduler.services.labs import get_level
+from scheduler.services.listing import Listing, by_id
 from scheduler.services.resources import get_examiner, get_pool, get_workstation
 
 JOB_EFFORT = ("stage", "attended_minutes", "machine_minutes", "exposure_minutes", "severity")
 
 
 def get_case(session: Session, lab: Lab, external_ref: str) -> Case:
-    case = session.scalar(
-        select(Case).where(Case.lab_id == lab.id, Case.external_ref == external_ref)
-    )
+    case = find_case(session, lab, external_ref)
     if case is None:
         raise NotFound(f"case {external_ref!r} does not exist in lab {lab.code!r}")
     return case
+
+
+def find_case(session: Session, lab: Lab, external_ref: str) -> Case | None:
+    return session.scalar(
+        select(Case).where(Case.lab_id == lab.id, Case.external_ref == external_ref)
+    )
+
+
+def level_of(session: Session, case: Case) -> PriorityLevel | None:
+    """The case's priority level."""
+    return session.get(PriorityLevel, case.priority_level_id)
+
+
+def case_summaries(
+    session: Session,
+    lab: Lab,
+    *,
+    status: str | None = None,
+    priority: str | None = None,
+    after_id: int | None = None,
+    limit: int,
+) -> list[tuple[Case, str]]:
+    """Up to ``limit`` of the lab's cases after ``after_id`` in id order, each with its level's
+    code, of one status or priority level when given."""
+    stmt = (
+        select(Case, PriorityLevel.code)
+        .join(PriorityLevel, Case.priority_level_id == PriorityLevel.id)
+        .where(Case.lab_id == lab.id)
+    )
+    if status is not None:
+        stmt = stmt.where(Case.status == status)
+    if priority is not None:
+        stmt = stmt.where(PriorityLevel.code == priority)
+    if after_id is not None:
+        stmt = stmt.where(Case.id > after_id)
+    return [(c, code) for c, code in session.execute(stmt.order_by(Case.id).limit(limit))]
+
+
+def open_cases(lab: Lab) -> Listing:
+    """The lab's open cases, in id order."""
+    return by_id(select(Case).where(Case.lab_id == lab.id, Case.status == "open"))
+
+
+def device_refs(session: Session, case: Case) -> list[str]:
+    """The references of the case's devices, in id order."""
+    return list(
+        session.scalars(
+            select(Device.external_ref).where(Device.case_id == case.id).order_by(Device.id)
+        )
+    )
+
+
+def flags_of(session: Session, case: Case) -> list[TriageFlag]:
+    """The case's triage flags, oldest first."""
+    return list(
+        session.scalars(
+            select(TriageFlag).where(TriageFlag.case_id == case.id).order_by(TriageFlag.id)
+        )
+    )
+
+
+def links_of(session: Session, case: Case) -> list[tuple[CaseLink, str]]:
+    """The case's links, each with the other case's reference."""
+    links = session.scalars(
+        select(CaseLink)
+        .where(or_(CaseLink.case_id == case.id, CaseLink.linked_case_id == case.id))
+        .order_by(CaseLink.case_id, CaseLink.linked_case_id)
+    ).all()
+    other_ids = {ln.linked_case_id if ln.case_id == case.id else ln.case_id for ln in links}
+    refs = dict(
+        session.execute(select(Case.id, Case.external_ref).where(Case.id.in_(other_ids))).all()
+    )
+    return [(ln, refs[ln.linked_case_id if ln.case_id == case.id else ln.case_id]) for ln in links]
 
 
 def upsert_case(
@@ -58,9 +124,7 @@ def upsert_case(
     note: str | None = None,
 ) -> Case:
     level = get_level(session, lab, priority)
-    case = session.scalar(
-        select(Case).where(Case.lab_id == lab.id, Case.external_ref == external_ref)
-    )
+    case = find_case(session, lab, external_ref)
     before = audit.state_of(case) if case is not None else None
     if case is None:
         case = Case(lab_id=lab.id, external_ref=external_ref)
@@ -117,11 +181,7 @@ def _reachable(session: Session, start: Iterable[int], target: int) -> bool:
         if job_id in seen:
             continue
         seen.add(job_id)
-        frontier.extend(
-            session.scalars(
-                select(JobPredecessor.predecessor_id).where(JobPredecessor.job_id == job_id)
-            )
-        )
+        frontier.extend(job_store.predecessor_ids(session, job_id))
     return False
 
 
@@ -165,27 +225,25 @@ def upsert_job(
         session.add(job)
     job.stage, job.attended_minutes, job.machine_minutes = stage, attended_minutes, machine_minutes
     job.exposure_minutes, job.severity = exposure_minutes, severity
-    job.skills = [JobSkill(skill=s) for s in sorted(set(skills))]
-    job.capabilities = [JobCapability(capability=c) for c in sorted(set(capabilities))]
-    job.pools = [JobLicencePool(pool_id=get_pool(session, lab, p).id) for p in sorted(set(pools))]
-    job.allowed_examiners = [
-        JobAllowedExaminer(examiner_id=get_examiner(session, lab, e).id)
-        for e in sorted(set(allowed_examiners))
-    ]
-    job.workstation_minutes = [
-        JobWorkstationMinutes(
-            workstation_id=get_workstation(session, lab, ws).id, machine_minutes=minutes
-        )
-        for ws, minutes in sorted((workstation_minutes or {}).items())
-    ]
+    sets = job_store.Sets(
+        skills=skills,
+        capabilities=capabilities,
+        pool_ids=[get_pool(session, lab, p).id for p in sorted(set(pools))],
+        examiner_ids=[get_examiner(session, lab, e).id for e in sorted(set(allowed_examiners))],
+        workstation_minutes={
+            get_workstation(session, lab, ws).id: minutes
+            for ws, minutes in sorted((workstation_minutes or {}).items())
+        },
+        predecessor_ids=[p.id for p in after],
+    )
     flush(session)
     for predecessor in after:
         if predecessor.lab_id != lab.id:
             raise Invalid(f"job {external_ref!r} cannot wait for a job of another lab")
-    predecessor_ids = sorted({p.id for p in after})
+    predecessor_ids = sorted(set(sets.predecessor_ids))
     if job.id in predecessor_ids or _reachable(session, predecessor_ids, job.id):
         raise Invalid(f"job {external_ref!r}: predecessors would form a cycle", field="after")
-    job.predecessors = [JobPredecessor(predecessor_id=p) for p in predecessor_ids]
+    job_store.replace(job, sets)
     flush(session)
     audit.record_if_changed(
         session, job, actor=actor, action="job.upsert", lab_id=lab.id, before=before
@@ -351,6 +409,17 @@ def escalate_case(
     return case
 
 
+def escalate_if_more_urgent(
+    session: Session, lab: Lab, case: Case, level_code: str, actor: str
+) -> None:
+    """Escalate ``case`` to ``level_code`` when that is more urgent than its level (a whole-case
+    replacement that raises the priority is an escalation, recorded as one)."""
+    stored = level_of(session, case)
+    wanted = get_level(session, lab, level_code)
+    if stored is not None and wanted.rank < stored.rank:
+        escalate_case(session, lab, case, level_code, actor)
+
+
 def _raise_level(
     session: Session,
     lab: Lab,
@@ -410,13 +479,41 @@ def get_job(session: Session, lab: Lab, job_id: int) -> Job:
     return job
 
 
-def get_device(session: Session, case: Case, external_ref: str) -> Device:
-    device = session.scalar(
+def find_device(session: Session, case: Case, external_ref: str) -> Device | None:
+    return session.scalar(
         select(Device).where(Device.case_id == case.id, Device.external_ref == external_ref)
     )
+
+
+def get_device(session: Session, case: Case, external_ref: str) -> Device:
+    device = find_device(session, case, external_ref)
     if device is None:
         raise NotFound(f"device {external_ref!r} does not exist in case {case.external_ref!r}")
     return device
+
+
+def devices_of(case: Case) -> Listing:
+    """The case's devices, in id order."""
+    return by_id(select(Device).where(Device.case_id == case.id))
+
+
+def jobs_on(session: Session, device: Device) -> list[Job]:
+    """The device's jobs, in id order."""
+    return list(session.scalars(select(Job).where(Job.device_id == device.id).order_by(Job.id)))
+
+
+def jobs_of(lab: Lab, *, status: str | None = None, case_ref: str | None = None) -> Listing:
+    """The lab's jobs in id order, of one status or one case when given."""
+    stmt = select(Job).where(Job.lab_id == lab.id)
+    if status is not None:
+        stmt = stmt.where(Job.status == status)
+    if case_ref is not None:
+        stmt = (
+            stmt.join(Device, Job.device_id == Device.id)
+            .join(Case, Device.case_id == Case.id)
+            .where(Case.external_ref == case_ref)
+        )
+    return by_id(stmt)
 
 
 def find_job(session: Session, case: Case, device_ref: str, job_ref: str) -> Job | None:

@@ -23,6 +23,7 @@ from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
 from scheduler.services.keys import SECRET_BYTES, TOUCH_EVERY, free_prefix, hash_secret
+from scheduler.services.listing import Listing, by_id
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ def _public_state(feed: FeedToken) -> dict[str, object]:
     state = audit.state_of(feed)
     state.pop("secret_hash", None)
     return state
+
+
+def feeds_of(lab: Lab) -> Listing:
+    """The lab's feed tokens, live and revoked, in id order."""
+    return by_id(select(FeedToken).where(FeedToken.lab_id == lab.id))
 
 
 def get_feed(session: Session, lab: Lab, prefix: str) -> FeedToken:

@@ -36,6 +36,7 @@ from scheduler.db import is_lock_timeout
 from scheduler.errors import Conflict, Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
+from scheduler.services.listing import Listing, by_id
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,14 @@ def _public_state(key: ApiKey) -> dict[str, object]:
     state = audit.state_of(key)
     state.pop("secret_hash", None)
     return state
+
+
+def keys_of(lab_id: int | None) -> Listing:
+    """Every key in id order, or only those of lab ``lab_id`` when given."""
+    stmt = select(ApiKey)
+    if lab_id is not None:
+        stmt = stmt.where(ApiKey.lab_id == lab_id)
+    return by_id(stmt)
 
 
 def get_key(session: Session, prefix: str) -> ApiKey:

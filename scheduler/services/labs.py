@@ -16,6 +16,7 @@ from models.lab import DEFAULT_MAX_TIME_LIMIT_SECONDS, DEFAULT_PRIORITY_SCHEME
 from scheduler.errors import Busy, Invalid, NotFound
 from scheduler.services import audit, vocabulary
 from scheduler.services.integrity import flush
+from scheduler.services.listing import Listing, by_id
 
 LAB_SETTINGS = (
     "name",
@@ -111,6 +112,33 @@ def lock_lab(session: Session, code: str, *, wait_seconds: float | None = None) 
 
 def find_lab(session: Session, code: str) -> Lab | None:
     return session.scalar(select(Lab).where(Lab.code == code))
+
+
+def labs_visible(lab_id: int | None) -> Listing:
+    """Every lab in id order, or only ``lab_id`` when given (a key scoped to one lab)."""
+    stmt = select(Lab)
+    if lab_id is not None:
+        stmt = stmt.where(Lab.id == lab_id)
+    return by_id(stmt)
+
+
+def codes_of(session: Session, lab_ids: Iterable[int]) -> dict[int, str]:
+    """The codes of the labs ``lab_ids``, by id."""
+    return dict(session.execute(select(Lab.id, Lab.code).where(Lab.id.in_(set(lab_ids)))).all())
+
+
+def levels_of(lab: Lab) -> Listing:
+    """The lab's priority levels, in id order."""
+    return by_id(select(PriorityLevel).where(PriorityLevel.lab_id == lab.id))
+
+
+def level_codes(session: Session, lab: Lab) -> dict[int, str]:
+    """The codes of the lab's priority levels, by id."""
+    return dict(
+        session.execute(
+            select(PriorityLevel.id, PriorityLevel.code).where(PriorityLevel.lab_id == lab.id)
+        ).all()
+    )
 
 
 def create_lab(

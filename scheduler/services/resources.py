@@ -7,7 +7,7 @@ from datetime import date, datetime, time
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from models import (
     Absence,
@@ -24,6 +24,7 @@ from models import (
 from scheduler.errors import Invalid, NotFound
 from scheduler.services import audit, events, vocabulary
 from scheduler.services.integrity import flush
+from scheduler.services.listing import Listing, by_id
 
 EXPOSURE_POLICY = (
     "daily_cap_minutes",
@@ -64,10 +65,62 @@ def active_workstations(session: Session, lab: Lab) -> list[Workstation]:
     )
 
 
-def get_examiner(session: Session, lab: Lab, external_ref: str) -> Examiner:
-    examiner = session.scalar(
+def examiners_of(lab: Lab) -> Listing:
+    """The lab's examiners with their skills and shifts, in id order."""
+    return by_id(
+        select(Examiner)
+        .where(Examiner.lab_id == lab.id)
+        .options(selectinload(Examiner.skills), selectinload(Examiner.shifts))
+    )
+
+
+def workstations_of(lab: Lab) -> Listing:
+    """The lab's workstations with their capabilities, in id order."""
+    return by_id(
+        select(Workstation)
+        .where(Workstation.lab_id == lab.id)
+        .options(selectinload(Workstation.capabilities))
+    )
+
+
+def pools_of(lab: Lab) -> Listing:
+    """The lab's licence pools, in id order."""
+    return by_id(select(LicencePool).where(LicencePool.lab_id == lab.id))
+
+
+def absences_of(examiner: Examiner) -> Listing:
+    """The examiner's absences, in id order."""
+    return by_id(select(Absence).where(Absence.examiner_id == examiner.id))
+
+
+def exposure_logs_of(examiner: Examiner) -> Listing:
+    """The exposure the examiner has logged, in id order."""
+    return by_id(select(ExposureLog).where(ExposureLog.examiner_id == examiner.id))
+
+
+def maintenance_of(workstation: Workstation) -> Listing:
+    """The workstation's maintenance windows, in id order."""
+    return by_id(
+        select(MaintenanceWindow).where(MaintenanceWindow.workstation_id == workstation.id)
+    )
+
+
+def find_examiner(session: Session, lab: Lab, external_ref: str) -> Examiner | None:
+    return session.scalar(
         select(Examiner).where(Examiner.lab_id == lab.id, Examiner.external_ref == external_ref)
     )
+
+
+def find_workstation(session: Session, lab: Lab, external_ref: str) -> Workstation | None:
+    return session.scalar(
+        select(Workstation).where(
+            Workstation.lab_id == lab.id, Workstation.external_ref == external_ref
+        )
+    )
+
+
+def get_examiner(session: Session, lab: Lab, external_ref: str) -> Examiner:
+    examiner = find_examiner(session, lab, external_ref)
     if examiner is None:
         raise NotFound(f"examiner {external_ref!r} does not exist in lab {lab.code!r}")
     return examiner
@@ -167,11 +220,7 @@ def log_exposure(
 
 
 def get_workstation(session: Session, lab: Lab, external_ref: str) -> Workstation:
-    workstation = session.scalar(
-        select(Workstation).where(
-            Workstation.lab_id == lab.id, Workstation.external_ref == external_ref
-        )
-    )
+    workstation = find_workstation(session, lab, external_ref)
     if workstation is None:
         raise NotFound(f"workstation {external_ref!r} does not exist in lab {lab.code!r}")
     return workstation

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import Lab, WebhookDelivery, WebhookEvent, WebhookSubscription
@@ -29,6 +29,7 @@ from scheduler.errors import Invalid, NotFound
 from scheduler.services import audit
 from scheduler.services.integrity import flush
 from scheduler.services.labs import lock_lab
+from scheduler.services.listing import Listing, by_id
 
 MAX_URL_LENGTH = 2000  # the column's width
 SECRET_PREFIX = "whsec_"
@@ -102,6 +103,42 @@ def get_subscription(session: Session, lab: Lab, subscription_id: int) -> Webhoo
     if subscription is None or subscription.lab_id != lab.id:
         raise NotFound(f"webhook {subscription_id} does not exist in lab {lab.code!r}")
     return subscription
+
+
+def subscriptions_of(lab: Lab) -> Listing:
+    """The lab's subscriptions, in id order."""
+    return by_id(select(WebhookSubscription).where(WebhookSubscription.lab_id == lab.id))
+
+
+def pending_counts(session: Session, subscription_ids: list[int]) -> dict[int, int]:
+    """How many deliveries wait for each of the subscriptions (those with any)."""
+    if not subscription_ids:
+        return {}
+    rows = session.execute(
+        select(WebhookDelivery.subscription_id, func.count())
+        .where(
+            WebhookDelivery.subscription_id.in_(subscription_ids),
+            WebhookDelivery.status == "pending",
+        )
+        .group_by(WebhookDelivery.subscription_id)
+    )
+    return {sid: int(n) for sid, n in rows}
+
+
+def deliveries_of(subscription: WebhookSubscription, *, status: str | None = None) -> Listing:
+    """The subscription's deliveries in id order (oldest first), of one status when given."""
+    stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id)
+    if status is not None:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    return by_id(stmt)
+
+
+def events_by_id(session: Session, event_ids: Iterable[int]) -> dict[int, WebhookEvent]:
+    """The webhook events ``event_ids``, by id."""
+    return {
+        e.id: e
+        for e in session.scalars(select(WebhookEvent).where(WebhookEvent.id.in_(set(event_ids))))
+    }
 
 
 def delete_subscription(session: Session, subscription: WebhookSubscription, *, actor: str) -> None:
