@@ -35,12 +35,6 @@ from models import (
     Examiner,
     ExaminerSkill,
     Job,
-    JobAllowedExaminer,
-    JobCapability,
-    JobLicencePool,
-    JobPredecessor,
-    JobSkill,
-    JobWorkstationMinutes,
     Lab,
     LicencePool,
     MaintenanceWindow,
@@ -51,6 +45,7 @@ from models import (
 from models.casework import STAGES
 from scheduler.core.snapshot import Job as SnapJob
 from scheduler.core.snapshot import Snapshot
+from scheduler.services import job_store
 from scheduler.services.labs import create_lab
 
 logger = logging.getLogger(__name__)
@@ -397,33 +392,30 @@ def seed_lab(
             .where(Job.lab_id == lab.id)
         )
     }
-    job_skills: list[dict[str, Any]] = []
-    job_caps: list[dict[str, Any]] = []
-    job_pools: list[dict[str, Any]] = []
-    job_preds: list[dict[str, Any]] = []
-    job_allowed: list[dict[str, Any]] = []
-    job_minutes: list[dict[str, Any]] = []
-    for job in jobs:
-        jid = job_ids[job.id]
-        job_skills.extend({"job_id": jid, "skill": s} for s in job.skills)
-        job_caps.extend({"job_id": jid, "capability": c} for c in job.capabilities)
-        job_pools.extend({"job_id": jid, "pool_id": pool_ids[p]} for p in set(job.pools))
-        job_preds.extend(  # a predecessor absent from the snapshot is done
-            {"job_id": jid, "predecessor_id": job_ids[p]} for p in set(job.after) if p in job_ids
+    sets = {
+        job_ids[job.id]: job_store.Sets(
+            skills=list(job.skills),
+            capabilities=list(job.capabilities),
+            pool_ids=[pool_ids[p] for p in set(job.pools)],
+            examiner_ids=[ex_ids[e] for e in job.examiners or ()],
+            workstation_minutes={
+                ws_ids[w]: m for w, m in (job.machine_by_workstation or {}).items()
+            },
+            # a predecessor absent from the snapshot is done
+            predecessor_ids=[job_ids[p] for p in set(job.after) if p in job_ids],
         )
-        if job.examiners is not None:
-            job_allowed.extend({"job_id": jid, "examiner_id": ex_ids[e]} for e in job.examiners)
-        if job.machine_by_workstation:
-            job_minutes.extend(
-                {"job_id": jid, "workstation_id": ws_ids[w], "machine_minutes": m}
-                for w, m in job.machine_by_workstation.items()
-            )
-    _insert(session, JobSkill, job_skills)
-    _insert(session, JobCapability, job_caps)
-    _insert(session, JobLicencePool, job_pools)
-    _insert(session, JobPredecessor, job_preds)
-    _insert(session, JobAllowedExaminer, job_allowed)
-    _insert(session, JobWorkstationMinutes, job_minutes)
+        for job in jobs
+    }
+    for table in job_store.TABLES:
+        _insert(
+            session,
+            table.model,
+            [
+                dict(zip(table.columns, row, strict=True))
+                for jid, job_sets in sets.items()
+                for row in job_store.rows(table, jid, job_sets)
+            ],
+        )
     session.flush()
     logger.info("seeded lab %s: %d examiners, %d jobs", code, len(ex_ids), len(jobs))
     return Seeded(

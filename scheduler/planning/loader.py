@@ -67,12 +67,7 @@ from models import (
     Examiner,
     ExposureLog,
     Job,
-    JobAllowedExaminer,
-    JobCapability,
-    JobLicencePool,
     JobPredecessor,
-    JobSkill,
-    JobWorkstationMinutes,
     Lab,
     LicencePool,
     PriorityLevel,
@@ -107,6 +102,7 @@ from scheduler.planning.progress import (
     held_now,
 )
 from scheduler.planning.words import at_local
+from scheduler.services import job_store
 
 Interval = tuple[int, int]
 logger = logging.getLogger(__name__)
@@ -865,36 +861,13 @@ class _JobBuilder:
             .join(Case, Device.case_id == Case.id)
             .where(*planned)
         )
-        for job_id, skill in self.session.execute(
-            select(JobSkill.job_id, JobSkill.skill).where(JobSkill.job_id.in_(ids))
-        ):
-            self.rows[job_id].job.skills.append(skill)
-        for job_id, capability in self.session.execute(
-            select(JobCapability.job_id, JobCapability.capability).where(
-                JobCapability.job_id.in_(ids)
-            )
-        ):
-            self.rows[job_id].job.capabilities.append(capability)
-        for job_id, pool_id in self.session.execute(
-            select(JobLicencePool.job_id, JobLicencePool.pool_id).where(
-                JobLicencePool.job_id.in_(ids)
-            )
-        ):
-            self.rows[job_id].job.pool_ids.append(pool_id)
-        for job_id, examiner_id in self.session.execute(
-            select(JobAllowedExaminer.job_id, JobAllowedExaminer.examiner_id).where(
-                JobAllowedExaminer.job_id.in_(ids)
-            )
-        ):
-            self.rows[job_id].job.allowed_examiner_ids.append(examiner_id)
-        for job_id, ws_id, minutes in self.session.execute(
-            select(
-                JobWorkstationMinutes.job_id,
-                JobWorkstationMinutes.workstation_id,
-                JobWorkstationMinutes.machine_minutes,
-            ).where(JobWorkstationMinutes.job_id.in_(ids))
-        ):
-            self.rows[job_id].job.workstation_minutes[ws_id] = minutes
+        for job_id, sets in job_store.read(self.session, ids, tables=job_store.RESOURCES).items():
+            job = self.rows[job_id].job
+            job.skills += sets.skills
+            job.capabilities += sets.capabilities
+            job.pool_ids += sets.pool_ids
+            job.allowed_examiner_ids += sets.examiner_ids
+            job.workstation_minutes.update(sets.workstation_minutes)
         pred_job = aliased(Job)
         open_jobs = (
             select(Job.id)

@@ -48,12 +48,6 @@ from models import (
     Device,
     Examiner,
     Job,
-    JobAllowedExaminer,
-    JobCapability,
-    JobLicencePool,
-    JobPredecessor,
-    JobSkill,
-    JobWorkstationMinutes,
     Lab,
     LicencePool,
     PriorityLevel,
@@ -61,7 +55,7 @@ from models import (
 )
 from models.base import utcnow
 from scheduler.errors import Invalid
-from scheduler.services import bulk, events
+from scheduler.services import bulk, events, job_store
 from scheduler.services.audit import digest
 from scheduler.services.integrity import integrity_error
 from scheduler.services.labs import lock_lab
@@ -152,7 +146,7 @@ class ImportResult:
 
 
 JOB_FIELDS = ("stage", "attended_minutes", "machine_minutes", "exposure_minutes", "severity")
-JOB_SETS = ("skills", "capabilities", "pools", "allowed_examiners", "workstation_minutes", "after")
+JOB_SETS = tuple(t.name for t in job_store.TABLES)  # as the payload names them
 DEVICE_FIELDS = ("kind", "arrived_at", "size_gb", "locked")
 CASE_FIELDS = ("priority", "received_at", "legal_deadline_at", "status", "note")
 
@@ -394,34 +388,28 @@ def _load(session: Session, lab: Lab, refs: Sequence[str], lookups: _Lookups) ->
             trees[case_ref]["devices"][device_ref]["jobs"][j["external_ref"]] = node
     job_list = list(jobs)
 
-    def rows_of(job_column: Any, *columns: Any) -> Iterator[Any]:
-        for condition in _member_of(session, job_column, job_list):
-            yield from session.execute(select(job_column, *columns).where(condition))
+    def chunked(column: Any) -> Iterator[Any]:
+        return _member_of(session, column, job_list)
 
-    for job_id, skill in rows_of(JobSkill.job_id, JobSkill.skill):
-        jobs[job_id]["skills"].append(skill)
-    for job_id, capability in rows_of(JobCapability.job_id, JobCapability.capability):
-        jobs[job_id]["capabilities"].append(capability)
-    for job_id, pool_id in rows_of(JobLicencePool.job_id, JobLicencePool.pool_id):
-        jobs[job_id]["pools"].append(lookups.pool_names.get(pool_id, f"#{pool_id}"))
-    for job_id, examiner_id in rows_of(JobAllowedExaminer.job_id, JobAllowedExaminer.examiner_id):
-        ref = lookups.examiner_refs.get(examiner_id, f"#{examiner_id}")
-        jobs[job_id]["allowed_examiners"].append(ref)
-    for job_id, ws_id, minutes in rows_of(
-        JobWorkstationMinutes.job_id,
-        JobWorkstationMinutes.workstation_id,
-        JobWorkstationMinutes.machine_minutes,
-    ):
-        ref = lookups.workstation_refs.get(ws_id, f"#{ws_id}")
-        jobs[job_id]["workstation_minutes"][ref] = minutes
-    for job_id, pred_id in rows_of(JobPredecessor.job_id, JobPredecessor.predecessor_id):
-        place = job_place.get(pred_id)
-        if place is None or place[0] != job_place[job_id][0]:
-            continue  # a link outside the case is not part of the comparison
-        jobs[job_id]["after"].append(f"{place[1]}/{place[2]}")
-    for node in jobs.values():
-        for key in ("skills", "capabilities", "pools", "allowed_examiners", "after"):
-            node[key] = sorted(node[key])
+    for job_id, sets in job_store.read(session, job_list, where=chunked).items():
+        node = jobs[job_id]
+        node["skills"] = sorted(sets.skills)
+        node["capabilities"] = sorted(sets.capabilities)
+        node["pools"] = sorted(lookups.pool_names.get(p, f"#{p}") for p in sets.pool_ids)
+        node["allowed_examiners"] = sorted(
+            lookups.examiner_refs.get(e, f"#{e}") for e in sets.examiner_ids
+        )
+        node["workstation_minutes"] = {
+            lookups.workstation_refs.get(ws, f"#{ws}"): minutes
+            for ws, minutes in sets.workstation_minutes.items()
+        }
+        after = []
+        for pred_id in sets.predecessor_ids:
+            place = job_place.get(pred_id)
+            if place is None or place[0] != job_place[job_id][0]:
+                continue  # a link outside the case is not part of the comparison
+            after.append(f"{place[1]}/{place[2]}")
+        node["after"] = sorted(after)
     return _Stored(
         cases=cases,
         case_trees=trees,
@@ -520,48 +508,29 @@ def _check_graph(index: int, case: dict[str, Any], tree: dict[str, Any]) -> list
 
 # --- the rows to write, worked out before the lock ------------------------------------------------
 
-_SET_MODELS: dict[str, Any] = {
-    "skills": JobSkill,
-    "capabilities": JobCapability,
-    "pools": JobLicencePool,
-    "allowed_examiners": JobAllowedExaminer,
-    "workstation_minutes": JobWorkstationMinutes,
-    "after": JobPredecessor,
-}
-_SET_COLUMNS: dict[str, tuple[str, ...]] = {
-    "skills": ("job_id", "skill"),
-    "capabilities": ("job_id", "capability"),
-    "pools": ("job_id", "pool_id"),
-    "allowed_examiners": ("job_id", "examiner_id"),
-    "workstation_minutes": ("job_id", "workstation_id", "machine_minutes"),
-    "after": ("job_id", "predecessor_id"),
-}
 
-
-def _set_rows(
-    name: str,
-    job_id: int,
-    case_id: int,
+def _sets_of(
     node: dict[str, Any],
+    case_id: int,
     lookups: _Lookups,
     job_ids: Mapping[tuple[int, str, str], int],
-) -> Iterator[tuple[Any, ...]]:
-    """The rows of one of a job's sets (skills, pools, predecessors, ...), in column order."""
-    if name == "skills":
-        yield from ((job_id, s) for s in node["skills"])
-    elif name == "capabilities":
-        yield from ((job_id, c) for c in node["capabilities"])
-    elif name == "pools":
-        yield from ((job_id, lookups.pools[p]) for p in node["pools"])
-    elif name == "allowed_examiners":
-        yield from ((job_id, lookups.examiners[ref]) for ref in node["allowed_examiners"])
-    elif name == "workstation_minutes":
-        for ref, minutes in node["workstation_minutes"].items():
-            yield (job_id, lookups.workstations[ref], minutes)
-    else:
-        for pred in node["after"]:
-            dev, _, jref = pred.partition("/")
-            yield (job_id, job_ids[(case_id, dev, jref)])
+) -> job_store.Sets:
+    """A job's sets (``node``, named as in the payload) by id, for the job store's rows."""
+    predecessors = []
+    for pred in node["after"]:
+        dev, _, jref = pred.partition("/")
+        predecessors.append(job_ids[(case_id, dev, jref)])
+    return job_store.Sets(
+        skills=node["skills"],
+        capabilities=node["capabilities"],
+        pool_ids=[lookups.pools[p] for p in node["pools"]],
+        examiner_ids=[lookups.examiners[ref] for ref in node["allowed_examiners"]],
+        workstation_minutes={
+            lookups.workstations[ref]: minutes
+            for ref, minutes in node["workstation_minutes"].items()
+        },
+        predecessor_ids=predecessors,
+    )
 
 
 @dataclass
@@ -707,18 +676,21 @@ def _plan(
     # Job sets: what changed on existing jobs is cleared, then every new content inserted.
     inserts = [new_cases, new_devices, new_jobs]
     cleared: list[tuple[Any, list[int]]] = []
-    for name, model in _SET_MODELS.items():
-        refers = {"job_id": Job, **({"predecessor_id": Job} if name == "after" else {})}
-        rows = bulk.NewRows(model, dialect, _SET_COLUMNS[name], refers=refers)
+    sets_by_job: dict[int, job_store.Sets] = {}
+    for table in job_store.TABLES:
+        refers = dict.fromkeys(table.job_columns, Job)
+        rows = bulk.NewRows(table.model, dialect, table.columns, refers=refers)
         existing: list[int] = []
         for job_id, case_id, node, sets, existed in pending_sets:
-            if name not in sets:
+            if table.name not in sets:
                 continue
             if existed:
                 existing.append(job_id)
-            for row in _set_rows(name, job_id, case_id, node, lookups, job_ids):
+            if job_id not in sets_by_job:
+                sets_by_job[job_id] = _sets_of(node, case_id, lookups, job_ids)
+            for row in job_store.rows(table, job_id, sets_by_job[job_id]):
                 rows.add(*row)
-        cleared.append((model, existing))
+        cleared.append((table.model, existing))
         inserts.append(rows)
 
     return _Prepared(
