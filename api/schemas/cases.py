@@ -30,6 +30,7 @@ from api.schemas.common import (
     Severity,
     Terms,
 )
+from scheduler.services.case_import import CASE_DEFAULTS, DEVICE_DEFAULTS, JOB_DEFAULTS
 
 CaseStatus = Literal["open", "on_hold", "closed"]
 DeviceKind = Literal["phone", "computer", "storage", "cloud_return", "other"]
@@ -59,10 +60,10 @@ class CaseIn(Body):
     priority: Code = Field(description="A priority level code of the lab, e.g. P2.")
     received_at: Arrival
     legal_deadline_at: Planned | None = Field(
-        default=None, description="A court or legal deadline."
+        default=CASE_DEFAULTS["legal_deadline_at"], description="A court or legal deadline."
     )
-    status: CaseStatus = "open"
-    note: Note | None = None
+    status: CaseStatus = CASE_DEFAULTS["status"]
+    note: Note | None = CASE_DEFAULTS["note"]
 
 
 class CasePatch(Body):
@@ -139,16 +140,20 @@ class LinkAdded(LinkOut):
 class DeviceIn(Body):
     kind: DeviceKind
     arrived_at: Arrival
-    size_gb: SizeGb | None = None
-    locked: Flag = False
+    size_gb: SizeGb | None = DEVICE_DEFAULTS["size_gb"]
+    locked: Flag = DEVICE_DEFAULTS["locked"]
 
 
 class JobIn(Body):
     stage: LabStage
-    attended_minutes: Minutes = Field(default=0, description="Needs an examiner from the start.")
-    machine_minutes: Minutes = Field(default=0, description="Occupies a workstation.")
-    exposure_minutes: Minutes = 0
-    severity: Severity = 0
+    attended_minutes: Minutes = Field(
+        default=JOB_DEFAULTS["attended_minutes"], description="Needs an examiner from the start."
+    )
+    machine_minutes: Minutes = Field(
+        default=JOB_DEFAULTS["machine_minutes"], description="Occupies a workstation."
+    )
+    exposure_minutes: Minutes = JOB_DEFAULTS["exposure_minutes"]
+    severity: Severity = JOB_DEFAULTS["severity"]
     skills: Labels = []
     capabilities: Labels = []
     pools: Refs = Field(default=[], description="Licence pools held while the job runs.")
@@ -214,7 +219,8 @@ class PinIn(Body):
 # --- import --------------------------------------------------------------------------------------
 # TypedDicts rather than models: validation yields plain dicts, about four times faster than
 # building and dumping 50,000 model objects for a 10,000-case import. Omitted fields take the
-# defaults of the single-resource bodies above (minutes 0, status open, no skills, ...).
+# same defaults as the single-resource bodies above, filled in by the import service from
+# CASE_DEFAULTS, DEVICE_DEFAULTS and JOB_DEFAULTS (minutes 0, status open, no skills, ...).
 
 FORBID = ConfigDict(extra="forbid")
 

@@ -103,13 +103,17 @@ class CaseItem(TypedDict):
     devices: NotRequired[list[DeviceItem]]
 
 
+# What an omitted field means, in the import and on the single routes alike: these are the one
+# source of both (api/schemas/cases.py takes its bodies' defaults from here).
+CASE_DEFAULTS: dict[str, Any] = {"legal_deadline_at": None, "status": "open", "note": None}
+DEVICE_DEFAULTS: dict[str, Any] = {"size_gb": None, "locked": False}
 JOB_DEFAULTS: dict[str, Any] = {
     "attended_minutes": 0,
     "machine_minutes": 0,
     "exposure_minutes": 0,
     "severity": 0,
 }
-JOB_LIST_DEFAULTS = ("skills", "capabilities", "pools", "after", "allowed_examiners")
+JOB_LIST_DEFAULTS = ("skills", "capabilities", "pools", "after", "allowed_examiners")  # empty
 
 
 def _complete(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -125,16 +129,8 @@ def _complete(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     full.setdefault(key, [])
                 full.setdefault("workstation_minutes", {})
                 jobs.append(full)
-            devices.append({"size_gb": None, "locked": False, **device, "jobs": jobs})
-        cases.append(
-            {
-                "legal_deadline_at": None,
-                "status": "open",
-                "note": None,
-                **case,
-                "devices": devices,
-            }
-        )
+            devices.append({**DEVICE_DEFAULTS, **device, "jobs": jobs})
+        cases.append({**CASE_DEFAULTS, **case, "devices": devices})
     return cases
 
 
