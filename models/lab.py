@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -88,6 +90,18 @@ class PriorityLevel(Base):
     auto_publish_repair: Mapped[bool] = mapped_column(default=False)
 
     lab: Mapped[Lab] = relationship(back_populates="priority_levels")
+
+
+def target_start(received_at: datetime, target_start_hours: int) -> datetime:
+    """The SLA (docs/architecture.md §2.5): a case's first work should start this long after
+    it was received (or last escalated)."""
+    return received_at + timedelta(hours=target_start_hours)
+
+
+def target_start_minute(received_minute: int, target_start_hours: int) -> int:
+    """``target_start`` in whole minutes of a timeline: a target past year 9999 is only late,
+    never an overflow."""
+    return received_minute + 60 * target_start_hours
 
 
 # The default scheme (docs/architecture.md §2.5), after the ICAC review-board scale and NCMEC

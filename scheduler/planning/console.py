@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import Device, Examiner, ExposureLog, Job, Lab, ScheduleVersion
+from models.lab import target_start
 from scheduler.core.snapshot import SEVERE
 from scheduler.planning import views
 from scheduler.planning.board import DayExposure
@@ -77,7 +78,7 @@ def backlog_cases(
     }
     out = []
     for case, level, open_jobs in open_cases:
-        target = case.received_at + timedelta(hours=level.target_start_hours)
+        target = target_start(case.received_at, level.target_start_hours)
         expected_start, finish = first.get(case.id), last.get(case.id)
         if case.id in started:
             sla = "started"

@@ -74,6 +74,7 @@ from models import (
     ScheduleVersion,
     Workstation,
 )
+from models.lab import target_start_minute
 from models.schedule import RUN_MODES
 from scheduler.core import snapshot as core
 from scheduler.core.eligibility import examiner_can_take, workstation_can_take
@@ -989,7 +990,8 @@ class _JobBuilder:
             idmap.job_level[row.sid] = row.level.code
             idmap.job_stage[row.sid] = self.stages[job_id]
             idmap.case_level[row.case.external_ref] = row.level.code
-            target = self.timeline.floor(row.case.received_at) + 60 * row.level.target_start_hours
+            received = self.timeline.floor(row.case.received_at)
+            target = target_start_minute(received, row.level.target_start_hours)
             idmap.case_target_start[row.case.external_ref] = target
             idmap.job_case[job_id] = row.case.id
             if self._started(row.job):
@@ -1029,7 +1031,7 @@ class _JobBuilder:
         level, case = row.level, row.case
         # In minutes, not datetimes: a target past year 9999 is only late, never an overflow.
         hours = level.target_start_hours + STAGE_ALLOWANCE_HOURS * depth
-        target = tl.floor(case.received_at) + 60 * hours
+        target = target_start_minute(tl.floor(case.received_at), hours)
         self.idmap.job_target_due[row.sid] = target
         if case.legal_deadline_at is not None:
             self.idmap.job_deadline[row.sid] = tl.floor(case.legal_deadline_at)

@@ -36,6 +36,7 @@ from models import (
     Workstation,
 )
 from models.base import utcnow
+from models.lab import target_start
 from scheduler.errors import NotFound
 from scheduler.planning.loader import ACTIVE_JOB_STATUSES, STAGE_ALLOWANCE_HOURS
 
@@ -541,7 +542,7 @@ def case_forecast(
         o.waits_for = [
             refs.get(p, f"#{p}") for p in preds.get(job.id, []) if status_of.get(p) != "done"
         ]
-    sla_start = case.received_at + timedelta(hours=level.target_start_hours)
+    sla_start = target_start(case.received_at, level.target_start_hours)
     open_jobs = [o for o in outlooks.values() if o.status in ACTIVE_JOB_STATUSES]
     starts = [o.expected_start for o in open_jobs if o.expected_start is not None]
     ends = [o.expected_end for o in open_jobs if o.expected_end is not None]
@@ -737,7 +738,7 @@ def sla_breaches(
     }
     breaches = []
     for case, level, _ in _open_cases(session, lab):
-        target = case.received_at + timedelta(hours=level.target_start_hours)
+        target = target_start(case.received_at, level.target_start_hours)
         expected_start = first.get(case.id)
         kinds = []
         if case.id not in started:
