@@ -200,7 +200,7 @@ def _has_pending_work(session: Session, lab: Lab) -> bool:
     from sqlalchemy import select
 
     from models import Assignment, Case, Device, Job
-    from scheduler.planning.loader import ACTIVE_JOB_STATUSES
+    from scheduler.planning.loading.rows import ACTIVE_JOB_STATUSES
     from scheduler.planning.publish import current_version
 
     waiting = session.scalar(

@@ -3,7 +3,7 @@
 A repair run (``mode="repair"``) re-solves the affected window only: the loader pins every
 published assignment that starts after the window (the frozen horizon plus two working days) and
 whose job and case have not changed since publication, keeps the frozen ones that still fit, and
-lets the solver move the rest (see `scheduler.planning.loader`).
+lets the solver move the rest (see `scheduler.planning.loading.published`).
 
 Triggers (all announced by the domain services, `scheduler.services.events`, and acted on here
 once `install` has been called, so the HTTP routes and the CLI get them for free):
@@ -62,7 +62,7 @@ from models import (
     SolveRun,
 )
 from models.base import utcnow
-from scheduler.planning.loader import build_timeline, local_midnight
+from scheduler.planning.loading.timeline import build_timeline, local_midnight
 from scheduler.planning.pins import check_pin
 from scheduler.planning.runs import request_repair
 from scheduler.services import events

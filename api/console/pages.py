@@ -1,6 +1,6 @@
 """The console's pages (docs/architecture.md §7.8).
 
-Reads go through the planning layer's read models (scheduler/planning/views.py, board.py,
+Reads go through the planning layer's read models (scheduler/planning/views/, board.py,
 console.py); writes through the same services as the API routes, under the same role
 declarations (``page(*roles)`` is ``allow(*roles)`` for a signed-in browser), so they are checked
 and audited alike.

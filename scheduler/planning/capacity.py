@@ -12,7 +12,7 @@ from typing import Any
 from scheduler.core.capacity import analyse, capacity_to_json
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
-from scheduler.planning.loader import IdMap
+from scheduler.planning.loading.idmap import IdMap
 
 STAGE_PLURALS = {
     "unlock": "unlocks",

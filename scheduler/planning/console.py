@@ -20,7 +20,6 @@ from models.lab import target_start
 from scheduler.core.snapshot import SEVERE
 from scheduler.planning import views
 from scheduler.planning.board import DayExposure
-from scheduler.planning.views import _open_cases
 
 SLA_STATES = ("started", "on_track", "at_risk", "missed")
 SLA_WORDS = {
@@ -65,7 +64,7 @@ def backlog_cases(
     session: Session, lab: Lab, version: ScheduleVersion | None, now: datetime
 ) -> list[BacklogCase]:
     """Every open case with work left, most urgent level first, oldest first within it."""
-    open_cases = _open_cases(session, lab)
+    open_cases = views.open_cases(session, lab)
     first, last = views.case_expectations(session, version)
     started = {
         case_id

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 from scheduler.core.plan import Assignment, Plan
 from scheduler.core.snapshot import Job, PreviousAssignment, Snapshot
-from scheduler.planning.loader import URGENT_RANKS, IdMap
+from scheduler.planning.loading.idmap import IdMap
+from scheduler.planning.loading.published import URGENT_RANKS
 from scheduler.planning.words import job_name, local_time
 
 

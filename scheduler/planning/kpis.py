@@ -30,7 +30,7 @@ from scheduler.core.plan import PIN_CONFLICT, Assignment, Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.planning.capacity import capacity_figures
 from scheduler.planning.delays import urgent_delays
-from scheduler.planning.loader import IdMap
+from scheduler.planning.loading.idmap import IdMap
 from scheduler.planning.words import in_lab_terms
 
 MAX_WARNINGS = 50

@@ -17,7 +17,8 @@ from models import Job, Lab
 from scheduler.core.pins import PinProblem, pin_problems
 from scheduler.core.rules import names
 from scheduler.errors import Conflict, Invalid
-from scheduler.planning.loader import IdMap, load_snapshot
+from scheduler.planning.loader import load_snapshot
+from scheduler.planning.loading.idmap import IdMap
 from scheduler.planning.words import job_name, local_time
 
 #: How the rules a pin can break read to a supervisor.

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from scheduler.core import objective as obj
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
-from scheduler.planning.loader import URGENT_RANKS, IdMap
+from scheduler.planning.loading.idmap import IdMap
+from scheduler.planning.loading.published import URGENT_RANKS
 
 logger = logging.getLogger(__name__)
 

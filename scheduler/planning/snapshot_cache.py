@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from models import AuditEvent, Lab
 from scheduler.core.snapshot import Snapshot
-from scheduler.planning.loader import IdMap, load_snapshot, round_up_to_slot
+from scheduler.planning.loader import load_snapshot
+from scheduler.planning.loading.idmap import IdMap
+from scheduler.planning.loading.timeline import round_up_to_slot
 
 _Key = tuple[str, datetime, str, datetime, tuple[int, int | None]]
 

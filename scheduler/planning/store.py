@@ -24,7 +24,7 @@ from scheduler.core.snapshot import Snapshot
 from scheduler.core.verify import Violation, verify
 from scheduler.errors import Invalid
 from scheduler.planning.kpis import compute_kpis
-from scheduler.planning.loader import IdMap
+from scheduler.planning.loading.idmap import IdMap
 from scheduler.planning.words import in_lab_terms
 from scheduler.services import audit
 from scheduler.services.integrity import flush, integrity_error
@@ -84,7 +84,7 @@ def prepare_version(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> PreparedVer
         examiner_id = ref(idmap.examiners, a.examiner)
         workstation_id = ref(idmap.workstations, a.workstation)
         begun = idmap.begun.get(a.job)
-        if begun is not None:  # work under way keeps where and when it began (loader.Begun)
+        if begun is not None:  # work under way keeps where and when it began (loading.idmap.Begun)
             starts_at = min(begun.start, starts_at)
             if begun.end is not None and a.end <= a.start:  # nothing left: it ended as planned
                 ends_at = max(begun.end, starts_at)

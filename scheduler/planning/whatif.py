@@ -31,7 +31,7 @@ from scheduler.core.whatif import (
 from scheduler.errors import DomainError, Invalid, NotFound
 from scheduler.planning import views
 from scheduler.planning.kpis import compute_kpis
-from scheduler.planning.loader import IdMap
+from scheduler.planning.loading.idmap import IdMap
 from scheduler.planning.runs import queue_run
 from scheduler.services import audit
 from scheduler.services.integrity import flush

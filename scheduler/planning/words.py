@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from scheduler.core.plan import CLOCK_PATTERN
 
 if TYPE_CHECKING:  # the loader writes its warnings with `at_local`
-    from scheduler.planning.loader import Timeline
+    from scheduler.planning.loading.timeline import Timeline
 
 _CLOCK = re.compile(CLOCK_PATTERN)
 _WINDOW = re.compile(r"\[(-?\d+), (-?\d+)\)")

@@ -1,0 +1,390 @@
+"""The published schedule as the snapshot's ``previous``, and the pins of a repair
+(docs/architecture.md §2.4, §7.3, §7.7).
+
+``previous`` is the current published version's placements still ahead. A frozen one that no
+longer fits (absence, skills, maintenance, work under way that now holds its resource, a
+predecessor that is re-planned) is dropped with a warning, so it is re-planned rather than
+reported as a conflict. In ``repair`` mode every unchanged placement past the repair window that
+still fits is pinned, so only the window and the changed jobs are re-solved.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from models import ScheduleVersion
+from scheduler.core import snapshot as core
+from scheduler.core.eligibility import examiner_can_take, workstation_can_take
+from scheduler.planning.loading.jobs import JobBuilder
+from scheduler.planning.loading.timeline import Interval, inside_one
+
+REPAIR_WINDOW_WORKING_DAYS = 2
+URGENT_RANKS = 2  # P1 and P2 in the default scheme: the levels whose repairs publish themselves
+
+
+def _deepest(intervals: Sequence[Interval], start: int, end: int) -> int:
+    """How many of ``intervals`` overlap at once at the busiest moment of ``[start, end)``."""
+    events = sorted(
+        (point, step)
+        for a, b in intervals
+        if a < end and start < b
+        for point, step in ((max(a, start), 1), (min(b, end), -1))
+    )
+    depth = deepest = 0
+    for _, step in events:  # ends (-1) sort before starts at the same minute: touching is free
+        depth += step
+        deepest = max(deepest, depth)
+    return deepest
+
+
+class Held:
+    """What pinned and kept work holds: examiners, workstations up to their capacity, licence
+    pools up to their size. Used to keep only those published placements that still fit beside
+    work under way (a placement that does not would make the version infeasible)."""
+
+    def __init__(
+        self, workstations: Mapping[str, core.Workstation], pool_capacity: Mapping[str, int]
+    ) -> None:
+        self.workstations = workstations
+        self.pool_capacity = pool_capacity
+        self.used: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.used
+
+    def _needs(
+        self, job: core.Job, examiner: str | None, workstation: str | None, start: int
+    ) -> list[tuple[tuple[str, str], int, int, int]]:
+        out = []
+        if examiner is not None and job.attended > 0:
+            out.append((("examiner", examiner), 1, start, start + job.attended))
+        if workstation is not None and job.machine_on(workstation) > 0:
+            ws = self.workstations.get(workstation)
+            end = start + job.machine_on(workstation)
+            out.append((("workstation", workstation), ws.capacity if ws else 1, start, end))
+        for pool in job.pools:
+            end = start + job.duration_on(workstation)
+            out.append((("pool", pool), self.pool_capacity.get(pool, 1), start, end))
+        return out
+
+    def take(
+        self, job: core.Job, examiner: str | None, workstation: str | None, start: int
+    ) -> None:
+        for key, _, a, b in self._needs(job, examiner, workstation, start):
+            self.used[key].append((a, b))
+
+    def full(
+        self, job: core.Job, examiner: str | None, workstation: str | None, start: int
+    ) -> str | None:
+        """The resource the placement would overfill, in words, or None when it fits."""
+        for (kind, name), capacity, a, b in self._needs(job, examiner, workstation, start):
+            if _deepest(self.used[(kind, name)], a, b) + 1 > capacity:
+                return f"the {name} licences" if kind == "pool" else f"{kind} {name}"
+        return None
+
+
+class PublishedSchedule:
+    """The current version's placements beside the jobs a `JobBuilder` built."""
+
+    def __init__(self, builder: JobBuilder) -> None:
+        self.lab = builder.lab
+        self.timeline = builder.timeline
+        self.idmap = builder.idmap
+        self.examiners = builder.examiners
+        self.workstations = builder.workstations
+        self.published = builder.published  # job id -> assignment of the current version
+        self.rows = builder.rows
+        self.changed_since = builder.job_rows.changed_since
+        self.case_changed = builder.job_rows.case_changed  # job id -> when its case last changed
+        self.dropped: set[str] = set()  # jobs whose published placement was dropped
+
+    def previous(
+        self, jobs: Sequence[core.Job], pool_capacity: Mapping[str, int]
+    ) -> list[core.PreviousAssignment]:
+        """The published assignments still ahead, minus frozen ones that can no longer be kept.
+
+        A pinned job is left out (its pin governs). A frozen assignment is dropped, and so
+        re-planned, when it no longer fits (absence, skills, workstation) or when a predecessor is
+        not itself kept in time (dropped, re-planned, or pinned where it cannot run): keeping it
+        would only turn it into a pin conflict.
+        """
+        tl, idmap = self.timeline, self.idmap
+        examiner_refs = {db_id: ref for ref, db_id in idmap.examiners.items()}
+        ws_refs = {db_id: ref for ref, db_id in idmap.workstations.items()}
+        by_sid = {job.id: job for job in jobs}
+        kept: dict[str, core.PreviousAssignment] = {}
+        for job_id, placed in self.published.items():
+            row = self.rows.get(job_id)
+            if row is None or row.sid not in by_sid or by_sid[row.sid].pin is not None:
+                continue
+            start = tl.floor(placed.starts_at)
+            if start < 0:
+                continue  # in the past: re-planned (or pinned if it started)
+            ex_id, ws_id = placed.examiner_id, placed.workstation_id
+            if (ex_id is not None and ex_id not in examiner_refs) or (
+                ws_id is not None and ws_id not in ws_refs
+            ):
+                self.dropped.add(row.sid)
+                continue
+            prev = core.PreviousAssignment(
+                job=row.sid,
+                examiner=examiner_refs.get(ex_id) if ex_id is not None else None,
+                workstation=ws_refs.get(ws_id) if ws_id is not None else None,
+                start=start,
+            )
+            job = by_sid[row.sid]
+            if start < tl.frozen_until and not self._still_fits(job, prev):
+                self.dropped.add(row.sid)
+                idmap.warnings.append(
+                    f"job {row.sid}: its published placement no longer fits "
+                    "(availability, skills or workstation changed); re-planned"
+                )
+                continue
+            kept[row.sid] = prev
+        self._drop_clashing_with_pins(by_sid, kept, pool_capacity)
+        self._drop_stranded(by_sid, kept)
+        return sorted(kept.values(), key=lambda p: (p.start, p.job))
+
+    def _drop_clashing_with_pins(
+        self,
+        by_sid: dict[str, core.Job],
+        kept: dict[str, core.PreviousAssignment],
+        pool_capacity: Mapping[str, int],
+    ) -> None:
+        """Drop frozen assignments that no longer fit beside pinned work: work in progress that
+        overran and is extended by its estimate, or started late, or a missed start taken as
+        started (progress.py) may now hold the examiner, the workstation (up to its capacity) or
+        a licence pool (up to its size) when a frozen placement needs it. Keeping those would
+        make the version infeasible; re-planned, each moves only as far as it must. Frozen
+        placements are taken in order of start, each kept if it still fits."""
+        held = Held(self.workstations, pool_capacity)
+        for job in by_sid.values():
+            if job.pin is not None:
+                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
+        if held.empty:
+            return
+        frozen_until = self.timeline.frozen_until
+        for sid, prev in sorted(kept.items(), key=lambda kv: (kv[1].start, kv[0])):
+            if prev.start >= frozen_until:
+                continue
+            job = by_sid[sid]
+            full = held.full(job, prev.examiner, prev.workstation, prev.start)
+            if full is None:
+                held.take(job, prev.examiner, prev.workstation, prev.start)
+                continue
+            del kept[sid]
+            self.dropped.add(sid)
+            self.idmap.warnings.append(
+                f"job {sid}: its published placement no longer fits beside work under way on "
+                f"{full}; re-planned"
+            )
+
+    def _drop_stranded(
+        self, by_sid: dict[str, core.Job], kept: dict[str, core.PreviousAssignment]
+    ) -> None:
+        """Drop frozen assignments whose predecessors are not kept to end before them."""
+        frozen_until = self.timeline.frozen_until
+        pin_fits = {
+            job.id: self._still_fits(
+                job,
+                core.PreviousAssignment(
+                    job.id, job.pin.examiner, job.pin.workstation, job.pin.start
+                ),
+            )
+            for job in by_sid.values()
+            if job.pin is not None
+        }
+
+        def ends_in_time(pred: core.Job, start: int) -> bool:
+            if pred.pin is not None:
+                end = pred.pin.start + pred.duration_on(pred.pin.workstation)
+                return pin_fits[pred.id] and end <= start
+            placed = kept.get(pred.id)
+            if placed is None or placed.start >= frozen_until:
+                return False
+            return placed.start + pred.duration_on(placed.workstation) <= start
+
+        changed = True
+        while changed:
+            changed = False
+            for sid, prev in sorted(kept.items(), key=lambda kv: kv[1].start):
+                if prev.start >= frozen_until:
+                    continue
+                waits = [p for p in by_sid[sid].after if p in by_sid]
+                late = next((p for p in waits if not ends_in_time(by_sid[p], prev.start)), None)
+                if late is None:
+                    continue
+                del kept[sid]
+                self.dropped.add(sid)
+                self.idmap.warnings.append(
+                    f"job {sid}: its published placement waits for {late}, which is re-planned; "
+                    "re-planned too"
+                )
+                changed = True
+
+    def _still_fits(self, job: core.Job, prev: core.PreviousAssignment) -> bool:
+        end_attended = prev.start + job.attended
+        ex = self.examiners.get(prev.examiner) if prev.examiner is not None else None
+        ws = self.workstations.get(prev.workstation) if prev.workstation is not None else None
+        if job.needs_examiner:
+            if ex is None or not examiner_can_take(job, ex):
+                return False
+            windows = ex.exposure.windows if job.exposure > 0 else ex.available
+            if not inside_one(prev.start, end_attended, windows):
+                return False
+        elif ex is not None:
+            return False
+        if job.needs_workstation:
+            if ws is None or not workstation_can_take(job, ws):
+                return False
+            end_machine = prev.start + job.machine_on(ws.id)
+            if job.machine_on(ws.id) > 0 and not inside_one(prev.start, end_machine, ws.available):
+                return False
+        elif ws is not None:
+            return False
+        if prev.start < job.release:
+            return False
+        return prev.start + job.duration_on(prev.workstation) <= self.timeline.horizon
+
+    def _urgent_on_time(self, job: core.Job, placed: core.PreviousAssignment) -> bool:
+        """A P1/P2 job whose published placement ends by its due time."""
+        idmap = self.idmap
+        rank = idmap.level_rank.get(idmap.case_level.get(job.case, ""), URGENT_RANKS + 1)
+        if rank > URGENT_RANKS:
+            return False
+        return job.due is None or placed.start + job.duration_on(placed.workstation) <= job.due
+
+    def repair_pins(
+        self,
+        jobs: list[core.Job],
+        previous: Sequence[core.PreviousAssignment],
+        current: ScheduleVersion,
+        pool_capacity: Mapping[str, int],
+        hold_urgent: bool = False,
+    ) -> list[core.Job]:
+        """Pin unchanged published work beyond the repair window; re-solve the rest. With
+        ``hold_urgent``, unchanged work of P1/P2 cases that is on time where it is published is
+        pinned from the frozen window on (an escalated case's work is late where it was put as
+        a less urgent case, so it stays free).
+
+        Only what still fits is pinned: beside work under way (an overrun extended by its
+        estimate holds its examiner, workstation and licences longer), beside the frozen
+        placements, and after each predecessor's pinned end. What no longer fits is re-planned,
+        not turned into a pin conflict that would hold the whole repair back."""
+        tl = self.timeline
+        window_end = tl.horizon
+        if tl.day_dates:
+            window_end = tl.end_of_working_day(
+                tl.day_dates[0], self.lab.frozen_working_days + REPAIR_WINDOW_WORKING_DAYS
+            )
+        published_at = current.published_at or current.created_at
+        keep: dict[str, core.PreviousAssignment] = {}
+        by_sid = {job.id: job for job in jobs}
+        idmap = self.idmap
+        self._mark_triggered(jobs, previous, published_at)
+        for prev in previous:
+            job_id = idmap.jobs[prev.job]
+            held_from = window_end
+            if hold_urgent and self._urgent_on_time(by_sid[prev.job], prev):
+                held_from = tl.frozen_until
+            if prev.start < held_from or prev.job in self.dropped:
+                continue
+            if self.changed_since.get(job_id, published_at) > published_at:
+                continue
+            if by_sid[prev.job].pin is not None:
+                continue
+            if not self._still_fits(by_sid[prev.job], prev):
+                continue  # e.g. the examiner is now absent then: re-planned, not a pin conflict
+            keep[prev.job] = prev
+        self._keep_beside_held(jobs, previous, keep, pool_capacity)
+        self._keep_chains(jobs, previous, keep)
+        out = []
+        for job in jobs:
+            kept = keep.get(job.id)
+            if kept is None:
+                out.append(job)
+                continue
+            pin = core.Pin(examiner=kept.examiner, workstation=kept.workstation, start=kept.start)
+            out.append(replace(job, pin=pin, release=min(job.release, kept.start)))
+        return out
+
+    def _mark_triggered(
+        self,
+        jobs: Sequence[core.Job],
+        previous: Sequence[core.PreviousAssignment],
+        published_at: datetime,
+    ) -> None:
+        """Name in ``idmap.triggered`` the jobs new, dropped or changed since publication."""
+        idmap = self.idmap
+        published_jobs = {p.job for p in previous}
+        for job in jobs:
+            db_id = idmap.jobs[job.id]
+            if (
+                job.id not in published_jobs
+                or job.id in self.dropped
+                or self.changed_since.get(db_id, published_at) > published_at
+                # a case changed in the very instant of publication (a clock that stands still)
+                # counts as changed: this only chooses what a repair compares, never what it pins
+                or self.case_changed.get(db_id, published_at) >= published_at
+            ):
+                idmap.triggered.add(job.id)
+
+    def _keep_beside_held(
+        self,
+        jobs: Sequence[core.Job],
+        previous: Sequence[core.PreviousAssignment],
+        keep: dict[str, core.PreviousAssignment],
+        pool_capacity: Mapping[str, int],
+    ) -> None:
+        """Let go of the placements in ``keep`` that no longer fit beside pinned and frozen work,
+        taken in order of start."""
+        tl = self.timeline
+        by_sid = {job.id: job for job in jobs}
+        held = Held(self.workstations, pool_capacity)
+        for job in jobs:
+            if job.pin is not None:
+                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
+        for prev in previous:
+            if prev.start < tl.frozen_until and prev.job not in self.dropped:
+                held.take(by_sid[prev.job], prev.examiner, prev.workstation, prev.start)
+        for sid, prev in sorted(keep.items(), key=lambda kv: (kv[1].start, kv[0])):
+            job = by_sid[sid]
+            if held.full(job, prev.examiner, prev.workstation, prev.start) is None:
+                held.take(job, prev.examiner, prev.workstation, prev.start)
+            else:
+                del keep[sid]
+
+    def _keep_chains(
+        self,
+        jobs: Sequence[core.Job],
+        previous: Sequence[core.PreviousAssignment],
+        keep: dict[str, core.PreviousAssignment],
+    ) -> None:
+        """Let go of the placements in ``keep`` whose predecessors are not kept to end first."""
+        by_sid = {job.id: job for job in jobs}
+        tl = self.timeline
+        # A successor is kept only if each present predecessor is kept too (pinned, kept here,
+        # or a frozen placement, which stays exactly where it is), and ends before it starts.
+        frozen = {
+            p.job: p for p in previous if p.start < tl.frozen_until and p.job not in self.dropped
+        }
+
+        def ends_by(pred: str, start: int) -> bool:
+            job = by_sid[pred]
+            placed = job.pin or keep.get(pred) or frozen.get(pred)
+            if placed is None:
+                return False
+            return placed.start + job.duration_on(placed.workstation) <= start
+
+        changed = True
+        while changed:
+            changed = False
+            for sid in list(keep):
+                waits = [p for p in by_sid[sid].after if p in by_sid]
+                if not all(ends_by(p, keep[sid].start) for p in waits):
+                    del keep[sid]
+                    changed = True
