@@ -188,7 +188,7 @@ class _LabBuilder:
             previous=(),
             frozen_until=DAY + SHIFT,  # end of the next working day
             weights=Weights(),
-        )
+        ).check()  # docs/architecture.md §6.3
 
     def _working_days(self) -> list[int]:
         return [d for d in range(self.horizon_days) if d % 7 < 5]

@@ -59,4 +59,4 @@ def shop_snapshot(name: str, machines: int, shop_jobs: Sequence[Operations]) -> 
         workstations=workstations,
         pools=(),
         jobs=tuple(jobs),
-    )
+    ).check()  # docs/architecture.md §6.3

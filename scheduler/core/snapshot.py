@@ -235,6 +235,16 @@ class Snapshot:
     frozen_until: int = 0
     weights: Weights = Weights()
 
+    def check(self) -> Snapshot:
+        """This snapshot, once it keeps the contract; raises the `SnapshotError` that
+        `snapshot_from_json` of it would raise (same field path and message), far cheaper than
+        that round trip. Every builder checks what it builds: ``Snapshot(...).check()``
+        (docs/architecture.md §6.3, `scheduler.core.snapshot_check`)."""
+        from scheduler.core.snapshot_check import check_snapshot
+
+        check_snapshot(self)
+        return self
+
     # Indexes, built once per snapshot on first use and read-only: every consumer reads these
     # rather than building its own id -> object dict.
     @cached_property

@@ -4,7 +4,8 @@
 pools resized, overtime after each shift, weekend cover on closed days and new due times. The
 stored lab is never touched: a preview solve plans the changed snapshot and is compared with the
 published schedule. References the snapshot does not know are refused with `WhatIfError` naming
-the field; the result passes `snapshot_from_json`, so the engine gets a valid lab.
+the field; the result is checked as every built Snapshot is (docs/architecture.md §6.3), so the
+engine gets a valid lab.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from scheduler.core.snapshot import (
     Pool,
     Snapshot,
     Workstation,
-    snapshot_from_json,
-    snapshot_to_json,
 )
 
 ADDED_PREFIX = "whatif-"
@@ -208,7 +207,7 @@ def apply_changes(snapshot: Snapshot, changes: Changes) -> Snapshot:
         jobs=new_jobs,
         previous=previous,
     )
-    return snapshot_from_json(snapshot_to_json(changed))
+    return changed.check()
 
 
 def _job(

@@ -58,12 +58,7 @@ from sqlalchemy.orm import Session, selectinload
 from models import Lab, ScheduleVersion
 from models.schedule import RUN_MODES
 from scheduler.core import snapshot as core
-from scheduler.core.snapshot import (
-    SnapshotError,
-    snapshot_from_json,
-    snapshot_to_json,
-    snapshot_warnings,
-)
+from scheduler.core.snapshot import SnapshotError, snapshot_warnings
 from scheduler.errors import Invalid
 from scheduler.planning.loading.idmap import Begun, Excluded, IdMap
 from scheduler.planning.loading.jobs import STAGE_ALLOWANCE_HOURS, JobBuilder
@@ -114,9 +109,10 @@ def load_snapshot(
 ) -> tuple[core.Snapshot, IdMap]:
     """Build the lab's snapshot at ``now`` and the map back to database ids.
 
-    The snapshot has passed `snapshot_from_json(snapshot_to_json(...))`. A record that would
-    break it is left out as unplannable (see `scheduler.planning.plannable`) and the snapshot is
-    built again without it; only a lab whose problem names no record raises `Invalid`.
+    The snapshot has passed the contract's check (`scheduler.core.snapshot_check`: what
+    `snapshot_from_json` of it would refuse). A record that would break it is left out as
+    unplannable (see `scheduler.planning.plannable`) and the snapshot is built again without it;
+    only a lab whose problem names no record raises `Invalid`.
     ``hold_urgent`` (repair mode) also pins the unchanged published work of P1/P2 cases inside
     the repair window: the first, tightest try of a local repair (`scheduler/planning/repair.py`).
     """
@@ -126,7 +122,7 @@ def load_snapshot(
     for _ in range(_MAX_REBUILDS):
         snapshot, idmap = _build(session, lab, now, mode, unplannable, hold_urgent)
         try:
-            checked = snapshot_from_json(snapshot_to_json(snapshot))
+            checked = snapshot.check()
         except SnapshotError as exc:
             error = exc
         else:
@@ -194,6 +190,7 @@ def _build(
     if mode == "repair" and current is not None:
         jobs = schedule.repair_pins(jobs, previous, current, pool_capacity, hold_urgent)
 
+    # checked by load_snapshot, which names the records a failure points to
     snapshot = core.Snapshot(
         lab=lab.code,
         epoch=timeline.epoch.isoformat(),

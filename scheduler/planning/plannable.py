@@ -15,7 +15,7 @@ Instants
 
 The contract
     When the lab's snapshot breaks the contract, each examiner, workstation, pool and job is
-    checked alone against it (the same parser, on a snapshot of that one record), so every bad
+    checked alone against it (the same check, on a snapshot of that one record), so every bad
     record is named in one pass and the others are kept.
 """
 
@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from models.base import UtcDateTime
 from scheduler.core import snapshot as core
-from scheduler.core.snapshot import MAX_MINUTES, SnapshotError, snapshot_from_json, snapshot_to_json
+from scheduler.core.snapshot import MAX_MINUTES, SnapshotError
 
 MAX_SHOWN = 60
 """Characters of an unreadable stored value quoted in a detail."""
@@ -109,21 +109,21 @@ def record_problems(snapshot: core.Snapshot) -> Unplannable:
     found = Unplannable()
     alone = replace(snapshot, examiners=(), workstations=(), pools=(), jobs=(), previous=())
 
-    def fails(one: core.Snapshot) -> str | None:
+    def fails(**one: Any) -> str | None:
         try:
-            snapshot_from_json(snapshot_to_json(one))
+            replace(alone, **one).check()
         except SnapshotError as exc:
             return str(exc)
         return None
 
     for examiner in snapshot.examiners:
-        if (why := fails(replace(alone, examiners=(examiner,)))) is not None:
+        if (why := fails(examiners=(examiner,))) is not None:
             found.examiners[examiner.id] = why
     for ws in snapshot.workstations:
-        if (why := fails(replace(alone, workstations=(ws,)))) is not None:
+        if (why := fails(workstations=(ws,))) is not None:
             found.workstations[ws.id] = why
     for pool in snapshot.pools:
-        if (why := fails(replace(alone, pools=(pool,)))) is not None:
+        if (why := fails(pools=(pool,))) is not None:
             found.pools[pool.id] = why
     examiners = {e.id for e in snapshot.examiners}
     workstations = {w.id for w in snapshot.workstations}
@@ -134,8 +134,7 @@ def record_problems(snapshot: core.Snapshot) -> Unplannable:
         if job.pin is not None:
             named_examiners.update([job.pin.examiner] if job.pin.examiner else [])
             named_workstations.update([job.pin.workstation] if job.pin.workstation else [])
-        one = replace(
-            alone,
+        why = fails(
             examiners=tuple(
                 core.Examiner(ref, frozenset(), (), core.ExposurePolicy())
                 for ref in sorted(named_examiners & examiners)
@@ -147,6 +146,6 @@ def record_problems(snapshot: core.Snapshot) -> Unplannable:
             pools=tuple(core.Pool(name, 1) for name in sorted(set(job.pools) & pools)),
             jobs=(replace(job, after=()),),
         )
-        if (why := fails(one)) is not None:
+        if why is not None:
             found.jobs[job.id] = why
     return found
