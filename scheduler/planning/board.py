@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from models import Examiner, ExposureLog, Job, Lab, ScheduleVersion, Shift, Workstation
 from models.base import utcnow
 from scheduler.planning import views
-from scheduler.planning.views import PlacedJob
+from scheduler.planning.views.placed import PlacedJob
 
 MAX_DAYS = 10
 LOOKAHEAD_DAYS = 28  # how far to look for the working days shown

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models import Examiner, Lab, ScheduleVersion, Workstation
 from scheduler.planning import views
-from scheduler.planning.views import PlacedJob
+from scheduler.planning.views.placed import PlacedJob
 
 COLOURS = {"P1": "#c62828", "P2": "#ef6c00", "P3": "#f9a825", "P4": "#2e7d32", "P5": "#1565c0"}
 DEFAULT_COLOUR = "#6a1b9a"
