@@ -53,7 +53,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import ColumnElement, Engine, exists, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from models import Lab, SolveRun
 from models.base import utcnow
@@ -707,6 +707,20 @@ def _solve(
     return chosen.snapshot, chosen.idmap, plan
 
 
+def _still_ours(session: Session, claim: Claim) -> SolveRun:
+    """The run's row, touched as proof this worker still holds it and it is not cancelled."""
+    held = session.execute(
+        update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
+    )
+    if rows_changed(held) != 1:
+        raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
+    run = session.get(SolveRun, claim.run_id)
+    assert run is not None
+    if run.cancel_requested:
+        raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+    return run
+
+
 def _store_version(
     engine: Engine,
     claim: Claim,
@@ -722,15 +736,7 @@ def _store_version(
         lab = session.get(Lab, claim.lab_id)
         assert lab is not None
         lock_lab(session, lab.code)
-        held = session.execute(
-            update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
-        )
-        if rows_changed(held) != 1:
-            raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
-        run = session.get(SolveRun, claim.run_id)
-        assert run is not None
-        if run.cancel_requested:
-            raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+        run = _still_ours(session, claim)
         version = store_plan(session, lab, run, snapshot, plan, idmap, prepared)
         unpublished: str | None = None
         if run.mode == "preview":
@@ -771,15 +777,7 @@ def _store_what_if(engine: Engine, claim: Claim, what_if: whatif.Prepared, plan:
 
     def store() -> None:
         with session_scope(engine) as session:
-            held = session.execute(
-                update(SolveRun).where(_ours(claim)).values(heartbeat_at=utcnow(), progress=1.0)
-            )
-            if rows_changed(held) != 1:
-                raise RunLost(f"solve run {claim.run_id} is no longer held by {claim.worker_id}")
-            run = session.get(SolveRun, claim.run_id)
-            assert run is not None
-            if run.cancel_requested:
-                raise RunCancelled(f"solve run {claim.run_id} was cancelled")
+            run = _still_ours(session, claim)
             whatif.store_result(session, what_if.what_if_id, result)
             run.status, run.finished_at = "succeeded", utcnow()
             run.objective, run.bound = plan.objective, plan.bound

@@ -6,6 +6,15 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+#: A lab's weekday shifts, 08:00-16:00, for the tests that run a lab on a manual clock.
+WEEKDAYS = [{"weekday": d, "starts": "08:00", "ends": "16:00"} for d in range(5)]
+
+
+def ok(response: Any, status: int = 200) -> Any:
+    """The response's JSON body, once its status is the one expected (else the body, failing)."""
+    assert response.status_code == status, response.text
+    return response.json()
+
 
 def make_lab(client: TestClient, admin: dict[str, str], code: str, **extra: Any) -> dict[str, Any]:
     response = client.post(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from api_support import make_lab
+from api_support import WEEKDAYS, make_lab, ok
 
 from models import clock
 from scheduler.worker import run_once
@@ -19,12 +19,6 @@ from scheduler.worker import run_once
 LAB = "overrun"
 L = f"/labs/{LAB}"
 MONDAY_7 = datetime(2031, 3, 3, 7, 0, tzinfo=UTC)
-WEEKDAYS = [{"weekday": d, "starts": "08:00", "ends": "16:00"} for d in range(5)]
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 @pytest.fixture(scope="module")
