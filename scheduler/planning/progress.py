@@ -16,6 +16,7 @@ Examiners forget to press start; work overruns; work finishes early. The rules, 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -166,6 +167,8 @@ class Placed:
     end: datetime
     examiner_id: int | None
     workstation_id: int | None
+    attended: int = 0  # minutes the examiner is needed from the start
+    machine: int = 0  # minutes the workstation is needed from the start
 
 
 @dataclass(frozen=True)
@@ -179,41 +182,64 @@ class UnderWay:
     workstation_id: int | None
 
 
-def held_now(
-    work: Iterable[UnderWay], one_at_a_time: set[int], now: datetime
-) -> set[tuple[str, int]]:
-    """The examiners ("e", id) and one-at-a-time workstations ("w", id) that work in progress
-    still holds at ``now`` (`still_holds`)."""
-    held: set[tuple[str, int]] = set()
+def held_now(work: Iterable[UnderWay], now: datetime) -> Counter[tuple[str, int]]:
+    """How many pieces of work in progress still hold each examiner ("e", id) and workstation
+    ("w", id) at ``now`` (`still_holds`)."""
+    held: Counter[tuple[str, int]] = Counter()
     for w in work:
         if w.examiner_id is not None and still_holds(
             w.began, w.attended, w.attended, w.machine, now
         ):
-            held.add(("e", w.examiner_id))
-        if w.workstation_id in one_at_a_time and still_holds(
+            held["e", w.examiner_id] += 1
+        if w.workstation_id is not None and still_holds(
             w.began, w.machine, w.attended, w.machine, now
         ):
-            assert w.workstation_id is not None
-            held.add(("w", w.workstation_id))
+            held["w", w.workstation_id] += 1
     return held
 
 
 class StartStates:
     """`missed_start` for every published job, predecessors and held resources included: the one
     traversal the loader and the overdue report share. ``preds``: job id -> (predecessor id,
-    its status)."""
+    its status); ``held``: `held_now`; ``capacity``: workstation id -> parallel jobs (an
+    examiner does one at a time).
+
+    A job can only be taken as started where its examiner and workstation had room: work in
+    progress, and the jobs taken as started before it (in order of planned start), fill them.
+    One that had no room is *waiting*: a GrayKey of two running two unlocks has not started a
+    third."""
 
     def __init__(
         self,
         placed: Mapping[int, Placed],
         preds: Mapping[int, Sequence[tuple[int, str]]],
-        held: set[tuple[str, int]],
+        held: Counter[tuple[str, int]],
         grace_minutes: int,
         now: datetime,
+        capacity: Mapping[int, int] | None = None,
     ) -> None:
-        self.placed, self.preds, self.held = placed, preds, held
+        self.placed, self.preds = placed, preds
         self.grace_minutes, self.now = grace_minutes, now
+        self.capacity = capacity or {}
+        self.used: Counter[tuple[str, int]] = Counter(held)
         self.states: dict[int, StartState | None] = {}
+        for job_id in sorted(placed, key=lambda j: (placed[j].start, j)):
+            self.of(job_id)
+
+    def _room(self, placed: Placed) -> bool:
+        if placed.examiner_id is not None and self.used["e", placed.examiner_id] >= 1:
+            return False
+        ws = placed.workstation_id
+        return ws is None or self.used["w", ws] < self.capacity.get(ws, 1)
+
+    def _take(self, placed: Placed) -> None:
+        """An assumed start holds what it would still be using now."""
+        elapsed = (self.now - placed.start).total_seconds() / 60
+        whole = (placed.end - placed.start).total_seconds() / 60
+        if placed.examiner_id is not None and elapsed < (placed.attended or whole):
+            self.used["e", placed.examiner_id] += 1
+        if placed.workstation_id is not None and elapsed < (placed.machine or whole):
+            self.used["w", placed.workstation_id] += 1
 
     def of(self, job_id: int) -> StartState | None:
         if job_id in self.states:
@@ -225,10 +251,14 @@ class StartStates:
         clear = all(
             status in DONE_STATUSES or self.of(pred_id) == "assumed_started"
             for pred_id, status in self.preds.get(job_id, ())
-        ) and not ({("e", placed.examiner_id), ("w", placed.workstation_id)} & self.held)
+        )
         state = missed_start(
             placed.start, placed.end, self.grace_minutes, self.now, predecessors_clear=clear
         )
+        if state in ("assumed_started", "overdue") and not self._room(placed):
+            state = "waiting"  # what it needs is held: it cannot have started
+        if state == "assumed_started":
+            self._take(placed)
         self.states[job_id] = state
         return state
 
@@ -238,7 +268,7 @@ def _stored_start_states(
 ) -> StartStates:
     """`StartStates` over a stored version (the loader builds its own from its rows)."""
     if version is None:
-        return StartStates({}, {}, set(), lab.start_grace_minutes, now)
+        return StartStates({}, {}, Counter(), lab.start_grace_minutes, now)
     rows = session.execute(
         select(
             Job.id,
@@ -254,11 +284,11 @@ def _stored_start_states(
         .join(Assignment, Assignment.job_id == Job.id)
         .where(Assignment.schedule_version_id == version.id)
     ).all()
-    placed = {r[0]: Placed(r[1], r[2], r[3], r[4], r[5]) for r in rows}
-    one_at_a_time = set(
-        session.scalars(
-            select(Workstation.id).where(Workstation.lab_id == lab.id, Workstation.capacity == 1)
-        )
+    placed = {r[0]: Placed(r[1], r[2], r[3], r[4], r[5], r[7], r[8]) for r in rows}
+    capacity = dict(
+        session.execute(
+            select(Workstation.id, Workstation.capacity).where(Workstation.lab_id == lab.id)
+        ).all()
     )
     work = [
         UnderWay(started or start, attended, machine, examiner, workstation)
@@ -273,9 +303,7 @@ def _stored_start_states(
         .where(JobPredecessor.job_id.in_(list(placed)))
     ):
         preds.setdefault(job_id, []).append((pred_id, status))
-    return StartStates(
-        placed, preds, held_now(work, one_at_a_time, now), lab.start_grace_minutes, now
-    )
+    return StartStates(placed, preds, held_now(work, now), lab.start_grace_minutes, now, capacity)
 
 
 def _published_rows(

@@ -182,24 +182,33 @@ class Recorder:
             day += timedelta(days=1)
         until = datetime(day.year, day.month, day.day, tzinfo=now.tzinfo) + timedelta(days=1)
         compared = changed = 0
+        kinds: dict[str, int] = dict.fromkeys(("removed", "resource", "day", "time"), 0)
         for job_id, place in before.assignments.items():
             job = jobs.get(job_id)
             if not (now <= place.start < until) or job is None or job.status != "pending":
                 continue
             compared += 1
             new = after.assignments.get(job_id)
-            if new is None or (new.examiner, new.workstation, new.start) != (
-                place.examiner,
-                place.workstation,
-                place.start,
-            ):
-                changed += 1
+            if new is None:
+                kinds["removed"] += 1
+            elif (new.examiner, new.workstation) != (place.examiner, place.workstation):
+                kinds["resource"] += 1
+            elif new.start.date() != place.start.date():
+                kinds["day"] += 1
+            elif new.start != place.start:
+                kinds["time"] += 1
+            else:
+                continue
+            changed += 1
         self.churn.append(
             {
                 "night": now.date().isoformat(),
                 "compared": compared,
                 "changed": changed,
                 "percent": _round(100 * changed / compared if compared else 0.0),
+                # what changed: left out, another examiner or workstation, another day, or only
+                # the time on the same day and resources
+                "by_kind": kinds,
             }
         )
 
@@ -329,6 +338,11 @@ class Recorder:
                 "nights": len(nights),
                 "mean_percent": _round(statistics.mean(nights)) if nights else None,
                 "max_percent": max(nights, default=None),
+                # every night's changes summed by kind (removed, resource, day, time)
+                "by_kind": {
+                    kind: sum(c["by_kind"][kind] for c in self.churn)
+                    for kind in ("removed", "resource", "day", "time")
+                },
                 "per_night": self.churn,
             },
             "forecast_error": {

@@ -83,8 +83,10 @@ def _wait_for(engine: Engine, run_id: int, what: str, done: Callable[[SolveRun],
 
 def test_a_killed_workers_run_is_reclaimed_and_published_by_another(shared_engine, lab_code, spawn):
     with session_scope(shared_engine) as session:
-        lab = small_lab(session, lab_code, cases=8)
-        # Long enough that the first worker is still solving when it is killed.
+        # Long enough that the first worker is still solving when it is killed: 120 jobs on two
+        # examiners and one UFED are never proven optimal before the time limit, however fast
+        # the machine (8 cases were, on a quiet one, before the first heartbeat).
+        lab = small_lab(session, lab_code, cases=40)
         run_id = queue_run(
             session, lab, actor="sup", auto_publish=True, time_limit_seconds=10
         ).run.id

@@ -297,15 +297,21 @@ class JobBuilder:
         if self.start_rule is None:
             placed = {
                 job_id: Placed(
-                    row.job.status, a.starts_at, a.ends_at, a.examiner_id, a.workstation_id
+                    row.job.status,
+                    a.starts_at,
+                    a.ends_at,
+                    a.examiner_id,
+                    a.workstation_id,
+                    row.job.attended_minutes,
+                    row.job.machine_minutes,
                 )
                 for job_id, a in self.published.items()
                 if (row := self.rows.get(job_id)) is not None
             }
-            one_at_a_time = {
-                self.idmap.workstations[ref]
+            capacity = {
+                self.idmap.workstations[ref]: ws.capacity
                 for ref, ws in self.workstations.items()
-                if ws.capacity == 1 and ref in self.idmap.workstations
+                if ref in self.idmap.workstations
             }
             work = [
                 UnderWay(
@@ -320,9 +326,11 @@ class JobBuilder:
                 and row.job.pin_start_at is None
                 and (where := self.published.get(row.job.id)) is not None
             ]
-            held = held_now(work, one_at_a_time, self.timeline.epoch)
+            held = held_now(work, self.timeline.epoch)
             grace = self.lab.start_grace_minutes
-            self.start_rule = StartStates(placed, self.preds, held, grace, self.timeline.epoch)
+            self.start_rule = StartStates(
+                placed, self.preds, held, grace, self.timeline.epoch, capacity
+            )
         return self.start_rule
 
     def _started(self, job: JobData) -> bool:
