@@ -50,6 +50,7 @@ Published schedule
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -68,6 +69,7 @@ from scheduler.planning.loading.published import (
     PublishedSchedule,
 )
 from scheduler.planning.loading.resources import (
+    Resources,
     read_resources,
     snapshot_resources,
     with_exposure_done,
@@ -186,12 +188,25 @@ def _build(
     examiners = with_exposure_done(resources.examiners, builder.exposure_done, timeline)
     pool_capacity = {p.id: p.capacity for p in resources.pools}
     schedule = PublishedSchedule(builder)
+    schedule.draft = _snapshot(lab, timeline, examiners, resources, jobs, ())
     previous = schedule.previous(jobs, pool_capacity)
     if mode == "repair" and current is not None:
         jobs = schedule.repair_pins(jobs, previous, current, pool_capacity, hold_urgent)
 
     # checked by load_snapshot, which names the records a failure points to
-    snapshot = core.Snapshot(
+    snapshot = _snapshot(lab, timeline, examiners, resources, jobs, previous)
+    return snapshot, idmap
+
+
+def _snapshot(
+    lab: Lab,
+    timeline: Timeline,
+    examiners: Sequence[core.Examiner],
+    resources: Resources,
+    jobs: Sequence[core.Job],
+    previous: Sequence[core.PreviousAssignment],
+) -> core.Snapshot:
+    return core.Snapshot(
         lab=lab.code,
         epoch=timeline.epoch.isoformat(),
         horizon=timeline.horizon,
@@ -211,4 +226,3 @@ def _build(
             continuity=lab.weight_continuity,
         ),
     )
-    return snapshot, idmap

@@ -403,3 +403,37 @@ def test_the_start_grace_is_a_lab_setting(session):
     _publish_manual(session, lab, {"C1/D1/acquire": ("E1", "U1", minutes(tuesday_9))})
     _, idmap = load_snapshot(session, lab, tuesday_9 + timedelta(minutes=135))
     assert idmap.overdue == ["C1/D1/acquire"]  # no grace: overdue right after its planned end
+
+
+def test_a_frozen_review_the_caps_no_longer_allow_is_re_planned_not_kept(session):
+    """Exposure logged since publication (or reviewed by work under way) counts first: a frozen
+    review it leaves no room for under the daily cap is re-planned, not kept as a conflict."""
+    lab = make_lab(session, "t-capped")
+    examiner = make_examiner(session, lab, "E1", daily_cap_minutes=240)
+    for ref in ("C1", "C2"):
+        device = make_device(session, make_case(session, lab, ref))
+        casework.upsert_job(
+            session,
+            device,
+            actor="t",
+            external_ref="review",
+            stage="review",
+            attended_minutes=120,
+            exposure_minutes=120,
+            severity=1,
+            skills=["review"],
+        )
+    tuesday_8 = minutes(datetime(2026, 12, 1, 13, 0, tzinfo=UTC))
+    _publish_manual(
+        session,
+        lab,
+        {"C1/D1/review": ("E1", None, tuesday_8), "C2/D1/review": ("E1", None, tuesday_8 + 120)},
+    )
+    snapshot, _ = load_snapshot(session, lab, MONDAY)
+    assert len(snapshot.previous) == 2  # 120 + 120 fit the cap of 240
+    resources.log_exposure(
+        session, examiner, actor="t", day=date(2026, 12, 1), minutes=60, severity=1
+    )
+    snapshot, idmap = load_snapshot(session, lab, MONDAY)
+    assert [p.job for p in snapshot.previous] == ["C1/D1/review"]
+    assert any("C2/D1/review" in w and "exposure_daily_cap" in w for w in idmap.warnings)

@@ -436,6 +436,8 @@ class JobBuilder:
             by_left = by_ws
             if by_ws is not None and pin.workstation is not None:
                 by_left = {pin.workstation: left_machine}
+            if left_machine == 0:
+                by_left = None  # the machine part is over: no workstation is needed any more
             return left_attended, left_machine, min(exposure, left_attended), by_left
         if elapsed is None:
             elapsed = self.elapsed.get(job.id, 0)
@@ -456,6 +458,8 @@ class JobBuilder:
             new_by_ws = {pin.workstation: left_machine}
         elif by_ws is not None:
             new_by_ws = by_ws
+        if left_machine == 0:
+            new_by_ws = None  # the machine part is over: no workstation is needed any more
         return left_attended, left_machine, left_exposure, new_by_ws
 
     def _earliest_fit(

@@ -18,6 +18,7 @@ from datetime import datetime
 from models import ScheduleVersion
 from scheduler.core import snapshot as core
 from scheduler.core.eligibility import examiner_can_take, workstation_can_take
+from scheduler.core.rules.exposure import ExposureLedger
 from scheduler.planning.loading.jobs import JobBuilder
 from scheduler.planning.loading.timeline import Interval, inside_one
 
@@ -46,15 +47,23 @@ class Held:
     work under way (a placement that does not would make the version infeasible)."""
 
     def __init__(
-        self, workstations: Mapping[str, core.Workstation], pool_capacity: Mapping[str, int]
+        self,
+        workstations: Mapping[str, core.Workstation],
+        pool_capacity: Mapping[str, int],
+        draft: core.Snapshot | None = None,
     ) -> None:
         self.workstations = workstations
         self.pool_capacity = pool_capacity
         self.used: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+        # exposure caps too, when the snapshot's examiners and days are known (logged minutes
+        # and those already reviewed by work under way count first: rules/exposure.py)
+        self.draft = draft
+        self.exposure = ExposureLedger(draft) if draft is not None else None
+        self.exposed = False
 
     @property
     def empty(self) -> bool:
-        return not self.used
+        return not self.used and not self.exposed
 
     def _needs(
         self, job: core.Job, examiner: str | None, workstation: str | None, start: int
@@ -76,6 +85,15 @@ class Held:
     ) -> None:
         for key, _, a, b in self._needs(job, examiner, workstation, start):
             self.used[key].append((a, b))
+        reviewer = self._examiner(job, examiner)
+        if reviewer is not None and self.exposure is not None:
+            self.exposure.take_at(job, reviewer, start)
+            self.exposed = True
+
+    def _examiner(self, job: core.Job, examiner: str | None) -> core.Examiner | None:
+        if examiner is None or job.exposure <= 0 or self.draft is None:
+            return None
+        return self.draft.examiners_by_id.get(examiner)
 
     def full(
         self, job: core.Job, examiner: str | None, workstation: str | None, start: int
@@ -84,6 +102,11 @@ class Held:
         for (kind, name), capacity, a, b in self._needs(job, examiner, workstation, start):
             if _deepest(self.used[(kind, name)], a, b) + 1 > capacity:
                 return f"the {name} licences" if kind == "pool" else f"{kind} {name}"
+        reviewer = self._examiner(job, examiner)
+        if reviewer is not None and self.exposure is not None:
+            cap = self.exposure.exceeded_at(job, reviewer, start)
+            if cap is not None:
+                return f"the {cap.rule} of examiner {reviewer.id}"
         return None
 
 
@@ -101,6 +124,8 @@ class PublishedSchedule:
         self.changed_since = builder.job_rows.changed_since
         self.case_changed = builder.job_rows.case_changed  # job id -> when its case last changed
         self.dropped: set[str] = set()  # jobs whose published placement was dropped
+        # the snapshot as built so far (examiners, days, weeks), for the exposure caps
+        self.draft: core.Snapshot | None = None
 
     def previous(
         self, jobs: Sequence[core.Job], pool_capacity: Mapping[str, int]
@@ -158,14 +183,15 @@ class PublishedSchedule:
         """Drop frozen assignments that no longer fit beside pinned work: work in progress that
         overran and is extended by its estimate, or started late, or a missed start taken as
         started (progress.py) may now hold the examiner, the workstation (up to its capacity) or
-        a licence pool (up to its size) when a frozen placement needs it. Keeping those would
+        a licence pool (up to its size) when a frozen placement needs it, or leave no room under
+        an examiner's exposure caps (logged minutes count too). Keeping those would
         make the version infeasible; re-planned, each moves only as far as it must. Frozen
         placements are taken in order of start, each kept if it still fits."""
-        held = Held(self.workstations, pool_capacity)
+        held = Held(self.workstations, pool_capacity, self.draft)
         for job in by_sid.values():
             if job.pin is not None:
                 held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
-        if held.empty:
+        if held.empty and self.draft is None:
             return
         frozen_until = self.timeline.frozen_until
         for sid, prev in sorted(kept.items(), key=lambda kv: (kv[1].start, kv[0])):
@@ -344,7 +370,7 @@ class PublishedSchedule:
         taken in order of start."""
         tl = self.timeline
         by_sid = {job.id: job for job in jobs}
-        held = Held(self.workstations, pool_capacity)
+        held = Held(self.workstations, pool_capacity, self.draft)
         for job in jobs:
             if job.pin is not None:
                 held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
