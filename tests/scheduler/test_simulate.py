@@ -173,5 +173,12 @@ def test_the_recorder_measures_nightly_churn_over_three_working_days() -> None:
     recorder = _recorder()
     recorder.publication(friday, after, before, jobs, {}, nightly=True)
     assert recorder.churn == [
-        {"night": "2027-01-08", "compared": 3, "changed": 2, "percent": 66.67}
+        {
+            "night": "2027-01-08",
+            "compared": 3,
+            "changed": 2,
+            "percent": 66.67,
+            # job 2 moved from Monday to Tuesday, job 3 left the plan
+            "by_kind": {"removed": 1, "resource": 0, "day": 1, "time": 0},
+        }
     ]
