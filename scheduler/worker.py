@@ -721,6 +721,23 @@ def _still_ours(session: Session, claim: Claim) -> SolveRun:
     return run
 
 
+def _succeeded(
+    session: Session, claim: Claim, run: SolveRun, plan: Plan, version_id: int | None
+) -> None:
+    """End the run and its attempt as succeeded, with the plan's figures, and say so."""
+    run.status, run.finished_at = "succeeded", utcnow()
+    run.objective, run.bound = plan.objective, plan.bound
+    end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
+    run_ended(
+        session,
+        run_id=run.id,
+        lab_id=claim.lab_id,
+        status="succeeded",
+        actor=claim.worker_id,
+        version_id=version_id,
+    )
+
+
 def _store_version(
     engine: Engine,
     claim: Claim,
@@ -757,17 +774,7 @@ def _store_version(
                 warn(version, f"not published automatically: {blockers[0]}")
             else:
                 publish(session, version, actor=run.requested_by)
-        run.status, run.finished_at = "succeeded", utcnow()
-        run.objective, run.bound = plan.objective, plan.bound
-        end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
-        run_ended(
-            session,
-            run_id=run.id,
-            lab_id=lab.id,
-            status="succeeded",
-            actor=claim.worker_id,
-            version_id=version.id,
-        )
+        _succeeded(session, claim, run, plan, version.id)
     return version.id, unpublished
 
 
@@ -779,16 +786,7 @@ def _store_what_if(engine: Engine, claim: Claim, what_if: whatif.Prepared, plan:
         with session_scope(engine) as session:
             run = _still_ours(session, claim)
             whatif.store_result(session, what_if.what_if_id, result)
-            run.status, run.finished_at = "succeeded", utcnow()
-            run.objective, run.bound = plan.objective, plan.bound
-            end_attempt(session, run.id, claim.attempt, "succeeded", None, run.finished_at)
-            run_ended(
-                session,
-                run_id=run.id,
-                lab_id=claim.lab_id,
-                status="succeeded",
-                actor=claim.worker_id,
-            )
+            _succeeded(session, claim, run, plan, None)
 
     retry_locked(store, what=f"store what-if run {claim.run_id}", budget_seconds=_patience())
     logger.info(
