@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from scheduler.core.plan import Assignment, Plan
 from scheduler.core.snapshot import Job, PreviousAssignment, Snapshot
 from scheduler.planning.loading.idmap import IdMap
-from scheduler.planning.loading.published import URGENT_RANKS
 from scheduler.planning.words import job_name, local_time
 
 
@@ -33,7 +32,7 @@ def urgent_delays(snapshot: Snapshot, plan: Plan, idmap: IdMap) -> list[str]:
         if job is None:
             continue
         case = case_of[sid]
-        if idmap.level_rank.get(idmap.case_level.get(case, ""), URGENT_RANKS + 1) > URGENT_RANKS:
+        if not idmap.is_urgent(case):
             continue
         end = p.start + job.duration_on(p.workstation)
         before[case] = max(before[case], end)

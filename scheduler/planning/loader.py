@@ -61,11 +61,10 @@ from models.schedule import RUN_MODES
 from scheduler.core import snapshot as core
 from scheduler.core.snapshot import SnapshotError, snapshot_warnings
 from scheduler.errors import Invalid
-from scheduler.planning.loading.idmap import Begun, Excluded, IdMap
+from scheduler.planning.loading.idmap import URGENT_RANKS, Begun, Excluded, IdMap
 from scheduler.planning.loading.jobs import STAGE_ALLOWANCE_HOURS, JobBuilder
 from scheduler.planning.loading.published import (
     REPAIR_WINDOW_WORKING_DAYS,
-    URGENT_RANKS,
     PublishedSchedule,
 )
 from scheduler.planning.loading.resources import (

@@ -23,10 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scheduler.core import objective as obj
-from scheduler.core.plan import Plan
+from scheduler.core.plan import INFEASIBLE, PIN_CONFLICT, Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.planning.loading.idmap import IdMap
-from scheduler.planning.loading.published import URGENT_RANKS
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +42,11 @@ def triggered_urgent(held: Loaded) -> set[str]:
     """The P1/P2 jobs the trigger touched (new, changed, dropped, or of a changed case) that the
     held try leaves free: the work whose lateness the two tries are compared on."""
     idmap, snapshot = held.idmap, held.snapshot
-    frozen = {p.job for p in snapshot.previous if p.start < snapshot.frozen_until}
+    kept = snapshot.kept  # pinned or frozen: never free
     return {
         job.id
         for job in snapshot.jobs
-        if job.id in idmap.triggered
-        and job.pin is None
-        and job.id not in frozen
-        and idmap.level_rank.get(idmap.case_level.get(job.case, ""), URGENT_RANKS + 1)
-        <= URGENT_RANKS
+        if job.id in idmap.triggered and job.id not in kept and idmap.is_urgent(job.case)
     }
 
 
@@ -79,17 +74,17 @@ def local_repair(
     plan = solve(held.snapshot, seconds / 2)
     free = triggered_urgent(held)
     late = lateness(held.snapshot, plan, free)
-    conflicts = any(u.reason == "pin_conflict" for u in plan.unscheduled)
-    if late == 0 and not conflicts and plan.status != "infeasible":
+    conflicts = any(u.reason == PIN_CONFLICT for u in plan.unscheduled)
+    if late == 0 and not conflicts and plan.status != INFEASIBLE:
         logger.info("repair: held (the trigger's %d urgent jobs on time)", len(free))
         return held, plan
     other = wide()
     wide_plan = solve(other.snapshot, seconds / 2)
     wide_late = lateness(other.snapshot, wide_plan, free)
-    if conflicts or plan.status == "infeasible" or wide_late < late:
+    if conflicts or plan.status == INFEASIBLE or wide_late < late:
         logger.info(
             "repair: wide (held %s, the trigger's urgent jobs' weighted lateness %d held, %d wide)",
-            "infeasible" if conflicts or plan.status == "infeasible" else "feasible",
+            "infeasible" if conflicts or plan.status == INFEASIBLE else "feasible",
             late,
             wide_late,
         )

@@ -9,6 +9,8 @@ from datetime import datetime
 
 from scheduler.planning.loading.timeline import Timeline
 
+URGENT_RANKS = 2  # P1 and P2 in the default scheme: the levels whose repairs publish themselves
+
 
 @dataclass(frozen=True)
 class Excluded:
@@ -66,6 +68,10 @@ class IdMap:
     # was published, what a repair's trigger touched (`scheduler/planning/repair.py`)
     triggered: set[str] = field(default_factory=set)
     current_version_id: int | None = None
+
+    def is_urgent(self, case: str) -> bool:
+        """Whether the case's priority level is P1 or P2 (a rank within `URGENT_RANKS`)."""
+        return self.level_rank.get(self.case_level.get(case, ""), URGENT_RANKS + 1) <= URGENT_RANKS
 
     def job_sid(self, job_id: int) -> str:
         return self._reverse("jobs")[job_id]

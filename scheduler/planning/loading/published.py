@@ -23,7 +23,6 @@ from scheduler.planning.loading.jobs import JobBuilder
 from scheduler.planning.loading.timeline import Interval, inside_one
 
 REPAIR_WINDOW_WORKING_DAYS = 2
-URGENT_RANKS = 2  # P1 and P2 in the default scheme: the levels whose repairs publish themselves
 
 
 def _deepest(intervals: Sequence[Interval], start: int, end: int) -> int:
@@ -278,9 +277,7 @@ class PublishedSchedule:
 
     def _urgent_on_time(self, job: core.Job, placed: core.PreviousAssignment) -> bool:
         """A P1/P2 job whose published placement ends by its due time."""
-        idmap = self.idmap
-        rank = idmap.level_rank.get(idmap.case_level.get(job.case, ""), URGENT_RANKS + 1)
-        if rank > URGENT_RANKS:
+        if not self.idmap.is_urgent(job.case):
             return False
         return job.due is None or placed.start + job.duration_on(placed.workstation) <= job.due
 
