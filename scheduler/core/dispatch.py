@@ -348,9 +348,19 @@ def _dominates(failure: _Failure, t0: int, limit: int, size: tuple[int, ...]) ->
 
 
 class _Dispatcher:
-    def __init__(self, snapshot: Snapshot, key: PolicyKey) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        key: PolicyKey,
+        keep_published: bool = False,
+        hold_levels: bool = False,
+    ) -> None:
         self.snapshot = snapshot
         self.key = key
+        self.keep_published = keep_published or hold_levels
+        self.hold_levels = hold_levels
+        self.held: dict[str, Assignment] = {}  # published placements reserved level by level
+        self.held_weights: set[int] = set()
         self.board = Board(snapshot)
         self.jobs = snapshot.jobs_by_id
         self.order = {j.id: i for i, j in enumerate(snapshot.jobs)}
@@ -456,6 +466,8 @@ class _Dispatcher:
             policy = self.key(job, self.order[job_id], queued)
             if job_id in deadlines:
                 return (1, deadlines[job_id][0], *policy)
+            if self.hold_levels:
+                return (2, -job.weight, *policy)
             return (2, 0, *policy)
 
         def push_ready(job_id: str) -> None:
@@ -481,6 +493,14 @@ class _Dispatcher:
                     self._record(job, self.fixed[job_id])
             elif late:
                 self._skip(job, PREDECESSOR_UNSCHEDULED, late)
+            elif job_id in self.held:
+                self._record(job, self.held[job_id])
+            elif self.hold_levels and job.weight not in self.held_weights:
+                self._hold_level(job.weight, deadlines)
+                if job_id in self.held:
+                    self._record(job, self.held[job_id])
+                else:
+                    self._dispatch_one(job, deadlines.get(job_id))
             elif deadline is not None and time.monotonic() >= deadline:
                 self._skip(job, HORIZON_FULL, NOT_DISPATCHED)
             else:
@@ -490,6 +510,39 @@ class _Dispatcher:
         for job in self.snapshot.jobs:
             if job.id not in self.assigned and job.id not in self.unscheduled:
                 self._skip(job, PREDECESSOR_UNSCHEDULED, "its predecessors form a cycle")
+
+    def _hold_level(self, weight: int, deadlines: Mapping[str, tuple[int, str]]) -> None:
+        """Reserve at once every published placement of this weight's jobs that still keeps
+        every rule, in order of start, each only after its predecessors (placed, kept or held)
+        end: the level's other work then fills the room left instead of taking a published slot
+        and pushing its holder into the next one."""
+        self.held_weights.add(weight)
+        level = [
+            p
+            for p in self.previous.values()
+            if p.job in self.jobs
+            and self.jobs[p.job].weight == weight
+            and p.job not in self.fixed
+            and p.job not in self.assigned
+            and p.job not in self.unscheduled
+        ]
+        for prev in sorted(level, key=lambda p: (p.start, self.order[p.job])):
+            job = self.jobs[prev.job]
+            end = prev.start + job.duration_on(prev.workstation)
+            if job.id in deadlines and end > deadlines[job.id][0]:
+                continue
+            ends = []
+            for p in self.preds[job.id]:
+                placed = self.assigned.get(p) or self.held.get(p) or self.fixed.get(p)
+                ends.append(placed.end if placed is not None else None)
+            if any(e is None or e > prev.start for e in ends):
+                continue
+            if prev.start < job.release or self.board.problem(
+                job, prev.examiner, prev.workstation, prev.start
+            ):
+                continue
+            self.board.reserve(job, prev.examiner, prev.workstation, prev.start)
+            self.held[job.id] = Assignment(job.id, prev.examiner, prev.workstation, prev.start, end)
 
     def settle(self) -> None:
         """Put back set-aside kept placements that fit after all (predecessors in time, room)."""
@@ -564,6 +617,10 @@ class _Dispatcher:
                 return
             stations = list(able)
         limit = horizon if deadline is None else min(horizon, deadline[0])
+        kept = self._published_placement(job, t0, limit) if self.keep_published else None
+        if kept is not None:
+            self._place(job, *kept)
+            return
 
         family, size = _family(job), _size(job)
         failed = self._failed.get(family, [])
@@ -592,9 +649,25 @@ class _Dispatcher:
                 failed.append((t0, limit, size, caps_only))
                 self._failed[family] = failed[-16:]
             return
-        ex, ws, start = found
+        self._place(job, *found)
+
+    def _place(self, job: Job, ex: str | None, ws: str | None, start: int) -> None:
         self.board.reserve(job, ex, ws, start)
         self._record(job, Assignment(job.id, ex, ws, start, start + job.duration_on(ws)))
+
+    def _published_placement(
+        self, job: Job, t0: int, limit: int
+    ) -> tuple[str | None, str | None, int] | None:
+        """The job's published placement, if it still keeps every rule where the job stands now
+        (after its predecessors, inside ``limit``), else None."""
+        prev = self.previous.get(job.id)
+        if prev is None or prev.start < t0:
+            return None
+        if prev.start + job.duration_on(prev.workstation) > limit:
+            return None
+        if self.board.problem(job, prev.examiner, prev.workstation, prev.start):
+            return None
+        return prev.examiner, prev.workstation, prev.start
 
     def _search(
         self,
@@ -743,8 +816,23 @@ class _Dispatcher:
         )
 
 
-def dispatch(snapshot: Snapshot, policy: str, deadline: float | None = None) -> Plan:
+def dispatch(
+    snapshot: Snapshot,
+    policy: str,
+    deadline: float | None = None,
+    keep_published: bool = False,
+    hold_levels: bool = False,
+) -> Plan:
     """A valid plan from one list-scheduling policy: ``"fifo"``, ``"priority"`` or ``"wsjf"``.
+
+    With ``keep_published`` (the optimizer's warm start, never a baseline) each job, when its
+    turn comes, keeps its published placement if that still keeps every rule; only what no longer
+    fits, or what the jobs before it took, is placed again. The search then trades a change only
+    for a real gain (moving one job at its turn for lateness would crowd out the next ones and
+    re-shuffle the schedule). With ``hold_levels`` (implies ``keep_published``) jobs take their
+    turns by weight, heaviest first, and the first turn of a weight reserves every published
+    placement of that weight that still fits: heavier work may displace lighter, but work of the
+    same weight only fills the room its published work leaves.
 
     The plan always passes the verifier, so its status is "feasible"; a pin or frozen assignment
     that cannot be kept (it breaks a rule or clashes with another) is left out with reason
@@ -756,7 +844,7 @@ def dispatch(snapshot: Snapshot, policy: str, deadline: float | None = None) -> 
     started = time.perf_counter()
     set_aside: dict[str, str] = {}
     for _ in range(3):
-        d = _Dispatcher(snapshot, POLICY_KEYS[policy])
+        d = _Dispatcher(snapshot, POLICY_KEYS[policy], keep_published, hold_levels)
         d.place_fixed(set_aside)
         d.run(deadline)
         # a kept placement refused for clashing with one that was later dropped would be a

@@ -13,10 +13,12 @@ Terms (``objective_terms`` returns them *raw*, not multiplied by the weights):
     the latest end over all jobs, with the same charge ``horizon + min_duration`` for a job that is
     not assigned (0 for an empty snapshot).
 ``change``
-    the number of jobs of ``snapshot.previous`` (still in the snapshot) whose examiner, workstation
-    or lab-local day of start differs from the published one; a previously published job that is now
-    unassigned counts as one change. The day is the index of the ``days`` interval that holds the
-    start (``None`` outside every day, which compares equal only to ``None``).
+    the changes against ``snapshot.previous``: each published job (still in the snapshot) whose
+    examiner, workstation or lab-local day of start differs from the published one, or that is now
+    unassigned, counts its ``changes`` (1 unless the snapshot says more: the loader counts the
+    next working days' published work more, see ``PreviousAssignment``). The day is the index of
+    the ``days`` interval that holds the start (``None`` outside every day, which compares equal
+    only to ``None``).
 ``balance``
     the spread (max - min) of planned exposure minutes (the jobs' ``exposure`` fields) over the
     examiners in scope: those who could take at least one exposure job of the snapshot (skills,
@@ -115,7 +117,7 @@ def change_term(snapshot: Snapshot, assigned: Mapping[str, Assignment]) -> int:
             or a.workstation != prev.workstation
             or days.index(a.start) != days.index(prev.start)
         ):
-            changes += 1
+            changes += prev.changes
     return changes
 
 

@@ -821,7 +821,7 @@ class _Pricer:
             or a.workstation != prev.workstation
             or days(a.start) != days(prev.start)
         ):
-            return 1
+            return prev.changes
         return 0
 
     def objective(self, a: Assignment) -> int:

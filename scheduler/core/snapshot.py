@@ -44,6 +44,8 @@ OBJECTIVES = (WEIGHTED_TARDINESS, MAKESPAN)
 # Sane bounds: keep every product the solvers form (weight x minutes x jobs) inside int64.
 MAX_MINUTES = 10**9
 MAX_WEIGHT = 10**6
+#: The most changes one published assignment's move may count for.
+MAX_CHANGES = 1000
 MAX_CAPACITY = 10**6
 MAX_SEVERITY = 3
 MAX_ID_LENGTH = 200
@@ -201,12 +203,17 @@ class Job:
 
 @dataclass(frozen=True)
 class PreviousAssignment:
-    """An assignment of the currently published schedule."""
+    """An assignment of the currently published schedule.
+
+    ``changes`` is how many changes moving it counts for in the stability term: examiners plan
+    their next days around what is published, so the loader counts that work more than next
+    week's (docs/architecture.md §4)."""
 
     job: str
     examiner: str | None
     workstation: str | None
     start: int
+    changes: int = 1
 
 
 @dataclass(frozen=True)
@@ -653,7 +660,7 @@ def _find_cycle(after: Mapping[str, tuple[str, ...]]) -> list[str] | None:
 
 
 def _previous(value: object, path: str, known: _Known) -> PreviousAssignment:
-    fields = read_object(value, path, ("job", "start"), ("examiner", "workstation"))
+    fields = read_object(value, path, ("job", "start"), ("examiner", "workstation", "changes"))
     examiner = workstation = None
     if fields.get("examiner") is not None:
         examiner_path = join(path, "examiner")
@@ -670,7 +677,20 @@ def _previous(value: object, path: str, known: _Known) -> PreviousAssignment:
         examiner=examiner,
         workstation=workstation,
         start=read_int(fields["start"], join(path, "start"), 0, MAX_MINUTES),
+        changes=read_int(fields.get("changes", 1), join(path, "changes"), 1, MAX_CHANGES),
     )
+
+
+def _previous_to_json(p: PreviousAssignment) -> dict[str, object]:
+    out: dict[str, object] = {
+        "job": p.job,
+        "examiner": p.examiner,
+        "workstation": p.workstation,
+        "start": p.start,
+    }
+    if p.changes != 1:
+        out["changes"] = p.changes
+    return out
 
 
 def _weights(value: object, path: str) -> Weights:
@@ -892,10 +912,7 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, object]:
         ],
         "pools": [{"id": pool.id, "capacity": pool.capacity} for pool in snapshot.pools],
         "jobs": [_job_to_json(job) for job in snapshot.jobs],
-        "previous": [
-            {"job": p.job, "examiner": p.examiner, "workstation": p.workstation, "start": p.start}
-            for p in snapshot.previous
-        ],
+        "previous": [_previous_to_json(p) for p in snapshot.previous],
         "frozen_until": snapshot.frozen_until,
         "done": done_predecessors(snapshot),
         "weights": {

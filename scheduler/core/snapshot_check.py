@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from scheduler.core.fields import FieldError, fail, join, kind, read_int
 from scheduler.core.snapshot import (
     MAX_CAPACITY,
+    MAX_CHANGES,
     MAX_DAYS,
     MAX_EXAMINERS,
     MAX_HORIZON,
@@ -145,6 +146,7 @@ def _check(snapshot: Snapshot) -> None:
         _resource(item.workstation, join(path, "workstation"), workstations, "workstation")
         _text(item.job, join(path, "job"))
         read_int(item.start, join(path, "start"), 0, MAX_MINUTES)
+        read_int(item.changes, join(path, "changes"), 1, MAX_CHANGES)
         if item.job in seen_previous:
             fail(f"{path}.job", f"job '{item.job}' has two previous assignments")
         seen_previous.add(item.job)

@@ -22,6 +22,7 @@ from scheduler.core.plan import Assignment, Plan, Unscheduled
 from scheduler.core.snapshot import snapshot_from_json, snapshot_to_json
 from scheduler.errors import Invalid
 from scheduler.planning.loader import STAGE_ALLOWANCE_HOURS, load_snapshot, round_up_to_slot
+from scheduler.planning.loading.timeline import NEAR_CHANGES
 from scheduler.planning.publish import publish
 from scheduler.planning.store import store_plan
 from scheduler.services import casework, resources
@@ -282,6 +283,27 @@ def test_previous_is_the_published_schedule_and_a_frozen_placement_that_no_longe
     snapshot, idmap = load_snapshot(session, lab, MONDAY)
     assert [p.job for p in snapshot.previous] == ["C2/D1/acquire"]
     assert any("C1/D1/acquire" in w and "re-planned" in w for w in idmap.warnings)
+
+
+def test_published_work_of_the_next_three_working_days_counts_more_changes(session):
+    # Monday: the next three working days are Tue, Wed, Thu; moving their published work counts
+    # NEAR_CHANGES changes, Friday's one (examiners plan their next days around the schedule).
+    lab = small_lab(session, "t-near", cases=2, planning_horizon_days=6)
+    thursday_9 = minutes(datetime(2026, 12, 3, 14, 0, tzinfo=UTC))
+    friday_9 = minutes(datetime(2026, 12, 4, 14, 0, tzinfo=UTC))
+    _publish_manual(
+        session,
+        lab,
+        {"C1/D1/acquire": ("E1", "U1", thursday_9), "C2/D1/acquire": ("E2", "U1", friday_9)},
+    )
+    snapshot, idmap = load_snapshot(session, lab, MONDAY)
+    assert idmap.timeline.near_until == minutes(datetime(2026, 12, 4, 5, 0, tzinfo=UTC))
+    assert {p.job: p.changes for p in snapshot.previous} == {
+        "C1/D1/acquire": NEAR_CHANGES,
+        "C2/D1/acquire": 1,
+    }
+    # the contract carries it: a snapshot file says so, and reads back the same
+    assert snapshot_from_json(snapshot_to_json(snapshot)).previous == snapshot.previous
 
 
 def test_repair_mode_pins_unchanged_work_beyond_the_repair_window(session):

@@ -133,7 +133,8 @@ def random_snapshots(draw: st.DrawFn) -> Snapshot:
                 if job.needs_workstation and workstations
                 else None
             )
-            previous.append(PreviousAssignment(job.id, examiner, ws, start))
+            changes = draw(st.sampled_from((1, 1, 10)))  # the next working days count more
+            previous.append(PreviousAssignment(job.id, examiner, ws, start, changes))
     if draw(st.booleans()):
         previous.append(PreviousAssignment("gone", examiners[0].id, None, 0))
 

@@ -432,6 +432,64 @@ def test_frozen_assignment_is_kept_and_later_ones_may_move() -> None:
     assert starts(plan)["b"][0] == "e2"  # the published examiner is preferred on ties
 
 
+def test_keep_published_keeps_a_later_published_placement_that_still_fits() -> None:
+    # "b" could start at 0 on e1, but its published placement (e2, mid-morning) still keeps
+    # every rule: the warm start keeps it, and the search alone may trade it for the gain.
+    snap = lab(
+        [examiner("e1"), examiner("e2")],
+        [job("a", attended=60), job("b", attended=60)],
+        previous=[PreviousAssignment("b", "e2", None, 300)],
+        horizon=2 * DAY,
+    )
+    assert starts(solved(snap))["b"][2] == 0
+    kept = dispatch(snap, "fifo", keep_published=True)
+    assert verify(snap, kept) == []
+    assert starts(kept)["b"] == ("e2", None, 300)
+
+
+def test_keep_published_moves_only_what_no_longer_fits() -> None:
+    # e2 is gone from the morning ("b"'s published slot), so "b" moves; "c" keeps its slot.
+    snap = lab(
+        [examiner("e1"), examiner("e2", available=[(600, DAY)])],
+        [job("b", attended=60), job("c", attended=60)],
+        previous=[
+            PreviousAssignment("b", "e2", None, 120),
+            PreviousAssignment("c", "e1", None, 400),
+        ],
+        horizon=2 * DAY,
+    )
+    plan = dispatch(snap, "priority", keep_published=True)
+    assert verify(snap, plan) == []
+    assert starts(plan)["c"] == ("e1", None, 400)
+    assert starts(plan)["b"] != ("e2", None, 120)
+
+
+def test_held_levels_let_heavier_work_displace_lighter_and_the_rest_fill_the_room() -> None:
+    # e1 has three slots (60, 120, 180). "same" (weight 10) and "light" (weight 1) hold the
+    # first two; "peer" (weight 10, new, first in the queue) would take "same"'s slot in its
+    # turn and push "same" into "light"'s. With each weight's published work held at once,
+    # "peer" fills the room after "same" and only the lighter "light" moves.
+    snap = lab(
+        [examiner("e1", available=[(60, 240)])],
+        [
+            job("peer", attended=60, weight=10, case="c1"),
+            job("same", attended=60, weight=10, case="c2"),
+            job("light", attended=60, weight=1, case="c3"),
+        ],
+        previous=[
+            PreviousAssignment("same", "e1", None, 60),
+            PreviousAssignment("light", "e1", None, 120),
+        ],
+        horizon=DAY,
+    )
+    in_turn = starts(dispatch(snap, "fifo", keep_published=True))
+    assert (in_turn["peer"][2], in_turn["same"][2], in_turn["light"][2]) == (60, 120, 180)
+    plan = dispatch(snap, "fifo", hold_levels=True)
+    assert verify(snap, plan) == []
+    held = starts(plan)
+    assert (held["same"][2], held["peer"][2], held["light"][2]) == (60, 120, 180)
+
+
 # -- every plan passes the verifier ---------------------------------------------------------------
 
 
@@ -441,6 +499,16 @@ def test_every_dispatch_plan_passes_the_verifier(snapshot: Snapshot, policy: str
     plan = dispatch(snapshot, policy)
     assert verify(snapshot, plan) == []
     assert plan.status == FEASIBLE
+    assert len(plan.assignments) + len(plan.unscheduled) == len(snapshot.jobs)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_snapshots(), st.sampled_from(POLICIES), st.booleans())
+def test_every_warm_start_keeping_the_published_schedule_passes_the_verifier(
+    snapshot: Snapshot, policy: str, hold_levels: bool
+) -> None:
+    plan = dispatch(snapshot, policy, keep_published=True, hold_levels=hold_levels)
+    assert verify(snapshot, plan) == []
     assert len(plan.assignments) + len(plan.unscheduled) == len(snapshot.jobs)
 
 

@@ -86,6 +86,27 @@ def test_change_counts_jobs_moved_against_the_published_schedule() -> None:
     assert objective_terms(snap, plan)["change"] == 4
 
 
+def test_a_published_assignment_counts_its_changes() -> None:
+    # Tomorrow's published work counts ten changes when it moves, next week's one.
+    snap = lab(
+        [examiner("e1"), examiner("e2")],
+        [job("soon", attended=10), job("later", attended=10), job("kept", attended=10)],
+        previous=[
+            PreviousAssignment("soon", "e1", None, 0, changes=10),
+            PreviousAssignment("later", "e1", None, DAY, changes=1),
+            PreviousAssignment("kept", "e1", None, 20, changes=10),
+        ],
+        horizon=2 * DAY,
+    )
+    plan = [
+        Assignment("soon", "e2", None, 0, 10),
+        Assignment("later", "e2", None, DAY, DAY + 10),
+        Assignment("kept", "e1", None, 20, 30),
+    ]
+    assert objective_terms(snap, plan)["change"] == 11
+    assert objective_terms(snap, plan[2:])["change"] == 11  # left out counts the same
+
+
 def test_balance_is_the_spread_over_examiners_who_can_take_exposure() -> None:
     snap = lab(
         [

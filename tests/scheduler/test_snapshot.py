@@ -440,6 +440,18 @@ REJECTIONS: list[tuple[str, Edit, str, str]] = [
         "previous[0].start",
         "outside",
     ),
+    (
+        "previous counting no change",
+        _set("previous", 0, "changes", value=0),
+        "previous[0].changes",
+        "outside",
+    ),
+    (
+        "previous changes not a number",
+        _set("previous", 0, "changes", value="ten"),
+        "previous[0].changes",
+        "integer",
+    ),
     ("frozen_until negative", _set("frozen_until", value=-1), "frozen_until", "outside"),
     ("weights a list", _set("weights", value=[1, 2]), "weights", "object"),
     ("weight term negative", _set("weights", "change", value=-50), "weights.change", "outside"),

@@ -86,7 +86,7 @@ def add_change(ctx: ModelContext) -> None:
                 and a.workstation == prev.workstation
                 and snap.day_of(a.start) == prev_day
             )
-            term.constant += 0 if same else 1
+            term.constant += 0 if same else prev.changes
             continue
         jv = ctx.vars[prev.job]
         job = jv.job
@@ -103,7 +103,7 @@ def add_change(ctx: ModelContext) -> None:
             lo, hi = snap.days[prev_day]
             target = cp_model.Domain(lo, hi - 1)
         if not ok:
-            term.constant += 1
+            term.constant += prev.changes
             continue
         kept: cp_model.IntVar = model.new_bool_var(f"kept[j={prev.job}]")
         jv.kept = kept
@@ -113,8 +113,8 @@ def add_change(ctx: ModelContext) -> None:
         if prev.workstation is not None:
             model.add_implication(kept, jv.workstations[prev.workstation])
         model.add_linear_expression_in_domain(jv.start, target).only_enforce_if(kept)
-        term.constant += 1
-        parts.append(-kept)
+        term.constant += prev.changes
+        parts.append(-prev.changes * kept)
     term.expr = sum(parts) if parts else 0
     ctx.terms[obj.CHANGE] = term
 

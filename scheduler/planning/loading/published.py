@@ -20,7 +20,7 @@ from scheduler.core import snapshot as core
 from scheduler.core.eligibility import examiner_can_take, workstation_can_take
 from scheduler.core.rules.exposure import ExposureLedger
 from scheduler.planning.loading.jobs import JobBuilder
-from scheduler.planning.loading.timeline import Interval, inside_one
+from scheduler.planning.loading.timeline import NEAR_CHANGES, Interval, inside_one
 
 REPAIR_WINDOW_WORKING_DAYS = 2
 
@@ -159,6 +159,7 @@ class PublishedSchedule:
                 examiner=examiner_refs.get(ex_id) if ex_id is not None else None,
                 workstation=ws_refs.get(ws_id) if ws_id is not None else None,
                 start=start,
+                changes=NEAR_CHANGES if start < tl.near_until else 1,
             )
             job = by_sid[row.sid]
             if start < tl.frozen_until and not self._still_fits(job, prev):

@@ -20,6 +20,14 @@ DEFAULT_WORKING_WEEKDAYS = frozenset(range(5))
 _MAX_SCAN_DAYS = 400
 
 
+#: The next working days whose published work examiners already plan around (the stability
+#: target's "next three days"): moving one of those assignments counts ``NEAR_CHANGES`` changes
+#: against one for later work, so a nightly run re-shuffles next week to win lateness, not the
+#: days an examiner has prepared for (docs/architecture.md §4).
+NEAR_WORKING_DAYS = 3
+NEAR_CHANGES = 10
+
+
 @dataclass(frozen=True)
 class Timeline:
     """The snapshot's clock: minutes from ``epoch`` (UTC) and the lab-local days of the horizon."""
@@ -32,6 +40,9 @@ class Timeline:
     weeks: tuple[Interval, ...]
     frozen_until: int
     working: Mapping[int, time] = field(default_factory=dict)
+    #: End of the next ``NEAR_WORKING_DAYS`` working days: the published work examiners plan
+    #: around, whose moves count ``NEAR_CHANGES`` changes each.
+    near_until: int = 0
 
     def exact(self, instant: datetime) -> float:
         return (instant.astimezone(UTC) - self.epoch).total_seconds() / 60
@@ -148,7 +159,8 @@ def build_timeline(lab: Lab, now: datetime, examiners: Sequence[Examiner]) -> Ti
     if lab.frozen_working_days > 0:
         frozen = timeline.end_of_working_day(today, lab.frozen_working_days)
         timeline = replace(timeline, frozen_until=frozen)
-    return timeline
+    near = timeline.end_of_working_day(today, NEAR_WORKING_DAYS)
+    return replace(timeline, near_until=max(near, timeline.frozen_until))
 
 
 def tidy(intervals: Iterable[Interval], horizon: int) -> tuple[Interval, ...]:
