@@ -333,8 +333,28 @@ def _print_lab(r: LabResult) -> None:
             "  anytime             "
             + "  ".join(f"{t:g} s {_number(v)} (gap {_percent(g)})" for t, v, g in r.profile_gaps())
         )
+    if r.search is not None:
+        f = r.search
+        console.print(
+            f"  search              {f.neighbourhoods} neighbourhoods, {f.improvements} better: "
+            f"{f.per_minute:.0f} a minute of its clock ({f.clock:.1f} s), "
+            f"{f.per_wall_minute:.0f} a wall minute; build {f.build:.1f} s, solve {f.solve:.1f} s"
+        )
+        console.print(
+            "  by kind             "
+            + "  ".join(
+                f"{kind} {tries:.0f}/{better:.0f} -{_number(int(gained))} "
+                f"build {_ms(built, tries)} solve {_ms(solved, tries)}"
+                for kind, (tries, better, gained, _, built, solved, _) in f.by_kind.items()
+            )
+        )
     if r.violations:
         err_console.print(f"  [red]{r.violations} verifier violation(s)[/red]")
+
+
+def _ms(seconds: float, count: float) -> str:
+    """Milliseconds per item."""
+    return f"{1000 * seconds / max(count, 1):.0f} ms"
 
 
 def _shop_line(r: ShopResult | None, peer: bool) -> str:

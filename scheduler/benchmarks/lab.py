@@ -17,12 +17,45 @@ from dataclasses import dataclass
 from scheduler.benchmarks.runner import gap, peak_rss_mb, solve_snapshot
 from scheduler.core.bounds import critical_path_bound, lower_bound
 from scheduler.core.dispatch import POLICIES, dispatch
+from scheduler.core.lns import SearchOutcome
 from scheduler.core.lp_bound import lp_bound
 from scheduler.core.objective import TARDINESS, objective_terms
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot
 from scheduler.core.verify import verify
 from scheduler.generate import generate_lab
+
+
+@dataclass(frozen=True)
+class SearchFigures:
+    """What the neighbourhood search of one solve did and where its time went."""
+
+    neighbourhoods: int
+    improvements: int
+    clock: float  # the search's own clock at the end (one worker: work-counted seconds)
+    build: float  # wall seconds building neighbourhoods (choosing jobs, model, warm start)
+    solve: float  # wall seconds in CP-SAT
+    by_kind: dict[str, tuple[float, ...]]
+
+    @classmethod
+    def of(cls, outcome: SearchOutcome) -> SearchFigures:
+        return cls(
+            neighbourhoods=int(outcome.total("tries")),
+            improvements=outcome.improvements,
+            clock=outcome.clock,
+            build=outcome.total("build"),
+            solve=outcome.total("solve"),
+            by_kind={k: tuple(v) for k, v in sorted(outcome.by_kind.items())},
+        )
+
+    @property
+    def per_minute(self) -> float:
+        """Neighbourhoods per minute of the search's own clock."""
+        return 60 * self.neighbourhoods / max(self.clock, 1e-9)
+
+    @property
+    def per_wall_minute(self) -> float:
+        return 60 * self.neighbourhoods / max(self.build + self.solve, 1e-9)
 
 
 @dataclass(frozen=True)
@@ -46,6 +79,10 @@ class LabResult:
     # anytime profile: (checkpoint seconds, the best objective known by then in tardiness units,
     # None before the first plan); asked for with ``checkpoints``
     profile: tuple[tuple[float, int | None], ...] = ()
+    # the neighbourhood search: how many it solved, on its own clock (seconds; with one worker
+    # the work-counted one) and in wall seconds, of which building models and solving them, and
+    # per kind ``lns.KIND_FIGURES``; None when no search ran
+    search: SearchFigures | None = None
 
     def profile_gaps(self) -> list[tuple[float, int | None, float | None]]:
         """Each checkpoint's objective and its gap to our bound (the objective holds every soft
@@ -134,8 +171,14 @@ def run_lab(
         # the solver's own clock (with one worker it counts work, not wall time: reproducible)
         seen.append((fraction * limit, objective))
 
+    searched: list[SearchOutcome] = []
     timed = solve_snapshot(
-        snapshot, time_limit=limit, workers=workers, seed=solver_seed, on_progress=record
+        snapshot,
+        time_limit=limit,
+        workers=workers,
+        seed=solver_seed,
+        on_progress=record,
+        on_search=searched.append,
     )
     seconds = time.perf_counter() - started
     plan = timed.plan
@@ -167,4 +210,5 @@ def run_lab(
         lp_bound=lp_raw,
         lp_seconds=lp_seconds,
         profile=tuple(profile),
+        search=SearchFigures.of(searched[-1]) if searched else None,
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from importlib.metadata import version
 
 from scheduler.core.dispatch import POLICIES
+from scheduler.core.lns import SearchOutcome
 from scheduler.core.plan import Plan
 from scheduler.core.snapshot import Snapshot, snapshot_warnings
 from scheduler.core.solve import SolveConfig, solve
@@ -34,9 +35,11 @@ def solve_snapshot(
     seed: int = 0,
     policy: str = "cpsat",
     on_progress: Callable[[float, int], None] | None = None,
+    on_search: Callable[[SearchOutcome], None] | None = None,
 ) -> Timed:
     """Run the engine the way the service and the CLI do, timing it from the caller's side;
-    ``on_progress(fraction of the time limit, best objective)`` follows the solve."""
+    ``on_progress(fraction of the time limit, best objective)`` follows the solve and
+    ``on_search`` receives the neighbourhood search's outcome (see ``solve``)."""
     if policy not in ENGINE_POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(ENGINE_POLICIES)}")
     started = time.perf_counter()
@@ -53,7 +56,7 @@ def solve_snapshot(
             on_progress(fraction, objective)
 
     config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
-    plan = solve(snapshot, config, report)
+    plan = solve(snapshot, config, report, on_search=on_search)
     # What the snapshot asks for that nobody can give (a skill no examiner has) travels with
     # the plan, so whoever reads the plan sees why those jobs wait.
     plan = replace(plan, warnings=plan.warnings + snapshot_warnings(snapshot))

@@ -87,10 +87,17 @@ class SearchSettings:
         return self.workers <= 1
 
 
+#: The figures ``SearchOutcome.by_kind`` keeps per neighbourhood kind, in this order: wall
+#: seconds from choosing the neighbourhood to its result, of which building it (choosing the
+#: jobs, the model, the warm start) and solving it; ``clock`` is its share of the search's clock.
+KIND_FIGURES = ("tries", "improvements", "gained", "seconds", "build", "solve", "clock")
+
+
 @dataclass
 class SearchOutcome:
-    """The best plan found, and how the search got there (per neighbourhood kind:
-    ``[tries, improvements, objective gained, seconds]``)."""
+    """The best plan found, and how the search got there: per neighbourhood kind the figures
+    of ``KIND_FIGURES``; ``clock`` is the search's own clock at the end (with one worker the
+    work-counted one, else wall seconds)."""
 
     placements: Placements
     objective: int
@@ -98,6 +105,12 @@ class SearchOutcome:
     improvements: int = 0
     history: list[tuple[float, int]] = field(default_factory=list)
     by_kind: dict[str, list[float]] = field(default_factory=dict)
+    clock: float = 0.0
+
+    def total(self, figure: str) -> float:
+        """One of ``KIND_FIGURES`` summed over the kinds."""
+        i = KIND_FIGURES.index(figure)
+        return sum(stats[i] for stats in self.by_kind.values())
 
 
 @dataclass
@@ -149,6 +162,15 @@ class _Attempt:
     ends: int  # sum of the free jobs' ends in that plan (tie-break)
     tried: float
     build: float  # estimated build seconds
+    built: float  # wall seconds it took to build
+    solve_started: float = 0.0
+    solved: float = 0.0  # wall seconds the solve took
+
+    def run(self) -> cp_model.CpSolverStatus:
+        self.solve_started = time.monotonic()
+        status = self.solver.solve(self.ctx.model)
+        self.solved = time.monotonic() - self.solve_started
+        return status
 
 
 class _Search:
@@ -412,8 +434,19 @@ class _Search:
             extra=s.solver_params,
         )
         before = self._secondary(hood.free, self.placements, ctx)
+        built = time.monotonic() - tried
         return _Attempt(
-            iteration, kind, hood, ctx, solver, self.version, self.objective, before, tried, build
+            iteration,
+            kind,
+            hood,
+            ctx,
+            solver,
+            self.version,
+            self.objective,
+            before,
+            tried,
+            build,
+            built,
         )
 
     def _settle(
@@ -425,8 +458,10 @@ class _Search:
         solver = attempt.solver
         spent_det = attempt.build + work_seconds(solver)
         self.estimated += work_seconds(solver)
-        stats = outcome.by_kind.setdefault(attempt.kind, [0, 0, 0, 0.0])
+        stats = outcome.by_kind.setdefault(attempt.kind, [0.0] * len(KIND_FIGURES))
         stats[0] += 1
+        stats[4] += attempt.built
+        stats[5] += attempt.solved
         gain = 0
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             value, compacted = divmod(round(solver.objective_value), attempt.ctx.tie_scale)
@@ -449,7 +484,7 @@ class _Search:
                     self.objective = accepted
                     self.version += 1
                     outcome.improvements += 1
-                    elapsed = time.monotonic() - self.started
+                    elapsed = self._clock()
                     outcome.history.append((elapsed, accepted))
                     if self.progress is not None:
                         self.progress(min(1.0, elapsed / s.time_limit), accepted)
@@ -464,6 +499,7 @@ class _Search:
             self.size = max(s.min_size, self.size * 0.93)
         spent = time.monotonic() - attempt.tried
         stats[3] += spent
+        stats[6] += spent_det if s.deterministic else attempt.built + attempt.solved
         if s.deterministic:
             spent = spent_det
         rate = gain / max(spent, 1e-3)
@@ -478,6 +514,13 @@ class _Search:
             self.objective,
             self.size,
         )
+
+    def _clock(self) -> float:
+        """Seconds the search has used: with one worker on its work-counted clock (so what it
+        reports along the way repeats exactly), else wall seconds."""
+        if self.settings.deterministic:
+            return self.estimated
+        return time.monotonic() - self.started
 
     def _secondary(
         self, jobs: Iterable[str], placements: Placements, ctx: ModelContext | None = None
@@ -556,11 +599,11 @@ class _Search:
                         break  # nothing left to move
                     continue
                 empty = 0
-                status = attempt.solver.solve(attempt.ctx.model)
-                self._settle(attempt, status, outcome)
+                self._settle(attempt, attempt.run(), outcome)
         outcome.placements = self.placements
         outcome.objective = self.objective
         outcome.iterations = iteration
+        outcome.clock = self._clock()
         return outcome
 
     def _run_parallel(self, outcome: SearchOutcome, deadline: float) -> int:
@@ -585,7 +628,7 @@ class _Search:
                             break
                         continue
                     empty = 0
-                    pending[pool.submit(attempt.solver.solve, attempt.ctx.model)] = attempt
+                    pending[pool.submit(attempt.run)] = attempt
                 if not pending:
                     break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

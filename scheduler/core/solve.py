@@ -49,6 +49,7 @@ from scheduler.core.dispatch import POLICIES, best_dispatch, dispatch
 from scheduler.core.eligibility import exposure_examiners
 from scheduler.core.forecast import forecast
 from scheduler.core.lns import (
+    SearchOutcome,
     SearchSettings,
     improve,
     neighbourhood_seconds,
@@ -172,13 +173,17 @@ def solve(
     config: SolveConfig | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    on_search: Callable[[SearchOutcome], None] | None = None,
 ) -> Plan:
     """Solve ``snapshot`` and return a plan that passes ``verify`` (see the module docstring).
 
-    ``progress(fraction, objective)`` is called with the fraction of the time limit used and the
-    best objective so far, at least once at the start and once at the end. Setting ``stop`` (a
+    ``progress(fraction, objective)`` is called with the fraction of the time limit used (with
+    one worker, of the phases' work-counted budgets, so it repeats exactly) and the best
+    objective so far, at least once at the start and once at the end. Setting ``stop`` (a
     cancel, from another thread) ends the search within a fraction of a second and raises
-    `SolveStopped` (see `scheduler.core.stopping`).
+    `SolveStopped` (see `scheduler.core.stopping`). ``on_search`` is given the outcome of the
+    neighbourhood search, when one ran (what each kind of neighbourhood cost and won: the lab
+    benchmark prints it).
     """
     config = config or SolveConfig()
     if config.policy != CPSAT and config.policy not in POLICIES:
@@ -205,15 +210,18 @@ def solve(
     deadline = started + (DETERMINISTIC_WALL_FACTOR if deterministic else 1) * limit
     dispatch_deadline = None if deterministic else started + DISPATCH_SHARE * limit
     cutoff = None if deterministic else started + FIRST_DISPATCH_SHARE * limit
+    # With one worker progress is reported on the phases' own budgets, not the wall clock, so
+    # an anytime profile of the solve repeats exactly (dispatch counts nothing on it).
+    at_start = 0.0 if deterministic else None
     policy, base = best_dispatch(snapshot, deadline=dispatch_deadline, cutoff=cutoff)
     check(stop)
-    report(base.objective)
+    report(base.objective, at_start)
     published = None
     if dispatch_deadline is None or time.monotonic() < dispatch_deadline:
         published = _published_start(snapshot, policy, base, cutoff)
     if published is not None:
         base = published
-        report(base.objective)
+        report(base.objective, at_start)
     placements: dict[str, Assignment | None] = {j.id: None for j in snapshot.jobs}
     for a in base.assignments:
         placements[a.job] = a
@@ -260,7 +268,7 @@ def solve(
             if value < objective:
                 placements.update(better)
                 objective = value
-                report(objective)
+                report(objective, planned / limit if deterministic else None)
             # Optimal overall if every job outside the model could never be scheduled anyway.
             inside = set(free) | locked
             outside = [j.id for j in snapshot.jobs if j.id not in inside]
@@ -290,9 +298,13 @@ def solve(
             settings,
             locked=locked | frozenset(j.id for j in snapshot.jobs if j.id not in insertable),
             balance_scope=scope,
-            progress=lambda f, v: report(v),
+            progress=lambda f, v: report(
+                v, (planned + f * remaining) / limit if deterministic else None
+            ),
             stop=stop,
         )
+        if on_search is not None:
+            on_search(outcome)
         if outcome.objective < objective:
             placements = outcome.placements
             objective = outcome.objective

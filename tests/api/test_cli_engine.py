@@ -243,6 +243,11 @@ def test_bench_lab_prints_the_anytime_profile_of_one_solve() -> None:
     values = [int(v.replace(",", "")) for v in re.findall(r"s ([\d,]+) \(gap", line)]
     assert len(values) == 2 and values[1] <= values[0]  # the best known never gets worse
     assert "time limit 2 s" in result.stdout  # one solve, run to the last checkpoint
+    # where the neighbourhood search's time went: model building against solving, per kind
+    search = next(x for x in result.stdout.splitlines() if x.strip().startswith("search"))
+    assert "neighbourhoods" in search and "build" in search and "solve" in search
+    kinds = next(x for x in result.stdout.splitlines() if x.strip().startswith("by kind"))
+    assert "ms solve" in kinds
 
 
 @pytest.mark.parametrize(("option", "value"), [("--sizes", "huge"), ("--seeds", "one")])
