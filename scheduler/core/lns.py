@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from ortools.sat.python import cp_model
 
 from scheduler.core.cpsat import add_hint, build_model, read_solution
-from scheduler.core.cpsat.context import Interval, ModelContext
+from scheduler.core.cpsat.context import FixedContext, Interval, ModelContext
 from scheduler.core.cpsat.solver import make_solver, work_seconds
 from scheduler.core.eligibility import eligible_examiners, eligible_workstations
 from scheduler.core.objective import job_tardiness, plan_objective, unassigned_end
@@ -193,6 +193,9 @@ class _Search:
         self.balance_scope = balance_scope
         self.progress = progress
         self.index = _Index(snapshot, locked)
+        # The incumbent's fixed counts, updated with every accepted solution: a neighbourhood
+        # model subtracts its free jobs rather than recounting the lab (docs/architecture.md §5.4).
+        self.base = FixedContext(snapshot, self.placements)
         self.rng = random.Random(settings.seed)
         self.size = float(settings.initial_size)
         self.version = 0  # bumped whenever the plan changes
@@ -283,12 +286,10 @@ class _Search:
         others = sorted(related, key=lambda r: (-related[r], r))
         self.rng.shuffle(others)
         group += others[: self.rng.randint(1, 3)]
-        holders = set()
-        for j, a in self.placements.items():
-            if a is None or j in self.index.locked:
-                continue
-            if f"e:{a.examiner}" in group or f"w:{a.workstation}" in group:
-                holders.add(j)
+        holders: set[str] = set()
+        for r in group:
+            on = self.base.attended if r[0] == "e" else self.base.machine
+            holders.update(j for j in on.get(r[2:], ()) if j not in self.index.locked)
         placed = sorted((self.placements[j].start, j) for j in holders)  # type: ignore[union-attr]
         take = max(1, int(size * 0.75))
         if len(placed) > take:
@@ -406,16 +407,15 @@ class _Search:
         hood = make(int(self.size))
         if not hood.free:
             return None
-        free_set = set(hood.free)
-        fixed = {j: a for j, a in self.placements.items() if j not in free_set}
         ctx = build_model(
             self.snapshot,
             hood.free,
-            fixed,
+            self.base.placements,
             start_windows=hood.windows,
             allowed=hood.allowed,
             balance_scope=self.balance_scope,
             tie_break=self.tie_break,
+            base=self.base,
         )
         add_hint(ctx, {j: a for j in hood.free if (a := self.placements[j]) is not None})
         build = BUILD_SECONDS_PER_FREE_JOB * len(hood.free)
@@ -481,6 +481,7 @@ class _Search:
                     stats[1] += 1
                     stats[2] += gain
                     self.placements.update(solution)
+                    self.base.update(solution)
                     self.objective = accepted
                     self.version += 1
                     outcome.improvements += 1

@@ -8,7 +8,7 @@ can say what each part costs.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from ortools.sat.python import cp_model
 
@@ -26,10 +26,14 @@ def add_tardiness(ctx: ModelContext) -> None:
     model = ctx.model
     term = Term()
     parts: list[cp_model.LinearExprT] = []
-    for job_id, a in ctx.fixed.items():
-        job = ctx.jobs[job_id]
-        end = a.end if a is not None else _charge(ctx, job_id)
-        term.constant += obj.job_tardiness(job, end)
+    if ctx.base is not None:
+        base = ctx.base
+        term.constant = base.tardiness_total - sum(base.tardiness[j] for j in ctx.free)
+    else:
+        for job_id, a in ctx.fixed.items():
+            job = ctx.jobs[job_id]
+            end = a.end if a is not None else _charge(ctx, job_id)
+            term.constant += obj.job_tardiness(job, end)
     for job_id in ctx.free:
         jv = ctx.vars[job_id]
         job = jv.job
@@ -127,10 +131,21 @@ def add_balance(ctx: ModelContext) -> None:
         ctx.terms[obj.BALANCE] = Term()
         return
     constant: dict[str, int] = dict.fromkeys(scope, 0)
-    for job_id, a in ctx.fixed.items():
-        job = ctx.jobs[job_id]
-        if a is not None and job.exposure > 0 and a.examiner in constant:
-            constant[a.examiner] += job.exposure
+    if ctx.base is not None:
+        base = ctx.base
+        for e in scope:
+            constant[e] = base.exposure_load.get(e, 0)
+        for job_id in ctx.free:
+            a = base.placements[job_id]
+            job = ctx.jobs[job_id]
+            if a is not None and job.exposure > 0 and a.examiner in constant:
+                constant[a.examiner] -= job.exposure
+    else:
+        for job_id, a in ctx.fixed.items():
+            job = ctx.jobs[job_id]
+            if a is not None and job.exposure > 0 and a.examiner in constant:
+                constant[a.examiner] += job.exposure
+    ctx.balance_loads = constant
     free_parts: dict[str, list[cp_model.LinearExprT]] = defaultdict(list)
     total = sum(constant.values())
     for job_id in ctx.free:
@@ -160,10 +175,30 @@ def add_continuity(ctx: ModelContext) -> None:
     term = Term()
     parts: list[cp_model.LinearExprT] = []
     fixed_by_case: dict[str, set[str]] = defaultdict(set)
-    for job_id, a in ctx.fixed.items():
-        job = ctx.jobs[job_id]
-        if a is not None and job.needs_examiner and a.examiner is not None:
-            fixed_by_case[job.case].add(a.examiner)
+    # with the whole plan's counts: the cases of free jobs are counted here, the rest at once
+    untouched = 0
+    if ctx.base is not None:
+        whole = ctx.base
+        counts: dict[str, Counter[str]] = {}
+        for job_id in ctx.free:
+            case = ctx.jobs[job_id].case
+            if case not in counts:
+                counts[case] = Counter(whole.case_examiners.get(case, {}))
+            a = whole.placements[job_id]
+            if a is not None and ctx.jobs[job_id].needs_examiner and a.examiner is not None:
+                counts[case][a.examiner] -= 1
+        untouched = whole.continuity_total
+        for case, counted in counts.items():
+            untouched -= max(0, len(whole.case_examiners.get(case, ())) - 1)
+            examiners = {e for e, n in counted.items() if n > 0}
+            if examiners:
+                fixed_by_case[case] = examiners
+    else:
+        for job_id, a in ctx.fixed.items():
+            job = ctx.jobs[job_id]
+            if a is not None and job.needs_examiner and a.examiner is not None:
+                fixed_by_case[job.case].add(a.examiner)
+    term.constant = untouched
     free_by_case: dict[str, dict[str, list[cp_model.IntVar]]] = defaultdict(
         lambda: defaultdict(list)
     )

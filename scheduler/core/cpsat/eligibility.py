@@ -19,9 +19,12 @@ def add_eligibility(ctx: ModelContext) -> None:
     """
     snap = ctx.snapshot
     for job_id in ctx.free:
-        job = ctx.jobs[job_id]
-        examiners = [e.id for e in eligible_examiners(snap, job) if caps_allow(job, e)]
-        workstations = [w.id for w in eligible_workstations(snap, job)]
+        if ctx.base is not None:
+            examiners, workstations = ctx.base.options(job_id)
+        else:
+            job = ctx.jobs[job_id]
+            examiners = [e.id for e in eligible_examiners(snap, job) if caps_allow(job, e)]
+            workstations = [w.id for w in eligible_workstations(snap, job)]
         allowed = ctx.allowed.get(job_id)
         if allowed is not None:
             examiners = [e for e in examiners if f"e:{e}" in allowed]

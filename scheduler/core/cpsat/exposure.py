@@ -90,7 +90,17 @@ def add_exposure_caps(ctx: ModelContext) -> None:
     """
     snap = ctx.snapshot
     # Room left per cap once the logged minutes and the fixed jobs are counted.
-    ledger = ExposureLedger(snap).take_all(ctx.fixed.values())
+    if ctx.base is not None:
+        ledger = ctx.base.ledger.copy()
+        for job_id in ctx.free:
+            a = ctx.base.placements[job_id]
+            job = ctx.jobs[job_id]
+            if a is not None and a.examiner is not None and job.exposure > 0:
+                examiner = ctx.examiners.get(a.examiner)
+                if examiner is not None:
+                    ledger.give_back(job, examiner, a.start)
+    else:
+        ledger = ExposureLedger(snap).take_all(ctx.fixed.values())
 
     # Free exposure jobs that could land on each (examiner, day).
     candidates: dict[tuple[str, int], list[JobVars]] = defaultdict(list)
@@ -110,9 +120,11 @@ def add_exposure_caps(ctx: ModelContext) -> None:
         counted = [(jv, d) for jv, d in items if cap.counts(jv.job)]
         if room is None or not counted or sum(jv.job.exposure for jv, _ in counted) <= room:
             return
-        ctx.model.add(
-            sum(jv.job.exposure * exposed.get(jv, e, d) for jv, d in counted) <= room
-        ).with_name(f"{cap.rule}[e={e},{cap.period[0]}={period}]")
+        lits = [exposed.get(jv, e, d) for jv, d in counted]
+        minutes = [jv.job.exposure for jv, _ in counted]
+        ctx.model.add(cp_model.LinearExpr.weighted_sum(lits, minutes) <= room).with_name(
+            f"{cap.rule}[e={e},{cap.period[0]}={period}]"
+        )
 
     for (e, d), jobs in sorted(candidates.items()):
         for cap in (DAILY, SEVERE_DAILY):

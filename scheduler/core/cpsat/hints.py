@@ -100,11 +100,7 @@ def add_hint(ctx: ModelContext, assignments: Mapping[str, Assignment]) -> None:
         put(ctx.makespan, max(ends))
 
     if ctx.balance is not None:
-        loads = dict.fromkeys(ctx.balance_scope, 0)
-        for job_id, fixed in ctx.fixed.items():
-            job = ctx.jobs[job_id]
-            if fixed is not None and job.exposure > 0 and fixed.examiner in loads:
-                loads[fixed.examiner] += job.exposure
+        loads = dict(ctx.balance_loads)  # the fixed jobs' (costs.add_balance)
         for job_id, a in chosen.items():
             job = ctx.jobs[job_id]
             if job.exposure > 0 and a.examiner in loads:

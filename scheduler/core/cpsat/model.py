@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ortools.sat.python import cp_model
 
 from scheduler.core.cpsat import costs, eligibility, exposure, placement, precedence, resources
-from scheduler.core.cpsat.context import Interval, ModelContext
+from scheduler.core.cpsat.context import FixedContext, Interval, ModelContext
 from scheduler.core.plan import Assignment
 from scheduler.core.snapshot import Snapshot
 
@@ -56,8 +56,10 @@ def build_model(
     allowed: Mapping[str, frozenset[str]] | None = None,
     balance_scope: Sequence[str] | None = None,
     tie_break: bool = False,
+    base: FixedContext | None = None,
 ) -> ModelContext:
-    """Build the model over ``free`` jobs with every other job held at ``fixed``."""
+    """Build the model over ``free`` jobs with every other job held at ``fixed`` (with ``base``,
+    the whole plan's fixed context, held where it places them: see ``ModelContext``)."""
     ctx = ModelContext(
         snapshot,
         free,
@@ -67,6 +69,7 @@ def build_model(
         allowed=allowed,
         balance_scope=balance_scope,
         tie_break=tie_break,
+        base=base,
     )
     primary = costs.add_makespan if snapshot.objective == "makespan" else costs.add_tardiness
     for rule in (*HARD_RULES, primary, *SOFT_RULES):

@@ -126,9 +126,7 @@ def add_placement(ctx: ModelContext) -> None:
                     starts = iv.intersect_closed(starts, pool_dom[dur])
                 if starts:
                     ws_dom[w] = starts
-            dom = iv.intersect_closed(
-                dom, iv.merge_closed(r for v in ws_dom.values() for r in v)
-            )
+            dom = iv.intersect_closed(dom, iv.merge_closed(r for v in ws_dom.values() for r in v))
         elif job.pools:
             dom = _pools_allow(windows, job, job.attended, dom)
 
@@ -139,9 +137,7 @@ def add_placement(ctx: ModelContext) -> None:
                 starts = iv.intersect_closed(windows.starts(kind, e, job.attended), dom)
                 if starts:
                     ex_dom[e] = starts
-            dom = iv.intersect_closed(
-                dom, iv.merge_closed(r for v in ex_dom.values() for r in v)
-            )
+            dom = iv.intersect_closed(dom, iv.merge_closed(r for v in ex_dom.values() for r in v))
 
         if job.needs_workstation:
             ws_dom = {

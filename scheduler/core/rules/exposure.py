@@ -189,6 +189,23 @@ class ExposureLedger:
             if period is not None and cap.counts(job):
                 counted[period] = counted.get(period, 0) + job.exposure
 
+    def give_back(self, job: Job, examiner: Examiner, start: int) -> None:
+        """Undo `take_at` of the same job, examiner and start."""
+        day, week = counted_in(self.snapshot, start)
+        for cap, _, counted in self._book(examiner):
+            period = day if cap.period == "day" else week
+            if period is not None and cap.counts(job):
+                counted[period] -= job.exposure
+
+    def copy(self) -> ExposureLedger:
+        """An independent ledger with the same minutes counted."""
+        other = ExposureLedger(self.snapshot, logged=self._logged)
+        other._books = {
+            e: [(cap, limit, dict(counted)) for cap, limit, counted in book]
+            for e, book in self._books.items()
+        }
+        return other
+
     def take_at(self, job: Job, examiner: Examiner, start: int) -> None:
         """`take` for a job starting at ``start``."""
         self.take(job, examiner, *counted_in(self.snapshot, start))
