@@ -3,10 +3,11 @@
 A monolithic model of a medium lab finds no solution in a minute on two cores, but a model of a
 few hundred jobs with everything else held fixed solves in a second. So: start from a valid plan
 (the best dispatch baseline), repeatedly free one *neighbourhood* — a stretch of time, a group of
-examiners or workstations, the costliest jobs and whoever holds their slots, a few cases — fix the
-rest to the incumbent, re-solve with a short limit warm-started from the incumbent, and keep the
-result when the plan's exact objective drops. Neighbourhood kinds are rotated and their size adapts
-to how easily CP-SAT closes them.
+examiners or workstations, the costliest jobs and whoever holds their slots, a few cases, the
+bottleneck resource's work, the case chains of the latest urgent jobs — fix the rest to the
+incumbent, re-solve with a short limit warm-started from the incumbent, and keep the result when
+the plan's exact objective drops. Kinds are drawn by what they have gained per second lately, and
+the size adapts to how easily CP-SAT closes the neighbourhoods.
 
 With one worker the search is deterministic for a given seed: sub-solves are limited in CP-SAT's
 deterministic time, and so is the whole search (see :func:`improve`).
@@ -67,6 +68,15 @@ def neighbourhood_seconds(jobs: int) -> float:
     return LARGE_LAB_NEIGHBOURHOOD_SECONDS if jobs > LARGE_LAB_JOBS else NEIGHBOURHOOD_SECONDS
 
 
+#: Neighbourhood kinds, in the order they are first tried: a stretch of time, a group of
+#: resources that can swap work, the costliest jobs, a few cases, the bottleneck resource (the
+#: most late weighted work), the case chains of the latest high-weight jobs.
+KINDS = ("time", "resources", "costly", "cases", "bottleneck", "urgent")
+
+#: The kinds a search draws on unless told otherwise.
+DEFAULT_KINDS = ("time", "resources", "costly", "cases", "bottleneck")
+
+
 @dataclass
 class SearchSettings:
     """How long and how the search runs."""
@@ -81,6 +91,8 @@ class SearchSettings:
     solver_params: dict[str, object] = field(default_factory=dict)
     #: Prefer earlier ends among equal-cost neighbourhood solutions (None: for makespan only).
     tie_break: bool | None = None
+    #: The neighbourhood kinds to draw on (of ``KINDS``); None: ``DEFAULT_KINDS``.
+    kinds: tuple[str, ...] | None = None
 
     @property
     def deterministic(self) -> bool:
@@ -197,7 +209,6 @@ class _Search:
         # model subtracts its free jobs rather than recounting the lab (docs/architecture.md §5.4).
         self.base = FixedContext(snapshot, self.placements)
         self.rng = random.Random(settings.seed)
-        self.size = float(settings.initial_size)
         self.version = 0  # bumped whenever the plan changes
         self.estimated = 0.0  # the deterministic clock (seconds)
         self.started = time.monotonic()
@@ -214,14 +225,23 @@ class _Search:
             if settings.tie_break is None
             else settings.tie_break
         )
+        makers: dict[str, Callable[[int], Neighbourhood]] = {
+            "time": self._time_window,
+            "resources": self._resource_group,
+            "costly": self._costly,
+            "cases": self._cases,
+            "bottleneck": self._bottleneck,
+            "urgent": self._urgent,
+        }
+        chosen = settings.kinds if settings.kinds is not None else DEFAULT_KINDS
+        if unknown := [k for k in chosen if k not in makers]:
+            raise ValueError(f"unknown neighbourhood kinds: {unknown}")
         self.kinds: list[tuple[str, Callable[[int], Neighbourhood]]] = [
-            ("time", self._time_window),
-            ("resources", self._resource_group),
-            ("costly", self._costly),
-            ("cases", self._cases),
+            (k, makers[k]) for k in KINDS if k in chosen
         ]
         # Objective gained per second, per kind (moving average); None until first tried.
         self.kind_rate: dict[str, float | None] = dict.fromkeys((k for k, _ in self.kinds))
+        self.size = float(settings.initial_size)
 
     # -- neighbourhoods -------------------------------------------------------------------
 
@@ -375,6 +395,126 @@ class _Search:
             )
             if ok or self.placements.get(j) is not None:
                 keep.add(j)
+        return Neighbourhood(sorted(keep))
+
+    def _late_work(self) -> dict[str, int]:
+        """Per examiner, workstation and licence pool (``e:``, ``w:``, ``p:``), the weighted
+        tardiness of the movable jobs it holds, plus that of the left-out jobs that could use it
+        (counted on each: any of them could take the work)."""
+        base = self.base
+        locked = self.index.locked
+        late: dict[str, int] = defaultdict(int)
+        for prefix, held in (("e", base.attended), ("w", base.machine), ("p", base.pool)):
+            for rid, jobs in held.items():
+                cost = sum(base.tardiness[j] for j in jobs if j not in locked)
+                if cost:
+                    late[f"{prefix}:{rid}"] += cost
+        for job_id in self.index.movable:
+            if base.placements[job_id] is None and base.tardiness[job_id]:
+                cost = base.tardiness[job_id]
+                for r in self.index.resources.get(job_id, []):
+                    late[r] += cost
+                for pool in self.index.jobs[job_id].pools:
+                    late[f"p:{pool}"] += cost
+        return late
+
+    def _held_by(self, resource: str) -> list[str]:
+        """Movable jobs the plan puts on a resource (``e:``, ``w:`` or ``p:`` id)."""
+        kind, rid = resource[0], resource[2:]
+        held = {"e": self.base.attended, "w": self.base.machine, "p": self.base.pool}[kind]
+        return [j for j in held.get(rid, ()) if j not in self.index.locked]
+
+    def _bottleneck(self, size: int) -> Neighbourhood:
+        """The resource with the most late weighted work (one of the few worst, at random):
+        a stretch of its jobs around one of its late ones, the left-out jobs that could use it
+        then, and nothing held to it, so work can move off it or be reordered on it."""
+        late = self._late_work()
+        if not late:
+            return self._time_window(size)
+        worst = sorted(late, key=lambda r: (-late[r], r))[:3]
+        resource = worst[self.rng.randrange(len(worst))]
+        placements = self.base.placements
+        placed = sorted((placements[j].start, j) for j in self._held_by(resource))  # type: ignore[union-attr]
+        take = max(1, int(size * 0.75))
+        if not placed:
+            lo, hi = 0, self.snapshot.horizon
+            free: set[str] = set()
+        else:
+            # centre the stretch on a late job, chosen by how late it is
+            costs = [self.base.tardiness[j] + 1 for _, j in placed]
+            x = self.rng.random() * sum(costs)
+            centre = len(placed) - 1
+            for i, c in enumerate(costs):
+                x -= c
+                if x <= 0:
+                    centre = i
+                    break
+            first = max(0, min(centre - take // 2, len(placed) - take))
+            block = placed[first : first + take]
+            free = {j for _, j in block}
+            lo = block[0][0]
+            hi = self.snapshot.horizon if first + take >= len(placed) else block[-1][0]
+        users = {
+            j
+            for j in self._insertable(free, 4 * size, lo, hi)
+            if resource in self.index.resources.get(j, [])
+            or resource[2:] in self.index.jobs[j].pools
+        }
+        free.update(sorted(users)[: max(0, size - len(free))])
+        return Neighbourhood(sorted(free))
+
+    def _urgent(self, size: int) -> Neighbourhood:
+        """The case chains of the latest high-weight jobs: every movable job of their cases,
+        and the jobs of no more weight that hold the chain's examiners and workstations before
+        each, so the chain can move earlier."""
+        base = self.base
+        late = [
+            (job.weight, base.tardiness[j], j)
+            for j in self.index.movable
+            if base.tardiness[j] > 0 and (job := self.index.jobs[j]).weight > 0
+        ]
+        if not late:
+            return self._time_window(size)
+        late.sort(reverse=True)
+        top = late[: max(5, len(late) // 10)]
+        free: set[str] = set()
+        cases: list[str] = []
+        attempts = 0
+        while len(free) < size // 2 and attempts < 2 * len(top):
+            attempts += 1
+            _, _, job_id = top[self.rng.randrange(len(top))]
+            case = self.index.jobs[job_id].case
+            if case in cases:
+                continue
+            cases.append(case)
+            free.update(self.index.by_case[case])
+        chain = sorted(free)
+        for job_id in chain:
+            if len(free) >= size:
+                break
+            job = self.index.jobs[job_id]
+            a = base.placements[job_id]
+            until = a.start if a is not None else self.snapshot.horizon
+            for r in self.index.resources.get(job_id, []):
+                for other in self._held_by(r):
+                    b = base.placements[other]
+                    if (
+                        b is not None
+                        and job.release <= b.start < until
+                        and self.index.jobs[other].weight <= job.weight
+                        and len(free) < size
+                    ):
+                        free.add(other)
+        # a left-out job of the chain needs its predecessors placed or free
+        keep = {
+            j
+            for j in free
+            if base.placements[j] is not None
+            or all(
+                p not in self.index.jobs or p in free or base.placements.get(p) is not None
+                for p in self.index.jobs[j].after
+            )
+        }
         return Neighbourhood(sorted(keep))
 
     def _insert_only(self, size: int) -> Neighbourhood:

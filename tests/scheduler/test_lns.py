@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scheduler.core.cpsat import build_model
 from scheduler.core.cpsat.context import FixedContext
 from scheduler.core.dispatch import best_dispatch
 from scheduler.core.explain import kept_placements
-from scheduler.core.lns import SearchSettings, improve
+from scheduler.core.lns import SearchSettings, _Search, improve
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import Assignment, Plan, Unscheduled
 from scheduler.core.snapshot import Snapshot
@@ -85,3 +87,73 @@ def test_a_model_on_the_plans_fixed_context_is_the_model_built_afresh() -> None:
         assert str(afresh.model.proto.objective) == str(on_base.model.proto.objective)
         assert len(afresh.model.proto.variables) == len(on_base.model.proto.variables)
         assert len(afresh.model.proto.constraints) == len(on_base.model.proto.constraints)
+
+
+def _search(snap: Snapshot, **settings: object) -> _Search:
+    placements, objective = start(snap)
+    return _Search(
+        snap,
+        placements,
+        objective,
+        frozenset(kept_placements(snap)),
+        SearchSettings(time_limit=1.0, workers=1, **settings),  # type: ignore[arg-type]
+        None,
+        None,
+    )
+
+
+def test_the_bottleneck_neighbourhood_frees_work_of_the_resource_with_most_late_work() -> None:
+    snap = generate_lab("small", 2)
+    search = _search(snap, seed=5)
+    late = search._late_work()
+    worst = sorted(late, key=lambda r: (-late[r], r))[:3]
+    index = search.index
+
+    def users(resource: str) -> set[str]:
+        """Jobs held by the resource, or that could use it."""
+        return set(search._held_by(resource)) | {
+            j
+            for j in index.movable
+            if resource in index.resources.get(j, []) or resource[2:] in index.jobs[j].pools
+        }
+
+    for _ in range(5):
+        hood = search._bottleneck(40)
+        assert 0 < len(hood.free) <= 40
+        # every freed job is held by one of the worst resources or could use it
+        assert any(set(hood.free) <= users(r) for r in worst)
+
+
+def test_the_urgent_neighbourhood_frees_the_chain_of_a_late_high_weight_case() -> None:
+    snap = generate_lab("small", 2)
+    search = _search(snap, seed=5)
+    base = search.base
+    late = sorted(
+        ((snap.jobs_by_id[j].weight, base.tardiness[j], j) for j in search.index.movable),
+        reverse=True,
+    )
+    top_cases = {snap.jobs_by_id[j].case for w, t, j in late[: max(5, len(late) // 10)] if t}
+    hood = search._urgent(60)
+    free = set(hood.free)
+    whole = [c for c in top_cases if set(search.index.by_case[c]) <= free]
+    assert whole  # at least one late urgent case is freed with its whole chain
+
+
+@pytest.mark.parametrize("kind", ["bottleneck", "urgent"])
+def test_a_search_of_one_new_kind_improves_and_every_plan_is_valid(
+    kind: str, work_clock_only: None
+) -> None:
+    snap = generate_lab("small", 2)
+    placements, objective = start(snap)
+    out = improve(
+        snap,
+        placements,
+        objective,
+        SearchSettings(time_limit=3.0, workers=1, seed=1, kinds=(kind,)),
+        locked=frozenset(kept_placements(snap)),
+    )
+    plan = as_plan(out.placements)
+    assert verify(snap, plan) == []
+    assert out.objective == plan_objective(snap, plan.assignments)[0]
+    assert set(out.by_kind) == {kind}
+    assert out.objective < objective
