@@ -528,6 +528,10 @@ class _Dispatcher:
         ]
         for prev in sorted(level, key=lambda p: (p.start, self.order[p.job])):
             job = self.jobs[prev.job]
+            if prev.start < job.release or self.board.problem(
+                job, prev.examiner, prev.workstation, prev.start
+            ):
+                continue
             end = prev.start + job.duration_on(prev.workstation)
             if job.id in deadlines and end > deadlines[job.id][0]:
                 continue
@@ -536,10 +540,6 @@ class _Dispatcher:
                 placed = self.assigned.get(p) or self.held.get(p) or self.fixed.get(p)
                 ends.append(placed.end if placed is not None else None)
             if any(e is None or e > prev.start for e in ends):
-                continue
-            if prev.start < job.release or self.board.problem(
-                job, prev.examiner, prev.workstation, prev.start
-            ):
                 continue
             self.board.reserve(job, prev.examiner, prev.workstation, prev.start)
             self.held[job.id] = Assignment(job.id, prev.examiner, prev.workstation, prev.start, end)
@@ -663,9 +663,10 @@ class _Dispatcher:
         prev = self.previous.get(job.id)
         if prev is None or prev.start < t0:
             return None
-        if prev.start + job.duration_on(prev.workstation) > limit:
-            return None
+        # the rules first: a workstation the job can no longer use has no duration
         if self.board.problem(job, prev.examiner, prev.workstation, prev.start):
+            return None
+        if prev.start + job.duration_on(prev.workstation) > limit:
             return None
         return prev.examiner, prev.workstation, prev.start
 
