@@ -495,7 +495,11 @@ class _Dispatcher:
                 self._skip(job, PREDECESSOR_UNSCHEDULED, late)
             elif job_id in self.held:
                 self._record(job, self.held[job_id])
-            elif self.hold_levels and job.weight not in self.held_weights:
+            elif (
+                self.hold_levels and job.weight not in self.held_weights and job_id not in deadlines
+            ):
+                # the work a kept placement waits for (``deadlines``) goes first, before any
+                # published work takes its room
                 self._hold_level(job.weight, deadlines)
                 if job_id in self.held:
                     self._record(job, self.held[job_id])

@@ -490,6 +490,28 @@ def test_held_levels_let_heavier_work_displace_lighter_and_the_rest_fill_the_roo
     assert (held["same"][2], held["peer"][2], held["light"][2]) == (60, 120, 180)
 
 
+def test_held_levels_leave_room_for_the_work_a_kept_placement_waits_for() -> None:
+    # "k" is pinned at 120 after "p" (new). Holding "q" and "r" (same weight, published over
+    # 0-120) first would leave "p" no room before the pin and make the pin a conflict: the work a
+    # kept placement waits for is dispatched before any published work is held.
+    snap = lab(
+        [examiner("e1")],
+        [
+            job("p", attended=60, weight=10, case="c1"),
+            job("k", attended=60, weight=10, case="c1", after=["p"], pin=("e1", None, 120)),
+            job("q", attended=60, weight=10, case="c2"),
+            job("r", attended=60, weight=10, case="c3"),
+        ],
+        previous=[PreviousAssignment("q", "e1", None, 0), PreviousAssignment("r", "e1", None, 60)],
+        horizon=DAY,
+    )
+    plan = dispatch(snap, "fifo", hold_levels=True)
+    assert verify(snap, plan) == []
+    assert reasons(plan) == {}
+    assert starts(plan)["k"] == ("e1", None, 120)
+    assert starts(plan)["p"][2] + 60 <= 120
+
+
 # -- every plan passes the verifier ---------------------------------------------------------------
 
 
