@@ -36,7 +36,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ortools.sat.python import cp_model
 
@@ -59,6 +59,7 @@ from scheduler.core.makespan import search as makespan_search
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import (
     FEASIBLE,
+    HORIZON_FULL,
     INFEASIBLE,
     OPTIMAL,
     PIN_CONFLICT,
@@ -145,6 +146,10 @@ def limit_left(time_limit: float, since: float, workers: int) -> float:
         return time_limit
     return max(0.1, time_limit - (time.monotonic() - since))
 
+
+#: Dispatch rounds for the warm start that holds the published schedule: each round lets go of
+#: the held placements the previous one could not keep.
+HELD_START_ROUNDS = 4
 
 #: The held warm start is taken unless it costs this share more than the best baseline. Held
 #: placements can strand a job whose predecessor moved (an absence) that the search then
@@ -335,33 +340,65 @@ def solve(
 def _published_start(
     snapshot: Snapshot, policy: str, base: Plan, deadline: float | None = None
 ) -> Plan | None:
-    """A warm start that keeps the published schedule where it still fits, unless it is clearly
-    dearer than the best baseline (``HELD_START_TOLERANCE``).
+    """The most stable warm start from the published schedule that is not clearly dearer than
+    the best baseline (``HELD_START_TOLERANCE``), or None.
 
-    The baseline policy runs with ``keep_published`` twice: by weight with each weight's
-    published placements held at once (heavier work may displace lighter, the rest only fills the
-    room left), and in its own order; each keeps every published placement that still keeps
-    every rule and dispatches again what an absence, a moved predecessor or the work before it
-    displaced. The cheaper of the two is the start, so the search trades a change only for a
-    real gain.
+    Tried from the most stable: every published placement held like a frozen one, new work in
+    the room left (a quiet night, an escalation that fits in the gaps); then each weight's
+    published work held at once, heaviest first, so heavier work displaces lighter
+    (``hold_levels``); then the policy's own order, each job keeping its published placement if
+    it still fits (``keep_published``). Whatever no longer fits (an absence, a predecessor that
+    moved) is dispatched again. The search then trades a change only for a real gain.
     """
     if not any(p.job not in snapshot.kept for p in snapshot.previous):
         return None
-    tried = (
-        dispatch(snapshot, policy, deadline, keep_published=True, hold_levels=levels)
-        for levels in (True, False)
+    tries: tuple[Callable[[], Plan | None], ...] = (
+        lambda: _held_start(snapshot, policy, deadline),
+        lambda: dispatch(snapshot, policy, deadline, hold_levels=True),
+        lambda: dispatch(snapshot, policy, deadline, keep_published=True),
     )
-    valid = [p for p in tried if p.objective is not None and not verify(snapshot, p)]
-    if not valid:
-        return None
-    plan = min(valid, key=lambda p: p.objective or 0)
-    assert plan.objective is not None
-    if base.objective is not None and plan.objective > base.objective * (1 + HELD_START_TOLERANCE):
-        return None
-    log.info(
-        "warm start from the published schedule: %d against %s", plan.objective, base.objective
+    for attempt in tries:
+        plan = attempt()
+        if plan is None or plan.objective is None or verify(snapshot, plan):
+            continue
+        if base.objective is None or plan.objective <= base.objective * (1 + HELD_START_TOLERANCE):
+            log.info(
+                "warm start from the published schedule: %d against %s",
+                plan.objective,
+                base.objective,
+            )
+            return plan
+    return None
+
+
+def _held_start(snapshot: Snapshot, policy: str, deadline: float | None) -> Plan | None:
+    """The baseline policy with every published assignment held like a frozen one; a held
+    placement that no longer works (its predecessor moved, a pool filled up) is let go and
+    dispatched again, in rounds, rather than left out of the plan."""
+    jobs = snapshot.jobs_by_id
+    kept = explain.kept_placements(snapshot)
+    held = {p.job: p for p in snapshot.previous if p.job in jobs and p.job not in kept}
+    for _ in range(HELD_START_ROUNDS):
+        # Held like frozen placements, reserved in order of start, so a kept (frozen) one is
+        # never crowded out by a held one that starts after it.
+        holding = replace(
+            snapshot,
+            previous=tuple(p for p in snapshot.previous if p.job in kept or p.job in held),
+            frozen_until=snapshot.horizon,
+        )
+        plan = dispatch(holding, policy, deadline)
+        lost = {u.job for u in plan.unscheduled if u.job in held and u.reason == PIN_CONFLICT}
+        if not lost:
+            break
+        held = {j: p for j, p in held.items() if j not in lost}
+    placed = {a.job for a in plan.assignments}
+    left = tuple(
+        Unscheduled(j.id, PIN_CONFLICT if j.id in kept else HORIZON_FULL, "held")
+        for j in snapshot.jobs
+        if j.id not in placed
     )
-    return plan
+    objective, terms = plan_objective(snapshot, plan.assignments)
+    return Plan(FEASIBLE, objective, None, 0.0, plan.assignments, left, terms=terms)
 
 
 def _full_model(
