@@ -493,22 +493,21 @@ class _Dispatcher:
                     self._record(job, self.fixed[job_id])
             elif late:
                 self._skip(job, PREDECESSOR_UNSCHEDULED, late)
-            elif job_id in self.held:
-                self._record(job, self.held[job_id])
-            elif (
-                self.hold_levels and job.weight not in self.held_weights and job_id not in deadlines
-            ):
+            else:
                 # the work a kept placement waits for (``deadlines``) goes first, before any
                 # published work takes its room
-                self._hold_level(job.weight, deadlines)
+                if (
+                    self.hold_levels
+                    and job.weight not in self.held_weights
+                    and job_id not in deadlines
+                ):
+                    self._hold_level(job.weight, deadlines)
                 if job_id in self.held:
                     self._record(job, self.held[job_id])
+                elif deadline is not None and time.monotonic() >= deadline:
+                    self._skip(job, HORIZON_FULL, NOT_DISPATCHED)
                 else:
                     self._dispatch_one(job, deadlines.get(job_id))
-            elif deadline is not None and time.monotonic() >= deadline:
-                self._skip(job, HORIZON_FULL, NOT_DISPATCHED)
-            else:
-                self._dispatch_one(job, deadlines.get(job_id))
             self._release_successors(job_id, waiting, push_ready)
 
         for job in self.snapshot.jobs:
@@ -530,23 +529,23 @@ class _Dispatcher:
             and p.job not in self.assigned
             and p.job not in self.unscheduled
         ]
+        horizon = self.snapshot.horizon
         for prev in sorted(level, key=lambda p: (p.start, self.order[p.job])):
             job = self.jobs[prev.job]
-            if prev.start < job.release or self.board.problem(
-                job, prev.examiner, prev.workstation, prev.start
-            ):
-                continue
-            end = prev.start + job.duration_on(prev.workstation)
-            if job.id in deadlines and end > deadlines[job.id][0]:
-                continue
-            ends = []
+            t0 = max(job.release, 0)
             for p in self.preds[job.id]:
                 placed = self.assigned.get(p) or self.held.get(p) or self.fixed.get(p)
-                ends.append(placed.end if placed is not None else None)
-            if any(e is None or e > prev.start for e in ends):
-                continue
-            self.board.reserve(job, prev.examiner, prev.workstation, prev.start)
-            self.held[job.id] = Assignment(job.id, prev.examiner, prev.workstation, prev.start, end)
+                if placed is None:
+                    break
+                t0 = max(t0, placed.end)
+            else:
+                limit = min(horizon, deadlines[job.id][0]) if job.id in deadlines else horizon
+                kept = self._published_placement(job, t0, limit)
+                if kept is not None:
+                    ex, ws, start = kept
+                    self.board.reserve(job, ex, ws, start)
+                    end = start + job.duration_on(ws)
+                    self.held[job.id] = Assignment(job.id, ex, ws, start, end)
 
     def settle(self) -> None:
         """Put back set-aside kept placements that fit after all (predecessors in time, room)."""

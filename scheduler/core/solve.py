@@ -371,7 +371,7 @@ def _published_start(
     return None
 
 
-def _held_start(snapshot: Snapshot, policy: str, deadline: float | None) -> Plan | None:
+def _held_start(snapshot: Snapshot, policy: str, deadline: float | None) -> Plan:
     """The baseline policy with every published assignment held like a frozen one; a held
     placement that no longer works (its predecessor moved, a pool filled up) is let go and
     dispatched again, in rounds, rather than left out of the plan."""
