@@ -8,7 +8,8 @@ Examiners forget to press start; work overruns; work finishes early. The rules, 
   listed for the supervisor (``GET /labs/{lab}/reports/overdue``, ``overdue`` on the job) and
   re-planned on its own. A job whose predecessor has not finished (nor is itself taken as started)
   cannot have started: it is **waiting**, re-planned after its predecessor, and not overdue; so
-  is one whose examiner (or one-at-a-time workstation) is still held by work in progress;
+  is one whose examiner, workstation (up to its capacity) or licence pool (up to its licences)
+  is still held by work in progress;
 - work in progress is planned from its real start (``started_at``, when ``:start`` was reported);
   once it has run past its estimate it is **overrunning** and extended by its estimate;
 - work done (early or not) leaves the plan, so its capacity is free for the next run.
@@ -32,8 +33,10 @@ from models import (
     Device,
     Examiner,
     Job,
+    JobLicencePool,
     JobPredecessor,
     Lab,
+    LicencePool,
     ScheduleVersion,
     Workstation,
 )
@@ -169,6 +172,7 @@ class Placed:
     workstation_id: int | None
     attended: int = 0  # minutes the examiner is needed from the start
     machine: int = 0  # minutes the workstation is needed from the start
+    pools: tuple[int, ...] = ()  # licence pools it holds a licence of from start to end
 
 
 @dataclass(frozen=True)
@@ -180,13 +184,17 @@ class UnderWay:
     machine: int
     examiner_id: int | None
     workstation_id: int | None
+    pools: tuple[int, ...] = ()
 
 
 def held_now(work: Iterable[UnderWay], now: datetime) -> Counter[tuple[str, int]]:
-    """How many pieces of work in progress still hold each examiner ("e", id) and workstation
-    ("w", id) at ``now`` (`still_holds`)."""
+    """How many pieces of work in progress still hold each examiner ("e", id), workstation
+    ("w", id) and licence pool ("p", id) at ``now`` (`still_holds`; a licence is held until the
+    work is done)."""
     held: Counter[tuple[str, int]] = Counter()
     for w in work:
+        for pool in w.pools:
+            held["p", pool] += 1
         if w.examiner_id is not None and still_holds(
             w.began, w.attended, w.attended, w.machine, now
         ):
@@ -202,12 +210,12 @@ class StartStates:
     """`missed_start` for every published job, predecessors and held resources included: the one
     traversal the loader and the overdue report share. ``preds``: job id -> (predecessor id,
     its status); ``held``: `held_now`; ``capacity``: workstation id -> parallel jobs (an
-    examiner does one at a time).
+    examiner does one at a time); ``licences``: licence pool id -> its size.
 
-    A job can only be taken as started where its examiner and workstation had room: work in
-    progress, and the jobs taken as started before it (in order of planned start), fill them.
-    One that had no room is *waiting*: a GrayKey of two running two unlocks has not started a
-    third."""
+    A job can only be taken as started where its examiner, workstation and licence pools had
+    room: work in progress, and the jobs taken as started before it (in order of planned start),
+    fill them. One that had no room is *waiting*: a GrayKey of two running two unlocks has not
+    started a third, nor a sixth processing job when five hold the lab's five licences."""
 
     def __init__(
         self,
@@ -217,10 +225,12 @@ class StartStates:
         grace_minutes: int,
         now: datetime,
         capacity: Mapping[int, int] | None = None,
+        licences: Mapping[int, int] | None = None,
     ) -> None:
         self.placed, self.preds = placed, preds
         self.grace_minutes, self.now = grace_minutes, now
         self.capacity = capacity or {}
+        self.licences = licences or {}
         self.used: Counter[tuple[str, int]] = Counter(held)
         self.states: dict[int, StartState | None] = {}
         for job_id in sorted(placed, key=lambda j: (placed[j].start, j)):
@@ -228,6 +238,8 @@ class StartStates:
 
     def _room(self, placed: Placed) -> bool:
         if placed.examiner_id is not None and self.used["e", placed.examiner_id] >= 1:
+            return False
+        if any(self.used["p", pool] >= self.licences.get(pool, 1) for pool in placed.pools):
             return False
         ws = placed.workstation_id
         return ws is None or self.used["w", ws] < self.capacity.get(ws, 1)
@@ -240,6 +252,9 @@ class StartStates:
             self.used["e", placed.examiner_id] += 1
         if placed.workstation_id is not None and elapsed < (placed.machine or whole):
             self.used["w", placed.workstation_id] += 1
+        if elapsed < whole:
+            for pool in placed.pools:
+                self.used["p", pool] += 1
 
     def of(self, job_id: int) -> StartState | None:
         if job_id in self.states:
@@ -284,15 +299,25 @@ def _stored_start_states(
         .join(Assignment, Assignment.job_id == Job.id)
         .where(Assignment.schedule_version_id == version.id)
     ).all()
-    placed = {r[0]: Placed(r[1], r[2], r[3], r[4], r[5], r[7], r[8]) for r in rows}
+    pools: dict[int, list[int]] = {}
+    for job_id, pool_id in session.execute(
+        select(JobLicencePool.job_id, JobLicencePool.pool_id).where(
+            JobLicencePool.job_id.in_([r[0] for r in rows])
+        )
+    ):
+        pools.setdefault(job_id, []).append(pool_id)
+    placed = {
+        r[0]: Placed(r[1], r[2], r[3], r[4], r[5], r[7], r[8], tuple(sorted(pools.get(r[0], ()))))
+        for r in rows
+    }
     capacity = dict(
         session.execute(
             select(Workstation.id, Workstation.capacity).where(Workstation.lab_id == lab.id)
         ).all()
     )
     work = [
-        UnderWay(started or start, attended, machine, examiner, workstation)
-        for _, status, start, _, examiner, workstation, started, attended, machine in rows
+        UnderWay(started or start, attended, machine, examiner, workstation, placed[job_id].pools)
+        for job_id, status, start, _, examiner, workstation, started, attended, machine in rows
         if status == "in_progress"
     ]
     preds: dict[int, list[tuple[int, str]]] = {}
@@ -303,7 +328,16 @@ def _stored_start_states(
         .where(JobPredecessor.job_id.in_(list(placed)))
     ):
         preds.setdefault(job_id, []).append((pred_id, status))
-    return StartStates(placed, preds, held_now(work, now), lab.start_grace_minutes, now, capacity)
+    held = held_now(work, now)
+    return StartStates(
+        placed, preds, held, lab.start_grace_minutes, now, capacity, licence_sizes(session, lab)
+    )
+
+
+def licence_sizes(session: Session, lab: Lab) -> dict[int, int]:
+    """Licence pool id -> how many licences it has."""
+    query = select(LicencePool.id, LicencePool.capacity).where(LicencePool.lab_id == lab.id)
+    return {row.id: row.capacity for row in session.execute(query)}
 
 
 def _published_rows(

@@ -39,7 +39,9 @@ from models import (
     Examiner,
     ExaminerSkill,
     Job,
+    JobLicencePool,
     JobPredecessor,
+    LicencePool,
     ScheduleVersion,
     SolveRun,
     Workstation,
@@ -85,6 +87,7 @@ class SimJob:
     exposure: int
     severity: int
     after: tuple[int, ...]
+    pools: tuple[str, ...] = ()  # licence pools it holds a licence of while it runs
     status: str = "pending"  # pending, running, done (the lab's truth, as the driver acts it)
     examiner: str | None = None
     workstation: str | None = None
@@ -257,6 +260,7 @@ class Simulation:
         self.jobs: dict[int, SimJob] = {}
         self.by_path: dict[str, int] = {}
         self.capacity: dict[str, int] = {}
+        self.licences: dict[str, int] = {}  # licence pool -> its size
         self.examiner_free: dict[str, datetime] = {}
         self.absent: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
         self.logged: dict[tuple[str, str], int] = defaultdict(int)  # (examiner, day) -> minutes
@@ -287,6 +291,13 @@ class Simulation:
                 )
             ):
                 preds[job_id].append(pred)
+            pools: dict[int, list[str]] = defaultdict(list)
+            for job_id, pool in session.execute(
+                select(JobLicencePool.job_id, LicencePool.name)
+                .join(LicencePool, JobLicencePool.pool_id == LicencePool.id)
+                .where(JobLicencePool.job_id.in_(ids))
+            ):
+                pools[job_id].append(pool)
             for job, device, case in rows:
                 known = self.jobs.get(job.id)
                 path = f"{case}/{device}/{job.external_ref}"
@@ -296,7 +307,7 @@ class Simulation:
                     continue
                 self.jobs[job.id] = SimJob(
                     job.id, path, case, job.attended_minutes, job.machine_minutes,
-                    job.exposure_minutes, job.severity, after,
+                    job.exposure_minutes, job.severity, after, tuple(sorted(pools[job.id])),
                 )  # fmt: skip
                 self.by_path[path] = job.id
                 self.recorder.job_added(case, job.id)
@@ -308,6 +319,13 @@ class Simulation:
                 session.execute(
                     select(Workstation.external_ref, Workstation.capacity).where(
                         Workstation.lab_id == lab.id
+                    )
+                ).all()
+            )
+            self.licences = dict(
+                session.execute(
+                    select(LicencePool.name, LicencePool.capacity).where(
+                        LicencePool.lab_id == lab.id
                     )
                 ).all()
             )
@@ -464,10 +482,14 @@ class Simulation:
         if not ev.working(now) or not (midnight + SHIFT_START <= now < midnight + SHIFT_END):
             return
         running: dict[str, int] = defaultdict(int)
+        seats: dict[str, int] = defaultdict(int)  # licences in use, held until the job is done
         for job in self.jobs.values():
             if job.status == "running" and job.workstation and job.machine_free:
                 if job.machine_free > now:
                     running[job.workstation] += 1
+            if job.status == "running":
+                for pool in job.pools:
+                    seats[pool] += 1
         order = sorted(self.published.assignments.items(), key=lambda kv: (kv[1].start, kv[0]))
         for job_id, place in order:
             found = self.jobs.get(job_id)
@@ -485,6 +507,8 @@ class Simulation:
             station = place.workstation
             if station is not None and running[station] >= self.capacity.get(station, 1):
                 continue
+            if any(seats[pool] >= self.licences.get(pool, 1) for pool in job.pools):
+                continue  # no licence free: it waits, as a busy workstation makes it wait
             if self.api.call("POST", f"/jobs/{job.id}:start") is None:
                 continue
             attended = timedelta(minutes=round(job.attended * draws.factor))
@@ -498,6 +522,8 @@ class Simulation:
                 self.examiner_free[examiner] = job.examiner_free
             if station is not None and machine:
                 running[station] += 1
+            for pool in job.pools:
+                seats[pool] += 1
             self.recorder.started(job, now)
 
     def _can_work(self, examiner: str, job: SimJob, now: datetime) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from scheduler.core.plan import (
 from scheduler.planning.loading.idmap import Begun, Excluded, IdMap
 from scheduler.planning.loading.resources import LeftOut
 from scheduler.planning.loading.rows import JobData, JobRows, Row
-from scheduler.planning.loading.timeline import Interval, Timeline, inside_one
+from scheduler.planning.loading.timeline import Interval, Timeline, deepest, inside_one
 from scheduler.planning.progress import (
     DONE_STATUSES,
     Placed,
@@ -36,6 +37,7 @@ from scheduler.planning.progress import (
     UnderWay,
     estimate_minutes,
     held_now,
+    licence_sizes,
 )
 from scheduler.planning.words import at_local
 
@@ -150,7 +152,54 @@ class JobBuilder:
             .distinct()
         )
         idmap.cases_started.update(ref for ref in started if ref in idmap.case_level)
-        return jobs
+        return self._within_licences(jobs)
+
+    def _within_licences(self, jobs: list[core.Job]) -> list[core.Job]:
+        """Work in progress beyond a licence pool's size keeps running in the plan without a
+        licence, named in the warnings: what the lab reports as under way never makes a version
+        infeasible. Taken from the latest ``:start`` back, since a start just reported surely
+        holds a licence and the oldest is most likely done with no ``:done`` yet."""
+        sizes = licence_sizes(self.session, self.lab)
+        size_of = {name: sizes.get(db_id, 1) for name, db_id in self.idmap.pools.items()}
+        under_way = sorted(
+            (
+                job
+                for job in jobs
+                if job.pin is not None
+                and job.pools
+                and self.rows[self.idmap.jobs[job.id]].job.status == "in_progress"
+            ),
+            key=lambda job: (self.pinned_on[self.idmap.jobs[job.id]][1], job.id),
+            reverse=True,
+        )
+        taken: dict[str, list[Interval]] = defaultdict(list)
+        without: dict[str, str] = {}  # job -> the pool it runs beyond
+        for job in under_way:
+            assert job.pin is not None
+            span = (job.pin.start, job.pin.start + job.duration_on(job.pin.workstation))
+            full = next(
+                (p for p in job.pools if deepest(taken[p], *span) + 1 > size_of.get(p, 1)), None
+            )
+            if full is not None:
+                without[job.id] = full
+                continue
+            for pool in job.pools:
+                taken[pool].append(span)
+        tz = self.timeline.tz
+        out = []
+        for job in jobs:
+            beyond = without.get(job.id)
+            if beyond is None:
+                out.append(job)
+                continue
+            started = self.pinned_on[self.idmap.jobs[job.id]][1]
+            self.idmap.warnings.append(
+                f"job {job.id}: in progress since {at_local(started, tz)} while every {beyond} "
+                f"licence is held by work started since; planned without a licence (report "
+                ":done if it has finished)"
+            )
+            out.append(replace(job, pools=tuple(p for p in job.pools if p != beyond)))
+        return out
 
     def _unplannable(self, row: Row) -> str | None:
         """Why the job cannot be planned at all, naming the record and field; None if it can."""
@@ -304,6 +353,7 @@ class JobBuilder:
                     a.workstation_id,
                     row.job.attended_minutes,
                     row.job.machine_minutes,
+                    tuple(sorted(row.job.pool_ids)),
                 )
                 for job_id, a in self.published.items()
                 if (row := self.rows.get(job_id)) is not None
@@ -320,6 +370,7 @@ class JobBuilder:
                     row.job.machine_minutes,
                     where.examiner_id,
                     where.workstation_id,
+                    tuple(sorted(row.job.pool_ids)),
                 )
                 for row in self.rows.values()
                 if row.job.status == "in_progress"
@@ -328,8 +379,9 @@ class JobBuilder:
             ]
             held = held_now(work, self.timeline.epoch)
             grace = self.lab.start_grace_minutes
+            licences = licence_sizes(self.session, self.lab)
             self.start_rule = StartStates(
-                placed, self.preds, held, grace, self.timeline.epoch, capacity
+                placed, self.preds, held, grace, self.timeline.epoch, capacity, licences
             )
         return self.start_rule
 

@@ -20,24 +20,9 @@ from scheduler.core import snapshot as core
 from scheduler.core.eligibility import examiner_can_take, workstation_can_take
 from scheduler.core.rules.exposure import ExposureLedger
 from scheduler.planning.loading.jobs import JobBuilder
-from scheduler.planning.loading.timeline import NEAR_CHANGES, Interval, inside_one
+from scheduler.planning.loading.timeline import NEAR_CHANGES, Interval, deepest, inside_one
 
 REPAIR_WINDOW_WORKING_DAYS = 2
-
-
-def _deepest(intervals: Sequence[Interval], start: int, end: int) -> int:
-    """How many of ``intervals`` overlap at once at the busiest moment of ``[start, end)``."""
-    events = sorted(
-        (point, step)
-        for a, b in intervals
-        if a < end and start < b
-        for point, step in ((max(a, start), 1), (min(b, end), -1))
-    )
-    depth = deepest = 0
-    for _, step in events:  # ends (-1) sort before starts at the same minute: touching is free
-        depth += step
-        deepest = max(deepest, depth)
-    return deepest
 
 
 class Held:
@@ -99,7 +84,7 @@ class Held:
     ) -> str | None:
         """The resource the placement would overfill, in words, or None when it fits."""
         for (kind, name), capacity, a, b in self._needs(job, examiner, workstation, start):
-            if _deepest(self.used[(kind, name)], a, b) + 1 > capacity:
+            if deepest(self.used[(kind, name)], a, b) + 1 > capacity:
                 return f"the {name} licences" if kind == "pool" else f"{kind} {name}"
         reviewer = self._examiner(job, examiner)
         if reviewer is not None and self.exposure is not None:

@@ -171,3 +171,18 @@ def tidy(intervals: Iterable[Interval], horizon: int) -> tuple[Interval, ...]:
 def inside_one(start: int, end: int, windows: Sequence[Interval]) -> bool:
     """``[start, end)`` lies inside one of ``windows``."""
     return any(a <= start and end <= b for a, b in windows)
+
+
+def deepest(intervals: Sequence[Interval], start: int, end: int) -> int:
+    """How many of ``intervals`` overlap at once at the busiest moment of ``[start, end)``."""
+    events = sorted(
+        (point, step)
+        for a, b in intervals
+        if a < end and start < b
+        for point, step in ((max(a, start), 1), (min(b, end), -1))
+    )
+    depth = busiest = 0
+    for _, step in events:  # ends (-1) sort before starts at the same minute: touching is free
+        depth += step
+        busiest = max(busiest, depth)
+    return busiest
