@@ -86,6 +86,13 @@ def read_int(value: object, path: str, low: int, high: int) -> int:
     return value
 
 
+def read_bool(value: object, path: str) -> bool:
+    """``true`` or ``false``; no number stands in for one."""
+    if not isinstance(value, bool):
+        fail(path, f"expected true or false, got {kind(value)}")
+    return value
+
+
 def _parse_int(literal: str) -> int:
     digits = len(literal.lstrip("-"))
     if digits > MAX_INTEGER_DIGITS:

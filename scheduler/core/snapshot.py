@@ -29,6 +29,7 @@ from scheduler.core.fields import (
     kind,
     parse_json,
     read_array,
+    read_bool,
     read_int,
     read_object,
 )
@@ -207,13 +208,16 @@ class PreviousAssignment:
 
     ``changes`` is how many changes moving it counts for in the stability term: examiners plan
     their next days around what is published, so the loader counts that work more than next
-    week's (docs/architecture.md §4)."""
+    week's (docs/architecture.md §4). ``frozen`` False lets a placement that starts before
+    ``frozen_until`` move all the same (its move still counts its changes): the loader gives up
+    such frozen room to urgent work that has none before its target start (§7.9)."""
 
     job: str
     examiner: str | None
     workstation: str | None
     start: int
     changes: int = 1
+    frozen: bool = True
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,12 @@ class Snapshot:
             kept[job.id] = KeptPlacement(job.id, pin.examiner, pin.workstation, pin.start, PIN)
         present = self.jobs_by_id
         for prev in sorted(self.previous, key=lambda p: (p.start, p.job)):
-            if prev.job in present and prev.job not in kept and prev.start < self.frozen_until:
+            if (
+                prev.job in present
+                and prev.job not in kept
+                and prev.frozen
+                and prev.start < self.frozen_until
+            ):
                 kept[prev.job] = KeptPlacement(
                     prev.job, prev.examiner, prev.workstation, prev.start, FROZEN
                 )
@@ -660,7 +669,8 @@ def _find_cycle(after: Mapping[str, tuple[str, ...]]) -> list[str] | None:
 
 
 def _previous(value: object, path: str, known: _Known) -> PreviousAssignment:
-    fields = read_object(value, path, ("job", "start"), ("examiner", "workstation", "changes"))
+    optional = ("examiner", "workstation", "changes", "frozen")
+    fields = read_object(value, path, ("job", "start"), optional)
     examiner = workstation = None
     if fields.get("examiner") is not None:
         examiner_path = join(path, "examiner")
@@ -678,6 +688,7 @@ def _previous(value: object, path: str, known: _Known) -> PreviousAssignment:
         workstation=workstation,
         start=read_int(fields["start"], join(path, "start"), 0, MAX_MINUTES),
         changes=read_int(fields.get("changes", 1), join(path, "changes"), 1, MAX_CHANGES),
+        frozen=read_bool(fields.get("frozen", True), join(path, "frozen")),
     )
 
 
@@ -690,6 +701,8 @@ def _previous_to_json(p: PreviousAssignment) -> dict[str, object]:
     }
     if p.changes != 1:
         out["changes"] = p.changes
+    if not p.frozen:
+        out["frozen"] = False
     return out
 
 

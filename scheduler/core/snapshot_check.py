@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from scheduler.core.fields import FieldError, fail, join, kind, read_int
+from scheduler.core.fields import FieldError, fail, join, kind, read_bool, read_int
 from scheduler.core.snapshot import (
     MAX_CAPACITY,
     MAX_CHANGES,
@@ -147,6 +147,7 @@ def _check(snapshot: Snapshot) -> None:
         _text(item.job, join(path, "job"))
         read_int(item.start, join(path, "start"), 0, MAX_MINUTES)
         read_int(item.changes, join(path, "changes"), 1, MAX_CHANGES)
+        read_bool(item.frozen, join(path, "frozen"))
         if item.job in seen_previous:
             fail(f"{path}.job", f"job '{item.job}' has two previous assignments")
         seen_previous.add(item.job)

@@ -125,8 +125,10 @@ def random_snapshots(draw: st.DrawFn) -> Snapshot:
                     PreviousAssignment(job.id, job.pin.examiner, job.pin.workstation, job.pin.start)
                 )
         elif draw(st.integers(0, 3)) == 0:
-            # Published but not frozen: the solver may move it.
-            start = draw(st.integers(frozen_until, horizon))
+            # Published but not frozen: the solver may move it. One that starts inside the
+            # frozen window has given up its frozen room (to urgent work, by the loader).
+            given_up = frozen_until > 0 and draw(st.integers(0, 3)) == 0
+            start = draw(st.integers(0 if given_up else frozen_until, horizon))
             examiner = draw(st.sampled_from(examiners)).id if job.needs_examiner else None
             ws = (
                 draw(st.sampled_from(workstations)).id
@@ -134,7 +136,9 @@ def random_snapshots(draw: st.DrawFn) -> Snapshot:
                 else None
             )
             changes = draw(st.sampled_from((1, 1, 10)))  # the next working days count more
-            previous.append(PreviousAssignment(job.id, examiner, ws, start, changes))
+            previous.append(
+                PreviousAssignment(job.id, examiner, ws, start, changes, frozen=not given_up)
+            )
     if draw(st.booleans()):
         previous.append(PreviousAssignment("gone", examiners[0].id, None, 0))
 

@@ -452,6 +452,12 @@ REJECTIONS: list[tuple[str, Edit, str, str]] = [
         "previous[0].changes",
         "integer",
     ),
+    (
+        "previous frozen not a boolean",
+        _set("previous", 0, "frozen", value=0),
+        "previous[0].frozen",
+        "true or false",
+    ),
     ("frozen_until negative", _set("frozen_until", value=-1), "frozen_until", "outside"),
     ("weights a list", _set("weights", value=[1, 2]), "weights", "object"),
     ("weight term negative", _set("weights", "change", value=-50), "weights.change", "outside"),
@@ -574,3 +580,14 @@ def test_a_skill_or_capability_nobody_has_is_accepted_with_a_warning() -> None:
         ),
     )
     assert snapshot_warnings(snapshot_from_json(tiny())) == ()
+
+
+def test_a_frozen_placement_given_up_is_not_kept_and_reads_back() -> None:
+    data = tiny()  # j4 is published at minute 0, inside the frozen window
+    assert snapshot_from_json(data).kept["j4"].kind == "frozen"
+    data["previous"][0]["frozen"] = False
+    lab = snapshot_from_json(data)
+    assert "j4" not in lab.kept and lab.kept["j6"].kind == "pin"
+    written = snapshot_to_json(lab)
+    assert written["previous"][0]["frozen"] is False and "frozen" not in written["previous"][1]
+    assert snapshot_from_json(written) == lab

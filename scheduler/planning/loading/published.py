@@ -21,8 +21,12 @@ from scheduler.core.eligibility import examiner_can_take, workstation_can_take
 from scheduler.core.rules.exposure import ExposureLedger
 from scheduler.planning.loading.jobs import JobBuilder
 from scheduler.planning.loading.timeline import NEAR_CHANGES, Interval, deepest, inside_one
+from scheduler.planning.words import local_time
 
 REPAIR_WINDOW_WORKING_DAYS = 2
+
+#: Steps in which `PublishedSchedule._room_before` looks for a start (the slot granularity).
+ROOM_STEP_MINUTES = 15
 
 
 class Held:
@@ -156,8 +160,107 @@ class PublishedSchedule:
                 continue
             kept[row.sid] = prev
         self._drop_clashing_with_pins(by_sid, kept, pool_capacity)
+        self._yield_to_urgent(by_sid, kept, pool_capacity)
         self._drop_stranded(by_sid, kept)
         return sorted(kept.values(), key=lambda p: (p.start, p.job))
+
+    def _yield_to_urgent(
+        self,
+        by_sid: dict[str, core.Job],
+        kept: dict[str, core.PreviousAssignment],
+        pool_capacity: Mapping[str, int],
+    ) -> None:
+        """Give up the frozen room lighter work holds to P1/P2 work that has none before its
+        case's target start (or, already late, before the frozen window ends): the frozen window
+        must not make a child-at-risk case wait for a possession referral's unlock. Only an
+        urgent case not started yet asks, for a job that waits for nothing, and only the room it
+        could use (the workstations and licences it needs, or else the examiners who may take
+        it). What gives way is still published work: it moves only where the search finds that
+        worth its changes, and the warnings name it. Nothing gives way when that room would not
+        let the job start in time either."""
+        tl, idmap = self.timeline, self.idmap
+        frozen = {sid: p for sid, p in kept.items() if p.start < tl.frozen_until}
+        if not frozen:
+            return
+        held = self._held(by_sid, frozen, pool_capacity)
+        for job in sorted(by_sid.values(), key=lambda j: (-j.weight, j.id)):
+            target = idmap.case_target_start.get(job.case)
+            if (
+                target is None
+                or target >= tl.frozen_until
+                or not idmap.is_urgent(job.case)
+                or job.case in idmap.cases_started
+                or job.pin is not None
+                or job.id in frozen
+                or any(p in by_sid for p in job.after)
+            ):
+                continue
+            by = target if target >= 0 else tl.frozen_until
+            if job.release > by or self._room_before(job, held, by):
+                continue
+            giving = [
+                sid
+                for sid, prev in frozen.items()
+                if prev.frozen
+                and by_sid[sid].weight < job.weight
+                and self._in_the_way(job, by_sid[sid], prev)
+            ]
+            staying = {sid: p for sid, p in frozen.items() if sid not in giving}
+            if not self._room_before(job, self._held(by_sid, staying, pool_capacity), by):
+                continue  # that room would not let it start in time either (a closed weekend)
+            for sid in giving:
+                kept[sid] = replace(kept[sid], frozen=False)
+            if giving:
+                idmap.warnings.append(
+                    f"{len(giving)} frozen placement(s) of less urgent work may give way to job "
+                    f"{job.id}, which has no room before {local_time(tl, max(by, 0))} otherwise: "
+                    + ", ".join(sorted(giving))
+                )
+
+    def _held(
+        self,
+        by_sid: Mapping[str, core.Job],
+        frozen: Mapping[str, core.PreviousAssignment],
+        pool_capacity: Mapping[str, int],
+    ) -> Held:
+        """What pinned work and the ``frozen`` placements hold, taken in order of start."""
+        held = Held(self.workstations, pool_capacity, self.draft)
+        for job in by_sid.values():
+            if job.pin is not None:
+                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
+        for sid, prev in sorted(frozen.items(), key=lambda kv: (kv[1].start, kv[0])):
+            held.take(by_sid[sid], prev.examiner, prev.workstation, prev.start)
+        return held
+
+    def _room_before(self, job: core.Job, held: Held, by: int) -> bool:
+        """Whether the job could start by ``by`` beside pinned and frozen work (windows, skills,
+        capacity and licences; the exposure caps are left to the solve)."""
+        examiners: list[str | None] = [None]
+        if job.needs_examiner:
+            examiners = [e for e, ex in self.examiners.items() if examiner_can_take(job, ex)]
+        stations: list[str | None] = [None]
+        if job.needs_workstation:
+            stations = [w for w, ws in self.workstations.items() if workstation_can_take(job, ws)]
+        for start in range(max(job.release, 0), by + 1, ROOM_STEP_MINUTES):
+            for ws in stations:
+                for ex in examiners:
+                    prev = core.PreviousAssignment(job.id, ex, ws, start)
+                    if self._still_fits(job, prev) and held.full(job, ex, ws, start) is None:
+                        return True
+        return False
+
+    def _in_the_way(self, job: core.Job, other: core.Job, placed: core.PreviousAssignment) -> bool:
+        """Whether ``placed`` holds room ``job`` could use from its release: a workstation it may
+        run on or a licence pool it needs (or, for work with no workstation, an examiner who may
+        take it)."""
+        if placed.start + other.duration_on(placed.workstation) <= job.release:
+            return False
+        if job.needs_workstation:
+            ws = self.workstations.get(placed.workstation) if placed.workstation else None
+            on_station = ws is not None and workstation_can_take(job, ws)
+            return on_station or bool(set(job.pools) & set(other.pools))
+        ex = self.examiners.get(placed.examiner) if placed.examiner else None
+        return ex is not None and other.attended > 0 and examiner_can_take(job, ex)
 
     def _drop_clashing_with_pins(
         self,
@@ -358,7 +461,7 @@ class PublishedSchedule:
             if job.pin is not None:
                 held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
         for prev in previous:
-            if prev.start < tl.frozen_until and prev.job not in self.dropped:
+            if prev.frozen and prev.start < tl.frozen_until and prev.job not in self.dropped:
                 held.take(by_sid[prev.job], prev.examiner, prev.workstation, prev.start)
         for sid, prev in sorted(keep.items(), key=lambda kv: (kv[1].start, kv[0])):
             job = by_sid[sid]
