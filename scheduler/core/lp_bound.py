@@ -32,7 +32,10 @@ Rows (each holds for every plan the verifier accepts):
   per week <= weekly cap - logged.
 - Whole jobs: for examiner time and exposure caps, the jobs needing at least t minutes number at
   most what the smallest of them that fit allow (the LP alone would fit 1.45 jobs of 165 exposure
-  minutes into a 240-minute cap).
+  minutes into a 240-minute cap); and, counted in whole units of t minutes (a job of m minutes
+  holds ``m // t`` of them, an examiner's limit ``cap // t``), they fit the units the examiners
+  hold (a rounding of the minutes row, valid for whole jobs: two 210-minute reviews leave no room
+  for part of a 150-minute report in a 510-minute day).
 - Precedence: j cannot have started by bucket b more than p has started in the buckets from which
   p can end by j's latest start there (so p left out keeps j out).
 
@@ -64,6 +67,10 @@ from .rules.exposure import DAILY, SEVERE_DAILY, WEEKLY, Cap, ExposureLedger
 from .snapshot import Examiner, Interval, Job, KeptPlacement, Snapshot
 
 logger = logging.getLogger(__name__)
+
+#: Rows per examiner limit in whole units of ``cap / (k + 1)`` minutes, k = 1..this
+#: (``_Model._rounded``).
+ROUNDED_ROWS = 6
 
 #: Default time limit (seconds) for GLOP.
 LP_TIME_LIMIT = 60.0
@@ -563,6 +570,7 @@ class _Model:
             held = [c for c in caps if c is not None]
             self.lp.row([c for c, _ in inside], [m for _, m in inside], None, sum(held))
             self._counts(inside, held)
+            self._rounded(inside, held)
 
     def _counts(self, inside: list[tuple[int, int]], caps: list[int]) -> None:
         """Whole jobs: of the jobs needing at least t minutes, an examiner holding ``cap``
@@ -582,6 +590,21 @@ class _Model:
             previous = most
             chosen = [col for col, m in inside if m >= t]
             self.lp.row(chosen, [1] * len(chosen), None, most)
+
+    def _rounded(self, inside: list[tuple[int, int]], caps: list[int]) -> None:
+        """Whole jobs, in units of t minutes: each examiner's jobs fit ``cap``, so they hold at
+        most ``cap // t`` whole units, and a job of m minutes holds ``m // t`` of them (two
+        210-minute reviews and part of a 150-minute report fill 510 minutes; in units of 103
+        minutes they need 4.4 of 4). One row per t just above ``cap / (k + 1)``."""
+        if not inside or not caps:
+            return
+        top = max(caps)
+        for t in sorted({top // (k + 1) + 1 for k in range(1, ROUNDED_ROWS + 1)}):
+            units = [(col, m // t) for col, m in inside if m >= t]
+            most = sum(c // t for c in caps)
+            if sum(u for _, u in units) <= most:
+                continue  # cannot bind
+            self.lp.row([c for c, _ in units], [u for _, u in units], None, most)
 
     def _workstation_time(self) -> None:
         work: dict[str, list[tuple[_Start, int]]] = defaultdict(list)
