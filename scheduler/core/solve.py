@@ -95,8 +95,8 @@ MAKESPAN_FULL_MODEL_SHARE = 1.0
 #: overloaded labs but costs seconds: 1-2 s up to a few hundred jobs, 17-25 s at 2,000. Solves
 #: of labs up to this many jobs spend up to ``LP_BOUND_SHARE`` of their time limit on it, so the
 #: gap they report is honest; larger ones report the fast bound (``labq bench lab`` runs both).
-#: The share is kept back from the search and spent after it: the first objectives of an anytime
-#: profile are not held up by the bound.
+#: With one worker the LP runs on a thread beside the search (the other core), so neither the
+#: early objectives nor the search's budget pay for it; with more it runs before the search.
 LP_BOUND_MAX_JOBS = 800
 LP_BOUND_SHARE = 0.1
 
@@ -285,12 +285,16 @@ def solve(
             if everything and not dropped:
                 known_bound = model_bound  # valid for every plan: nothing else could be planned
     check(stop)
-    # The LP bound's share is kept back now but spent after the search (nothing in the search
-    # reads the bound): the plan's early objectives are not held up by it.
-    lp_budget = 0.0
+    beside: _Beside | None = None
     if not proven and snapshot.objective != "makespan" and _lp_bound_fits(snapshot):
         lp_budget = LP_BOUND_SHARE * limit
-    remaining = time_left(planned) - lp_budget
+        if deterministic:
+            # One CP-SAT worker leaves a core to the LP (GLOP lets go of the interpreter while it
+            # solves): it runs beside the search, which reads no bound, and costs it nothing.
+            beside = _Beside(lambda: lp_bound(snapshot, time_limit=lp_budget))
+        else:
+            known_bound = max(known_bound, lp_bound(snapshot, time_limit=lp_budget) or 0)
+    remaining = time_left(planned)
     if not closed and remaining > 0.2 and free:
         settings = SearchSettings(
             time_limit=remaining,
@@ -323,8 +327,9 @@ def solve(
             objective,
         )
     check(stop)
-    if lp_budget > 0:
-        known_bound = max(known_bound, lp_bound(snapshot, time_limit=lp_budget) or 0)
+    if beside is not None:
+        # waited for no later than the explanations, the bound and the forecast need to begin
+        known_bound = max(known_bound, beside.result(deadline - reserve) or 0)
     optimized = _plan_from(snapshot, placements, base)
     status = INFEASIBLE if dropped else FEASIBLE
     plan = _finish(
@@ -340,6 +345,32 @@ def solve(
     )
     report(plan.objective, 1.0)
     return plan
+
+
+class _Beside:
+    """A computation on a thread of its own (a daemon: a stopped solve does not wait for it)."""
+
+    def __init__(self, work: Callable[[], int | None]) -> None:
+        self._value: int | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = work()
+            except BaseException as exc:  # raised again by ``result``, in the solve's thread
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="lp-bound", daemon=True)
+        self._thread.start()
+
+    def result(self, by: float) -> int | None:
+        """The value, waiting for it until ``by`` (``time.monotonic()``); None if not done."""
+        self._thread.join(max(0.0, by - time.monotonic()))
+        if self._thread.is_alive():
+            return None
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _published_start(

@@ -13,7 +13,7 @@ from tiny_labs import coupled_chains, examiner, job, lab, shifts
 
 import scheduler.core.solve as solve_module
 from scheduler.core.bounds import lower_bound
-from scheduler.core.dispatch import dispatch
+from scheduler.core.dispatch import best_dispatch, dispatch
 from scheduler.core.lp_bound import lp_bound
 from scheduler.core.objective import plan_objective
 from scheduler.core.plan import FEASIBLE, INFEASIBLE, OPTIMAL, Assignment, Plan
@@ -179,7 +179,7 @@ def test_a_held_placement_that_no_longer_works_is_rescheduled_not_left_out() -> 
         job("d", case="c2", due=600),
     ]
     rerun = lab(people, jobs, previous=published)
-    policy, base = solve_module.best_dispatch(rerun)
+    policy, base = best_dispatch(rerun)
     start = solve_module._published_start(rerun, policy, replace(base, objective=10**15))
     assert start is not None
     # The warm start lists only pin conflicts; reasons for the rest are added later.
@@ -200,8 +200,30 @@ def test_a_lab_of_a_few_hundred_jobs_reports_the_lp_bound(
     check(snap, with_lp)
     lp = lp_bound(snap)
     assert lp is not None and lp > lower_bound(snap)
+    assert with_lp.objective is not None
     assert with_lp.bound == min(lp, with_lp.objective)
     monkeypatch.setattr(solve_module, "LP_BOUND_MAX_JOBS", 0)
     without = solve(snap, SolveConfig(time_limit=2, workers=1))
     check(snap, without)
     assert without.bound == lower_bound(snap) == 4545
+
+
+def test_the_lp_bound_is_reported_with_one_worker_and_with_two(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With one worker the LP runs on a thread beside the search, with two before it: the same
+    bound either way, and the one-worker plan is the same whether the LP runs or not (the
+    search never reads it)."""
+    snap = coupled_chains()
+    monkeypatch.setattr(solve_module, "FULL_MODEL_MAX_JOBS", 0)  # no optimality proof
+    lp = lp_bound(snap)
+    assert lp is not None and lp > lower_bound(snap)
+    one = solve(snap, SolveConfig(time_limit=2, workers=1))
+    two = solve(snap, SolveConfig(time_limit=2, workers=2))
+    for plan in (one, two):
+        check(snap, plan)
+        assert plan.objective is not None
+        assert plan.bound == min(lp, plan.objective)
+    monkeypatch.setattr(solve_module, "LP_BOUND_MAX_JOBS", 0)
+    alone = solve(snap, SolveConfig(time_limit=2, workers=1))
+    assert alone.assignments == one.assignments
