@@ -56,7 +56,7 @@ from scheduler.core.lns import (
 )
 from scheduler.core.lp_bound import lp_bound
 from scheduler.core.makespan import search as makespan_search
-from scheduler.core.objective import plan_objective
+from scheduler.core.objective import CHANGE, job_tardiness, plan_objective, unassigned_end
 from scheduler.core.plan import (
     FEASIBLE,
     HORIZON_FULL,
@@ -393,10 +393,13 @@ def _published_start(
         lambda: dispatch(snapshot, policy, deadline, hold_levels=True),
         lambda: dispatch(snapshot, policy, deadline, keep_published=True),
     )
+    heaviest = _heaviest_lateness(snapshot, base)
     for attempt in tries:
         plan = attempt()
         if plan is None or plan.objective is None or verify(snapshot, plan):
             continue
+        if _heaviest_lateness(snapshot, plan) > heaviest + _saved(snapshot, base, plan):
+            continue  # it keeps the published schedule at the cost of the most urgent work
         if base.objective is None or plan.objective <= base.objective * (1 + HELD_START_TOLERANCE):
             log.info(
                 "warm start from the published schedule: %d against %s",
@@ -405,6 +408,28 @@ def _published_start(
             )
             return plan
     return None
+
+
+def _heaviest_lateness(snapshot: Snapshot, plan: Plan) -> int:
+    """The weighted lateness of the heaviest work with a due time (a job left out charged as the
+    objective charges it). ``HELD_START_TOLERANCE`` is a share of an
+    objective that the charges of the backlog dominate, so a warm start within it could still
+    leave a P1 case hours late; this is the check it must pass as well."""
+    due = [job for job in snapshot.jobs if job.due is not None]
+    top = max((job.weight for job in due), default=0)
+    ends = {a.job: a.end for a in plan.assignments}
+    return sum(
+        job_tardiness(job, ends.get(job.id, unassigned_end(snapshot, job)))
+        for job in due
+        if job.weight == top
+    )
+
+
+def _saved(snapshot: Snapshot, base: Plan, plan: Plan) -> int:
+    """What ``plan`` saves in the stability term against ``base``: the most lateness of the
+    heaviest work a warm start may trade for keeping the published schedule."""
+    changes = base.terms.get(CHANGE, 0) - plan.terms.get(CHANGE, 0)
+    return max(0, changes) * snapshot.weights.change
 
 
 def _held_start(snapshot: Snapshot, policy: str, deadline: float | None) -> Plan:

@@ -189,6 +189,30 @@ def test_a_held_placement_that_no_longer_works_is_rescheduled_not_left_out() -> 
     assert placed["a"][1] >= 120 and placed["b"][1] >= placed["a"][1] + 60
 
 
+def test_a_warm_start_never_keeps_the_published_schedule_at_urgent_work_s_cost() -> None:
+    """However much dearer the baseline may be, the warm start that holds every published
+    placement is not taken when it leaves new heavy work later than the baseline does by more
+    than the changes it saves: here the new P1-weight job would wait behind the published light
+    work, and the baseline makes room for it by moving that work later the same day (no change
+    counted)."""
+    people = [examiner("e1", available=shifts(5, end=600))]
+    published = [PreviousAssignment("l1", "e1", None, 0), PreviousAssignment("l2", "e1", None, 240)]
+    jobs = [
+        job("l1", case="light", weight=10, attended=240, due=5 * 1440),
+        job("l2", case="light", weight=10, attended=240, due=5 * 1440),
+        job("h", case="urgent", weight=1000, attended=60, due=60),  # new since publication
+    ]
+    rerun = lab(people, jobs, previous=published)
+    policy, base = best_dispatch(rerun)
+    held = solve_module._held_start(rerun, policy, None)
+    assert {a.job: a.start for a in held.assignments}["h"] == 480  # behind the light work
+    start = solve_module._published_start(rerun, policy, replace(base, objective=10**15))
+    assert start is not None and not verify(rerun, start)
+    placed = {a.job: (a.examiner, a.start) for a in start.assignments}
+    assert placed["h"] == ("e1", 0)  # on time
+    assert placed["l2"] == ("e1", 240)  # published work that still fits beside it stays
+
+
 def test_a_lab_of_a_few_hundred_jobs_reports_the_lp_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
