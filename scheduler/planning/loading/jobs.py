@@ -266,7 +266,10 @@ class JobBuilder:
             release = min(release, pin.start)
             full_exposure = exposure
             attended, machine, exposure, by_ws = self._remaining(row, pin, by_ws)
-            self._count_exposure_done(row, full_exposure - exposure)
+            done = full_exposure - exposure
+            if job.status == "in_progress" and self.elapsed.get(job.id, 0) >= job.attended_minutes:
+                done = full_exposure  # overrunning: all reviewed, and its extension reviews again
+            self._count_exposure_done(row, done)
         pool_names = {db_id: name for name, db_id in self.idmap.pools.items()}
         return core.Job(
             id=row.sid,
