@@ -270,6 +270,15 @@ def bench_lab(
             "the objective and gap known at each are printed (anytime profile)."
         ),
     ] = "",
+    moves: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.9,
+            help="Share of the search's clock for cheap relocation and swap moves between "
+            "neighbourhood solves (0: none, the default).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Optimizer vs the dispatch baselines on generated labs (weighted tardiness)."""
     from scheduler.benchmarks.lab import run_lab
@@ -299,6 +308,7 @@ def bench_lab(
                 workers=workers,
                 solver_seed=seed,
                 checkpoints=checkpoints,
+                moves=moves,
             )
             _print_lab(result)
             results.append(result)
@@ -348,6 +358,14 @@ def _print_lab(r: LabResult) -> None:
                 for kind, (tries, better, gained, _, built, solved, _) in f.by_kind.items()
             )
         )
+        tried, accepted, gained, wall, spent = f.moves
+        if tried:
+            console.print(
+                f"  moves               {tried:.0f} tried, {accepted:.0f} accepted "
+                f"-{_number(int(gained))}: {60 * tried / max(f.clock, 1e-9):.0f} / "
+                f"{60 * accepted / max(f.clock, 1e-9):.0f} a minute of its clock "
+                f"({spent:.1f} s of it), {_ms(wall, tried)} wall each"
+            )
     if r.violations:
         err_console.print(f"  [red]{r.violations} verifier violation(s)[/red]")
 

@@ -36,6 +36,8 @@ class SearchFigures:
     build: float  # wall seconds building neighbourhoods (choosing jobs, model, warm start)
     solve: float  # wall seconds in CP-SAT
     by_kind: dict[str, tuple[float, ...]]
+    #: cheap moves between sub-solves: tried, accepted, gained, wall seconds, clock seconds
+    moves: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     @classmethod
     def of(cls, outcome: SearchOutcome) -> SearchFigures:
@@ -46,6 +48,7 @@ class SearchFigures:
             build=outcome.total("build"),
             solve=outcome.total("solve"),
             by_kind={k: tuple(v) for k, v in sorted(outcome.by_kind.items())},
+            moves=tuple(outcome.moves),
         )
 
     @property
@@ -149,12 +152,14 @@ def run_lab(
     workers: int,
     solver_seed: int = 0,
     checkpoints: Sequence[float] = (),
+    moves: float = 0.0,
 ) -> LabResult:
     """Generate one lab, run the three baselines and the optimizer on it, and verify every plan.
 
     With ``checkpoints`` (seconds) the one solve runs to the last of them (or ``time_limit`` if
     longer) and the best objective known at each is recorded, by the solver's own clock (the
-    share of its limit it reports having used): the anytime profile."""
+    share of its limit it reports having used): the anytime profile. ``moves`` is the share of
+    the search's clock for cheap moves (``SolveConfig.moves``)."""
     snapshot = generate_lab(size, seed)
     violations = 0
     baselines = {}
@@ -179,6 +184,7 @@ def run_lab(
         seed=solver_seed,
         on_progress=record,
         on_search=searched.append,
+        moves=moves,
     )
     seconds = time.perf_counter() - started
     plan = timed.plan

@@ -36,6 +36,7 @@ def solve_snapshot(
     policy: str = "cpsat",
     on_progress: Callable[[float, int], None] | None = None,
     on_search: Callable[[SearchOutcome], None] | None = None,
+    moves: float = 0.0,
 ) -> Timed:
     """Run the engine the way the service and the CLI do, timing it from the caller's side;
     ``on_progress(fraction of the time limit, best objective)`` follows the solve and
@@ -55,7 +56,9 @@ def solve_snapshot(
         if on_progress is not None:
             on_progress(fraction, objective)
 
-    config = SolveConfig(time_limit=time_limit, workers=workers, seed=seed, policy=policy)
+    config = SolveConfig(
+        time_limit=time_limit, workers=workers, seed=seed, policy=policy, moves=moves
+    )
     plan = solve(snapshot, config, report, on_search=on_search)
     # What the snapshot asks for that nobody can give (a skill no examiner has) travels with
     # the plan, so whoever reads the plan sees why those jobs wait.

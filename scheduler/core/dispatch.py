@@ -871,6 +871,57 @@ def dispatch(
     return plan
 
 
+def redispatch(
+    snapshot: Snapshot,
+    placements: Mapping[str, Assignment | None],
+    order: Sequence[str],
+    *,
+    leave_out: bool = False,
+) -> dict[str, Assignment | None] | None:
+    """Take the jobs of ``order`` out of a valid plan and place them again one at a time, in that
+    order, each where a dispatch turn puts it (the earliest end every hard rule allows, with every
+    other placement of the plan held), after its predecessors and ending before its placed
+    successors start: the cheap relocation and swap moves of the neighbourhood search
+    (docs/architecture.md §5.4).
+
+    ``placements`` holds every job of ``snapshot`` (``None``: left out) and ``order`` lists
+    predecessors before successors. Returns the new placements of ``order``'s jobs (``None``: a
+    job that was left out and still finds no room), or ``None`` if a placed job finds none, unless
+    ``leave_out`` lets it be left out when none of its successors stays placed.
+    """
+    moving = set(order)
+    d = _Dispatcher(snapshot, _priority_key)
+    for job_id, a in placements.items():
+        if a is not None and job_id not in moving:
+            job = d.jobs[job_id]
+            d.board.reserve(job, a.examiner, a.workstation, a.start)
+            d._record(job, a)
+    moved: dict[str, Assignment | None] = {}
+    for job_id in order:
+        job = d.jobs[job_id]
+        was = placements[job_id]
+        if any(p not in d.assigned for p in d.preds[job_id]):
+            if was is not None and (not leave_out or any(s in d.assigned for s in d.succs[job_id])):
+                return None
+            moved[job_id] = None
+            continue
+        deadline: tuple[int, str] | None = None
+        for s in d.succs[job_id]:
+            b = d.assigned.get(s)
+            if b is not None and (deadline is None or b.start < deadline[0]):
+                deadline = (b.start, s)
+        d._dispatch_one(job, deadline)
+        got = d.assigned.get(job_id)
+        if got is not None and deadline is not None and got.end > deadline[0]:
+            return None  # placed past a successor's start: the turn's fallback, not a move
+        if got is None and was is not None:
+            if not leave_out or any(s in d.assigned for s in d.succs[job_id]):
+                return None
+            d.unscheduled.pop(job_id, None)
+        moved[job_id] = got
+    return moved
+
+
 def best_dispatch(
     snapshot: Snapshot, deadline: float | None = None, cutoff: float | None = None
 ) -> tuple[str, Plan]:

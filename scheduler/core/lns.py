@@ -7,7 +7,9 @@ examiners or workstations, the costliest jobs and whoever holds their slots, a f
 asked the bottleneck resource's work or the case chains of the latest urgent jobs) — fix the rest
 to the incumbent, re-solve with a short limit warm-started from the incumbent, and keep the
 result when the plan's exact objective drops. Kinds are drawn by what they have gained per second
-lately, and the size adapts to how easily CP-SAT closes the neighbourhoods.
+lately, and the size adapts to how easily CP-SAT closes the neighbourhoods. Asked for
+(``SearchSettings.moves``), cheap relocation and swap moves around the bottleneck resource run
+between sub-solves (``_moves``, docs/architecture.md §5.4).
 
 With one worker the search is deterministic for a given seed: sub-solves are limited in CP-SAT's
 deterministic time, and so is the whole search (see :func:`improve`).
@@ -29,6 +31,7 @@ from ortools.sat.python import cp_model
 from scheduler.core.cpsat import add_hint, build_model, read_solution
 from scheduler.core.cpsat.context import FixedContext, Interval, ModelContext
 from scheduler.core.cpsat.solver import make_solver, work_seconds
+from scheduler.core.dispatch import redispatch
 from scheduler.core.eligibility import eligible_examiners, eligible_workstations
 from scheduler.core.objective import job_tardiness, plan_objective, unassigned_end
 from scheduler.core.plan import HORIZON_FULL, Assignment, Plan, Unscheduled
@@ -61,6 +64,14 @@ BUILD_SECONDS_PER_JOB = 6e-5
 NEIGHBOURHOOD_SECONDS = 0.3
 LARGE_LAB_JOBS = 1000
 LARGE_LAB_NEIGHBOURHOOD_SECONDS = 0.15
+
+
+#: Of the cheap moves of a placed late job (``_move_jobs``), the share that are swaps.
+MOVE_SWAPS = 0.7
+
+#: Estimated seconds of one move and of verifying an accepted one, per job of the snapshot.
+MOVE_SECONDS_PER_JOB = 1e-5
+VERIFY_SECONDS_PER_JOB = 2.5e-5
 
 
 def neighbourhood_seconds(jobs: int) -> float:
@@ -96,6 +107,10 @@ class SearchSettings:
     tie_break: bool | None = None
     #: The neighbourhood kinds to draw on (of ``KINDS``); None: ``DEFAULT_KINDS``.
     kinds: tuple[str, ...] | None = None
+    #: The share of the clock spent on cheap moves between sub-solves (``_moves``; 0: none).
+    #: Asked for, not the default: measured with one worker on small labs 1-3 and medium 1,
+    #: they made the 60 s objective worse on most (docs/architecture.md §5.4).
+    moves: float = 0.0
 
     @property
     def deterministic(self) -> bool:
@@ -121,6 +136,9 @@ class SearchOutcome:
     history: list[tuple[float, int]] = field(default_factory=list)
     by_kind: dict[str, list[float]] = field(default_factory=dict)
     clock: float = 0.0
+    #: Cheap moves between sub-solves: tried, accepted, objective gained, wall seconds, and
+    #: their share of the search's clock.
+    moves: list[float] = field(default_factory=lambda: [0.0] * 5)
 
     def total(self, figure: str) -> float:
         """One of ``KIND_FIGURES`` summed over the kinds."""
@@ -161,6 +179,23 @@ class _Index:
             if job.id not in locked:
                 self.by_case[job.case].append(job.id)
         self.present = set(self.order)
+        # predecessors before successors (a move places its jobs again in this order)
+        preds = {j.id: [p for p in j.after if p in self.jobs] for j in snapshot.jobs}
+        succs: dict[str, list[str]] = defaultdict(list)
+        for job_id, ps in preds.items():
+            for p in ps:
+                succs[p].append(job_id)
+        waiting = {j: len(ps) for j, ps in preds.items()}
+        ready = [j for j in self.order if waiting[j] == 0]
+        self.rank: dict[str, int] = {}
+        while ready:
+            job_id = ready.pop()
+            self.rank[job_id] = len(self.rank)
+            for s in succs[job_id]:
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    ready.append(s)
+        self.successors = succs
 
 
 @dataclass
@@ -520,6 +555,130 @@ class _Search:
         }
         return Neighbourhood(sorted(keep))
 
+    # -- cheap moves ----------------------------------------------------------------------
+
+    def _move_jobs(self) -> list[str]:
+        """The jobs of one cheap move, in the order they are placed again: a late job held by
+        (or left out of) one of the resources with the most late weighted work, alone or with a
+        lighter job the resource holds before it (a swap: the late job is placed first, so it
+        may take the other's slot), then the late job's placed successors, which may follow it
+        earlier."""
+        late = self._late_work()
+        if not late:
+            return []
+        worst = sorted(late, key=lambda r: (-late[r], r))[:3]
+        resource = worst[self.rng.randrange(len(worst))]
+        base = self.base
+        index = self.index
+        held = self._held_by(resource)
+        candidates = [j for j in held if base.tardiness[j] > 0]
+        for job_id in index.movable:
+            if (
+                base.placements[job_id] is None
+                and base.tardiness[job_id] > 0
+                and (
+                    resource in index.resources.get(job_id, [])
+                    or resource[2:] in index.jobs[job_id].pools
+                )
+                and all(base.placements.get(p) is not None for p in index.jobs[job_id].after)
+            ):
+                candidates.append(job_id)
+        if not candidates:
+            return []
+        x = self.rng.random() * sum(base.tardiness[j] for j in candidates)
+        target = candidates[-1]
+        for job_id in candidates:
+            x -= base.tardiness[job_id]
+            if x <= 0:
+                target = job_id
+                break
+        job = index.jobs[target]
+        a = base.placements[target]
+        until = a.start if a is not None else self.snapshot.horizon
+        chain = {target}
+        frontier = [target]
+        while frontier and len(chain) < 6:
+            for s in index.successors.get(frontier.pop(), ()):
+                if s not in chain and s not in index.locked and base.placements[s] is not None:
+                    chain.add(s)
+                    frontier.append(s)
+        order = [target]
+        if a is None or self.rng.random() < MOVE_SWAPS:  # a left-out job alone rarely finds room
+            # the lighter work held there before it, nearest first
+            before = sorted(
+                (
+                    (-b.start, j)
+                    for j in held
+                    if j not in chain
+                    and (b := base.placements[j]) is not None
+                    and job.release <= b.end
+                    and b.start < until
+                    and index.jobs[j].weight <= job.weight
+                ),
+            )[:8]
+            if before:
+                order.append(before[self.rng.randrange(len(before))][1])
+        order += sorted(chain - {target}, key=lambda j: index.rank[j])
+        return order
+
+    def _moves(self, outcome: SearchOutcome) -> None:
+        """Cheap moves while their share of the clock allows (``SearchSettings.moves``): each
+        places its jobs again by the dispatch rules (``dispatch.redispatch``) and is kept when
+        the plan's exact objective drops and the verifier passes the plan."""
+        s = self.settings
+        share = s.moves
+        if share <= 0:
+            return
+        stats = outcome.moves
+        jobs = len(self.index.order)
+        while stats[4] < share * self._clock() and not is_set(self.stop):
+            began = time.monotonic()
+            cost = MOVE_SECONDS_PER_JOB * jobs
+            charged = False
+            stats[0] += 1
+            order = self._move_jobs()
+            if not order:  # nothing late to move
+                self._charge(cost, began, stats)
+                stats[3] += time.monotonic() - began
+                break
+            moved = redispatch(self.snapshot, self.placements, order, leave_out=True)
+            if moved is not None and any(moved[j] != self.placements[j] for j in order):
+                merged = {**self.placements, **moved}
+                value, _ = plan_objective(
+                    self.snapshot, (a for a in merged.values() if a is not None)
+                )
+                if value < self.objective:
+                    cost += VERIFY_SECONDS_PER_JOB * jobs
+                    accepted = self._merge_check(moved)
+                    if accepted is not None and accepted < self.objective:
+                        self._charge(cost, began, stats)
+                        charged = True
+                        stats[1] += 1
+                        stats[2] += self.objective - accepted
+                        self.placements.update(moved)
+                        self.base.update(moved)
+                        self.objective = accepted
+                        self.version += 1
+                        outcome.improvements += 1
+                        elapsed = self._clock()
+                        outcome.history.append((elapsed, accepted))
+                        if self.progress is not None:
+                            self.progress(min(1.0, elapsed / s.time_limit), accepted)
+            if not charged:
+                self._charge(cost, began, stats)
+            stats[3] += time.monotonic() - began
+            if self._clock() >= s.time_limit:
+                break
+
+    def _charge(self, cost: float, began: float, stats: list[float]) -> None:
+        """Count a move on the search's clock: with one worker its estimated ``cost``, else the
+        wall seconds since it ``began``."""
+        if self.settings.deterministic:
+            self.estimated += cost
+            stats[4] += cost
+        else:
+            stats[4] += time.monotonic() - began
+
     def _insert_only(self, size: int) -> Neighbourhood:
         free = set(self._insertable(set(), size, 0, self.snapshot.horizon))
         return Neighbourhood(sorted(free))
@@ -744,6 +903,7 @@ class _Search:
                     continue
                 empty = 0
                 self._settle(attempt, attempt.run(), outcome)
+                self._moves(outcome)
         outcome.placements = self.placements
         outcome.objective = self.objective
         outcome.iterations = iteration
@@ -775,6 +935,8 @@ class _Search:
                     pending[pool.submit(attempt.run)] = attempt
                 if not pending:
                     break
+                # cheap moves in this thread while the solves run (CP-SAT releases the GIL)
+                self._moves(outcome)
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     self._settle(pending.pop(future), future.result(), outcome)

@@ -166,13 +166,15 @@ class SolveConfig:
 
     ``time_limit`` is in seconds for the whole call; ``workers`` is the number of CP-SAT threads;
     with ``workers=1`` the result depends only on the snapshot and ``seed``. ``policy`` is
-    "cpsat" (optimize) or a dispatch baseline: "fifo", "priority", "wsjf".
+    "cpsat" (optimize) or a dispatch baseline: "fifo", "priority", "wsjf". ``moves`` is the
+    share of the neighbourhood search's clock for cheap moves (``lns.SearchSettings.moves``).
     """
 
     time_limit: float = 30
     workers: int = 2
     seed: int = 0
     policy: str = CPSAT
+    moves: float = 0.0
 
 
 def solve(
@@ -301,6 +303,7 @@ def solve(
             workers=config.workers,
             seed=config.seed,
             sub_limit=neighbourhood_seconds(len(snapshot.jobs)),
+            moves=config.moves,
         )
         insertable = candidate_ids | {j for j, a in placements.items() if a is not None}
         outcome = improve(

@@ -250,6 +250,19 @@ def test_bench_lab_prints_the_anytime_profile_of_one_solve() -> None:
     assert "ms solve" in kinds
 
 
+def test_bench_lab_reports_the_cheap_moves_it_was_asked_for() -> None:
+    args = ["bench", "lab", "--seeds", "1", "--time-limit", "3", "--workers", "1"]
+    without = runner.invoke(app, args)
+    assert without.exit_code == 0, without.output
+    assert not any(x.strip().startswith("moves") for x in without.stdout.splitlines())
+    result = runner.invoke(app, [*args, "--moves", "0.2"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("moves"))
+    tried, accepted = (int(v) for v in re.findall(r"(\d+) (?:tried|accepted)", line))
+    assert tried > 0 and 0 <= accepted <= tried
+    assert "a minute of its clock" in line
+
+
 @pytest.mark.parametrize(("option", "value"), [("--sizes", "huge"), ("--seeds", "one")])
 def test_bench_lab_refuses_bad_lists(option: str, value: str) -> None:
     result = runner.invoke(app, ["bench", "lab", option, value])
