@@ -266,10 +266,7 @@ class JobBuilder:
             release = min(release, pin.start)
             full_exposure = exposure
             attended, machine, exposure, by_ws = self._remaining(row, pin, by_ws)
-            done = full_exposure - exposure
-            if job.status == "in_progress" and self.elapsed.get(job.id, 0) >= job.attended_minutes:
-                done = full_exposure  # overrunning: all reviewed, and its extension reviews again
-            self._count_exposure_done(row, done)
+            self._count_exposure_done(row, full_exposure - exposure)
         pool_names = {db_id: name for name, db_id in self.idmap.pools.items()}
         return core.Job(
             id=row.sid,
@@ -500,14 +497,15 @@ class JobBuilder:
             return attended, job.machine_minutes, exposure, by_ws
         left_attended = max(0, attended - elapsed)
         left_machine = max(0, machine - elapsed)
+        left_exposure = min(exposure, left_attended)
         if left_attended == 0 and left_machine == 0 and job.status == "in_progress":
             # overrunning: past its estimate and not done, it is extended by its estimate (the part
             # that ends it runs that long again; progress.py); a job only taken as started
-            # (``_missed_start``) ends as planned
+            # (``_missed_start``) ends as planned. Its exposure is reviewed and counted on the
+            # day it started, so the extension plans none.
             longest = estimate_minutes(attended, machine)
             left_attended = attended if attended == longest else 0
             left_machine = machine if machine == longest else 0
-        left_exposure = min(exposure, left_attended)
         new_by_ws = None
         if by_ws is not None and pin.workstation is not None:
             new_by_ws = {pin.workstation: left_machine}
