@@ -653,22 +653,33 @@ class _Search:
                     if accepted is not None and accepted < self.objective:
                         self._charge(cost, began, stats)
                         charged = True
-                        stats[1] += 1
-                        stats[2] += self.objective - accepted
-                        self.placements.update(moved)
-                        self.base.update(moved)
-                        self.objective = accepted
-                        self.version += 1
-                        outcome.improvements += 1
-                        elapsed = self._clock()
-                        outcome.history.append((elapsed, accepted))
-                        if self.progress is not None:
-                            self.progress(min(1.0, elapsed / s.time_limit), accepted)
+                        self._accept(moved, accepted, stats, outcome)
             if not charged:
                 self._charge(cost, began, stats)
             stats[3] += time.monotonic() - began
             if self._clock() >= s.time_limit:
                 break
+
+    def _accept(
+        self,
+        changed: Mapping[str, Assignment | None],
+        accepted: int,
+        stats: list[float],
+        outcome: SearchOutcome,
+    ) -> None:
+        """Make ``changed`` the incumbent at objective ``accepted`` (a sub-solve's or a move's
+        win), counted in its kind's ``stats`` and the search's history and progress."""
+        stats[1] += 1
+        stats[2] += self.objective - accepted
+        self.placements.update(changed)
+        self.base.update(changed)
+        self.objective = accepted
+        self.version += 1
+        outcome.improvements += 1
+        elapsed = self._clock()
+        outcome.history.append((elapsed, accepted))
+        if self.progress is not None:
+            self.progress(min(1.0, elapsed / self.settings.time_limit), accepted)
 
     def _charge(self, cost: float, began: float, stats: list[float]) -> None:
         """Count a move on the search's clock: with one worker its estimated ``cost``, else the
@@ -779,18 +790,7 @@ class _Search:
                 if accepted is not None and (
                     accepted < self.objective or (self.tie_break and accepted == self.objective)
                 ):
-                    gain = self.objective - accepted
-                    stats[1] += 1
-                    stats[2] += gain
-                    self.placements.update(solution)
-                    self.base.update(solution)
-                    self.objective = accepted
-                    self.version += 1
-                    outcome.improvements += 1
-                    elapsed = self._clock()
-                    outcome.history.append((elapsed, accepted))
-                    if self.progress is not None:
-                        self.progress(min(1.0, elapsed / s.time_limit), accepted)
+                    self._accept(solution, accepted, stats, outcome)
         elif status == cp_model.INFEASIBLE:
             log.warning(
                 "neighbourhood %s of %d jobs is infeasible", attempt.kind, len(attempt.hood.free)
