@@ -171,6 +171,7 @@ def _build(
     idmap.current_version_id = current.id if current is not None else None
     published = {a.job_id: a for a in current.assignments} if current is not None else {}
 
+    pool_capacity = {p.id: p.capacity for p in resources.pools}
     builder = JobBuilder(
         session,
         lab,
@@ -178,6 +179,7 @@ def _build(
         idmap,
         {e.id: e for e in resources.examiners},
         {w.id: w for w in resources.workstations},
+        pool_capacity,
         published,
         resources.left_out,
         unplannable.jobs,
@@ -185,7 +187,6 @@ def _build(
     )
     jobs = builder.build()
     examiners = with_exposure_done(resources.examiners, builder.exposure_done, timeline)
-    pool_capacity = {p.id: p.capacity for p in resources.pools}
     schedule = PublishedSchedule(builder)
     schedule.draft = _snapshot(lab, timeline, examiners, resources, jobs, ())
     previous = schedule.previous(jobs, pool_capacity)

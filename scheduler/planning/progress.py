@@ -330,11 +330,11 @@ def _stored_start_states(
         preds.setdefault(job_id, []).append((pred_id, status))
     held = held_now(work, now)
     return StartStates(
-        placed, preds, held, lab.start_grace_minutes, now, capacity, licence_sizes(session, lab)
+        placed, preds, held, lab.start_grace_minutes, now, capacity, _licence_sizes(session, lab)
     )
 
 
-def licence_sizes(session: Session, lab: Lab) -> dict[int, int]:
+def _licence_sizes(session: Session, lab: Lab) -> dict[int, int]:
     """Licence pool id -> how many licences it has."""
     query = select(LicencePool.id, LicencePool.capacity).where(LicencePool.lab_id == lab.id)
     return {row.id: row.capacity for row in session.execute(query)}

@@ -37,7 +37,6 @@ from scheduler.planning.progress import (
     UnderWay,
     estimate_minutes,
     held_now,
-    licence_sizes,
 )
 from scheduler.planning.words import at_local
 
@@ -56,6 +55,7 @@ class JobBuilder:
         idmap: IdMap,
         examiners: dict[str, core.Examiner],
         workstations: dict[str, core.Workstation],
+        pool_capacity: Mapping[str, int],
         published: Mapping[int, PublishedAssignment],
         left_out: LeftOut,
         unplannable_jobs: Mapping[str, str],
@@ -67,6 +67,7 @@ class JobBuilder:
         self.idmap = idmap
         self.examiners = examiners
         self.workstations = workstations
+        self.pool_capacity = pool_capacity  # licence pool -> its licences
         self.published = published  # job id -> assignment of the current version
         self.job_rows = job_rows
         self.rows: dict[int, Row] = job_rows.rows
@@ -159,8 +160,6 @@ class JobBuilder:
         licence, named in the warnings: what the lab reports as under way never makes a version
         infeasible. Taken from the latest ``:start`` back, since a start just reported surely
         holds a licence and the oldest is most likely done with no ``:done`` yet."""
-        sizes = licence_sizes(self.session, self.lab)
-        size_of = {name: sizes.get(db_id, 1) for name, db_id in self.idmap.pools.items()}
         under_way = sorted(
             (
                 job
@@ -178,7 +177,12 @@ class JobBuilder:
             assert job.pin is not None
             span = (job.pin.start, job.pin.start + job.duration_on(job.pin.workstation))
             full = next(
-                (p for p in job.pools if deepest(taken[p], *span) + 1 > size_of.get(p, 1)), None
+                (
+                    p
+                    for p in job.pools
+                    if deepest(taken[p], *span) + 1 > self.pool_capacity.get(p, 1)
+                ),
+                None,
             )
             if full is not None:
                 without[job.id] = full
@@ -379,7 +383,11 @@ class JobBuilder:
             ]
             held = held_now(work, self.timeline.epoch)
             grace = self.lab.start_grace_minutes
-            licences = licence_sizes(self.session, self.lab)
+            licences = {
+                self.idmap.pools[name]: size
+                for name, size in self.pool_capacity.items()
+                if name in self.idmap.pools
+            }
             self.start_rule = StartStates(
                 placed, self.preds, held, grace, self.timeline.epoch, capacity, licences
             )

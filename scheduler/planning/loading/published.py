@@ -275,10 +275,7 @@ class PublishedSchedule:
         an examiner's exposure caps (logged minutes count too). Keeping those would
         make the version infeasible; re-planned, each moves only as far as it must. Frozen
         placements are taken in order of start, each kept if it still fits."""
-        held = Held(self.workstations, pool_capacity, self.draft)
-        for job in by_sid.values():
-            if job.pin is not None:
-                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
+        held = self._held(by_sid, {}, pool_capacity)
         if held.empty and self.draft is None:
             return
         frozen_until = self.timeline.frozen_until
@@ -456,13 +453,12 @@ class PublishedSchedule:
         taken in order of start."""
         tl = self.timeline
         by_sid = {job.id: job for job in jobs}
-        held = Held(self.workstations, pool_capacity, self.draft)
-        for job in jobs:
-            if job.pin is not None:
-                held.take(job, job.pin.examiner, job.pin.workstation, job.pin.start)
-        for prev in previous:
-            if prev.frozen and prev.start < tl.frozen_until and prev.job not in self.dropped:
-                held.take(by_sid[prev.job], prev.examiner, prev.workstation, prev.start)
+        frozen = {
+            p.job: p
+            for p in previous
+            if p.frozen and p.start < tl.frozen_until and p.job not in self.dropped
+        }
+        held = self._held(by_sid, frozen, pool_capacity)
         for sid, prev in sorted(keep.items(), key=lambda kv: (kv[1].start, kv[0])):
             job = by_sid[sid]
             if held.full(job, prev.examiner, prev.workstation, prev.start) is None:
