@@ -180,12 +180,8 @@ class _Index:
                 self.by_case[job.case].append(job.id)
         self.present = set(self.order)
         # predecessors before successors (a move places its jobs again in this order)
-        preds = {j.id: [p for p in j.after if p in self.jobs] for j in snapshot.jobs}
-        succs: dict[str, list[str]] = defaultdict(list)
-        for job_id, ps in preds.items():
-            for p in ps:
-                succs[p].append(job_id)
-        waiting = {j: len(ps) for j, ps in preds.items()}
+        succs = snapshot.successors
+        waiting = {j.id: sum(p in self.jobs for p in j.after) for j in snapshot.jobs}
         ready = [j for j in self.order if waiting[j] == 0]
         self.rank: dict[str, int] = {}
         while ready:
